@@ -1,0 +1,114 @@
+#include "bindings/python/python_adapter.h"
+
+namespace xpu::python {
+namespace {
+
+// Exception classes created in register_exceptions (module lifetime).
+PyObject* g_invalid_argument = nullptr;
+PyObject* g_not_found = nullptr;
+PyObject* g_out_of_memory = nullptr;
+PyObject* g_runtime = nullptr;
+
+template <typename A>
+TensorView view_impl(const A& a) {
+  TensorView v;
+  if (!a.is_valid()) return v;
+  v.data = const_cast<void*>(static_cast<const void*>(a.data()));
+  v.dtype = dtype_from_dlpack(a.dtype());
+  v.ndim = static_cast<int>(a.ndim());
+  if (v.ndim > kMaxDims)
+    throw nb::value_error(("xpuruntime supports at most " + std::to_string(kMaxDims) +
+                           " dimensions, got " + std::to_string(v.ndim)).c_str());
+  for (int i = 0; i < v.ndim; ++i) {
+    v.shape[i] = static_cast<int64_t>(a.shape(i));
+    v.strides[i] = static_cast<int64_t>(a.stride(i));
+  }
+  const int dev = a.device_type();
+  if (dev == nb::device::cpu::value || dev == nb::device::cuda_host::value) {
+    v.device = {DeviceKind::kCPU, 0};
+  } else if (dev == nb::device::cuda::value || dev == nb::device::cuda_managed::value) {
+    v.device = {DeviceKind::kCUDA, static_cast<int>(a.device_id())};
+  } else {
+    throw nb::value_error(("xpuruntime: unsupported DLPack device type " + std::to_string(dev) +
+                           " (supported: cpu, cuda)").c_str());
+  }
+  return v;
+}
+
+}  // namespace
+
+TensorView view_of(const nb::ndarray<nb::ro>& a) { return view_impl(a); }
+TensorView view_of(const nb::ndarray<>& a) { return view_impl(a); }
+
+DType dtype_from_dlpack(nb::dlpack::dtype t) {
+  using code = nb::dlpack::dtype_code;
+  if (t.lanes != 1) return DType::kInvalid;
+  switch (static_cast<code>(t.code)) {
+    case code::Float:
+      return t.bits == 32 ? DType::kF32 : t.bits == 16 ? DType::kF16
+                                        : t.bits == 64 ? DType::kF64 : DType::kInvalid;
+    case code::Bfloat: return t.bits == 16 ? DType::kBF16 : DType::kInvalid;
+    case code::Int: return t.bits == 32 ? DType::kI32 : t.bits == 64 ? DType::kI64 : DType::kInvalid;
+    case code::UInt: return t.bits == 8 ? DType::kU8 : DType::kInvalid;
+    case code::Bool: return DType::kBool;
+    default: return DType::kInvalid;
+  }
+}
+
+nb::dlpack::dtype dlpack_from_dtype(DType t) {
+  using code = nb::dlpack::dtype_code;
+  auto make = [](code c, int bits) {
+    return nb::dlpack::dtype{static_cast<uint8_t>(c), static_cast<uint8_t>(bits), 1};
+  };
+  switch (t) {
+    case DType::kF32: return make(code::Float, 32);
+    case DType::kF16: return make(code::Float, 16);
+    case DType::kBF16: return make(code::Bfloat, 16);
+    case DType::kF64: return make(code::Float, 64);
+    case DType::kI32: return make(code::Int, 32);
+    case DType::kI64: return make(code::Int, 64);
+    case DType::kBool: return make(code::Bool, 8);
+    default: return make(code::UInt, 8);
+  }
+}
+
+void throw_if_error(const Status& s) {
+  if (s.ok()) return;
+  PyObject* cls = g_runtime;
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument: cls = g_invalid_argument; break;
+    case StatusCode::kNotFound: cls = g_not_found; break;
+    case StatusCode::kOutOfMemory: cls = g_out_of_memory; break;
+    default: break;
+  }
+  PyErr_SetString(cls, s.message().c_str());
+  throw nb::python_error();
+}
+
+ExecContext make_context(const char* op, const std::string& policy, uintptr_t stream) {
+  ExecContext ctx;
+  ctx.stream = reinterpret_cast<void*>(stream);
+  if (!parse_policy(policy, &ctx.policy))
+    throw_if_error(InvalidArgument(op, ": unknown policy '", policy,
+                                   "'; expected fast, deterministic or reference"));
+  return ctx;
+}
+
+void register_exceptions(nb::module_& m) {
+  auto make = [&](const char* name, PyObject* bases) {
+    const std::string qual = std::string("xpuruntime._core.") + name;
+    PyObject* cls = PyErr_NewException(qual.c_str(), bases, nullptr);
+    m.attr(name) = nb::handle(cls);
+    return cls;
+  };
+  PyObject* base = make("Error", PyExc_RuntimeError);
+  g_runtime = base;
+  g_invalid_argument = make("InvalidArgumentError", nb::make_tuple(nb::handle(base),
+                                                                   nb::handle(PyExc_ValueError)).release().ptr());
+  g_not_found = make("KernelNotFoundError", nb::make_tuple(nb::handle(base),
+                                                           nb::handle(PyExc_LookupError)).release().ptr());
+  g_out_of_memory = make("OutOfMemoryError", nb::make_tuple(nb::handle(base),
+                                                            nb::handle(PyExc_MemoryError)).release().ptr());
+}
+
+}  // namespace xpu::python

@@ -1,0 +1,36 @@
+// Helpers shared by the nanobind bindings: DLPack arrays become TensorViews and
+// a failed Status becomes a Python exception of the matching class.
+#pragma once
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+
+#include "xpuruntime/exec_context.h"
+#include "xpuruntime/status.h"
+#include "xpuruntime/tensor_view.h"
+
+namespace xpu::python {
+
+namespace nb = nanobind;
+using Array = nb::ndarray<nb::ro>;        // any dtype, device, layout
+// Outputs are accepted through the read-only import too: they are always
+// allocated by an adapter, and some exporters (nanobind's own nb_ndarray) flag
+// every export read-only.
+using MutableArray = nb::ndarray<nb::ro>;
+
+// An absent array (None) gives a view with present() == false.
+TensorView view_of(const nb::ndarray<nb::ro>& a);
+TensorView view_of(const nb::ndarray<>& a);
+
+DType dtype_from_dlpack(nb::dlpack::dtype t);
+nb::dlpack::dtype dlpack_from_dtype(DType t);
+
+// Raises xpuruntime.Error subclasses (ValueError, LookupError, MemoryError kin).
+void throw_if_error(const Status& s);
+
+ExecContext make_context(const char* op, const std::string& policy, uintptr_t stream);
+
+void register_exceptions(nb::module_& m);
+
+}  // namespace xpu::python

@@ -1,0 +1,13 @@
+#include "bindings/xla/xla_targets.h"
+
+namespace xpu::xla_adapter {
+
+void add_rms_norm_targets(TargetList& out);
+
+TargetList all_targets() {
+  TargetList out;
+  add_rms_norm_targets(out);
+  return out;
+}
+
+}  // namespace xpu::xla_adapter

@@ -1,0 +1,23 @@
+// The XLA FFI targets this build provides, gathered for registration from Python.
+#pragma once
+
+#include <vector>
+
+namespace xpu::xla_adapter {
+
+struct Target {
+  const char* name;  // the custom-call target name, identical on every platform
+  void* cpu;         // XLA_FFI_Handler* for platform "cpu"
+  void* cuda;        // XLA_FFI_Handler* for platform "CUDA", or null without CUDA
+};
+using TargetList = std::vector<Target>;
+
+TargetList all_targets();
+
+}  // namespace xpu::xla_adapter
+
+#if XPURUNTIME_WITH_CUDA
+#define XPU_CUDA_TARGET(symbol) reinterpret_cast<void*>(symbol)
+#else
+#define XPU_CUDA_TARGET(symbol) nullptr
+#endif

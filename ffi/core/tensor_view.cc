@@ -1,0 +1,62 @@
+#include "xpuruntime/tensor_view.h"
+
+#include <sstream>
+
+namespace xpu {
+
+TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, Device device) {
+  TensorView v;
+  v.data = data;
+  v.dtype = dtype;
+  v.ndim = ndim;
+  v.device = device;
+  int64_t stride = 1;
+  for (int i = ndim - 1; i >= 0; --i) {
+    v.shape[i] = shape[i];
+    v.strides[i] = stride;
+    stride *= shape[i];
+  }
+  return v;
+}
+
+std::string shape_string(const TensorView& v) {
+  std::ostringstream os;
+  os << '[';
+  for (int i = 0; i < v.ndim; ++i) os << (i ? ", " : "") << v.shape[i];
+  os << ']';
+  return os.str();
+}
+
+std::string describe(const TensorView& v) {
+  std::ostringstream os;
+  os << dtype_name(v.dtype) << shape_string(v) << " on " << device_kind_name(v.device.kind) << ':'
+     << v.device.index;
+  return os.str();
+}
+
+bool as_rows(const TensorView& v, RowLayout* out) {
+  if (v.ndim < 1) return false;
+  const int64_t cols = v.shape[v.ndim - 1];
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < v.ndim; ++i) rows *= v.shape[i];
+  if (cols > 1 && v.strides[v.ndim - 1] != 1) return false;
+  // Leading dims must collapse to one stride: stride[i] == stride[i+1] * shape[i+1]
+  // (dims of size 1 place no constraint).
+  int64_t row_stride = cols;
+  int last = v.ndim - 2;
+  while (last >= 0 && v.shape[last] == 1) --last;
+  if (last >= 0) {
+    row_stride = v.strides[last];
+    int64_t expect = row_stride;
+    for (int i = last; i >= 0; --i) {
+      if (v.shape[i] == 1) continue;
+      if (v.strides[i] != expect) return false;
+      expect *= v.shape[i];
+    }
+    if (rows > 1 && row_stride < cols) return false;  // rows would overlap
+  }
+  *out = {rows, cols, row_stride};
+  return true;
+}
+
+}  // namespace xpu

@@ -1,0 +1,66 @@
+// The kernel registry: (op, direction, device kind, dtype, policy) -> function.
+// Each op's entry point validates its arguments, then looks its kernel up here,
+// so a missing combination fails with a message listing what does exist.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "xpuruntime/exec_context.h"
+#include "xpuruntime/status.h"
+#include "xpuruntime/tensor_view.h"
+
+namespace xpu {
+
+enum class Direction : uint8_t { kForward = 0, kBackward = 1 };
+constexpr std::string_view direction_name(Direction d) {
+  return d == Direction::kForward ? "forward" : "backward";
+}
+
+struct KernelKey {
+  std::string op;
+  Direction direction;
+  DeviceKind device;
+  DType dtype;
+  Policy policy;
+  bool operator==(const KernelKey& o) const;
+  std::string to_string() const;
+};
+
+// Type-erased kernel pointer; each op's entry point knows the real signature.
+using AnyKernel = void (*)();
+
+class Registry {
+ public:
+  // The process-wide registry, with every built-in kernel registered on first use.
+  static Registry& global();
+
+  void add(KernelKey key, AnyKernel fn);
+  // NotFound names the key and lists the registered keys of the same op.
+  Status find(const KernelKey& key, AnyKernel* out) const;
+  std::vector<KernelKey> keys() const;
+
+  template <typename Fn>
+  Status find_typed(const KernelKey& key, Fn** out) const {
+    AnyKernel any = nullptr;
+    XPU_RETURN_IF_ERROR(find(key, &any));
+    *out = reinterpret_cast<Fn*>(any);
+    return Status::Ok();
+  }
+
+ private:
+  struct Entry { KernelKey key; AnyKernel fn; };
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;
+};
+
+// Registers one kernel for several policies (a kernel that is already
+// deterministic serves `fast` and `deterministic` alike).
+template <typename Fn>
+void register_kernel(Registry& r, const char* op, Direction dir, DeviceKind dev, DType dt,
+                     std::initializer_list<Policy> policies, Fn* fn) {
+  for (Policy p : policies) r.add({op, dir, dev, dt, p}, reinterpret_cast<AnyKernel>(fn));
+}
+
+}  // namespace xpu

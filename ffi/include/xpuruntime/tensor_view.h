@@ -1,0 +1,65 @@
+// TensorView: a non-owning description of one tensor (pointer, dtype, shape,
+// strides in elements, device). Every adapter turns its framework's tensor into
+// this, and the core sees nothing else.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "xpuruntime/dtype.h"
+
+namespace xpu {
+
+enum class DeviceKind : uint8_t { kCPU = 0, kCUDA = 1 };
+
+constexpr std::string_view device_kind_name(DeviceKind k) {
+  return k == DeviceKind::kCPU ? "cpu" : "cuda";
+}
+
+struct Device {
+  DeviceKind kind = DeviceKind::kCPU;
+  int index = 0;
+  bool operator==(const Device& o) const { return kind == o.kind && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+};
+
+inline constexpr int kMaxDims = 8;
+
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::kInvalid;
+  int ndim = -1;  // -1: absent (an optional argument that was not given)
+  std::array<int64_t, kMaxDims> shape{};
+  std::array<int64_t, kMaxDims> strides{};  // in elements
+  Device device{};
+
+  bool present() const { return ndim >= 0; }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; ++i) n *= shape[i];
+    return n;
+  }
+  int64_t size(int dim) const { return shape[dim < 0 ? dim + ndim : dim]; }
+  template <typename T> T* as() const { return static_cast<T*>(data); }
+};
+
+// Builds a dense row-major view (the layout XLA and ONNX Runtime hand out).
+TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, Device device);
+
+// "[32, 4096]" for error messages.
+std::string shape_string(const TensorView& v);
+// "float32[32, 4096] on cuda:0"
+std::string describe(const TensorView& v);
+
+// A [..., N] tensor seen as rows of N elements: the last dim has stride 1 and the
+// leading dims collapse to a single row stride. Views whose layout cannot be
+// walked that way are rejected by validation, never read wrongly.
+struct RowLayout {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t row_stride = 0;  // in elements
+};
+bool as_rows(const TensorView& v, RowLayout* out);
+
+}  // namespace xpu

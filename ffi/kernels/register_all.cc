@@ -1,0 +1,15 @@
+// The list of built-in kernel families. Explicit calls (rather than static
+// registrars) so that linking the core as a static library never drops a kernel.
+#include "kernels/rms_norm/rms_norm_kernels.h"
+#include "xpuruntime/registry.h"
+
+namespace xpu {
+
+void register_builtin_kernels(Registry& r) {
+  ops::rms_norm_detail::register_cpu(r);
+#if XPURUNTIME_WITH_CUDA
+  ops::rms_norm_detail::register_cuda(r);
+#endif
+}
+
+}  // namespace xpu

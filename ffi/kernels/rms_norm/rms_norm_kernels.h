@@ -1,0 +1,31 @@
+// Internal to the rms_norm family: the validated problem a kernel receives and
+// the kernel signatures the registry stores. Frontends never see this file.
+#pragma once
+
+#include "xpuruntime/ops/rms_norm.h"
+#include "xpuruntime/registry.h"
+
+namespace xpu::ops::rms_norm_detail {
+
+// Rows view of the validated arguments. Inputs carry their own row stride;
+// outputs are dense (row stride n).
+struct ForwardProblem {
+  const RmsNormForwardArgs* args;
+  int64_t rows, n;
+  int64_t x_stride, residual_stride;
+};
+
+struct BackwardProblem {
+  const RmsNormBackwardArgs* args;
+  int64_t rows, n;
+  int64_t dy_stride, x_stride, dh_stride;
+  int64_t row_groups;  // partial dweight rows held in the workspace
+};
+
+using ForwardKernel = Status(const ForwardProblem&, const ExecContext&);
+using BackwardKernel = Status(const BackwardProblem&, const ExecContext&);
+
+void register_cpu(Registry& r);
+void register_cuda(Registry& r);
+
+}  // namespace xpu::ops::rms_norm_detail

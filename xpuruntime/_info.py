@@ -1,0 +1,41 @@
+"""Build and environment facts (`python -m xpuruntime info`)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import defaultdict
+
+from ._native import core
+
+
+def kernels() -> list[dict]:
+    """Registered kernels grouped by (op, direction, device): dtypes and policies for each."""
+    groups: dict[tuple, dict] = defaultdict(lambda: {"dtypes": set(), "policies": set()})
+    for k in core.kernels():
+        g = groups[(k["op"], k["direction"], k["device"])]
+        g["dtypes"].add(k["dtype"])
+        g["policies"].add(k["policy"])
+    return [
+        {"op": op, "direction": d, "device": dev, "dtypes": sorted(g["dtypes"]),
+         "policies": sorted(g["policies"])}
+        for (op, d, dev), g in sorted(groups.items())
+    ]
+
+
+def info() -> dict:
+    """A dict describing the build, the devices and the importable frontends."""
+    from .interop import onnxruntime as ort_interop
+
+    return {
+        "version": core.__version__,
+        "cuda_built": bool(core.built_with_cuda),
+        "cuda_architectures": core.cuda_architectures,
+        "cuda_devices": core.cuda_device_count(),
+        "xla_ffi_api": core.xla_ffi_api_version,
+        "onnxruntime_library": ort_interop.library_path(missing_ok=True),
+        "frontends": {
+            name: importlib.util.find_spec(name) is not None
+            for name in ("jax", "torch", "onnxruntime")
+        },
+        "kernels": kernels(),
+    }

@@ -1,0 +1,53 @@
+"""Kernel policy selection: per call, per scope, globally, or by environment."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from typing import Iterator
+
+POLICIES = ("fast", "deterministic", "reference")
+
+_global_policy: str | None = None
+_scoped_policy: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "xpuruntime_policy", default=None
+)
+
+
+def _check(name: str) -> str:
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
+    return name
+
+
+def set_policy(name: str | None) -> None:
+    """Set the process-wide default policy (``None`` restores the environment's or ``fast``)."""
+    global _global_policy
+    _global_policy = None if name is None else _check(name)
+
+
+def get_policy() -> str:
+    """The policy in effect: scope, then ``set_policy``, then ``XPURUNTIME_POLICY``, then ``fast``."""
+    scoped = _scoped_policy.get()
+    if scoped is not None:
+        return scoped
+    if _global_policy is not None:
+        return _global_policy
+    env = os.environ.get("XPURUNTIME_POLICY")
+    return _check(env) if env else "fast"
+
+
+def resolve_policy(policy: str | None) -> str:
+    """The policy for one call: the explicit ``policy=`` argument wins."""
+    return get_policy() if policy is None else _check(policy)
+
+
+@contextlib.contextmanager
+def policy(name: str) -> Iterator[None]:
+    """Scope a policy: ``with xpuruntime.policy("deterministic"): ...`` (thread- and task-local)."""
+    token = _scoped_policy.set(_check(name))
+    try:
+        yield
+    finally:
+        _scoped_policy.reset(token)

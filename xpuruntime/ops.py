@@ -1,0 +1,70 @@
+"""Native frontend: xpuruntime ops on any DLPack array (numpy on the CPU, torch,
+jax, cupy). Results come back in the caller's array type, zero-copy.
+
+Every op here calls the same C++ entry point as the JAX, torch and ONNX Runtime
+frontends; ``policy=`` picks the kernel policy and ``stream=`` the CUDA stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _arrays
+from ._native import core
+from ._policy import resolve_policy
+
+
+def rms_norm(x: Any, weight: Any, eps: float = 1e-6, *, residual: Any = None,
+             policy: str | None = None, stream: Any = None) -> Any:
+    """RMS normalization over the last axis.
+
+    Args:
+      x: ``[..., N]`` float32, float16 or bfloat16.
+      weight: ``[N]``, x's dtype.
+      eps: added to the mean square.
+      residual: optional, x's shape and dtype; normalizes ``h = x + residual``.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+
+    Returns:
+      ``y`` (x's shape and dtype), or ``(y, h)`` when ``residual`` is given.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    y = _arrays.empty(info.shape, info.dtype, info, s)
+    h = _arrays.empty(info.shape, info.dtype, info, s) if residual is not None else None
+    core.rms_norm_forward(x, weight, residual, y, h, None, float(eps), resolve_policy(policy), s)
+    if residual is None:
+        return _arrays.as_framework(y, x)
+    return _arrays.as_framework(y, x), _arrays.as_framework(h, x)
+
+
+def rms_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-6, *, dh: Any = None,
+                      policy: str | None = None, stream: Any = None) -> tuple[Any, Any]:
+    """Gradients of ``rms_norm`` (no residual, or with ``x`` = h and ``dh`` its incoming gradient).
+
+    Args:
+      dy: ``[..., N]``, the gradient of y.
+      x: ``[..., N]``, the forward input (h when a residual was added).
+      weight: ``[N]``.
+      dh: optional ``[..., N]`` gradient flowing into the h output.
+
+    Returns:
+      ``(dx, dweight)``; dx is also the residual's gradient when a residual was used.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    rows = 1
+    for d in info.shape[:-1]:
+        rows *= d
+    n = info.shape[-1] if info.shape else 0
+    pol = resolve_policy(policy)
+    # The forward's rstd is recomputed here: the native API keeps no autograd state.
+    y = _arrays.empty(info.shape, info.dtype, info, s)
+    rstd = _arrays.empty((rows,), "float32", info, s)
+    core.rms_norm_forward(x, weight, None, y, None, rstd, float(eps), pol, s)
+    dx = _arrays.empty(info.shape, info.dtype, info, s)
+    dw = _arrays.empty((n,), _arrays.array_info(weight).dtype, info, s)
+    ws = _arrays.empty((core.rms_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
+    core.rms_norm_backward(dy, x, weight, rstd, dh, dx, dw, ws, pol, s)
+    return _arrays.as_framework(dx, x), _arrays.as_framework(dw, x)
