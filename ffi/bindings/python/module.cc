@@ -90,7 +90,9 @@ NB_MODULE(_core, m) {
   m.attr("cuda_architectures") = info.cuda_archs;
 #if XPURUNTIME_WITH_XLA
   m.attr("xla_ffi_api_version") = nb::make_tuple(XLA_FFI_API_MAJOR, XLA_FFI_API_MINOR);
+  m.attr("built_jaxlib_version") = XPURUNTIME_JAXLIB_VERSION;
 #else
+  m.attr("built_jaxlib_version") = nb::none();
   m.attr("xla_ffi_api_version") = nb::none();  // built without XLA FFI headers
 #endif
 

@@ -1,0 +1,48 @@
+"""ONNX Runtime frontend: the custom-op library (domain ``xpuruntime``) and
+helpers to use it in sessions."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Optional
+
+DOMAIN = "xpuruntime"
+_LIB_NAME = "libxpuruntime_ort.so"
+
+
+def library_path(missing_ok: bool = False) -> Optional[str]:
+    """Absolute path of the ONNX Runtime custom-op library.
+
+    Raises FileNotFoundError (or returns None with ``missing_ok``) when this build
+    has none: the ORT headers were not found when it was built.
+    """
+    path = pathlib.Path(__file__).resolve().parent.parent / "lib" / _LIB_NAME
+    if path.exists():
+        return str(path)
+    if missing_ok:
+        return None
+    raise FileNotFoundError(
+        f"{path} does not exist: xpuruntime was built without ONNX Runtime headers; run "
+        "scripts/fetch-ort-headers and reinstall"
+    )
+
+
+def session_options(options: Any = None) -> Any:
+    """``onnxruntime.SessionOptions`` (new or given) with xpuruntime's ops registered."""
+    from .._extras import require
+
+    ort = require("onnxruntime", "onnx")
+    options = options or ort.SessionOptions()
+    options.register_custom_ops_library(library_path())
+    return options
+
+
+def inference_session(model: Any, providers: Optional[list] = None, **kwargs: Any) -> Any:
+    """An ``onnxruntime.InferenceSession`` for ``model`` (path, bytes or ModelProto) with xpuruntime's ops."""
+    from .._extras import require
+
+    ort = require("onnxruntime", "onnx")
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    return ort.InferenceSession(model, sess_options=session_options(kwargs.pop("sess_options", None)),
+                                providers=providers or ["CPUExecutionProvider"], **kwargs)

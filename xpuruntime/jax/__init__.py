@@ -1,0 +1,16 @@
+"""JAX frontend: xpuruntime ops as XLA FFI custom calls (CPU and CUDA), usable
+under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
+
+Importing this module registers every FFI target with XLA.
+"""
+
+from __future__ import annotations
+
+from .._extras import require
+
+require("jax", "jax")
+
+from ._registration import export_disabled_checks, target_names  # noqa: E402
+from ._rms_norm import rms_norm  # noqa: E402
+
+__all__ = ["export_disabled_checks", "rms_norm", "target_names"]
