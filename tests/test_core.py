@@ -1,0 +1,83 @@
+"""The core through the native module: registry, policies, errors, info."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xpuruntime
+from xpuruntime import _core
+
+
+def test_registry_lists_rms_norm_for_every_dtype_and_policy():
+    kernels = {(k["op"], k["direction"], k["device"]): k for k in xpuruntime.kernels()}
+    for direction in ("forward", "backward"):
+        entry = kernels[("rms_norm", direction, "cpu")]
+        assert entry["dtypes"] == ["bfloat16", "float16", "float32"]
+        assert entry["policies"] == ["deterministic", "fast", "reference"]
+        if _core.built_with_cuda:
+            assert ("rms_norm", direction, "cuda") in kernels
+
+
+def test_unknown_op_error_lists_what_exists():
+    with pytest.raises(xpuruntime.KernelNotFoundError, match="unknown op 'no_such_op'"):
+        _core.lookup_kernel("no_such_op", "forward", "cpu", "float32", "fast")
+    with pytest.raises(LookupError, match="registered for rms_norm: rms_norm/forward/cpu"):
+        _core.lookup_kernel("rms_norm", "forward", "cpu", "float64", "fast")
+
+
+def test_policy_scope_and_global(monkeypatch):
+    assert xpuruntime.get_policy() == "fast"
+    with xpuruntime.policy("deterministic"):
+        assert xpuruntime.get_policy() == "deterministic"
+        with xpuruntime.policy("reference"):
+            assert xpuruntime.get_policy() == "reference"
+        assert xpuruntime.get_policy() == "deterministic"
+    xpuruntime.set_policy("reference")
+    try:
+        assert xpuruntime.get_policy() == "reference"
+    finally:
+        xpuruntime.set_policy(None)
+    monkeypatch.setenv("XPURUNTIME_POLICY", "deterministic")
+    assert xpuruntime.get_policy() == "deterministic"
+    monkeypatch.setenv("XPURUNTIME_POLICY", "bogus")
+    with pytest.raises(ValueError, match="unknown policy 'bogus'"):
+        xpuruntime.get_policy()
+
+
+def test_import_without_frontends():
+    # The package imports with jax, torch and onnxruntime hidden; frontends name their extra.
+    code = (
+        "import sys\n"
+        "for m in ('jax', 'torch', 'onnxruntime'): sys.modules[m] = None\n"
+        "import xpuruntime, xpuruntime.ops, numpy as np\n"
+        "x = np.ones((2, 4), np.float32) * np.arange(4, dtype=np.float32)\n"
+        "xpuruntime.ops.rms_norm(x, np.ones(4, np.float32))\n"
+        "try:\n"
+        "    import xpuruntime.jax\n"
+        "except ImportError as e:\n"
+        "    assert 'xpuruntime[jax]' in str(e), e\n"
+        "try:\n"
+        "    import xpuruntime.interop.torch\n"
+        "except ImportError as e:\n"
+        "    assert 'xpuruntime[torch]' in str(e), e\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_info_command():
+    out = subprocess.run([sys.executable, "-m", "xpuruntime", "info"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "rms_norm" in out.stdout and "CUDA built" in out.stdout
+
+
+def test_empty_rejects_bad_requests():
+    with pytest.raises(ValueError, match="negative dimension"):
+        _core.empty([-1], "float32", "cpu", 0, 0)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        _core.empty([1], "float128", "cpu", 0, 0)
+    arr = np.from_dlpack(_core.empty([3, 4], "float32", "cpu", 0, 0))
+    assert arr.shape == (3, 4) and arr.dtype == np.float32
