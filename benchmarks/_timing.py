@@ -1,0 +1,42 @@
+"""Timing helpers shared by the benchmarks: device-event medians for torch,
+host-clock medians over pipelined batches for JAX, and the copy ceiling."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def torch_median_ms(fn, warmup_ms: float = 50, rep_ms: float = 300) -> float:
+    """Median time of ``fn()`` in ms, from CUDA events (triton's do_bench)."""
+    from triton.testing import do_bench
+    return float(do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
+
+
+def jax_median_ms(fn, *args, batch: int = 20, repeats: int = 15) -> float:
+    """Median per-call time of a jitted ``fn(*args)`` in ms.
+
+    Calls are dispatched ``batch`` at a time and waited for once, so host
+    dispatch overlaps device work as it does in a real program.
+    """
+    import jax
+    jax.block_until_ready(fn(*args))  # compile and warm up
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = None
+        for _ in range(batch):
+            out = fn(*args)
+        jax.block_until_ready(out)
+        times.append((time.perf_counter() - t0) * 1e3 / batch)
+    return statistics.median(times)
+
+
+def copy_bandwidth_tbs(nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy rate in TB/s, counting bytes read plus written."""
+    import torch
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    ms = torch_median_ms(lambda: dst.copy_(src))
+    return 2 * nbytes / (ms * 1e-3) / 1e12
