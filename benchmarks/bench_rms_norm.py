@@ -13,6 +13,9 @@ import argparse
 import json
 import os
 import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _timing
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share the GPU with torch
 

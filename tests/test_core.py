@@ -46,7 +46,7 @@ def test_policy_scope_and_global(monkeypatch):
         xpuruntime.get_policy()
 
 
-def test_import_without_frontends():
+def test_import_without_frontends(tmp_path):
     # The package imports with jax, torch and onnxruntime hidden; frontends name their extra.
     code = (
         "import sys\n"
@@ -64,12 +64,14 @@ def test_import_without_frontends():
         "    assert 'xpuruntime[torch]' in str(e), e\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # Run from elsewhere so the installed package is imported, not the source folder.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
-def test_info_command():
-    out = subprocess.run([sys.executable, "-m", "xpuruntime", "info"], capture_output=True, text=True)
+def test_info_command(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "xpuruntime", "info"], capture_output=True, text=True,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "rms_norm" in out.stdout and "CUDA built" in out.stdout
 
