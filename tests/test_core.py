@@ -81,5 +81,5 @@ def test_empty_rejects_bad_requests():
         _core.empty([-1], "float32", "cpu", 0, 0)
     with pytest.raises(ValueError, match="unknown dtype"):
         _core.empty([1], "float128", "cpu", 0, 0)
-    arr = np.from_dlpack(_core.empty([3, 4], "float32", "cpu", 0, 0))
-    assert arr.shape == (3, 4) and arr.dtype == np.float32
+    owned = _core.empty([3, 4], "float32", "cpu", 0, 0)
+    assert _core.array_info(owned) == ("float32", (3, 4), "cpu", 0)

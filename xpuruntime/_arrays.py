@@ -53,19 +53,25 @@ def stream_handle(stream: Any, like: Any, info: ArrayInfo) -> int:
     raise TypeError(f"stream must be an int handle or expose __cuda_stream__, got {type(stream)!r}")
 
 
-def empty(shape: tuple, dtype: str, info: ArrayInfo, stream: int) -> Any:
-    """An uninitialized dense array on ``info``'s device, owned by xpuruntime."""
+def empty_like_framework(like: Any, shape: tuple, dtype: str, info: ArrayInfo, stream: int) -> Any:
+    """An uninitialized dense array on ``info``'s device, in ``like``'s framework
+    where that framework can allocate (numpy, torch), else owned by xpuruntime."""
+    fw = _framework(like)
+    if fw == "numpy":
+        import numpy as np
+        return np.empty(shape, dtype=dtype)
+    if fw == "torch":
+        torch = sys.modules["torch"]
+        device = "cpu" if info.device_kind == "cpu" else f"cuda:{info.device_index}"
+        return torch.empty(shape, dtype=getattr(torch, dtype), device=device)
     return core.empty(list(shape), dtype, info.device_kind, info.device_index, stream)
 
 
 def as_framework(out: Any, like: Any) -> Any:
-    """``out`` (a DLPack array) as the caller's array type, without copying."""
+    """``out`` (from ``empty_like_framework``) as the caller's array type, without copying."""
     fw = _framework(like)
-    if fw == "numpy":
-        import numpy as np
-        return np.from_dlpack(out)
-    if fw == "torch":
-        return sys.modules["torch"].from_dlpack(out)
+    if fw in ("numpy", "torch"):
+        return out  # already allocated by that framework
     if fw == "jax":
         import jax.numpy as jnp
         return jnp.from_dlpack(out)

@@ -31,8 +31,8 @@ def rms_norm(x: Any, weight: Any, eps: float = 1e-6, *, residual: Any = None,
     """
     info = _arrays.array_info(x)
     s = _arrays.stream_handle(stream, x, info)
-    y = _arrays.empty(info.shape, info.dtype, info, s)
-    h = _arrays.empty(info.shape, info.dtype, info, s) if residual is not None else None
+    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+    h = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s) if residual is not None else None
     core.rms_norm_forward(x, weight, residual, y, h, None, float(eps), resolve_policy(policy), s)
     if residual is None:
         return _arrays.as_framework(y, x)
@@ -60,11 +60,12 @@ def rms_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-6, *, dh: An
     n = info.shape[-1] if info.shape else 0
     pol = resolve_policy(policy)
     # The forward's rstd is recomputed here: the native API keeps no autograd state.
-    y = _arrays.empty(info.shape, info.dtype, info, s)
-    rstd = _arrays.empty((rows,), "float32", info, s)
+    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+    rstd = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
     core.rms_norm_forward(x, weight, None, y, None, rstd, float(eps), pol, s)
-    dx = _arrays.empty(info.shape, info.dtype, info, s)
-    dw = _arrays.empty((n,), _arrays.array_info(weight).dtype, info, s)
-    ws = _arrays.empty((core.rms_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
+    dx = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+    dw = _arrays.empty_like_framework(x, (n,), _arrays.array_info(weight).dtype, info, s)
+    ws = _arrays.empty_like_framework(
+        x, (core.rms_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
     core.rms_norm_backward(dy, x, weight, rstd, dh, dx, dw, ws, pol, s)
     return _arrays.as_framework(dx, x), _arrays.as_framework(dw, x)

@@ -29,10 +29,12 @@ def _stream(t: Tensor) -> int:
     return torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
 
 
-def _arg(t: Optional[Tensor]) -> Optional[Tensor]:
-    # DLPack refuses tensors that require grad; the autograd graph is handled
-    # by torch.library, so the kernel sees plain (last-dim contiguous) storage.
-    return None if t is None else t.detach()
+def _arg(t: Optional[Tensor]):
+    """A DLPack capsule of ``t`` (zero-copy). ``to_dlpack`` rather than
+    ``__dlpack__``: the kernel runs on torch's current stream, so the stream
+    handshake of ``__dlpack__`` (an event per tensor) is not needed. The
+    autograd graph is handled by torch.library, so the detached view is safe."""
+    return None if t is None else torch.utils.dlpack.to_dlpack(t.detach())
 
 
 def _rows_layout(t: Tensor) -> Tensor:
@@ -50,8 +52,9 @@ def _rms_norm_op(x: Tensor, weight: Tensor, residual: Optional[Tensor], eps: flo
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     h = torch.empty(x.shape if residual is not None else (0,), dtype=x.dtype, device=x.device)
     rstd = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
-    core.rms_norm_forward(_arg(x), _arg(weight), _arg(residual), y,
-                          h if residual is not None else None, rstd, eps, policy, _stream(x))
+    core.rms_norm_forward(_arg(x), _arg(weight), _arg(residual), _arg(y),
+                          _arg(h) if residual is not None else None, _arg(rstd), eps, policy,
+                          _stream(x))
     return y, h, rstd
 
 
@@ -75,7 +78,7 @@ def _rms_norm_backward_op(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor,
     ws = torch.empty(core.rms_norm_backward_workspace_bytes(rows, n), dtype=torch.uint8,
                      device=x.device)
     core.rms_norm_backward(_arg(dy), _arg(x), _arg(weight), _arg(rstd.contiguous()), _arg(dh),
-                           dx, dw, ws, policy, _stream(x))
+                           _arg(dx), _arg(dw), _arg(ws), policy, _stream(x))
     return dx, dw
 
 
