@@ -38,9 +38,14 @@ using cuda::with_vec_items;
 constexpr const char* kOp = "layer_norm";
 // 512 threads a block leave each thread up to 128 registers (launch.cuh shapes stay within it).
 constexpr int kMaxThreads = cuda::kMaxRowThreads;
-// Elements a thread holds in registers: forward (x), fused backward (x, dy and
-// f32 dweight and dbias accumulators), unfused backward (x, dy).
-constexpr int kForwardElems = 64, kFusedElems = 16, kUnfusedElems = 32;
+// Elements a thread holds in registers: forward (x: 128 bytes of 16-byte vectors,
+// or 8 scalars when rows are not 16-byte aligned), fused backward (x, dy and f32
+// dweight and dbias accumulators), unfused backward (x, dy). Larger shapes spill
+// under the 128-register cap (checked with -Xptxas -warn-spills).
+template <typename T>
+constexpr int kForwardElems = 128 / sizeof(T);
+constexpr int kForwardScalarItems = 8;
+constexpr int kFusedElems = 16, kUnfusedElems = 32;
 // Blocks of the per-row kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
 constexpr int kReferenceThreads = 256;
@@ -400,13 +405,15 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   }
   constexpr int kVec = 16 / sizeof(T);
   const int vec = vector_width<T>(p.n, {{x, p.x_stride}, {w, 0}, {b, 0}, {y, p.n}});
-  const Shape s = resident_shape(p.n, vec, kForwardElems);
+  const Shape s = resident_shape(p.n, vec, vec == 1 ? kForwardScalarItems : kForwardElems<T>);
   if (s.items > 0) {
     auto launch = [&]<int V, int I>() {
-      forward_resident<T, V, I><<<grid, s.threads, 0, stream>>>(x, p.x_stride, w, b, y, mean,
-                                                                 rstd, p.rows, n, a.eps);
+      // Scalar shapes stop at kForwardScalarItems (resident_shape above never asks for more).
+      if constexpr (V > 1 || I <= kForwardScalarItems)
+        forward_resident<T, V, I><<<grid, s.threads, 0, stream>>>(x, p.x_stride, w, b, y, mean,
+                                                                   rstd, p.rows, n, a.eps);
     };
-    with_vec_items<kVec, kForwardElems>(vec, s.items, launch);
+    with_vec_items<kVec, kForwardElems<T>>(vec, s.items, launch);
   } else {
     const int threads = looped_threads(p.n, vec);
     auto launch = [&]<int V, int>() {
