@@ -378,10 +378,13 @@ __global__ void dparam_reduce(const float* __restrict__ partial, int64_t bias_of
 
 // ---- launches (shapes from kernels/common/launch.cuh) ---------------------------------------
 
+// Column indices are int and step past the row end by at most one block of vectors.
+constexpr int64_t kMaxRowLength = INT_MAX - int64_t{kMaxThreads} * 16;
+
 Status check_row_length(int64_t n) {
-  if (n > INT_MAX)
+  if (n > kMaxRowLength)
     return InvalidArgument(kOp, ": rows of ", n, " elements are longer than the CUDA kernels "
-                           "support (2^31 - 1)");
+                           "support (", kMaxRowLength, ")");
   return Status::Ok();
 }
 
