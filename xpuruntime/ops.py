@@ -69,3 +69,86 @@ def rms_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-6, *, dh: An
         x, (core.rms_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
     core.rms_norm_backward(dy, x, weight, rstd, dh, dx, dw, ws, pol, s)
     return _arrays.as_framework(dx, x), _arrays.as_framework(dw, x)
+
+
+def _rows_and_n(shape: tuple) -> tuple[int, int]:
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    return rows, (shape[-1] if shape else 0)
+
+
+def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5, *, return_stats: bool = False,
+               policy: str | None = None, stream: Any = None) -> Any:
+    """Layer normalization over the last axis.
+
+    ``y = (x - mean) * rsqrt(var + eps) * weight + bias`` with ``mean`` and the
+    population variance ``var`` taken over the last axis, in f32 arithmetic.
+
+    Args:
+      x: ``[..., N]`` float32, float16 or bfloat16.
+      weight: ``[N]``, x's dtype.
+      bias: ``[N]``, x's dtype.
+      eps: added to the variance.
+      return_stats: also return the per-row ``mean`` and ``rstd = rsqrt(var + eps)``
+        (float32, one per row of ``x`` flattened to ``[rows, N]``), as saved for the
+        backward pass.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+
+    Returns:
+      ``y`` (x's shape and dtype), or ``(y, mean, rstd)`` with ``return_stats``.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    y = _arrays.empty(info.shape, info.dtype, info, s)
+    mean = rstd = None
+    if return_stats:
+        rows, _ = _rows_and_n(info.shape)
+        mean = _arrays.empty((rows,), "float32", info, s)
+        rstd = _arrays.empty((rows,), "float32", info, s)
+    core.layer_norm_forward(x, weight, bias, y, mean, rstd, float(eps), resolve_policy(policy), s)
+    if not return_stats:
+        return _arrays.as_framework(y, x)
+    return (_arrays.as_framework(y, x), _arrays.as_framework(mean, x),
+            _arrays.as_framework(rstd, x))
+
+
+def layer_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-5, *, mean: Any = None,
+                        rstd: Any = None, policy: str | None = None,
+                        stream: Any = None) -> tuple[Any, Any, Any]:
+    """Gradients of ``layer_norm``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y (x's dtype).
+      x: ``[..., N]``, the forward input.
+      weight: ``[N]``.
+      eps: the forward's eps (used only when ``mean``/``rstd`` are recomputed).
+      mean, rstd: optional float32 ``[rows]`` statistics from
+        ``layer_norm(..., return_stats=True)``; recomputed from ``x`` when absent.
+
+    Returns:
+      ``(dx, dweight, dbias)``; the parameter gradients are accumulated in f32 in a
+      fixed order (deterministic) and returned in weight's dtype.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    rows, n = _rows_and_n(info.shape)
+    pol = resolve_policy(policy)
+    if (mean is None) != (rstd is None):
+        raise ValueError("layer_norm_backward: pass both 'mean' and 'rstd', or neither")
+    if mean is None:
+        # The native API keeps no autograd state: recompute the statistics. They do
+        # not depend on bias, so weight stands in for it and y is discarded.
+        y = _arrays.empty(info.shape, info.dtype, info, s)
+        mean = _arrays.empty((rows,), "float32", info, s)
+        rstd = _arrays.empty((rows,), "float32", info, s)
+        core.layer_norm_forward(x, weight, weight, y, mean, rstd, float(eps), pol, s)
+    wdtype = _arrays.array_info(weight).dtype
+    dx = _arrays.empty(info.shape, info.dtype, info, s)
+    dw = _arrays.empty((n,), wdtype, info, s)
+    db = _arrays.empty((n,), wdtype, info, s)
+    ws = _arrays.empty((core.layer_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
+    core.layer_norm_backward(dy, x, weight, mean, rstd, dx, dw, db, ws, pol, s)
+    return (_arrays.as_framework(dx, x), _arrays.as_framework(dw, x),
+            _arrays.as_framework(db, x))

@@ -39,7 +39,8 @@ bool as_rows(const TensorView& v, RowLayout* out) {
   const int64_t cols = v.shape[v.ndim - 1];
   int64_t rows = 1;
   for (int i = 0; i + 1 < v.ndim; ++i) rows *= v.shape[i];
-  if (rows == 0 || cols == 0) {  // nothing is read: exporters report any strides here
+  // An empty tensor reads no memory: exporters give it arbitrary strides (numpy: 0).
+  if (rows == 0 || cols == 0) {
     *out = {rows, cols, cols};
     return true;
   }

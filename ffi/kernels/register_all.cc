@@ -1,5 +1,6 @@
 // The list of built-in kernel families. Explicit calls (rather than static
 // registrars) so that linking the core as a static library never drops a kernel.
+#include "kernels/layer_norm/layer_norm_kernels.h"
 #include "kernels/rms_norm/rms_norm_kernels.h"
 #include "xpuruntime/registry.h"
 
@@ -7,8 +8,10 @@ namespace xpu {
 
 void register_builtin_kernels(Registry& r) {
   ops::rms_norm_detail::register_cpu(r);
+  ops::layer_norm_detail::register_cpu(r);
 #if XPURUNTIME_WITH_CUDA
   ops::rms_norm_detail::register_cuda(r);
+  ops::layer_norm_detail::register_cuda(r);
 #endif
 }
 

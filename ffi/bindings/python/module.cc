@@ -15,6 +15,7 @@
 namespace xpu::python {
 
 void bind_rms_norm(nb::module_& m);
+void bind_layer_norm(nb::module_& m);
 
 namespace {
 
@@ -138,6 +139,7 @@ NB_MODULE(_core, m) {
       "Raises KernelNotFoundError (listing what exists) when no kernel matches.");
 
   bind_rms_norm(m);
+  bind_layer_norm(m);
 }
 
 }  // namespace xpu::python

@@ -3,10 +3,12 @@
 namespace xpu::xla_adapter {
 
 void add_rms_norm_targets(TargetList& out);
+void add_layer_norm_targets(TargetList& out);
 
 TargetList all_targets() {
   TargetList out;
   add_rms_norm_targets(out);
+  add_layer_norm_targets(out);
   return out;
 }
 

@@ -63,6 +63,21 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   __syncthreads();
   return v;
 }
+// Two sums over the block at once (one pair of barriers), in block_sum's fixed
+// order. `scratch` holds 32 float2.
+__device__ __forceinline__ float2 block_sum2(float a, float b, float2* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = (blockDim.x + 31) >> 5;
+  a = warp_sum(a);
+  b = warp_sum(b);
+  if (lane == 0) scratch[warp] = make_float2(a, b);
+  __syncthreads();
+  const float2 v = lane < warps ? scratch[lane] : make_float2(0.f, 0.f);
+  a = warp_sum(v.x);
+  b = warp_sum(v.y);
+  __syncthreads();
+  return make_float2(a, b);
+}
 __device__ __forceinline__ float block_max(float v, float* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int warps = (blockDim.x + 31) >> 5;

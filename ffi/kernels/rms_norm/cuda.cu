@@ -7,12 +7,18 @@
 #include <algorithm>
 
 #include "kernels/common/cuda_utils.cuh"
+#include "kernels/common/launch.cuh"
 #include "kernels/rms_norm/rms_norm_kernels.h"
 
 namespace xpu::ops::rms_norm_detail {
 namespace {
 
 using cuda::block_sum;
+using cuda::looped_threads;
+using cuda::resident_shape;
+using cuda::Shape;
+using cuda::vector_width;
+using cuda::with_vec_items;
 using cuda::from_f;
 using cuda::load_vec;
 using cuda::store_vec;
@@ -21,8 +27,8 @@ using cuda::Vec;
 
 constexpr const char* kOp = "rms_norm";
 // 512 threads a block leave each thread up to 128 registers, room for the
-// row slices held in registers without spilling.
-constexpr int kMaxThreads = 512;
+// row slices held in registers without spilling (launch.cuh shapes stay within it).
+constexpr int kMaxThreads = cuda::kMaxRowThreads;
 // Elements a thread holds in registers: forward (x), fused backward (x, dy and
 // an f32 dweight accumulator), unfused backward (x, dy).
 constexpr int kForwardElems = 64, kFusedElems = 16, kUnfusedElems = 32;
@@ -228,61 +234,7 @@ __global__ void dweight_reduce(const float* __restrict__ partial, int64_t groups
   dw[col] = from_f<T>(acc);
 }
 
-// ---- launch choices -------------------------------------------------------------------------
-
-// Elements per 16-byte access when every row start is 16-byte aligned, else 1.
-template <typename T>
-int vector_width(int64_t n, std::initializer_list<std::pair<const void*, int64_t>> rows) {
-  constexpr int kVec = 16 / sizeof(T);
-  if (n % kVec) return 1;
-  for (auto [ptr, stride] : rows)
-    if (ptr && (!cuda::aligned16(ptr) || stride % kVec)) return 1;
-  return kVec;
-}
-
-struct Shape {
-  int items;    // vectors held per thread (0: the row does not fit, loop instead)
-  int threads;
-};
-
-// Fewest vectors per thread (a power of two) that fit the row in one block of
-// at most kMaxThreads threads holding at most `max_elems` elements each.
-Shape resident_shape(int64_t n, int vec, int max_elems) {
-  const int64_t nvec = (n + vec - 1) / vec;
-  for (int items = 1; items * vec <= max_elems && items <= 16; items *= 2) {
-    const int64_t threads = (nvec + items - 1) / items;
-    if (threads <= kMaxThreads)
-      return {items, static_cast<int>(std::max<int64_t>(32, (threads + 31) / 32 * 32))};
-  }
-  return {0, 0};
-}
-
-int looped_threads(int64_t n, int vec) {
-  const int64_t nvec = (n + vec - 1) / vec;
-  return static_cast<int>(std::min<int64_t>(kMaxThreads, std::max<int64_t>(32, (nvec + 31) / 32 * 32)));
-}
-
-// Runs body.template operator()<VEC, ITEMS>() for runtime (vec, items) in the supported set.
-// Only (VEC, ITEMS) pairs with VEC * ITEMS <= MAXE are instantiated.
-template <int VMAX, int MAXE, typename Body>
-void with_vec_items(int vec, int items, Body&& body) {
-  auto by_items = [&](auto vtag) {
-    constexpr int V = decltype(vtag)::value;
-    auto run = [&](auto itag) {
-      constexpr int I = decltype(itag)::value;
-      if constexpr (V * I <= MAXE) body.template operator()<V, I>();
-    };
-    switch (items) {
-      case 1: run(std::integral_constant<int, 1>{}); break;
-      case 2: run(std::integral_constant<int, 2>{}); break;
-      case 4: run(std::integral_constant<int, 4>{}); break;
-      case 8: run(std::integral_constant<int, 8>{}); break;
-      default: run(std::integral_constant<int, 16>{}); break;
-    }
-  };
-  if (vec == 1) by_items(std::integral_constant<int, 1>{});
-  else by_items(std::integral_constant<int, VMAX>{});
-}
+// ---- launches (shapes from kernels/common/launch.cuh) ---------------------------------------
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx) {

@@ -1,0 +1,108 @@
+// layer_norm on the CPU: one row at a time, f32 arithmetic, fixed summation order
+// (so all three policies share it: it is deterministic and plain).
+// Mean and variance are two passes over the row (never E[x^2] - E[x]^2); row sums
+// are blocked (256-element partial sums added in order) to keep f32 rounding error
+// small on long rows with a large mean.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/common/half.h"
+#include "kernels/layer_norm/layer_norm_kernels.h"
+
+namespace xpu::ops::layer_norm_detail {
+namespace {
+
+using host::from_float;
+using host::to_float;
+
+constexpr int64_t kBlock = 256;
+
+// sum over i in [0, n) of f(i), in a fixed blocked order.
+template <typename F>
+float blocked_sum(int64_t n, F&& f) {
+  float total = 0.f;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s = 0.f;
+    for (int64_t i = b; i < e; ++i) s += f(i);
+    total += s;
+  }
+  return total;
+}
+
+template <typename T>
+Status forward(const ForwardProblem& p, const ExecContext&) {
+  const auto& a = *p.args;
+  const T* w = a.weight.as<T>();
+  const T* b = a.bias.as<T>();
+  const float inv_n = 1.0f / static_cast<float>(p.n);
+  std::vector<float> v(p.n);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* x = a.x.as<T>() + r * p.x_stride;
+    T* y = a.y.as<T>() + r * p.n;
+    for (int64_t i = 0; i < p.n; ++i) v[i] = to_float(x[i]);
+    const float mean = blocked_sum(p.n, [&](int64_t i) { return v[i]; }) * inv_n;
+    const float var = blocked_sum(p.n, [&](int64_t i) {
+                        const float d = v[i] - mean;
+                        return d * d;
+                      }) * inv_n;
+    const float rstd = 1.0f / std::sqrt(var + a.eps);
+    if (a.mean.present()) a.mean.as<float>()[r] = mean;
+    if (a.rstd.present()) a.rstd.as<float>()[r] = rstd;
+    for (int64_t i = 0; i < p.n; ++i)
+      y[i] = from_float<T>((v[i] - mean) * rstd * to_float(w[i]) + to_float(b[i]));
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status backward(const BackwardProblem& p, const ExecContext&) {
+  const auto& a = *p.args;
+  const T* w = a.weight.as<T>();
+  // The first partial row of each half of the workspace.
+  float* dw = a.workspace.as<float>();
+  float* db = dw + p.row_groups * p.n;
+  for (int64_t i = 0; i < p.n; ++i) dw[i] = db[i] = 0.f;
+  const float inv_n = 1.0f / static_cast<float>(p.n);
+  std::vector<float> xhat(p.n), g(p.n);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* x = a.x.as<T>() + r * p.x_stride;
+    const T* dy = a.dy.as<T>() + r * p.dy_stride;
+    T* dx = a.dx.as<T>() + r * p.n;
+    const float mean = a.mean.as<float>()[r], rstd = a.rstd.as<float>()[r];
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float gy = to_float(dy[i]);
+      xhat[i] = (to_float(x[i]) - mean) * rstd;
+      g[i] = gy * to_float(w[i]);
+      dw[i] += gy * xhat[i];
+      db[i] += gy;
+    }
+    // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight.
+    const float mg = blocked_sum(p.n, [&](int64_t i) { return g[i]; }) * inv_n;
+    const float mgx = blocked_sum(p.n, [&](int64_t i) { return g[i] * xhat[i]; }) * inv_n;
+    for (int64_t i = 0; i < p.n; ++i) dx[i] = from_float<T>(rstd * (g[i] - mg - xhat[i] * mgx));
+  }
+  for (int64_t i = 0; i < p.n; ++i) {
+    a.dweight.as<T>()[i] = from_float<T>(dw[i]);
+    a.dbias.as<T>()[i] = from_float<T>(db[i]);
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+void register_dtype(Registry& r, DType dt) {
+  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
+  register_kernel(r, "layer_norm", Direction::kForward, DeviceKind::kCPU, dt, all, &forward<T>);
+  register_kernel(r, "layer_norm", Direction::kBackward, DeviceKind::kCPU, dt, all, &backward<T>);
+}
+
+}  // namespace
+
+void register_cpu(Registry& r) {
+  register_dtype<float>(r, DType::kF32);
+  register_dtype<host::f16>(r, DType::kF16);
+  register_dtype<host::bf16>(r, DType::kBF16);
+}
+
+}  // namespace xpu::ops::layer_norm_detail
