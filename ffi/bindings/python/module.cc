@@ -15,6 +15,9 @@
 namespace xpu::python {
 
 void bind_rms_norm(nb::module_& m);
+void bind_softmax(nb::module_& m);
+void bind_swiglu(nb::module_& m);
+void bind_geglu(nb::module_& m);
 
 namespace {
 
@@ -136,6 +139,9 @@ NB_MODULE(_core, m) {
       "Raises KernelNotFoundError (listing what exists) when no kernel matches.");
 
   bind_rms_norm(m);
+  bind_softmax(m);
+  bind_swiglu(m);
+  bind_geglu(m);
 }
 
 }  // namespace xpu::python
