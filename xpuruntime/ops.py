@@ -68,3 +68,118 @@ def rms_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-6, *, dh: An
     ws = _arrays.empty((core.rms_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
     core.rms_norm_backward(dy, x, weight, rstd, dh, dx, dw, ws, pol, s)
     return _arrays.as_framework(dx, x), _arrays.as_framework(dw, x)
+
+
+def softmax(x: Any, *, scale: float = 1.0, policy: str | None = None, stream: Any = None) -> Any:
+    """Softmax over the last axis: ``y = exp(s - max(s)) / sum(exp(s - max(s)))``, ``s = scale * x``.
+
+    Args:
+      x: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
+      scale: multiplies ``x`` before the softmax (e.g. ``1 / sqrt(d)`` for attention scores).
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+
+    Returns:
+      ``y``, x's shape and dtype.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    y = _arrays.empty(info.shape, info.dtype, info, s)
+    core.softmax_forward(x, y, float(scale), resolve_policy(policy), s)
+    return _arrays.as_framework(y, x)
+
+
+def softmax_backward(dy: Any, y: Any, *, scale: float = 1.0, policy: str | None = None,
+                     stream: Any = None) -> Any:
+    """Gradient of ``softmax``: ``dx = scale * y * (dy - sum(dy * y, -1))``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y; y's dtype.
+      y: ``[..., N]``, the forward output (float32, float16 or bfloat16).
+      scale: the forward's ``scale``.
+
+    Returns:
+      ``dx``, y's shape and dtype.
+    """
+    info = _arrays.array_info(y)
+    s = _arrays.stream_handle(stream, y, info)
+    dx = _arrays.empty(info.shape, info.dtype, info, s)
+    core.softmax_backward(dy, y, dx, float(scale), resolve_policy(policy), s)
+    return _arrays.as_framework(dx, y)
+
+
+def _glu(fwd: Any, gate: Any, up: Any, policy: str | None, stream: Any) -> Any:
+    info = _arrays.array_info(gate)
+    s = _arrays.stream_handle(stream, gate, info)
+    y = _arrays.empty(info.shape, info.dtype, info, s)
+    fwd(gate, up, y, resolve_policy(policy), s)
+    return _arrays.as_framework(y, gate)
+
+
+def _glu_backward(bwd: Any, dy: Any, gate: Any, up: Any, policy: str | None,
+                  stream: Any) -> tuple[Any, Any]:
+    info = _arrays.array_info(gate)
+    s = _arrays.stream_handle(stream, gate, info)
+    dgate = _arrays.empty(info.shape, info.dtype, info, s)
+    dup = _arrays.empty(info.shape, info.dtype, info, s)
+    bwd(dy, gate, up, dgate, dup, resolve_policy(policy), s)
+    return _arrays.as_framework(dgate, gate), _arrays.as_framework(dup, gate)
+
+
+def swiglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:
+    """SwiGLU: ``y = silu(gate) * up``, ``silu(g) = g * sigmoid(g)``, elementwise.
+
+    Args:
+      gate: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
+      up: gate's shape and dtype.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object).
+
+    Returns:
+      ``y``, gate's shape and dtype.
+    """
+    return _glu(core.swiglu_forward, gate, up, policy, stream)
+
+
+def swiglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
+                    stream: Any = None) -> tuple[Any, Any]:
+    """Gradients of ``swiglu``: ``dgate = dy * up * silu'(gate)``, ``dup = dy * silu(gate)``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y; gate's shape and dtype.
+      gate, up: the forward inputs, ``[..., N]``, one dtype.
+
+    Returns:
+      ``(dgate, dup)``, gate's shape and dtype.
+    """
+    return _glu_backward(core.swiglu_backward, dy, gate, up, policy, stream)
+
+
+def geglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:
+    """GeGLU: ``y = gelu_tanh(gate) * up``, elementwise, with
+    ``gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))``.
+
+    Args:
+      gate: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
+      up: gate's shape and dtype.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object).
+
+    Returns:
+      ``y``, gate's shape and dtype.
+    """
+    return _glu(core.geglu_forward, gate, up, policy, stream)
+
+
+def geglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
+                   stream: Any = None) -> tuple[Any, Any]:
+    """Gradients of ``geglu``: ``dgate = dy * up * gelu_tanh'(gate)``, ``dup = dy * gelu_tanh(gate)``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y; gate's shape and dtype.
+      gate, up: the forward inputs, ``[..., N]``, one dtype.
+
+    Returns:
+      ``(dgate, dup)``, gate's shape and dtype.
+    """
+    return _glu_backward(core.geglu_backward, dy, gate, up, policy, stream)

@@ -39,6 +39,11 @@ bool as_rows(const TensorView& v, RowLayout* out) {
   const int64_t cols = v.shape[v.ndim - 1];
   int64_t rows = 1;
   for (int i = 0; i + 1 < v.ndim; ++i) rows *= v.shape[i];
+  // No elements, nothing is read: any strides will do (numpy exports 0 for all of them).
+  if (rows == 0 || cols == 0) {
+    *out = {rows, cols, cols};
+    return true;
+  }
   if (cols > 1 && v.strides[v.ndim - 1] != 1) return false;
   // Leading dims must collapse to one stride: stride[i] == stride[i+1] * shape[i+1]
   // (dims of size 1 place no constraint).
