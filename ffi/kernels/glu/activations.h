@@ -51,7 +51,10 @@ struct GeluTanh {
     const float u2 = 2.0f * kA * g * (1.0f + kB * g2);
     const float s = rcp(1.0f + expf(-u2));
     *a = g * s;
-    *da = s + g * s * (1.0f - s) * (2.0f * kA * (1.0f + 3.0f * kB * g2));
+    // Saturated (s(1-s) == 0): skip the product, whose last factor overflows for
+    // |g| > ~1e19 and would turn 0 * inf into NaN.
+    const float w = s * (1.0f - s);
+    *da = w == 0.0f ? s : s + g * w * (2.0f * kA * (1.0f + 3.0f * kB * g2));
   }
 };
 
