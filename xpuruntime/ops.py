@@ -101,12 +101,12 @@ def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5, *, return_stat
     """
     info = _arrays.array_info(x)
     s = _arrays.stream_handle(stream, x, info)
-    y = _arrays.empty(info.shape, info.dtype, info, s)
+    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
     mean = rstd = None
     if return_stats:
         rows, _ = _rows_and_n(info.shape)
-        mean = _arrays.empty((rows,), "float32", info, s)
-        rstd = _arrays.empty((rows,), "float32", info, s)
+        mean = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
+        rstd = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
     core.layer_norm_forward(x, weight, bias, y, mean, rstd, float(eps), resolve_policy(policy), s)
     if not return_stats:
         return _arrays.as_framework(y, x)
@@ -140,15 +140,130 @@ def layer_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-5, *, mean
     if mean is None:
         # The native API keeps no autograd state: recompute the statistics. They do
         # not depend on bias, so weight stands in for it and y is discarded.
-        y = _arrays.empty(info.shape, info.dtype, info, s)
-        mean = _arrays.empty((rows,), "float32", info, s)
-        rstd = _arrays.empty((rows,), "float32", info, s)
+        y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+        mean = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
+        rstd = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
         core.layer_norm_forward(x, weight, weight, y, mean, rstd, float(eps), pol, s)
     wdtype = _arrays.array_info(weight).dtype
-    dx = _arrays.empty(info.shape, info.dtype, info, s)
-    dw = _arrays.empty((n,), wdtype, info, s)
-    db = _arrays.empty((n,), wdtype, info, s)
-    ws = _arrays.empty((core.layer_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
+    dx = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+    dw = _arrays.empty_like_framework(x, (n,), wdtype, info, s)
+    db = _arrays.empty_like_framework(x, (n,), wdtype, info, s)
+    ws = _arrays.empty_like_framework(x, (core.layer_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
     core.layer_norm_backward(dy, x, weight, mean, rstd, dx, dw, db, ws, pol, s)
     return (_arrays.as_framework(dx, x), _arrays.as_framework(dw, x),
             _arrays.as_framework(db, x))
+
+
+def softmax(x: Any, *, scale: float = 1.0, policy: str | None = None, stream: Any = None) -> Any:
+    """Softmax over the last axis: ``y = exp(s - max(s)) / sum(exp(s - max(s)))``, ``s = scale * x``.
+
+    Args:
+      x: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
+      scale: multiplies ``x`` before the softmax (e.g. ``1 / sqrt(d)`` for attention scores).
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+
+    Returns:
+      ``y``, x's shape and dtype.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+    core.softmax_forward(x, y, float(scale), resolve_policy(policy), s)
+    return _arrays.as_framework(y, x)
+
+
+def softmax_backward(dy: Any, y: Any, *, scale: float = 1.0, policy: str | None = None,
+                     stream: Any = None) -> Any:
+    """Gradient of ``softmax``: ``dx = scale * y * (dy - sum(dy * y, -1))``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y; y's dtype.
+      y: ``[..., N]``, the forward output (float32, float16 or bfloat16).
+      scale: the forward's ``scale``.
+
+    Returns:
+      ``dx``, y's shape and dtype.
+    """
+    info = _arrays.array_info(y)
+    s = _arrays.stream_handle(stream, y, info)
+    dx = _arrays.empty_like_framework(y, info.shape, info.dtype, info, s)
+    core.softmax_backward(dy, y, dx, float(scale), resolve_policy(policy), s)
+    return _arrays.as_framework(dx, y)
+
+
+def _glu(fwd: Any, gate: Any, up: Any, policy: str | None, stream: Any) -> Any:
+    info = _arrays.array_info(gate)
+    s = _arrays.stream_handle(stream, gate, info)
+    y = _arrays.empty_like_framework(gate, info.shape, info.dtype, info, s)
+    fwd(gate, up, y, resolve_policy(policy), s)
+    return _arrays.as_framework(y, gate)
+
+
+def _glu_backward(bwd: Any, dy: Any, gate: Any, up: Any, policy: str | None,
+                  stream: Any) -> tuple[Any, Any]:
+    info = _arrays.array_info(gate)
+    s = _arrays.stream_handle(stream, gate, info)
+    dgate = _arrays.empty_like_framework(gate, info.shape, info.dtype, info, s)
+    dup = _arrays.empty_like_framework(gate, info.shape, info.dtype, info, s)
+    bwd(dy, gate, up, dgate, dup, resolve_policy(policy), s)
+    return _arrays.as_framework(dgate, gate), _arrays.as_framework(dup, gate)
+
+
+def swiglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:
+    """SwiGLU: ``y = silu(gate) * up``, ``silu(g) = g * sigmoid(g)``, elementwise.
+
+    Args:
+      gate: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
+      up: gate's shape and dtype.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object).
+
+    Returns:
+      ``y``, gate's shape and dtype.
+    """
+    return _glu(core.swiglu_forward, gate, up, policy, stream)
+
+
+def swiglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
+                    stream: Any = None) -> tuple[Any, Any]:
+    """Gradients of ``swiglu``: ``dgate = dy * up * silu'(gate)``, ``dup = dy * silu(gate)``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y; gate's shape and dtype.
+      gate, up: the forward inputs, ``[..., N]``, one dtype.
+
+    Returns:
+      ``(dgate, dup)``, gate's shape and dtype.
+    """
+    return _glu_backward(core.swiglu_backward, dy, gate, up, policy, stream)
+
+
+def geglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:
+    """GeGLU: ``y = gelu_tanh(gate) * up``, elementwise, with
+    ``gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))``.
+
+    Args:
+      gate: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
+      up: gate's shape and dtype.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object).
+
+    Returns:
+      ``y``, gate's shape and dtype.
+    """
+    return _glu(core.geglu_forward, gate, up, policy, stream)
+
+
+def geglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
+                   stream: Any = None) -> tuple[Any, Any]:
+    """Gradients of ``geglu``: ``dgate = dy * up * gelu_tanh'(gate)``, ``dup = dy * gelu_tanh(gate)``.
+
+    Args:
+      dy: ``[..., N]``, the gradient of y; gate's shape and dtype.
+      gate, up: the forward inputs, ``[..., N]``, one dtype.
+
+    Returns:
+      ``(dgate, dup)``, gate's shape and dtype.
+    """
+    return _glu_backward(core.geglu_backward, dy, gate, up, policy, stream)

@@ -8,6 +8,8 @@
 namespace xpu::ort {
 void add_rms_norm(std::vector<CustomOp*>& out);
 void add_layer_norm(std::vector<CustomOp*>& out);
+void add_softmax(std::vector<CustomOp*>& out);
+void add_glu(std::vector<CustomOp*>& out);
 
 namespace {
 const std::vector<CustomOp*>& all_ops() {
@@ -15,6 +17,8 @@ const std::vector<CustomOp*>& all_ops() {
     std::vector<CustomOp*> v;  // intentionally leaked: ORT may use them until exit
     add_rms_norm(v);
     add_layer_norm(v);
+    add_softmax(v);
+    add_glu(v);  // SwiGLU, GeGLU
     return v;
   }();
   return ops;

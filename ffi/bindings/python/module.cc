@@ -16,6 +16,9 @@ namespace xpu::python {
 
 void bind_rms_norm(nb::module_& m);
 void bind_layer_norm(nb::module_& m);
+void bind_softmax(nb::module_& m);
+void bind_swiglu(nb::module_& m);
+void bind_geglu(nb::module_& m);
 
 namespace {
 
@@ -140,6 +143,9 @@ NB_MODULE(_core, m) {
 
   bind_rms_norm(m);
   bind_layer_norm(m);
+  bind_softmax(m);
+  bind_swiglu(m);
+  bind_geglu(m);
 }
 
 }  // namespace xpu::python

@@ -4,11 +4,15 @@ namespace xpu::xla_adapter {
 
 void add_rms_norm_targets(TargetList& out);
 void add_layer_norm_targets(TargetList& out);
+void add_softmax_targets(TargetList& out);
+void add_glu_targets(TargetList& out);
 
 TargetList all_targets() {
   TargetList out;
   add_rms_norm_targets(out);
   add_layer_norm_targets(out);
+  add_softmax_targets(out);
+  add_glu_targets(out);
   return out;
 }
 

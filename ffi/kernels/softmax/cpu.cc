@@ -1,0 +1,81 @@
+// softmax on the CPU: one row at a time, f32 arithmetic, fixed summation order
+// (so all three policies share it: it is deterministic and plain). Row sums are
+// taken in blocks of kBlock elements and then over the blocks, which keeps the
+// rounding error of long rows (N = 65536+) near that of a tree reduction.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/common/half.h"
+#include "kernels/softmax/softmax_kernels.h"
+
+namespace xpu::ops::softmax_detail {
+namespace {
+
+using host::from_float;
+using host::to_float;
+
+constexpr int64_t kBlock = 256;
+
+// sum_i f(i) over [0, n), blocked as described above.
+template <typename F>
+float blocked_sum(int64_t n, F&& f) {
+  float total = 0.f;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    float part = 0.f;
+    const int64_t e = std::min(n, b + kBlock);
+    for (int64_t i = b; i < e; ++i) part += f(i);
+    total += part;
+  }
+  return total;
+}
+
+template <typename T>
+Status forward(const ForwardProblem& p, const ExecContext&) {
+  const auto& a = *p.args;
+  std::vector<float> e(p.n);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* x = a.x.as<T>() + r * p.x_stride;
+    T* y = a.y.as<T>() + r * p.n;
+    float m = -INFINITY;
+    for (int64_t i = 0; i < p.n; ++i) {
+      e[i] = a.scale * to_float(x[i]);
+      m = std::fmax(m, e[i]);
+    }
+    const float sum = blocked_sum(p.n, [&](int64_t i) { return e[i] = std::exp(e[i] - m); });
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < p.n; ++i) y[i] = from_float<T>(e[i] * inv);
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status backward(const BackwardProblem& p, const ExecContext&) {
+  const auto& a = *p.args;
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* dy = a.dy.as<T>() + r * p.dy_stride;
+    const T* y = a.y.as<T>() + r * p.y_stride;
+    T* dx = a.dx.as<T>() + r * p.n;
+    const float dot = blocked_sum(p.n, [&](int64_t i) { return to_float(dy[i]) * to_float(y[i]); });
+    for (int64_t i = 0; i < p.n; ++i)
+      dx[i] = from_float<T>(a.scale * to_float(y[i]) * (to_float(dy[i]) - dot));
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+void register_dtype(Registry& r, DType dt) {
+  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
+  register_kernel(r, "softmax", Direction::kForward, DeviceKind::kCPU, dt, all, &forward<T>);
+  register_kernel(r, "softmax", Direction::kBackward, DeviceKind::kCPU, dt, all, &backward<T>);
+}
+
+}  // namespace
+
+void register_cpu(Registry& r) {
+  register_dtype<float>(r, DType::kF32);
+  register_dtype<host::f16>(r, DType::kF16);
+  register_dtype<host::bf16>(r, DType::kBF16);
+}
+
+}  // namespace xpu::ops::softmax_detail
