@@ -23,6 +23,14 @@ def main() -> None:
                 ref = torch.nn.functional.rms_norm((x + r).float(), (n,), w.float(), 1e-6)
                 err = ((y.float() - ref).norm() / ref.norm()).item()
                 assert err < 1e-2, (dtype, m, n, policy, err)
+                b = torch.randn(n, device="cuda", dtype=dtype)
+                yl, mean, rstd = ops.layer_norm(x, w, b, return_stats=True, policy=policy)
+                ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd, policy=policy)
+                ys = ops.softmax(x, scale=0.5, policy=policy)
+                ops.softmax_backward(dy, ys, scale=0.5, policy=policy)
+                for fwd, bwd in ((ops.swiglu, ops.swiglu_backward), (ops.geglu, ops.geglu_backward)):
+                    fwd(x, r, policy=policy)
+                    bwd(dy, x, r, policy=policy)
     torch.cuda.synchronize()
     print("sanitize_kernels: ok")
 
