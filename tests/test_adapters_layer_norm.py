@@ -93,6 +93,8 @@ def test_xla_forward_and_backward(jax_ffi):
     assert rel_err(db, dyd.sum((0, 1))) <= 1e-5
 
 
+@pytest.mark.skipif(__import__("jaxlib.version").version.__version__ >= "0.11",
+                    reason="an FFI error returned by a handler crashes jaxlib 0.11 (docs/known-issues.md)")
 def test_xla_error_is_reported(jax_ffi):
     jax = jax_ffi
     x, w, b, _ = data((2, 8))

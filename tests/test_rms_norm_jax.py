@@ -112,6 +112,8 @@ def test_trace_time_errors(rng):
         xj.rms_norm(x, w, policy="fastest")
 
 
+@pytest.mark.skipif(__import__("jaxlib.version").version.__version__ >= "0.11",
+                    reason="an FFI error returned by a handler crashes jaxlib 0.11 (docs/known-issues.md)")
 def test_runtime_error_becomes_ffi_error(rng):
     # Bypass the trace-time checks: the kernel's own validation reports through XLA.
     # On the CPU platform: an FFI error from a CUDA handler crashes jaxlib 0.11.2
