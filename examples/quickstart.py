@@ -54,8 +54,7 @@ def main() -> None:
                               [helper.make_tensor_value_info("x", t, ["R", 4096]),
                                helper.make_tensor_value_info("w", t, [4096])],
                               [helper.make_tensor_value_info("y", t, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid(xo.DOMAIN, 1)])
+    model = xo.make_model(graph)
     (yo,) = xo.inference_session(model).run(None, {"x": x, "w": w})
     report("onnxruntime session (cpu)", yo, ref)
 

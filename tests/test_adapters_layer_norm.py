@@ -108,7 +108,9 @@ def test_xla_error_is_reported(jax_ffi):
 
 # ---- ONNX Runtime ------------------------------------------------------------------------------
 
-ORT_LIB = os.path.join(os.path.dirname(__file__), "..", "xpuruntime", "lib", "libxpuruntime_ort.so")
+from xpuruntime.interop import onnxruntime as xo  # noqa: E402
+
+ORT_LIB = xo.library_path(missing_ok=True) or ""
 
 
 @pytest.mark.parametrize("epsilon", [None, 0.25])
@@ -127,8 +129,7 @@ def test_onnxruntime_layer_norm(epsilon):
          helper.make_tensor_value_info("w", TensorProto.FLOAT, [64]),
          helper.make_tensor_value_info("b", TensorProto.FLOAT, [64])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 64])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("xpuruntime", 1)])
+    model = xo.make_model(graph)
     opts = ort.SessionOptions()
     opts.register_custom_ops_library(ORT_LIB)
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])

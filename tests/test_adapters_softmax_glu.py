@@ -13,7 +13,9 @@ import pytest
 import xpuruntime
 from xpuruntime._native import core
 
-ORT_LIB = os.path.join(os.path.dirname(xpuruntime.__file__), "lib", "libxpuruntime_ort.so")
+from xpuruntime.interop import onnxruntime as xo  # noqa: E402
+
+ORT_LIB = xo.library_path(missing_ok=True) or ""
 
 
 def gelu_tanh(g):
@@ -49,9 +51,7 @@ def ort_session():
         out = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(shape))
         node = helper.make_node(op, [f"i{k}" for k in range(n_inputs)], ["y"],
                                 domain="xpuruntime", **attrs)
-        model = helper.make_model(helper.make_graph([node], op, ins, [out]),
-                                  opset_imports=[helper.make_opsetid("", 17),
-                                                 helper.make_opsetid("xpuruntime", 1)])
+        model = xo.make_model(helper.make_graph([node], op, ins, [out]))
         so = ort.SessionOptions()
         so.register_custom_ops_library(ORT_LIB)
         return ort.InferenceSession(model.SerializeToString(), so,

@@ -23,8 +23,7 @@ def make_model(dtype, residual, **attrs):
     node = helper.make_node("RMSNorm", [i.name for i in inputs], [o.name for o in outputs],
                             domain=xo.DOMAIN, **attrs)
     graph = helper.make_graph([node], "rms_norm", inputs, outputs)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                   helper.make_opsetid(xo.DOMAIN, 1)])
+    return xo.make_model(graph)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -52,7 +51,7 @@ def test_session_reports_kernel_validation(rng):
     inputs = [helper.make_tensor_value_info("x", t, ["R", "N"]), helper.make_tensor_value_info("w", t, ["M"])]
     node = helper.make_node("RMSNorm", ["x", "w"], ["y"], domain=xo.DOMAIN)
     graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", t, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(xo.DOMAIN, 1)])
+    model = xo.make_model(graph)
     sess = xo.inference_session(model)
     with pytest.raises(Exception, match=r"rms_norm: 'weight' must have shape \[8\], got \[3\]"):
         sess.run(None, {"x": random_inputs(rng, (2, 8)), "w": random_inputs(rng, (3,))})

@@ -46,3 +46,19 @@ def inference_session(model: Any, providers: Optional[list] = None, **kwargs: An
         model = model.SerializeToString()
     return ort.InferenceSession(model, sess_options=session_options(kwargs.pop("sess_options", None)),
                                 providers=providers or ["CPUExecutionProvider"], **kwargs)
+
+
+# ONNX IR version written by make_model: the newest that ONNX Runtime 1.20+ loads
+# (the onnx package may default to a newer one than the installed runtime reads).
+IR_VERSION = 10
+
+
+def make_model(graph: Any, opset: int = 17) -> Any:
+    """An ``onnx.ModelProto`` of ``graph`` importing the default domain (``opset``)
+    and the ``xpuruntime`` domain, at an IR version ONNX Runtime can load."""
+    from .._extras import require
+
+    onnx = require("onnx", "onnx")
+    return onnx.helper.make_model(
+        graph, ir_version=IR_VERSION,
+        opset_imports=[onnx.helper.make_opsetid("", opset), onnx.helper.make_opsetid(DOMAIN, 1)])
