@@ -1,6 +1,5 @@
 #include "xpuruntime/registry.h"
 
-#include <sstream>
 
 namespace xpu {
 
@@ -22,10 +21,8 @@ bool KernelKey::operator==(const KernelKey& o) const {
 }
 
 std::string KernelKey::to_string() const {
-  std::ostringstream os;
-  os << op << '/' << direction_name(direction) << '/' << device_kind_name(device) << '/'
-     << dtype_name(dtype) << '/' << policy_name(policy);
-  return os.str();
+  return str_cat(op, '/', direction_name(direction), '/', device_kind_name(device), '/',
+                 dtype_name(dtype), '/', policy_name(policy));
 }
 
 Registry& Registry::global() {
@@ -56,16 +53,16 @@ Status Registry::find(const KernelKey& key, AnyKernel* out) const {
       return Status::Ok();
     }
   }
-  std::ostringstream os;
-  os << "no kernel registered for " << key.to_string() << "; registered for " << key.op << ": ";
+  std::string msg = str_cat("no kernel registered for ", key.to_string(), "; registered for ",
+                            key.op, ": ");
   bool any = false;
   for (const auto& e : entries_) {
     if (e.key.op != key.op) continue;
-    os << (any ? ", " : "") << e.key.to_string();
+    msg += str_cat(any ? ", " : "", e.key.to_string());
     any = true;
   }
-  if (!any) os << "none (unknown op '" << key.op << "')";
-  return Status(StatusCode::kNotFound, os.str());
+  if (!any) msg += str_cat("none (unknown op '", key.op, "')");
+  return Status(StatusCode::kNotFound, msg);
 }
 
 std::vector<KernelKey> Registry::keys() const {

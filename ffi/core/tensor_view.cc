@@ -1,6 +1,6 @@
 #include "xpuruntime/tensor_view.h"
 
-#include <sstream>
+#include "xpuruntime/status.h"
 
 namespace xpu {
 
@@ -20,18 +20,14 @@ TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, D
 }
 
 std::string shape_string(const TensorView& v) {
-  std::ostringstream os;
-  os << '[';
-  for (int i = 0; i < v.ndim; ++i) os << (i ? ", " : "") << v.shape[i];
-  os << ']';
-  return os.str();
+  std::string s = "[";
+  for (int i = 0; i < v.ndim; ++i) s += str_cat(i ? ", " : "", v.shape[i]);
+  return s + "]";
 }
 
 std::string describe(const TensorView& v) {
-  std::ostringstream os;
-  os << dtype_name(v.dtype) << shape_string(v) << " on " << device_kind_name(v.device.kind) << ':'
-     << v.device.index;
-  return os.str();
+  return str_cat(dtype_name(v.dtype), shape_string(v), " on ", device_kind_name(v.device.kind), ':',
+                 v.device.index);
 }
 
 bool as_rows(const TensorView& v, RowLayout* out) {

@@ -3,8 +3,10 @@
 // framework's error type, so the message text is identical everywhere.
 #pragma once
 
-#include <sstream>
+#include <cstdio>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace xpu {
@@ -33,12 +35,40 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-// Builds a message from streamable parts: Error(kInvalidArgument, "rms_norm: ", ...).
+// Message building without iostreams: std::ostream's locale machinery is
+// avoided on purpose (a module carrying its own copy of it crashed when the
+// host process had changed the global locale).
+namespace detail {
+inline void append(std::string& s, std::string_view v) { s.append(v); }
+inline void append(std::string& s, const char* v) { s.append(v); }
+inline void append(std::string& s, const std::string& v) { s.append(v); }
+inline void append(std::string& s, char c) { s.push_back(c); }
+template <typename T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, char>)
+inline void append(std::string& s, T v) {
+  s.append(std::to_string(v));
+}
+template <typename T>
+  requires std::is_floating_point_v<T>
+inline void append(std::string& s, T v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", static_cast<double>(v));
+  s.append(buf);
+}
+}  // namespace detail
+
+// Concatenates strings, characters and numbers: str_cat("rms_norm: ", n, " rows").
+template <typename... Parts>
+std::string str_cat(const Parts&... parts) {
+  std::string s;
+  (detail::append(s, parts), ...);
+  return s;
+}
+
+// Builds a message from parts: Error(kInvalidArgument, "rms_norm: ", ...).
 template <typename... Parts>
 Status Error(StatusCode code, const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  return Status(code, os.str());
+  return Status(code, str_cat(parts...));
 }
 
 template <typename... Parts>
