@@ -136,7 +136,14 @@ def test_backward_f32(shape, policy, device):
     rdx, rdw, rdb = ref_backward(to_np(dy), to_np(x), to_np(w))
     assert dx.dtype == torch.float32 and tuple(dx.shape) == shape
     assert tuple(dw.shape) == (shape[-1],) and tuple(db.shape) == (shape[-1],)
-    assert rel_err(to_np(dx), rdx) <= 1e-5
+    if shape[-1] == 1:
+        # dx is exactly 0 (x - mean = 0), reached as rstd * (g - mean(g)) with
+        # rstd = eps^-1/2 ~ 316: f32 rounding of those terms (FMA on the GPU) leaves
+        # ~1e-7 of their size. Judge it against that size, not against zero.
+        scale = np.abs(to_np(dy) * to_np(w)).max() / np.sqrt(1e-5)
+        assert np.abs(to_np(dx) - rdx).max() <= 1e-6 * scale
+    else:
+        assert rel_err(to_np(dx), rdx) <= 1e-5
     assert rel_err(to_np(dw), rdw) <= 1e-5
     assert rel_err(to_np(db), rdb) <= 1e-5
 
