@@ -123,3 +123,29 @@ def random_inputs(rng, shape, dtype="float32", offset=0.0):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---- generic float64 references through torch autograd -----------------------------------------
+
+def torch_f64_vjp(fn, inputs, dy=None):
+    """``fn`` (torch ops) on float64 copies of numpy ``inputs``; with ``dy``, also the
+    gradients of ``sum(fn(*inputs) * dy)`` for every input. Returns (y, [grads])."""
+    import torch
+    ts = [torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in inputs]
+    y = fn(*ts)
+    if dy is None:
+        return y.detach().numpy(), None
+    (y * torch.tensor(np.asarray(dy, dtype=np.float64))).sum().backward()
+    return y.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+def torch_reference_ops():
+    """float64 torch definitions of the OPS.md ops, keyed by name (args as in OPS.md)."""
+    import torch
+    import torch.nn.functional as F
+    return {
+        "layer_norm": lambda x, w, b: F.layer_norm(x, x.shape[-1:], w, b, 1e-5),
+        "softmax": lambda x: torch.softmax(x, -1),
+        "swiglu": lambda g, u: F.silu(g) * u,
+        "geglu": lambda g, u: F.gelu(g, approximate="tanh") * u,
+    }

@@ -121,3 +121,205 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6, *, residual: Optional
     """
     y, h, _ = torch.ops.xpuruntime.rms_norm(x, weight, residual, float(eps), _policy(policy))
     return y if residual is None else (y, h)
+
+
+# ---- layer_norm -----------------------------------------------------------------------------
+
+@torch.library.custom_op("xpuruntime::layer_norm", mutates_args=())
+def _layer_norm_op(x: Tensor, weight: Tensor, bias: Tensor, eps: float,
+                   policy: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Returns (y, mean, rstd); mean and rstd are f32 x.shape[:-1]."""
+    x = _rows_layout(x)
+    y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    mean = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
+    rstd = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
+    core.layer_norm_forward(_arg(x), _arg(weight), _arg(bias), _arg(y), _arg(mean), _arg(rstd),
+                            eps, policy, _stream(x))
+    return y, mean, rstd
+
+
+@_layer_norm_op.register_fake
+def _(x, weight, bias, eps, policy):
+    stat = x.new_empty(x.shape[:-1], dtype=torch.float32)
+    return x.new_empty(x.shape), stat, stat.new_empty(stat.shape)
+
+
+@torch.library.custom_op("xpuruntime::layer_norm_backward", mutates_args=())
+def _layer_norm_backward_op(dy: Tensor, x: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor,
+                            policy: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Returns (dx, dweight, dbias)."""
+    dy, x = _rows_layout(dy), _rows_layout(x)
+    n = x.shape[-1]
+    rows = x.numel() // n if n else 0
+    dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    dw = torch.empty(weight.shape, dtype=weight.dtype, device=x.device)
+    db = torch.empty(weight.shape, dtype=weight.dtype, device=x.device)
+    ws = torch.empty(core.layer_norm_backward_workspace_bytes(rows, n), dtype=torch.uint8,
+                     device=x.device)
+    core.layer_norm_backward(_arg(dy), _arg(x), _arg(weight), _arg(mean.contiguous()),
+                             _arg(rstd.contiguous()), _arg(dx), _arg(dw), _arg(db), _arg(ws),
+                             policy, _stream(x))
+    return dx, dw, db
+
+
+@_layer_norm_backward_op.register_fake
+def _(dy, x, weight, mean, rstd, policy):
+    return x.new_empty(x.shape), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+def _layer_norm_setup(ctx, inputs, output):
+    x, weight, bias, eps, policy = inputs
+    _, mean, rstd = output
+    ctx.policy = policy
+    ctx.save_for_backward(x, weight, mean, rstd)
+
+
+def _layer_norm_backward(ctx, dy, dmean, drstd):
+    x, weight, mean, rstd = ctx.saved_tensors
+    dx, dw, db = torch.ops.xpuruntime.layer_norm_backward(dy, x, weight, mean, rstd, ctx.policy)
+    return dx, dw, db, None, None
+
+
+_layer_norm_op.register_autograd(_layer_norm_backward, setup_context=_layer_norm_setup)
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, *,
+               policy: Optional[str] = None) -> Tensor:
+    """Layer normalization over the last axis (``torch.ops.xpuruntime.layer_norm``).
+
+    Args:
+      x: ``[..., N]`` float32, float16 or bfloat16.
+      weight, bias: ``[N]``, x's dtype and device.
+      eps: added to the (population) variance.
+      policy: kernel policy (default: current policy).
+
+    Returns:
+      ``y``, x's shape and dtype. Differentiable in x, weight and bias.
+    """
+    return torch.ops.xpuruntime.layer_norm(x, weight, bias, float(eps), _policy(policy))[0]
+
+
+# ---- softmax --------------------------------------------------------------------------------
+
+@torch.library.custom_op("xpuruntime::softmax", mutates_args=())
+def _softmax_op(x: Tensor, scale: float, policy: str) -> Tensor:
+    x = _rows_layout(x)
+    y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    core.softmax_forward(_arg(x), _arg(y), scale, policy, _stream(x))
+    return y
+
+
+@_softmax_op.register_fake
+def _(x, scale, policy):
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("xpuruntime::softmax_backward", mutates_args=())
+def _softmax_backward_op(dy: Tensor, y: Tensor, scale: float, policy: str) -> Tensor:
+    dy, y = _rows_layout(dy), _rows_layout(y)
+    dx = torch.empty(y.shape, dtype=y.dtype, device=y.device)
+    core.softmax_backward(_arg(dy), _arg(y), _arg(dx), scale, policy, _stream(y))
+    return dx
+
+
+@_softmax_backward_op.register_fake
+def _(dy, y, scale, policy):
+    return y.new_empty(y.shape)
+
+
+def _softmax_setup(ctx, inputs, output):
+    ctx.scale, ctx.policy = inputs[1], inputs[2]
+    ctx.save_for_backward(output)
+
+
+def _softmax_backward(ctx, dy):
+    (y,) = ctx.saved_tensors
+    return torch.ops.xpuruntime.softmax_backward(dy, y, ctx.scale, ctx.policy), None, None
+
+
+_softmax_op.register_autograd(_softmax_backward, setup_context=_softmax_setup)
+
+
+def softmax(x: Tensor, *, scale: float = 1.0, policy: Optional[str] = None) -> Tensor:
+    """Softmax over the last axis of ``scale * x`` (``torch.ops.xpuruntime.softmax``).
+
+    Args:
+      x: ``[..., N]`` float32, float16 or bfloat16.
+      scale: multiplies x first.
+
+    Returns:
+      ``y``, x's shape and dtype. Differentiable in x.
+    """
+    return torch.ops.xpuruntime.softmax(x, float(scale), _policy(policy))
+
+
+# ---- swiglu, geglu (one definition, two activations) -----------------------------------------
+
+def _register_glu(name: str):
+    forward = getattr(core, f"{name}_forward")
+    backward = getattr(core, f"{name}_backward")
+
+    @torch.library.custom_op(f"xpuruntime::{name}", mutates_args=())
+    def op(gate: Tensor, up: Tensor, policy: str) -> Tensor:
+        gate, up = _rows_layout(gate), _rows_layout(up)
+        y = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
+        forward(_arg(gate), _arg(up), _arg(y), policy, _stream(gate))
+        return y
+
+    @op.register_fake
+    def _(gate, up, policy):
+        return gate.new_empty(gate.shape)
+
+    @torch.library.custom_op(f"xpuruntime::{name}_backward", mutates_args=())
+    def op_backward(dy: Tensor, gate: Tensor, up: Tensor, policy: str) -> tuple[Tensor, Tensor]:
+        dy, gate, up = _rows_layout(dy), _rows_layout(gate), _rows_layout(up)
+        dgate = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
+        dup = torch.empty(up.shape, dtype=up.dtype, device=up.device)
+        backward(_arg(dy), _arg(gate), _arg(up), _arg(dgate), _arg(dup), policy, _stream(gate))
+        return dgate, dup
+
+    @op_backward.register_fake
+    def _(dy, gate, up, policy):
+        return gate.new_empty(gate.shape), up.new_empty(up.shape)
+
+    def setup(ctx, inputs, output):
+        ctx.policy = inputs[2]
+        ctx.save_for_backward(inputs[0], inputs[1])
+
+    def grad(ctx, dy):
+        gate, up = ctx.saved_tensors
+        dgate, dup = getattr(torch.ops.xpuruntime, f"{name}_backward")(dy, gate, up, ctx.policy)
+        return dgate, dup, None
+
+    op.register_autograd(grad, setup_context=setup)
+    return getattr(torch.ops.xpuruntime, name)
+
+
+_swiglu_op = _register_glu("swiglu")
+_geglu_op = _register_glu("geglu")
+
+
+def swiglu(gate: Tensor, up: Tensor, *, policy: Optional[str] = None) -> Tensor:
+    """``silu(gate) * up`` (``torch.ops.xpuruntime.swiglu``).
+
+    Args:
+      gate: ``[..., N]`` float32, float16 or bfloat16.
+      up: gate's shape, dtype and device.
+
+    Returns:
+      ``y``, gate's shape and dtype. Differentiable in gate and up.
+    """
+    return _swiglu_op(gate, up, _policy(policy))
+
+
+def geglu(gate: Tensor, up: Tensor, *, policy: Optional[str] = None) -> Tensor:
+    """``gelu_tanh(gate) * up`` (``torch.ops.xpuruntime.geglu``).
+
+    Args:
+      gate: ``[..., N]`` float32, float16 or bfloat16.
+      up: gate's shape, dtype and device.
+
+    Returns:
+      ``y``, gate's shape and dtype. Differentiable in gate and up.
+    """
+    return _geglu_op(gate, up, _policy(policy))

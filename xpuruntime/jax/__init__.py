@@ -11,6 +11,9 @@ from .._extras import require
 require("jax", "jax")
 
 from ._registration import export_disabled_checks, target_names  # noqa: E402
+from ._layer_norm import layer_norm  # noqa: E402
 from ._rms_norm import rms_norm  # noqa: E402
+from ._softmax_glu import geglu, softmax, swiglu  # noqa: E402
 
-__all__ = ["export_disabled_checks", "rms_norm", "target_names"]
+__all__ = ["export_disabled_checks", "geglu", "layer_norm", "rms_norm", "softmax", "swiglu",
+           "target_names"]

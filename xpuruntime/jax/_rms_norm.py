@@ -13,11 +13,8 @@ from jax.custom_batching import custom_vmap
 
 from .._native import core
 from .._policy import resolve_policy
-
-
-def _move_batch_to_front(a, batched: bool, size: int):
-    """Batched operands arrive with their batch axis first; broadcast unbatched ones."""
-    return a if batched else jnp.broadcast_to(a, (size,) + a.shape)
+from ._common import (batch_front, check_float, check_like, check_param, per_example,
+                      sum_per_example)
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,8 +35,8 @@ def _forward_call(eps: float, policy: str, with_residual: bool):
     @batched.def_vmap
     def rule(size, in_batched, x, w, *res):
         xb, wb = in_batched[0], in_batched[1]
-        x = _move_batch_to_front(x, xb, size)
-        res = tuple(_move_batch_to_front(r, b, size) for r, b in zip(res, in_batched[2:]))
+        x = batch_front(x, xb, size)
+        res = tuple(batch_front(r, b, size) for r, b in zip(res, in_batched[2:]))
         if not wb:
             # The batch axis is one more leading axis: more rows, one kernel.
             outs = batched(x, w, *res)
@@ -47,8 +44,8 @@ def _forward_call(eps: float, policy: str, with_residual: bool):
             # Per-example weights: normalize with unit weight, then scale.
             ones = jnp.ones(w.shape[-1:], w.dtype)
             y, *rest = batched(x, ones, *res)
-            scale = w.reshape((size,) + (1,) * (x.ndim - 2) + w.shape[-1:])
-            outs = ((y.astype(jnp.float32) * scale.astype(jnp.float32)).astype(x.dtype), *rest)
+            scale = per_example(w, x).astype(jnp.float32)
+            outs = ((y.astype(jnp.float32) * scale).astype(x.dtype), *rest)
         return tuple(outs), (True,) * len(outs)
 
     return batched
@@ -73,20 +70,18 @@ def _backward_call(policy: str, with_dh: bool):
 
     @batched.def_vmap
     def rule(size, in_batched, dy, x, w, rstd, *dh):
-        dy, x, rstd = (_move_batch_to_front(a, b, size)
+        dy, x, rstd = (batch_front(a, b, size)
                        for a, b in zip((dy, x, rstd), (in_batched[0], in_batched[1], in_batched[3])))
-        dh = tuple(_move_batch_to_front(a, b, size) for a, b in zip(dh, in_batched[4:]))
+        dh = tuple(batch_front(a, b, size) for a, b in zip(dh, in_batched[4:]))
         # dweight is per example (JAX sums it over the batch itself where the primal
         # weight was shared), so it is reduced here over each example's rows.
         xhat = x.astype(jnp.float32) * rstd[..., None]
-        axes = tuple(range(1, x.ndim - 1))
-        dw = jnp.sum(dy.astype(jnp.float32) * xhat, axis=axes).astype(w.dtype)
+        dw = sum_per_example(dy.astype(jnp.float32) * xhat).astype(w.dtype)
         if not in_batched[2]:
             dx, _ = batched(dy, x, w, rstd, *dh)
         else:
             # Per-example weights: the kernel's dx with dy*w and unit weight.
-            scale = w.reshape((size,) + (1,) * (x.ndim - 2) + w.shape[-1:]).astype(jnp.float32)
-            dy_w = (dy.astype(jnp.float32) * scale).astype(dy.dtype)
+            dy_w = (dy.astype(jnp.float32) * per_example(w, x).astype(jnp.float32)).astype(dy.dtype)
             dx, _ = batched(dy_w, x, jnp.ones(w.shape[-1:], w.dtype), rstd, *dh)
         return (dx, dw), (True, True)
 
@@ -135,18 +130,10 @@ _rms_norm_residual.defvjp(_rms_norm_residual_fwd, _rms_norm_residual_bwd)
 
 def _check(x, weight, residual):
     # Trace-time errors, named by op and argument (the kernel re-checks at run time).
-    if x.ndim < 1:
-        raise ValueError("rms_norm: 'x' must have at least 1 dimension, got a 0-d array")
-    if x.dtype not in (jnp.float32, jnp.float16, jnp.bfloat16):
-        raise TypeError(f"rms_norm: 'x' must be float32, float16 or bfloat16, got {x.dtype}")
-    if weight.shape != x.shape[-1:]:
-        raise ValueError(f"rms_norm: 'weight' must have shape {list(x.shape[-1:])}, "
-                         f"got {list(weight.shape)}")
-    if weight.dtype != x.dtype:
-        raise TypeError(f"rms_norm: 'weight' must be {x.dtype}, got {weight.dtype}")
-    if residual is not None and (residual.shape != x.shape or residual.dtype != x.dtype):
-        raise ValueError(f"rms_norm: 'residual' must match x ({x.dtype}{list(x.shape)}), "
-                         f"got {residual.dtype}{list(residual.shape)}")
+    check_float("rms_norm", "x", x)
+    check_param("rms_norm", "weight", weight, x)
+    if residual is not None:
+        check_like("rms_norm", "residual", residual, "x", x)
 
 
 def rms_norm(x, weight, eps: float = 1e-6, *, residual=None, policy: str | None = None):
