@@ -1,0 +1,131 @@
+"""What the benchmark runs for each op: shapes, inputs, minimal bytes and the
+implementations compared (xpuruntime's frontends and the peers a user would pick)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import torch
+import torch.nn.functional as F
+
+import xpuruntime.interop.torch as xt
+import xpuruntime.jax as xj
+
+ROW_SHAPES = [((32768, 4096), "bfloat16"), ((8192, 8192), "bfloat16"), ((4096, 65536), "bfloat16"),
+              ((16384, 4096), "float32")]
+
+
+def _liger(module: str, cls: str):
+    try:
+        mod = __import__(f"liger_kernel.ops.{module}", fromlist=[cls])
+        return getattr(mod, cls).apply
+    except (ImportError, AttributeError):
+        return None
+
+
+@dataclass
+class Spec:
+    shapes: list
+    n_full: int                  # inputs of the full [..., N] shape
+    n_param: int                 # [N] parameters
+    fwd_tensors: int             # full-size tensors moved by the forward (reads + writes)
+    bwd_tensors: int             # ... by the backward
+    xpu_torch: Callable
+    xpu_jax: Callable
+    torch_eager: Callable
+    jnp_ref: Callable
+    liger: Callable | None = None
+    n_diff: int = field(init=False)
+    compiled: Callable = field(init=False)
+
+    def __post_init__(self):
+        self.n_diff = self.n_full + self.n_param
+        # One compiled function per op; it specializes per shape as torch.compile does.
+        self.compiled = torch.compile(self.torch_eager)
+
+    def make_inputs(self, shape, dtype):
+        dt = getattr(torch, dtype)
+        return ([torch.randn(shape, device="cuda", dtype=dt) for _ in range(self.n_full)]
+                + [torch.randn(shape[-1:], device="cuda", dtype=dt) for _ in range(self.n_param)])
+
+    def out_shape(self, shape):
+        return shape
+
+    def min_bytes(self, shape, dtype, backward):
+        per = math.prod(shape) * (4 if dtype == "float32" else 2)
+        return per * (self.fwd_tensors + (self.bwd_tensors if backward else 0))
+
+    def torch_impls(self):
+        out = {"xpuruntime (torch)": self.xpu_torch, "torch eager": self.torch_eager,
+               "torch.compile": self.compiled}
+        if self.liger is not None:
+            out["liger"] = self.liger
+        return out
+
+    def jax_impls(self):
+        return {"xpuruntime (jax)": self.xpu_jax, "jnp + jax.jit": self.jnp_ref}
+
+
+def _f32(x):
+    return x.astype(jnp.float32)
+
+
+def _jnp_rms_norm(x, w):
+    y = _f32(x) * jax.lax.rsqrt(jnp.mean(jnp.square(_f32(x)), -1, keepdims=True) + 1e-6)
+    return (y * _f32(w)).astype(x.dtype)
+
+
+def _jnp_layer_norm(x, w, b):
+    xf = _f32(x)
+    mu = jnp.mean(xf, -1, keepdims=True)
+    var = jnp.mean(jnp.square(xf - mu), -1, keepdims=True)
+    return ((xf - mu) * jax.lax.rsqrt(var + 1e-5) * _f32(w) + _f32(b)).astype(x.dtype)
+
+
+def _liger_rms_norm():
+    fn = _liger("rms_norm", "LigerRMSNormFunction")
+    return None if fn is None else (lambda x, w: fn(x, w, 1e-6))
+
+
+def _liger_layer_norm():
+    fn = _liger("layer_norm", "LigerLayerNormFunction")
+    return None if fn is None else (lambda x, w, b: fn(x, w, b, 1e-5))
+
+
+SPECS = {
+    "rms_norm": Spec(
+        ROW_SHAPES, 1, 1, 2, 3,
+        xpu_torch=lambda x, w: xt.rms_norm(x, w, 1e-6),
+        xpu_jax=lambda x, w: xj.rms_norm(x, w, 1e-6),
+        torch_eager=lambda x, w: F.rms_norm(x, x.shape[-1:], w, 1e-6),
+        jnp_ref=_jnp_rms_norm, liger=_liger_rms_norm()),
+    "layer_norm": Spec(
+        ROW_SHAPES, 1, 2, 2, 3,
+        xpu_torch=lambda x, w, b: xt.layer_norm(x, w, b, 1e-5),
+        xpu_jax=lambda x, w, b: xj.layer_norm(x, w, b, 1e-5),
+        torch_eager=lambda x, w, b: F.layer_norm(x, x.shape[-1:], w, b, 1e-5),
+        jnp_ref=_jnp_layer_norm, liger=_liger_layer_norm()),
+    "softmax": Spec(
+        ROW_SHAPES, 1, 0, 2, 3,
+        xpu_torch=lambda x: xt.softmax(x),
+        xpu_jax=lambda x: xj.softmax(x),
+        torch_eager=lambda x: torch.softmax(x, -1),
+        jnp_ref=lambda x: jax.nn.softmax(_f32(x), -1).astype(x.dtype),
+        liger=_liger("softmax", "LigerSoftmaxFunction")),
+    "swiglu": Spec(
+        ROW_SHAPES[:2], 2, 0, 3, 5,
+        xpu_torch=xt.swiglu, xpu_jax=xj.swiglu,
+        torch_eager=lambda g, u: F.silu(g) * u,
+        jnp_ref=lambda g, u: (jax.nn.silu(_f32(g)) * _f32(u)).astype(g.dtype),
+        liger=_liger("swiglu", "LigerSiLUMulFunction")),
+    "geglu": Spec(
+        ROW_SHAPES[:2], 2, 0, 3, 5,
+        xpu_torch=xt.geglu, xpu_jax=xj.geglu,
+        torch_eager=lambda g, u: F.gelu(g, approximate="tanh") * u,
+        jnp_ref=lambda g, u: (jax.nn.gelu(_f32(g), approximate=True) * _f32(u)).astype(g.dtype),
+        liger=_liger("geglu", "LigerGELUMulFunction")),
+}
