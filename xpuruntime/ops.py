@@ -267,3 +267,149 @@ def geglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
       ``(dgate, dup)``, gate's shape and dtype.
     """
     return _glu_backward(core.geglu_backward, dy, gate, up, policy, stream)
+
+
+def rope(x: Any, cos: Any, sin: Any, *, interleaved: bool = False, policy: str | None = None,
+         stream: Any = None) -> Any:
+    """Rotary position embedding.
+
+    ``interleaved=False`` (NeoX / Llama, rotate-half): with ``x1 = x[..., :D/2]`` and
+    ``x2 = x[..., D/2:]``, ``y1 = x1 cos - x2 sin`` and ``y2 = x2 cos + x1 sin``.
+    ``interleaved=True`` (GPT-J): each pair ``(x[2i], x[2i+1])`` rotates by angle ``i``.
+    f32 arithmetic.
+
+    Args:
+      x: ``[B, S, H, D]`` float32, float16 or bfloat16, ``D`` even; rows of ``D`` may be
+        strided (last dimension contiguous).
+      cos: ``[S, D/2]``, float32 or x's dtype, broadcast over ``B`` and ``H``.
+      sin: ``[S, D/2]``, cos's dtype.
+      interleaved: the pair layout (see above).
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+
+    Returns:
+      ``y``, x's shape and dtype.
+    """
+    info = _arrays.array_info(x)
+    s = _arrays.stream_handle(stream, x, info)
+    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
+    core.rope_forward(x, cos, sin, y, bool(interleaved), resolve_policy(policy), s)
+    return _arrays.as_framework(y, x)
+
+
+def rope_backward(dy: Any, cos: Any, sin: Any, *, interleaved: bool = False,
+                  policy: str | None = None, stream: Any = None) -> Any:
+    """Gradient of ``rope`` with respect to ``x``: ``dy`` rotated by the negative angle.
+
+    Args:
+      dy: ``[B, S, H, D]``, the gradient of y (float32, float16 or bfloat16).
+      cos, sin: the forward's ``[S, D/2]`` tables (float32 or dy's dtype).
+      interleaved: the forward's layout.
+
+    Returns:
+      ``dx``, dy's shape and dtype. (cos and sin get no gradient.)
+    """
+    info = _arrays.array_info(dy)
+    s = _arrays.stream_handle(stream, dy, info)
+    dx = _arrays.empty_like_framework(dy, info.shape, info.dtype, info, s)
+    core.rope_backward(dy, cos, sin, dx, bool(interleaved), resolve_policy(policy), s)
+    return _arrays.as_framework(dx, dy)
+
+
+def _scalar_f32_like(value: float, like: Any, info: _arrays.ArrayInfo) -> Any:
+    """A 0-d float32 array holding ``value`` on ``like``'s device (numpy or torch)."""
+    fw = _arrays._framework(like)
+    if fw == "numpy":
+        import numpy as np
+        return np.full((), value, dtype=np.float32)
+    if fw == "torch":
+        import sys
+        torch = sys.modules["torch"]
+        device = "cpu" if info.device_kind == "cpu" else f"cuda:{info.device_index}"
+        return torch.full((), float(value), dtype=torch.float32, device=device)
+    raise TypeError("cross_entropy_backward: pass 'dloss' as a float32 array for "
+                    f"{type(like)!r} logits")
+
+
+def cross_entropy(logits: Any, labels: Any, *, ignore_index: int = -100,
+                  label_smoothing: float = 0.0, reduction: str = "mean",
+                  return_lse: bool = False, policy: str | None = None,
+                  stream: Any = None) -> Any:
+    """Cross-entropy of ``logits`` against integer ``labels`` (softmax over the last axis).
+
+    Per row ``l_t = lse_t - (1 - ls) * logits[t, label_t] - ls * mean_v(logits[t, v])``
+    with ``lse_t = log(sum_v exp(logits[t, v]))`` and ``ls = label_smoothing``; rows whose
+    label is ``ignore_index`` give 0 and do not count. f32 arithmetic, fixed-order
+    (deterministic) reductions.
+
+    Args:
+      logits: ``[T, V]`` (more generally ``[..., V]``) float32, float16 or bfloat16.
+      labels: ``[T]`` (logits' leading shape), int32 or int64. A label outside ``[0, V)``
+        other than ``ignore_index`` raises on the CPU; on CUDA its row's loss is NaN.
+      ignore_index: label value of rows to skip.
+      label_smoothing: ``ls`` in ``[0, 1]``.
+      reduction: ``"mean"`` (over counted rows; NaN when none count), ``"sum"`` or ``"none"``.
+      return_lse: also return ``lse`` (float32, labels' shape; 0 for ignored rows), as
+        saved for the backward pass.
+      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
+      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+
+    Returns:
+      ``loss``: float32, 0-d for ``"mean"`` / ``"sum"``, labels' shape for ``"none"``;
+      or ``(loss, lse)`` with ``return_lse``.
+    """
+    info = _arrays.array_info(logits)
+    linfo = _arrays.array_info(labels)
+    s = _arrays.stream_handle(stream, logits, info)
+    rows, _ = _rows_and_n(info.shape)
+    ws_bytes = core.cross_entropy_forward_workspace_bytes(rows, reduction)  # checks reduction
+    loss_shape = linfo.shape if reduction == "none" else ()
+    loss = _arrays.empty_like_framework(logits, loss_shape, "float32", info, s)
+    lse = _arrays.empty_like_framework(logits, linfo.shape, "float32", info, s)
+    ws = _arrays.empty_like_framework(logits, (ws_bytes,), "uint8", info, s) if ws_bytes else None
+    core.cross_entropy_forward(logits, labels, loss, lse, ws, int(ignore_index),
+                               float(label_smoothing), reduction, resolve_policy(policy), s)
+    if not return_lse:
+        return _arrays.as_framework(loss, logits)
+    return _arrays.as_framework(loss, logits), _arrays.as_framework(lse, logits)
+
+
+def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, *, lse: Any = None,
+                           ignore_index: int = -100, label_smoothing: float = 0.0,
+                           reduction: str = "mean", policy: str | None = None,
+                           stream: Any = None) -> Any:
+    """Gradient of ``cross_entropy`` with respect to ``logits``.
+
+    ``dlogits[t, v] = g_t * (softmax(t, v) - (1 - ls) * [v == label_t] - ls / V)`` with
+    ``g_t = dloss`` (sum), ``dloss / count`` (mean) or ``dloss[t]`` (none), and 0 for
+    ignored rows. The softmax is recomputed from ``logits`` and ``lse``.
+
+    Args:
+      dloss: the gradient of the loss, float32: 0-d (or a Python float) for ``"mean"`` /
+        ``"sum"``, labels' shape for ``"none"``.
+      logits: ``[T, V]``, the forward input.
+      labels: ``[T]``, the forward labels (int32 or int64).
+      lse: optional float32 ``[T]`` from ``cross_entropy(..., return_lse=True)``;
+        recomputed when absent.
+      ignore_index, label_smoothing, reduction: the forward's.
+
+    Returns:
+      ``dlogits``, logits' shape and dtype.
+    """
+    info = _arrays.array_info(logits)
+    s = _arrays.stream_handle(stream, logits, info)
+    rows, _ = _rows_and_n(info.shape)
+    pol = resolve_policy(policy)
+    ws_bytes = core.cross_entropy_backward_workspace_bytes(rows, reduction)  # checks reduction
+    if isinstance(dloss, (int, float)):
+        dloss = _scalar_f32_like(float(dloss), logits, info)
+    if lse is None:
+        # The native API keeps no autograd state: recompute lse (loss is discarded).
+        _, lse = cross_entropy(logits, labels, ignore_index=ignore_index,
+                               label_smoothing=label_smoothing, reduction="none",
+                               return_lse=True, policy=pol, stream=stream)
+    dx = _arrays.empty_like_framework(logits, info.shape, info.dtype, info, s)
+    ws = _arrays.empty_like_framework(logits, (ws_bytes,), "uint8", info, s) if ws_bytes else None
+    core.cross_entropy_backward(dloss, logits, labels, lse, dx, ws, int(ignore_index),
+                                float(label_smoothing), reduction, pol, s)
+    return _arrays.as_framework(dx, logits)

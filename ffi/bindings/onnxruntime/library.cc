@@ -10,6 +10,8 @@ void add_rms_norm(std::vector<CustomOp*>& out);
 void add_layer_norm(std::vector<CustomOp*>& out);
 void add_softmax(std::vector<CustomOp*>& out);
 void add_glu(std::vector<CustomOp*>& out);
+void add_rope(std::vector<CustomOp*>& out);
+void add_cross_entropy(std::vector<CustomOp*>& out);
 
 namespace {
 const std::vector<CustomOp*>& all_ops() {
@@ -19,6 +21,8 @@ const std::vector<CustomOp*>& all_ops() {
     add_layer_norm(v);
     add_softmax(v);
     add_glu(v);  // SwiGLU, GeGLU
+    add_rope(v);
+    add_cross_entropy(v);
     return v;
   }();
   return ops;

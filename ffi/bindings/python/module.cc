@@ -19,6 +19,8 @@ void bind_layer_norm(nb::module_& m);
 void bind_softmax(nb::module_& m);
 void bind_swiglu(nb::module_& m);
 void bind_geglu(nb::module_& m);
+void bind_rope(nb::module_& m);
+void bind_cross_entropy(nb::module_& m);
 
 namespace {
 
@@ -146,6 +148,8 @@ NB_MODULE(_core, m) {
   bind_softmax(m);
   bind_swiglu(m);
   bind_geglu(m);
+  bind_rope(m);
+  bind_cross_entropy(m);
 }
 
 }  // namespace xpu::python

@@ -1,0 +1,302 @@
+// cross_entropy on CUDA.
+// forward, fast / deterministic: one block per row (grid-stride over rows), one pass
+//   over the row keeping a running (max, sum of exp, sum) per thread, 16-byte vectors
+//   where aligned; then fixed-order block reductions. Any V (up to INT_MAX / 2).
+// forward, reference: a plain scalar kernel, a max pass and then a sum pass.
+// mean / sum: per-row losses go to the workspace, then one block sums them (and
+//   counts the non-ignored labels) in a fixed order: no atomics anywhere.
+// backward: one block per row writes g * (exp(x - lse) - (1 - ls) [v == label] - ls / V)
+//   in one pass from logits and the saved lse (reference: the same kernel, scalar).
+//   For mean, one block first computes g = dloss / count into the workspace.
+// Labels are read once per row, and a label outside [0, V) (other than ignore_index)
+// is never used as an index: its row's loss, lse and gradient are NaN.
+#include <climits>
+
+#include "kernels/common/cuda_utils.cuh"
+#include "kernels/common/row_launch.cuh"
+#include "kernels/cross_entropy/cross_entropy_kernels.h"
+
+namespace xpu::ops::cross_entropy_detail {
+namespace {
+
+using cuda::block_max;
+using cuda::block_sum;
+using cuda::block_sum2;
+using cuda::from_f;
+using cuda::load_vec;
+using cuda::store_vec;
+using cuda::to_f;
+using cuda::Vec;
+
+constexpr const char* kOp = "cross_entropy";
+constexpr int kMaxThreads = 512;  // launch bounds of the row kernels
+constexpr int kFinishThreads = 512;
+
+struct Labels {
+  const void* data;
+  bool is64;
+  int64_t ignore_index;
+  __device__ __forceinline__ int64_t at(int64_t row) const {
+    return is64 ? static_cast<const int64_t*>(data)[row]
+                : static_cast<int64_t>(static_cast<const int32_t*>(data)[row]);
+  }
+};
+
+// What a forward row kernel writes.
+struct RowOut {
+  float* losses;  // [rows]: the `none` output or the workspace
+  float* lse;     // [rows] or null
+  float ls;       // label smoothing
+};
+
+// Thread 0's epilogue of a counted row with a valid label.
+template <typename T>
+__device__ __forceinline__ void write_row(const RowOut& o, int64_t row, const T* xr, int64_t lab,
+                                          float lse, float sx, int v) {
+  const float xl = to_f(xr[lab]);
+  float l = lse - (1.0f - o.ls) * xl;
+  if (o.ls != 0.f) l -= o.ls * (sx / static_cast<float>(v));
+  o.losses[row] = l;
+  if (o.lse) o.lse[row] = lse;
+}
+
+// Ignored rows give 0; out-of-range labels give NaN. Returns true when the row is done.
+__device__ __forceinline__ bool special_row(const RowOut& o, int64_t row, int64_t lab,
+                                            int64_t ignore_index, int v) {
+  if (lab == ignore_index) {
+    if (threadIdx.x == 0) {
+      o.losses[row] = 0.f;
+      if (o.lse) o.lse[row] = 0.f;
+    }
+    return true;
+  }
+  if (lab < 0 || lab >= v) {
+    if (threadIdx.x == 0) {
+      o.losses[row] = __int_as_float(0x7fc00000);
+      if (o.lse) o.lse[row] = __int_as_float(0x7fc00000);
+    }
+    return true;
+  }
+  return false;
+}
+
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kMaxThreads) forward_online(
+    const T* __restrict__ logits, int64_t stride, Labels labels, RowOut o, int64_t rows, int v) {
+  __shared__ float scratch[32];
+  __shared__ float2 scratch2[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t lab = labels.at(row);  // uniform over the block
+    if (special_row(o, row, lab, labels.ignore_index, v)) continue;
+    const T* xr = logits + row * stride;
+    float m = -INFINITY, s = 0.f, sx = 0.f;
+    for (int col = threadIdx.x * VEC; col < v; col += blockDim.x * VEC) {
+      const Vec<T, VEC> x = load_vec<T, VEC>(xr + col);
+      float t[VEC];
+      float vm = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        t[j] = to_f(x.v[j]);
+        vm = fmaxf(vm, t[j]);
+        sx += t[j];
+      }
+      const float mn = fmaxf(m, vm);
+      const float base = mn == -INFINITY ? 0.f : mn;  // rows starting with -inf: no inf - inf
+      float add = 0.f;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) add += expf(t[j] - base);
+      s = s * expf(m - base) + add;
+      m = mn;
+    }
+    const float rm = block_max(m, scratch);
+    const float rbase = rm == -INFINITY ? 0.f : rm;
+    const float2 tot = block_sum2(s * expf(m - rbase), sx, scratch2);
+    if (threadIdx.x == 0) write_row(o, row, xr, lab, rbase + logf(tot.x), tot.y, v);
+  }
+}
+
+// The plain definition, scalar accesses: max, then the sums of exp(x - max) and of x.
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads) forward_reference(
+    const T* __restrict__ logits, int64_t stride, Labels labels, RowOut o, int64_t rows, int v) {
+  __shared__ float scratch[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t lab = labels.at(row);
+    if (special_row(o, row, lab, labels.ignore_index, v)) continue;
+    const T* xr = logits + row * stride;
+    float m = -INFINITY;
+    for (int i = threadIdx.x; i < v; i += blockDim.x) m = fmaxf(m, to_f(xr[i]));
+    m = block_max(m, scratch);
+    const float base = m == -INFINITY ? 0.f : m;
+    float s = 0.f, sx = 0.f;
+    for (int i = threadIdx.x; i < v; i += blockDim.x) {
+      s += expf(to_f(xr[i]) - base);
+      sx += to_f(xr[i]);
+    }
+    s = block_sum(s, scratch);
+    sx = block_sum(sx, scratch);
+    if (threadIdx.x == 0) write_row(o, row, xr, lab, base + logf(s), sx, v);
+  }
+}
+
+// Integer sum over the block in a fixed order; `scratch` holds 32 values.
+__device__ __forceinline__ long long block_count(long long c, long long* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = (blockDim.x + 31) >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
+  if (lane == 0) scratch[warp] = c;
+  __syncthreads();
+  c = lane < warps ? scratch[lane] : 0;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
+  __syncthreads();
+  return c;
+}
+
+// One block: out[0] = total, or total / (rows whose label is not ignore_index) when
+// `divide`. total = the fixed-order sum of losses[0, rows) when `sum_losses`, else
+// numerator[0] (the backward's dloss).
+__global__ void __launch_bounds__(kFinishThreads) finish(const float* __restrict__ losses,
+                                                         const float* __restrict__ numerator,
+                                                         Labels labels, int64_t rows,
+                                                         bool sum_losses, bool divide,
+                                                         float* __restrict__ out) {
+  __shared__ float scratch[32];
+  __shared__ long long counts[32];
+  float s = 0.f;
+  long long c = 0;
+  for (int64_t i = threadIdx.x; i < rows; i += blockDim.x) {
+    if (sum_losses) s += losses[i];
+    if (divide) c += labels.at(i) != labels.ignore_index;
+  }
+  const float total = sum_losses ? block_sum(s, scratch) : numerator[0];
+  if (divide) c = block_count(c, counts);
+  if (threadIdx.x == 0) out[0] = divide ? total / static_cast<float>(c) : total;
+}
+
+// g: per row (g_per_row) or g[0] for every row.
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kMaxThreads) backward_rows(
+    const T* __restrict__ logits, int64_t stride, Labels labels, const float* __restrict__ lse,
+    const float* __restrict__ g, bool g_per_row, float ls, T* __restrict__ dlogits, int64_t rows,
+    int v) {
+  const float off = ls / static_cast<float>(v), on = 1.0f - ls;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t lab = labels.at(row);
+    T* dr = dlogits + row * int64_t(v);
+    if (lab == labels.ignore_index) {
+      Vec<T, VEC> zero;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) zero.v[j] = from_f<T>(0.f);
+      for (int col = threadIdx.x * VEC; col < v; col += blockDim.x * VEC)
+        store_vec<T, VEC>(dr + col, zero);
+      continue;
+    }
+    const bool bad = lab < 0 || lab >= v;  // never used as an index: NaN gradients
+    const float gr = bad ? __int_as_float(0x7fc00000) : g[g_per_row ? row : 0];
+    const float l = lse[row];
+    const T* xr = logits + row * stride;
+    for (int col = threadIdx.x * VEC; col < v; col += blockDim.x * VEC) {
+      const Vec<T, VEC> x = load_vec<T, VEC>(xr + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float sm = expf(to_f(x.v[j]) - l);
+        out.v[j] = from_f<T>(gr * (sm - off - (col + j == lab ? on : 0.f)));
+      }
+      store_vec<T, VEC>(dr + col, out);
+    }
+  }
+}
+
+Status check_v(int64_t v) {
+  // Column indices are int inside the kernels, with headroom for col += threads * VEC.
+  if (v > INT_MAX / 2)
+    return InvalidArgument(kOp, ": rows of ", v, " classes are too long for the CUDA kernels");
+  return Status::Ok();
+}
+
+template <typename T>
+Status forward(const ForwardProblem& p, const ExecContext& ctx) {
+  XPU_RETURN_IF_ERROR(check_v(p.v));
+  const auto& a = *p.args;
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const bool none = a.reduction == CrossEntropyReduction::kNone;
+  const Labels labels{a.labels.data, p.labels64, a.ignore_index};
+  const RowOut o{none ? a.loss.as<float>() : a.workspace.as<float>(),
+                 a.lse.present() ? a.lse.as<float>() : nullptr, a.label_smoothing};
+  const T* x = a.logits.as<const T>();
+  const int v = static_cast<int>(p.v);
+  if (p.rows > 0) {
+    const unsigned grid = cuda::grid_for(p.rows);
+    if (ctx.policy == Policy::kReference) {
+      forward_reference<T><<<grid, 256, 0, stream>>>(x, p.logits_stride, labels, o, p.rows, v);
+    } else {
+      constexpr int kVec = 16 / sizeof(T);
+      const int vec = cuda::vector_width<T>(p.v, {{x, p.logits_stride}});
+      const int threads = cuda::looped_threads(p.v, vec, kMaxThreads);
+      if (vec == 1)
+        forward_online<T, 1><<<grid, threads, 0, stream>>>(x, p.logits_stride, labels, o, p.rows, v);
+      else
+        forward_online<T, kVec>
+            <<<grid, threads, 0, stream>>>(x, p.logits_stride, labels, o, p.rows, v);
+    }
+  }
+  if (!none)
+    finish<<<1, kFinishThreads, 0, stream>>>(o.losses, nullptr, labels, p.rows, true,
+                                             a.reduction == CrossEntropyReduction::kMean,
+                                             a.loss.as<float>());
+  return cuda::launch_status(kOp);
+}
+
+template <typename T>
+Status backward(const BackwardProblem& p, const ExecContext& ctx) {
+  XPU_RETURN_IF_ERROR(check_v(p.v));
+  const auto& a = *p.args;
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const Labels labels{a.labels.data, p.labels64, a.ignore_index};
+  const float* g = a.dloss.as<const float>();
+  if (a.reduction == CrossEntropyReduction::kMean) {
+    float* scale = a.workspace.as<float>();
+    finish<<<1, kFinishThreads, 0, stream>>>(nullptr, g, labels, p.rows, false, true, scale);
+    g = scale;
+  }
+  const bool per_row = a.reduction == CrossEntropyReduction::kNone;
+  const T* x = a.logits.as<const T>();
+  T* dx = a.dlogits.as<T>();
+  const float* lse = a.lse.as<const float>();
+  const int v = static_cast<int>(p.v);
+  const unsigned grid = cuda::grid_for(p.rows);
+  constexpr int kVec = 16 / sizeof(T);
+  const int vec = ctx.policy == Policy::kReference
+                      ? 1
+                      : cuda::vector_width<T>(p.v, {{x, p.logits_stride}, {dx, p.v}});
+  const int threads = cuda::looped_threads(p.v, vec, kMaxThreads);
+  if (vec == 1)
+    backward_rows<T, 1><<<grid, threads, 0, stream>>>(x, p.logits_stride, labels, lse, g, per_row,
+                                                      a.label_smoothing, dx, p.rows, v);
+  else
+    backward_rows<T, kVec><<<grid, threads, 0, stream>>>(
+        x, p.logits_stride, labels, lse, g, per_row, a.label_smoothing, dx, p.rows, v);
+  return cuda::launch_status(kOp);
+}
+
+template <typename T>
+void register_dtype(Registry& r, DType dt) {
+  // Every CUDA path reduces in a fixed order without atomics, so `fast` is
+  // deterministic too; `reference` takes the plain kernels inside the same launchers.
+  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
+  register_kernel(r, kOp, Direction::kForward, DeviceKind::kCUDA, dt, all, &forward<T>);
+  register_kernel(r, kOp, Direction::kBackward, DeviceKind::kCUDA, dt, all, &backward<T>);
+}
+
+}  // namespace
+
+void register_cuda(Registry& r) {
+  register_dtype<float>(r, DType::kF32);
+  register_dtype<__half>(r, DType::kF16);
+  register_dtype<__nv_bfloat16>(r, DType::kBF16);
+}
+
+}  // namespace xpu::ops::cross_entropy_detail
