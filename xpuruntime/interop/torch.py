@@ -323,3 +323,138 @@ def geglu(gate: Tensor, up: Tensor, *, policy: Optional[str] = None) -> Tensor:
       ``y``, gate's shape and dtype. Differentiable in gate and up.
     """
     return _geglu_op(gate, up, _policy(policy))
+
+
+# ---- rope -----------------------------------------------------------------------------------
+
+def _rope_apply(fn, x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, policy: str) -> Tensor:
+    x = _rows_layout(x)
+    y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    fn(_arg(x), _arg(_rows_layout(cos)), _arg(_rows_layout(sin)), _arg(y), interleaved, policy,
+       _stream(x))
+    return y
+
+
+@torch.library.custom_op("xpuruntime::rope", mutates_args=())
+def _rope_op(x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, policy: str) -> Tensor:
+    return _rope_apply(core.rope_forward, x, cos, sin, interleaved, policy)
+
+
+@torch.library.custom_op("xpuruntime::rope_backward", mutates_args=())
+def _rope_backward_op(dy: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, policy: str) -> Tensor:
+    return _rope_apply(core.rope_backward, dy, cos, sin, interleaved, policy)
+
+
+@_rope_op.register_fake
+def _(x, cos, sin, interleaved, policy):
+    return x.new_empty(x.shape)
+
+
+@_rope_backward_op.register_fake
+def _(dy, cos, sin, interleaved, policy):
+    return dy.new_empty(dy.shape)
+
+
+def _rope_setup(ctx, inputs, output):
+    _, cos, sin, ctx.interleaved, ctx.policy = inputs
+    ctx.save_for_backward(cos, sin)
+
+
+def _rope_grad(ctx, dy):
+    cos, sin = ctx.saved_tensors
+    dx = torch.ops.xpuruntime.rope_backward(dy, cos, sin, ctx.interleaved, ctx.policy)
+    return dx, None, None, None, None  # OPS.md: gradient for x only
+
+
+_rope_op.register_autograd(_rope_grad, setup_context=_rope_setup)
+
+
+def rope(x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = False,
+         policy: Optional[str] = None) -> Tensor:
+    """Rotary position embedding (``torch.ops.xpuruntime.rope``).
+
+    Args:
+      x: ``[B, S, H, D]`` float32, float16 or bfloat16; D even.
+      cos, sin: ``[S, D/2]``, float32 or x's dtype.
+      interleaved: False rotates halves (NeoX/Llama); True rotates pairs (GPT-J).
+
+    Returns:
+      ``y``, x's shape and dtype. Differentiable in x only.
+    """
+    return torch.ops.xpuruntime.rope(x, cos, sin, bool(interleaved), _policy(policy))
+
+
+# ---- cross_entropy ----------------------------------------------------------------------------
+
+@torch.library.custom_op("xpuruntime::cross_entropy", mutates_args=())
+def _cross_entropy_op(logits: Tensor, labels: Tensor, ignore_index: int, label_smoothing: float,
+                      reduction: str, policy: str) -> tuple[Tensor, Tensor]:
+    """Returns (loss, lse): loss f32 () or labels' shape, lse f32 labels' shape."""
+    logits, labels = _rows_layout(logits), labels.contiguous()
+    dev = logits.device
+    loss = torch.empty(labels.shape if reduction == "none" else (), dtype=torch.float32, device=dev)
+    lse = torch.empty(labels.shape, dtype=torch.float32, device=dev)
+    ws = torch.empty(core.cross_entropy_forward_workspace_bytes(labels.numel(), reduction),
+                     dtype=torch.uint8, device=dev)
+    core.cross_entropy_forward(_arg(logits), _arg(labels), _arg(loss), _arg(lse), _arg(ws),
+                               ignore_index, label_smoothing, reduction, policy, _stream(logits))
+    return loss, lse
+
+
+@_cross_entropy_op.register_fake
+def _(logits, labels, ignore_index, label_smoothing, reduction, policy):
+    loss = logits.new_empty(labels.shape if reduction == "none" else (), dtype=torch.float32)
+    return loss, logits.new_empty(labels.shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("xpuruntime::cross_entropy_backward", mutates_args=())
+def _cross_entropy_backward_op(dloss: Tensor, logits: Tensor, labels: Tensor, lse: Tensor,
+                               ignore_index: int, label_smoothing: float, reduction: str,
+                               policy: str) -> Tensor:
+    logits = _rows_layout(logits)
+    dlogits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+    ws = torch.empty(core.cross_entropy_backward_workspace_bytes(labels.numel(), reduction),
+                     dtype=torch.uint8, device=logits.device)
+    core.cross_entropy_backward(_arg(dloss.float().contiguous()), _arg(logits),
+                                _arg(labels.contiguous()), _arg(lse.contiguous()), _arg(dlogits),
+                                _arg(ws), ignore_index, label_smoothing, reduction, policy,
+                                _stream(logits))
+    return dlogits
+
+
+@_cross_entropy_backward_op.register_fake
+def _(dloss, logits, labels, lse, ignore_index, label_smoothing, reduction, policy):
+    return logits.new_empty(logits.shape)
+
+
+def _cross_entropy_setup(ctx, inputs, output):
+    logits, labels, ctx.ignore_index, ctx.label_smoothing, ctx.reduction, ctx.policy = inputs
+    ctx.save_for_backward(logits, labels, output[1])
+
+
+def _cross_entropy_grad(ctx, dloss, dlse):
+    logits, labels, lse = ctx.saved_tensors
+    dlogits = torch.ops.xpuruntime.cross_entropy_backward(
+        dloss, logits, labels, lse, ctx.ignore_index, ctx.label_smoothing, ctx.reduction, ctx.policy)
+    return dlogits, None, None, None, None, None
+
+
+_cross_entropy_op.register_autograd(_cross_entropy_grad, setup_context=_cross_entropy_setup)
+
+
+def cross_entropy(logits: Tensor, labels: Tensor, *, ignore_index: int = -100,
+                  label_smoothing: float = 0.0, reduction: str = "mean",
+                  policy: Optional[str] = None) -> Tensor:
+    """Cross entropy (``torch.ops.xpuruntime.cross_entropy``), never materializing an f32 softmax.
+
+    Args:
+      logits: ``[T, V]`` float32, float16 or bfloat16.
+      labels: ``[T]`` int32 or int64; ``ignore_index`` rows count for nothing.
+      label_smoothing: in [0, 1].
+      reduction: ``"mean"`` over counted rows, ``"sum"`` or ``"none"``.
+
+    Returns:
+      f32 scalar (mean, sum) or f32 ``[T]`` (none). Differentiable in logits.
+    """
+    return torch.ops.xpuruntime.cross_entropy(logits, labels, int(ignore_index),
+                                              float(label_smoothing), reduction, _policy(policy))[0]

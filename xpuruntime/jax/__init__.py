@@ -13,7 +13,8 @@ require("jax", "jax")
 from ._registration import export_disabled_checks, target_names  # noqa: E402
 from ._layer_norm import layer_norm  # noqa: E402
 from ._rms_norm import rms_norm  # noqa: E402
+from ._rope_ce import cross_entropy, rope  # noqa: E402
 from ._softmax_glu import geglu, softmax, swiglu  # noqa: E402
 
-__all__ = ["export_disabled_checks", "geglu", "layer_norm", "rms_norm", "softmax", "swiglu",
-           "target_names"]
+__all__ = ["cross_entropy", "export_disabled_checks", "geglu", "layer_norm", "rms_norm", "rope",
+           "softmax", "swiglu", "target_names"]
