@@ -55,9 +55,20 @@ class Spec:
     def out_shape(self, shape):
         return shape
 
+    def out_dtype(self, dtype):
+        return dtype
+
     def min_bytes(self, shape, dtype, backward):
         per = math.prod(shape) * (4 if dtype == "float32" else 2)
         return per * (self.fwd_tensors + (self.bwd_tensors if backward else 0))
+
+    def jax_inputs(self, inputs):
+        """The torch inputs as JAX arrays (integers as int32: JAX runs without x64)."""
+        def conv(t):
+            if t.is_floating_point():
+                return jnp.asarray(t.cpu().float().numpy(), dtype=str(t.dtype).replace("torch.", ""))
+            return jnp.asarray(t.cpu().numpy().astype("int32"))
+        return [conv(t) for t in inputs]
 
     def torch_impls(self):
         out = {"xpuruntime (torch)": self.xpu_torch, "torch eager": self.torch_eager,
@@ -129,3 +140,75 @@ SPECS = {
         jnp_ref=lambda g, u: (jax.nn.gelu(_f32(g), approximate=True) * _f32(u)).astype(g.dtype),
         liger=_liger("geglu", "LigerGELUMulFunction")),
 }
+
+
+class RopeSpec(Spec):
+    """x [B, S, H, D] in the given dtype, cos/sin [S, D/2] f32; gradient for x only."""
+
+    def make_inputs(self, shape, dtype):
+        x = torch.randn(shape, device="cuda", dtype=getattr(torch, dtype))
+        angles = torch.rand(shape[1], shape[3] // 2, device="cuda") * 6.3
+        return [x, torch.cos(angles), torch.sin(angles)]
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n_diff = 1
+
+
+class CrossEntropySpec(Spec):
+    """logits [T, V], labels [T]; scalar mean loss; gradient for logits only."""
+
+    def make_inputs(self, shape, dtype):
+        logits = torch.randn(shape, device="cuda", dtype=getattr(torch, dtype))
+        return [logits, torch.randint(0, shape[1], shape[:1], device="cuda")]
+
+    def out_shape(self, shape):
+        return ()
+
+    def out_dtype(self, dtype):
+        return "float32"  # the loss is f32 whatever the logits' dtype
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n_diff = 1
+
+
+def _torch_rope(x, cos, sin):
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    x1, x2 = x.float().chunk(2, -1)
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], -1).to(x.dtype)
+
+
+def _jnp_rope(x, cos, sin):
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    x1, x2 = jnp.split(_f32(x), 2, axis=-1)
+    return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], -1).astype(x.dtype)
+
+
+def _jnp_cross_entropy(logits, labels):
+    lf = _f32(logits)
+    lse = jax.nn.logsumexp(lf, axis=-1)
+    picked = jnp.take_along_axis(lf, labels[:, None], axis=-1)[:, 0]
+    return jnp.mean(lse - picked)
+
+
+def _liger_cross_entropy():
+    fn = _liger("cross_entropy", "LigerCrossEntropyFunction")
+    if fn is None:
+        return None
+
+    def run(logits, labels):
+        out = fn(logits, labels, None)
+        return out[0] if isinstance(out, tuple) else out
+    return run
+
+
+SPECS["rope"] = RopeSpec(
+    [((8, 4096, 32, 128), "bfloat16"), ((8, 4096, 32, 128), "float32")], 1, 0, 2, 2,
+    xpu_torch=lambda x, c, s: xt.rope(x, c, s), xpu_jax=lambda x, c, s: xj.rope(x, c, s),
+    torch_eager=_torch_rope, jnp_ref=_jnp_rope)
+SPECS["cross_entropy"] = CrossEntropySpec(
+    [((4096, 128256), "bfloat16"), ((8192, 256000), "bfloat16")], 1, 0, 1, 2,
+    xpu_torch=lambda lg, lb: xt.cross_entropy(lg, lb), xpu_jax=lambda lg, lb: xj.cross_entropy(lg, lb),
+    torch_eager=lambda lg, lb: F.cross_entropy(lg.float(), lb), jnp_ref=_jnp_cross_entropy,
+    liger=_liger_cross_entropy())

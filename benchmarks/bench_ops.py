@@ -26,10 +26,11 @@ from _op_specs import SPECS  # noqa: E402
 from _timing import copy_bandwidth_tbs, jax_median_ms, torch_median_ms  # noqa: E402
 
 
-def bench_torch(fn, inputs, dy, backward: bool) -> float:
+def bench_torch(fn, inputs, dy, backward: bool, n_diff: int) -> float:
     if not backward:
         return torch_median_ms(lambda: fn(*inputs))
-    leaves = [t.detach().requires_grad_(t.is_floating_point()) for t in inputs]
+    leaves = [t.detach().requires_grad_(t.is_floating_point() and i < n_diff)
+              for i, t in enumerate(inputs)]
 
     def step():
         for t in leaves:
@@ -55,15 +56,15 @@ def run_op(name: str, copy: float, quick: bool) -> list[dict]:
     rows = []
     for shape, dtype in spec.shapes[:1] if quick else spec.shapes:
         inputs = spec.make_inputs(shape, dtype)
-        dy = torch.randn(spec.out_shape(shape), device="cuda", dtype=getattr(torch, dtype))
-        jin = [jnp.asarray(t.cpu().numpy() if not t.is_floating_point() else t.cpu().float().numpy(),
-                           dtype=str(t.dtype).replace("torch.", "")) for t in inputs]
-        jdy = jnp.asarray(dy.cpu().float().numpy(), dtype=dtype)
+        out_dtype = spec.out_dtype(dtype)
+        dy = torch.randn(spec.out_shape(shape), device="cuda", dtype=getattr(torch, out_dtype))
+        jin = spec.jax_inputs(inputs)
+        jdy = jnp.asarray(dy.cpu().float().numpy(), dtype=out_dtype)
         for backward in (False, True):
             nbytes = spec.min_bytes(shape, dtype, backward)
             results = {}
             for impl, fn in spec.torch_impls().items():
-                results[impl] = bench_torch(fn, inputs, dy, backward)
+                results[impl] = bench_torch(fn, inputs, dy, backward, spec.n_diff)
             for impl, fn in spec.jax_impls().items():
                 results[impl] = bench_jax(fn, jin, jdy, backward, spec.n_diff)
             for impl, ms in results.items():
