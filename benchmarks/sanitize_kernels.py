@@ -31,6 +31,21 @@ def main() -> None:
                 for fwd, bwd in ((ops.swiglu, ops.swiglu_backward), (ops.geglu, ops.geglu_backward)):
                     fwd(x, r, policy=policy)
                     bwd(dy, x, r, policy=policy)
+        for interleaved in (False, True):  # rope: vectorized (D=128) and scalar (D=6) paths
+            for shape in ((2, 3, 2, 128), (1, 5, 3, 6)):
+                x = torch.randn(shape, device="cuda", dtype=dtype)
+                cos = torch.randn(shape[1], shape[3] // 2, device="cuda")
+                y = ops.rope(x, cos, cos.flip(0), interleaved=interleaved)
+                ops.rope_backward(y, cos, cos.flip(0), interleaved=interleaved)
+        for t, v in ((5, 33), (3, 4097), (2, 70000)):  # cross_entropy, every reduction
+            logits = torch.randn(t, v, device="cuda", dtype=dtype)
+            labels = torch.randint(0, v, (t,), device="cuda")
+            labels[0] = -100
+            for reduction in ("mean", "sum", "none"):
+                loss, lse = ops.cross_entropy(logits, labels, label_smoothing=0.1,
+                                              reduction=reduction, return_lse=True)
+                ops.cross_entropy_backward(torch.ones_like(loss), logits, labels, lse=lse,
+                                           label_smoothing=0.1, reduction=reduction)
     torch.cuda.synchronize()
     print("sanitize_kernels: ok")
 
