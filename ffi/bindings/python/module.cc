@@ -19,6 +19,7 @@ void bind_layer_norm(nb::module_& m);
 void bind_softmax(nb::module_& m);
 void bind_swiglu(nb::module_& m);
 void bind_geglu(nb::module_& m);
+void bind_memory(nb::module_& m);
 
 namespace {
 
@@ -146,6 +147,7 @@ NB_MODULE(_core, m) {
   bind_softmax(m);
   bind_swiglu(m);
   bind_geglu(m);
+  bind_memory(m);
 }
 
 }  // namespace xpu::python

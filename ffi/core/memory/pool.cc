@@ -93,15 +93,17 @@ struct CachingPool::Impl {
     }
   }
 
-  static bool compatible(const Block* a, const Block* b) {
-    return a->stream == kAnyStream || b->stream == kAnyStream || a->stream == b->stream;
-  }
+  // Free neighbours merge when they are reusable on the same streams: both on
+  // every stream, or both pending on one stream (then the later event, which
+  // implies the earlier, is kept). A pending block merges with its "any"
+  // neighbours once its event is done (process_events).
+  static bool compatible(const Block* a, const Block* b) { return a->stream == b->stream; }
 
   // a->next == b, both free and compatible. Keeps a, deletes b.
   Block* merge(Block* a, Block* b, std::unordered_set<Block*>* track) {
     erase_free(a);
     erase_free(b);
-    const uintptr_t stream = a->stream != kAnyStream ? a->stream : b->stream;
+    const uintptr_t stream = a->stream;
     void* event = nullptr;
     uint64_t seq = 0;
     for (Block* x : {a, b}) {
