@@ -292,7 +292,7 @@ def test_sixteen_threads_random_alloc_free_never_overlap_or_leak():
                     n = rng.choice(sizes)
                     buf = memory.allocate(n, device="cpu")
                     claim(buf.ptr, max(n, 1))
-                    pattern = (tid * 16 + it) % 251 + 1
+                    pattern = tid + 1 + 16 * (it % 15)  # pattern % 16 identifies the thread
                     buf.fill(pattern)
                     live.append((buf, pattern))
             for buf, pattern in live:
@@ -379,7 +379,11 @@ def test_devices_and_current_device():
         t.join()
         assert seen[0] == (xpuruntime.Device("cuda", 0) if len(devs) > 1 else cpu)  # thread-local
     assert xpuruntime.Device("cuda:0" if len(devs) > 1 else "cpu:0") in devs
-    assert xpuruntime.set_device("cpu") == cpu
+    previous = xpuruntime.get_device()
+    try:
+        assert xpuruntime.set_device("cpu") == cpu and xpuruntime.get_device() == cpu
+    finally:
+        xpuruntime.set_device(previous)
 
 
 def test_cpu_streams_and_events_are_working_no_ops():
