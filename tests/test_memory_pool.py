@@ -491,3 +491,10 @@ def test_info_lists_devices_and_memory():
     assert facts["devices"][0]["device"] == "cpu:0"
     assert facts["memory"]["rounding_bytes"] == 512
     assert "cpu:0" in facts["memory"]["pools"]
+
+
+@pytest.mark.skipif(core.cuda_device_count() == 0, reason="needs a CUDA device besides the CPU")
+def test_stream_of_another_device_is_rejected():
+    s = xpuruntime.Stream(device="cpu")
+    with pytest.raises(ValueError, match="stream of cpu:0"):
+        memory.allocate(10, device="cuda:0", stream=s)

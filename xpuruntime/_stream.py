@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ._device import Device, as_device
-from ._native import core
+from ._native import InvalidArgumentError, core
 
 _local = threading.local()
 
@@ -215,3 +215,13 @@ def as_stream(s: Any, device: Device) -> Stream:
     if isinstance(s, Stream):
         return s
     return Stream.from_handle(s, device)
+
+
+def stream_for(s: Any, device: Device) -> int:
+    """The handle to allocate on ``device`` with: 0 on the CPU; ``s`` or the current stream
+    on CUDA. An ``xpuruntime.Stream`` of another device is an error."""
+    if isinstance(s, Stream) and s.device != device:
+        raise InvalidArgumentError(f"stream of {s.device} used for an allocation on {device}")
+    if device.kind != "cuda":
+        return 0
+    return as_stream(s, device).handle

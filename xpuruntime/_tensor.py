@@ -9,7 +9,7 @@ from typing import Any
 
 from ._device import Device, as_device
 from ._native import InvalidArgumentError, core
-from ._stream import as_stream
+from ._stream import as_stream, stream_for
 
 # name -> (DLPack type code, bits); codes: 0 int, 1 uint, 2 float, 4 bfloat, 5 complex, 6 bool
 _DTYPES = {
@@ -172,7 +172,7 @@ def empty(shape: Any, dtype: Any = "float32", device: Any = None, stream: Any = 
         raise InvalidArgumentError(f"empty: negative dimension in {shape}")
     name = _dtype_name(dtype)
     d = as_device(device)
-    h = as_stream(stream, d).handle if d.kind == "cuda" else 0
+    h = stream_for(stream, d)
     nbytes = math.prod(shape) * (_DTYPES[name][1] // 8)
     raw = core.allocate(nbytes, d.kind, d.index, h)
     return Array(raw, raw.ptr, shape, name, None, d, h if d.kind == "cuda" else None)

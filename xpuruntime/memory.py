@@ -12,7 +12,7 @@ from typing import Any
 
 from ._device import Device, as_device
 from ._native import InvalidArgumentError, core
-from ._stream import as_stream
+from ._stream import as_stream, stream_for
 
 __all__ = ["Buffer", "allocate", "allocate_pinned", "empty_cache", "reset_peak_stats",
            "set_limit", "stats", "snapshot"]
@@ -99,7 +99,7 @@ def allocate(nbytes: int, *, stream: Any = None, device: Any = None) -> Buffer:
     """
     n = _check_nbytes(nbytes)
     d = as_device(device)
-    h = as_stream(stream, d).handle if d.kind == "cuda" else 0
+    h = stream_for(stream, d)
     return Buffer(core.allocate(n, d.kind, d.index, h), d)
 
 

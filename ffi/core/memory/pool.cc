@@ -157,6 +157,7 @@ struct CachingPool::Impl {
       track.erase(track.begin());
       coalesce(b, &track);
     }
+    update_active();
   }
 
   Block* best_fit(bool small, uintptr_t stream, size_t size) {
