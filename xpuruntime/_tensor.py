@@ -131,8 +131,9 @@ class Array:
             "version": 3,
             "strides": None if contiguous else tuple(s * self.itemsize for s in self.strides),
             "descr": [("", _TYPESTR[self.dtype])],
-            # Consumers synchronize with this stream; None: no synchronization needed.
-            "stream": self.stream if self.stream not in (None, 0) else None,
+            # Consumers synchronize with this stream (v3: 1 is the legacy default stream,
+            # 0 is not allowed); None: unknown producer stream, no synchronization.
+            "stream": None if self.stream is None else (1 if self.stream == 0 else self.stream),
         }
 
     def __array__(self, dtype: Any = None, copy: Any = None):

@@ -105,7 +105,10 @@ def allocate(nbytes: int, *, stream: Any = None, device: Any = None) -> Buffer:
 
 def allocate_pinned(nbytes: int) -> Buffer:
     """Page-locked host memory (cudaHostAlloc) for asynchronous copies; plain host
-    memory when CUDA is not available (``Buffer.pinned`` tells which)."""
+    memory when CUDA is not available (``Buffer.pinned`` tells which).
+
+    Free it with ``free(stream=s)`` when asynchronous copies on ``s`` still use it:
+    the block is then reused only after that stream's work."""
     return Buffer(core.allocate_pinned(_check_nbytes(nbytes)), Device("cpu"))
 
 
