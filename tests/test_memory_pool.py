@@ -115,6 +115,10 @@ def test_limit_oom_message_and_recovery():
     for part in ("out of memory on cpu:0", "tried to allocate 2097152 bytes", "3145728 bytes allocated",
                  "3145728 bytes reserved", "bytes free on the device", "pool limit 4194304 bytes"):
         assert part in msg, (part, msg)
+    e = info.value
+    assert (e.device, e.requested_bytes, e.allocated_bytes, e.reserved_bytes, e.limit_bytes) == \
+        ("cpu:0", 2 * MiB, 3 * MiB, 3 * MiB, 4 * MiB)
+    assert e.device_free_bytes > 0
     assert p.stats()["oom_count"] == 1
     a.free()
     b = p.allocate(2 * MiB)  # fits after releasing the cached segment

@@ -41,6 +41,8 @@ def test_devices_report_cuda_facts():
 
 def test_cross_stream_reuse_waits_for_the_freeing_streams_work():
     import torch
+    gc.collect()
+    memory.empty_cache("cuda:0")  # no cached block of the test's size may interfere
     A, B = xpuruntime.Stream(), xpuruntime.Stream()
     n = 16 * MiB // 4  # above 10 MiB: an own segment, the only block of its size
     x = xpuruntime.empty((n,), "float32", device="cuda:0", stream=A)
@@ -67,6 +69,8 @@ def test_cross_stream_reuse_waits_for_the_freeing_streams_work():
 
 def test_block_freed_on_a_is_reused_on_a_in_order():
     import torch
+    gc.collect()
+    memory.empty_cache("cuda:0")
     A = xpuruntime.Stream()
     n = 12 * MiB // 4
     x = xpuruntime.empty((n,), "float32", device="cuda:0", stream=A)
@@ -120,6 +124,8 @@ def test_oom_under_limit_on_gpu():
         for part in ("out of memory on cuda:0", "tried to allocate 33554432 bytes", "bytes allocated",
                      "bytes reserved", "bytes free on the device", "pool limit"):
             assert part in msg, (part, msg)
+        assert info.value.device == "cuda:0" and info.value.requested_bytes == 32 * MiB
+        assert info.value.limit_bytes == base + 64 * MiB
         a.free()
         memory.allocate(32 * MiB, device="cuda:0").free()
     finally:

@@ -53,7 +53,18 @@ std::string device_string(Device d) {
   return str_cat(device_kind_name(d.kind), ':', d.index);
 }
 
+OomInfo& last_oom() {
+  thread_local OomInfo info;
+  return info;
+}
+
 }  // namespace
+
+OomInfo take_last_oom() {
+  OomInfo out = std::move(last_oom());
+  last_oom() = OomInfo{};
+  return out;
+}
 
 struct CachingPool::Impl {
   std::unique_ptr<UpstreamResource> upstream;
@@ -291,12 +302,23 @@ struct CachingPool::Impl {
   Status oom(size_t bytes, size_t rounded, const std::string& upstream_message) {
     ++st.oom_count;
     const Device d = upstream->device();
+    const size_t device_free = upstream->device_free_bytes();
     std::string msg = str_cat("out of memory on ", device_string(d), ": tried to allocate ", bytes,
                               " bytes (", rounded, " rounded); ", st.allocated.current,
                               " bytes allocated, ", st.reserved.current, " bytes reserved by xpuruntime, ",
-                              upstream->device_free_bytes(), " bytes free on the device");
+                              device_free, " bytes free on the device");
     if (limit) msg += str_cat(", pool limit ", limit, " bytes");
     if (!upstream_message.empty()) msg += str_cat(" (", upstream_message, ")");
+    OomInfo& info = last_oom();
+    info.valid = true;
+    info.device = d;
+    info.requested = bytes;
+    info.rounded = rounded;
+    info.allocated = static_cast<size_t>(st.allocated.current);
+    info.reserved = static_cast<size_t>(st.reserved.current);
+    info.device_free = device_free;
+    info.limit = limit;
+    info.message = msg;
     return Status(StatusCode::kOutOfMemory, std::move(msg));
   }
 

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "xpuruntime/memory/resource.h"
@@ -101,6 +102,17 @@ class CachingPool {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Facts about the calling thread's last out-of-memory failure of any pool;
+// adapters attach them to their error (Python: OutOfMemoryError attributes).
+struct OomInfo {
+  bool valid = false;
+  Device device;
+  size_t requested = 0, rounded = 0, allocated = 0, reserved = 0, device_free = 0, limit = 0;
+  std::string message;  // the Status message it belongs to
+};
+// Returns and clears the thread's record.
+OomInfo take_last_oom();
 
 // The pool of one device (created on first use, alive for the process; never
 // destroyed so that exit does not race CUDA's own teardown).
