@@ -91,6 +91,22 @@ def test_block_freed_on_a_is_reused_on_a_in_order():
     assert bool((ty == 3.0).all())
 
 
+def test_dlpack_stream_argument_orders_the_consumer_after_the_producer():
+    import torch
+    A, B = xpuruntime.Stream(), xpuruntime.Stream()
+    n = 1 << 20
+    a = xpuruntime.empty((n,), "float32", device="cuda:0", stream=A)
+    ta = torch.from_dlpack(a)
+    with torch.cuda.stream(torch.cuda.ExternalStream(A.handle)):
+        torch.cuda._sleep(SLEEP_CYCLES)
+        ta.fill_(5.0)  # the producer's last write, still queued on A
+    with torch.cuda.stream(torch.cuda.ExternalStream(B.handle)):
+        tb = torch.from_dlpack(a)  # torch passes B: B must wait for A's fill
+        out = tb.clone()
+    B.synchronize()
+    assert bool((out == 5.0).all())
+
+
 def test_event_timing_and_stream_wait():
     import torch
     s = xpuruntime.Stream()
@@ -181,6 +197,7 @@ def test_dlpack_jax_gpu():
     torch.from_dlpack(a).copy_(torch.arange(256, dtype=torch.float32, device="cuda"))
     torch.cuda.synchronize()
     j = jnp.from_dlpack(a)
+    assert j.unsafe_buffer_pointer() == a.ptr, "jax copied instead of aliasing"
     assert float(j.sum()) == float(np.arange(256).sum())
     src = jax.device_put(jnp.ones(64, jnp.float32), gpus[0])
     b = xpuruntime.asarray(src)
