@@ -5,6 +5,9 @@ Frontends:
     xpuruntime.jax                    XLA FFI ops for jax.jit / grad / vmap      (extra: [jax])
     xpuruntime.interop.torch          torch.library custom ops                   (extra: [torch])
     xpuruntime.interop.onnxruntime    ONNX Runtime custom-op library            (extra: [onnx])
+
+Runtime: xpuruntime.memory (caching stream-ordered pools), devices() / Device,
+Stream / Event, empty() / asarray() -> Array (DLPack, __cuda_array_interface__).
 """
 
 from __future__ import annotations
@@ -18,10 +21,26 @@ from ._native import (
 )
 from ._policy import POLICIES, get_policy, policy, set_policy
 from ._info import info, kernels
+from ._device import Device, devices, get_device, set_device
+from ._stream import Event, Stream, current_stream, stream
+from ._tensor import Array, asarray, empty
+from . import memory
 
 __version__ = _core.__version__
 
 __all__ = [
+    "Array",
+    "Device",
+    "Event",
+    "Stream",
+    "asarray",
+    "current_stream",
+    "devices",
+    "empty",
+    "get_device",
+    "memory",
+    "set_device",
+    "stream",
     "Error",
     "InvalidArgumentError",
     "KernelNotFoundError",

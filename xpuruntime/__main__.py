@@ -26,6 +26,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  XLA FFI API: {facts['xla_ffi_api']}")
     print(f"  ONNX Runtime library: {facts['onnxruntime_library']}")
     print("  frontends: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in facts["frontends"].items()))
+    print("  devices:")
+    for d in facts.get("devices", []):
+        if "error" in d:
+            print(f"    {d['device']}: {d['error']}")
+            continue
+        cc = d.get("compute_capability")
+        extra = f", sm_{cc[0]}{cc[1]}, {d['multiprocessor_count']} SMs" if cc else ""
+        print(f"    {d['device']}: {d['name']}{extra}, {d['free_memory'] / 2**30:.1f} of "
+              f"{d['total_memory'] / 2**30:.1f} GiB free")
+    for dev, st in facts.get("memory", {}).get("pools", {}).items():
+        if "error" not in st:
+            print(f"  pool {dev}: {st['allocated_bytes']} allocated, {st['reserved_bytes']} reserved bytes")
     print("  kernels:")
     for k in facts["kernels"]:
         print(f"    {k['op']:<14} {k['direction']:<9} {k['device']:<5} "

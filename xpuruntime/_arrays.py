@@ -31,7 +31,7 @@ def _framework(x: Any) -> str:
 def stream_handle(stream: Any, like: Any, info: ArrayInfo) -> int:
     """The raw cudaStream_t for a call.
 
-    ``stream`` may be an int handle, an object with ``__cuda_stream__`` (cuda.core,
+    ``stream`` may be an int handle, an ``xpuruntime.Stream``, an object with ``__cuda_stream__`` (cuda.core,
     cupy, torch >= 2.6) or ``cuda_stream`` (torch). ``None`` picks torch's current
     stream for torch tensors and the legacy default stream otherwise.
     """
@@ -42,6 +42,9 @@ def stream_handle(stream: Any, like: Any, info: ArrayInfo) -> int:
             torch = sys.modules["torch"]
             return torch.cuda.current_stream(info.device_index).cuda_stream
         return 0
+    from ._stream import Stream
+    if isinstance(stream, Stream):
+        return stream.handle
     if isinstance(stream, int):
         return stream
     if hasattr(stream, "__cuda_stream__"):

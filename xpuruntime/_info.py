@@ -38,4 +38,39 @@ def info() -> dict:
             for name in ("jax", "torch", "onnxruntime")
         },
         "kernels": kernels(),
+        "devices": _devices(),
+        "memory": _memory(),
     }
+
+
+def _devices() -> list[dict]:
+    from ._device import devices
+    out = []
+    for d in devices():
+        try:
+            out.append(d.properties())
+        except Exception as exc:  # a device that cannot be queried is reported, not fatal
+            out.append({"device": str(d), "error": str(exc)})
+    return out
+
+
+def _memory() -> dict:
+    """Pool design constants and, for pools already in use, their statistics."""
+    from . import memory
+    from ._device import devices
+    facts = {
+        "pool": "caching, stream-ordered (docs/runtime.md)",
+        "rounding_bytes": 512,
+        "small_request_max_bytes": 1 << 20,
+        "small_segment_bytes": 2 << 20,
+        "large_segment_bytes": 20 << 20,
+        "own_segment_above_bytes": 10 << 20,
+        "pinned_host_memory": bool(core.built_with_cuda) and core.cuda_device_count() > 0,
+        "pools": {},
+    }
+    for d in devices():
+        try:
+            facts["pools"][str(d)] = memory.stats(d)
+        except Exception as exc:
+            facts["pools"][str(d)] = {"error": str(exc)}
+    return facts

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "xpuruntime/memory/pool.h"
+
 #if XPURUNTIME_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -25,9 +27,16 @@ DeviceGuard::DeviceGuard(Device device) {
 #if XPURUNTIME_WITH_CUDA
   if (device.kind != DeviceKind::kCUDA) return;
   int current = 0;
-  if (cudaGetDevice(&current) == cudaSuccess && current != device.index) {
+  if (cudaGetDevice(&current) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  if (current != device.index) {
+    if (cudaSetDevice(device.index) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
     previous_ = current;
-    cudaSetDevice(device.index);
   }
 #else
   (void)device;
@@ -36,50 +45,22 @@ DeviceGuard::DeviceGuard(Device device) {
 
 DeviceGuard::~DeviceGuard() {
 #if XPURUNTIME_WITH_CUDA
-  if (previous_ >= 0) cudaSetDevice(previous_);
+  if (previous_ >= 0 && cudaSetDevice(previous_) != cudaSuccess) cudaGetLastError();
 #endif
 }
 
 Status allocate(Device device, size_t bytes, void* stream, void** out) {
   *out = nullptr;
-  if (bytes == 0) bytes = 1;  // a valid, unique pointer even for empty tensors
-  if (device.kind == DeviceKind::kCPU) {
-    *out = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!*out) return Error(StatusCode::kOutOfMemory, "out of host memory allocating ", bytes, " bytes");
-    return Status::Ok();
-  }
-#if XPURUNTIME_WITH_CUDA
-  DeviceGuard guard(device);
-  const cudaError_t err = cudaMallocAsync(out, bytes, static_cast<cudaStream_t>(stream));
-  if (err == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    return Error(StatusCode::kOutOfMemory, "out of memory on cuda:", device.index, " allocating ",
-                 bytes, " bytes");
-  }
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    return Error(StatusCode::kInternal, "cudaMallocAsync failed on cuda:", device.index, ": ",
-                 cudaGetErrorString(err));
-  }
-  return Status::Ok();
-#else
-  (void)stream;
-  return Error(StatusCode::kUnimplemented, "this build of xpuruntime has no CUDA support");
-#endif
+  memory::CachingPool* pool = nullptr;
+  XPU_RETURN_IF_ERROR(memory::device_pool(device, &pool));
+  return pool->allocate(bytes, stream, out);
 }
 
 void deallocate(Device device, void* ptr, void* stream) {
   if (!ptr) return;
-  if (device.kind == DeviceKind::kCPU) {
-    std::free(ptr);
-    return;
-  }
-#if XPURUNTIME_WITH_CUDA
-  DeviceGuard guard(device);
-  cudaFreeAsync(ptr, static_cast<cudaStream_t>(stream));
-#else
-  (void)stream;
-#endif
+  memory::CachingPool* pool = nullptr;
+  if (!memory::device_pool(device, &pool).ok()) return;
+  (void)pool->deallocate(ptr, stream);  // an unknown pointer is the caller's bug; nothing to free
 }
 
 Status synchronize(Device device, void* stream) {

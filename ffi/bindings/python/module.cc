@@ -21,6 +21,7 @@ void bind_swiglu(nb::module_& m);
 void bind_geglu(nb::module_& m);
 void bind_rope(nb::module_& m);
 void bind_cross_entropy(nb::module_& m);
+void bind_memory(nb::module_& m);
 
 namespace {
 
@@ -150,6 +151,7 @@ NB_MODULE(_core, m) {
   bind_geglu(m);
   bind_rope(m);
   bind_cross_entropy(m);
+  bind_memory(m);
 }
 
 }  // namespace xpu::python

@@ -1,5 +1,7 @@
 #include "bindings/python/python_adapter.h"
 
+#include "xpuruntime/memory/pool.h"
+
 namespace xpu::python {
 namespace {
 
@@ -80,6 +82,34 @@ void throw_if_error(const Status& s) {
     case StatusCode::kNotFound: cls = g_not_found; break;
     case StatusCode::kOutOfMemory: cls = g_out_of_memory; break;
     default: break;
+  }
+  if (s.code() == StatusCode::kOutOfMemory) {
+    // Pool failures carry their numbers as attributes of the exception.
+    const memory::OomInfo info = memory::take_last_oom();
+    PyObject* exc = PyObject_CallFunction(cls, "s", s.message().c_str());
+    if (exc) {
+      auto set = [&](const char* name, PyObject* value) {
+        if (value) {
+          PyObject_SetAttrString(exc, name, value);
+          Py_DECREF(value);
+        }
+        if (PyErr_Occurred()) PyErr_Clear();
+      };
+      const bool ok = info.valid && info.message == s.message();
+      auto num = [&](size_t v) { return ok ? PyLong_FromSize_t(v) : Py_NewRef(Py_None); };
+      set("device", ok ? PyUnicode_FromString(str_cat(device_kind_name(info.device.kind), ':',
+                                                      info.device.index).c_str())
+                       : Py_NewRef(Py_None));
+      set("requested_bytes", num(info.requested));
+      set("allocated_bytes", num(info.allocated));
+      set("reserved_bytes", num(info.reserved));
+      set("device_free_bytes", num(info.device_free));
+      set("limit_bytes", num(info.limit));
+      PyErr_SetObject(cls, exc);
+      Py_DECREF(exc);
+      throw nb::python_error();
+    }
+    PyErr_Clear();
   }
   PyErr_SetString(cls, s.message().c_str());
   throw nb::python_error();

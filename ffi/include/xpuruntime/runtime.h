@@ -24,6 +24,7 @@ class DeviceGuard {
   int previous_ = -1;
 };
 
+// Served by the device's caching pool (memory/pool.h).
 // Stream-ordered: the memory is usable by work queued on `stream` after this
 // call, and released after the work queued on `stream` before deallocate.
 Status allocate(Device device, size_t bytes, void* stream, void** out);
