@@ -6,14 +6,10 @@
 #include "bindings/xla/xla_targets.h"
 #include "xpuruntime/ops/cross_entropy.h"
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 namespace xpu::xla_adapter {
 namespace {
 
-// Plain-data attributes shared by both directions.
+// Plain-data attributes shared by both directions (see with_attrs).
 struct Attrs {
   int64_t ignore_index;
   float label_smoothing;
@@ -27,7 +23,9 @@ ffi::Error forward(void* stream, Device dev,
                    ffi::Result<ffi::AnyBuffer> loss,       // f32: [] (mean / sum) or labels' shape
                    ffi::Result<ffi::AnyBuffer> lse,        // f32 labels' shape, for backward
                    ffi::Result<ffi::AnyBuffer> workspace,  // u8 [forward_workspace_bytes]
-                   const Attrs& at) {
+                   int64_t ignore_index, float label_smoothing, std::string_view reduction,
+                   std::string_view policy) {
+  const Attrs at{ignore_index, label_smoothing, reduction, policy};
   ExecContext ctx{stream};
   if (auto err = parse_policy_attr("cross_entropy", at.policy, &ctx); err.failure()) return err;
   ops::CrossEntropyForwardArgs args;
@@ -50,7 +48,9 @@ ffi::Error backward(void* stream, Device dev,
                     ffi::AnyBuffer lse,                     // f32 from forward
                     ffi::Result<ffi::AnyBuffer> dlogits,    // logits' shape and dtype
                     ffi::Result<ffi::AnyBuffer> workspace,  // u8 [backward_workspace_bytes]
-                    const Attrs& at) {
+                    int64_t ignore_index, float label_smoothing, std::string_view reduction,
+                    std::string_view policy) {
+  const Attrs at{ignore_index, label_smoothing, reduction, policy};
   ExecContext ctx{stream};
   if (auto err = parse_policy_attr("cross_entropy", at.policy, &ctx); err.failure()) return err;
   ops::CrossEntropyBackwardArgs args;
@@ -97,59 +97,15 @@ auto backward_signature(B binding) {
                         .template Ret<ffi::AnyBuffer>());  // workspace
 }
 
-using R = ffi::Result<ffi::AnyBuffer>;
-using A = ffi::AnyBuffer;
-
-ffi::Error forward_cpu(A logits, A labels, R loss, R lse, R ws, int64_t ii, float ls,
-                       std::string_view red, std::string_view pol) {
-  return forward(nullptr, {DeviceKind::kCPU, 0}, logits, labels, loss, lse, ws, {ii, ls, red, pol});
-}
-ffi::Error backward_cpu(A dloss, A logits, A labels, A lse, R dlogits, R ws, int64_t ii, float ls,
-                        std::string_view red, std::string_view pol) {
-  return backward(nullptr, {DeviceKind::kCPU, 0}, dloss, logits, labels, lse, dlogits, ws,
-                  {ii, ls, red, pol});
-}
-
-#if XPURUNTIME_WITH_CUDA
-ffi::Error forward_cuda(cudaStream_t st, int32_t ordinal, A logits, A labels, R loss, R lse, R ws,
-                        int64_t ii, float ls, std::string_view red, std::string_view pol) {
-  return forward(st, {DeviceKind::kCUDA, ordinal}, logits, labels, loss, lse, ws,
-                 {ii, ls, red, pol});
-}
-ffi::Error backward_cuda(cudaStream_t st, int32_t ordinal, A dloss, A logits, A labels, A lse,
-                         R dlogits, R ws, int64_t ii, float ls, std::string_view red,
-                         std::string_view pol) {
-  return backward(st, {DeviceKind::kCUDA, ordinal}, dloss, logits, labels, lse, dlogits, ws,
-                  {ii, ls, red, pol});
-}
-#endif
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_cross_entropy_fwd_cpu, forward_cpu,
-                              forward_signature(ffi::Ffi::Bind()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_cross_entropy_bwd_cpu, backward_cpu,
-                              backward_signature(ffi::Ffi::Bind()));
-#if XPURUNTIME_WITH_CUDA
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_cross_entropy_fwd_cuda, forward_cuda,
-    forward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_cross_entropy_bwd_cuda, backward_cuda,
-    backward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-#endif
+XPU_XLA_HANDLERS(xpuruntime_cross_entropy_fwd, forward, forward_signature);
+XPU_XLA_HANDLERS(xpuruntime_cross_entropy_bwd, backward, backward_signature);
 
 void add_cross_entropy_targets(TargetList& out) {
-  out.push_back({"xpuruntime_cross_entropy_fwd",
-                 reinterpret_cast<void*>(xpuruntime_cross_entropy_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_cross_entropy_fwd_cuda)});
-  out.push_back({"xpuruntime_cross_entropy_bwd",
-                 reinterpret_cast<void*>(xpuruntime_cross_entropy_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_cross_entropy_bwd_cuda)});
+  out.push_back(XPU_XLA_TARGET("xpuruntime_cross_entropy_fwd", xpuruntime_cross_entropy_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_cross_entropy_bwd", xpuruntime_cross_entropy_bwd));
 }
 
 }  // namespace xpu::xla_adapter

@@ -6,9 +6,6 @@
 #include "xpuruntime/ops/geglu.h"
 #include "xpuruntime/ops/swiglu.h"
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 namespace xpu::xla_adapter {
 namespace {
@@ -79,69 +76,18 @@ auto backward_signature(B binding) {
       .template Attr<std::string_view>("policy");
 }
 
-template <typename Op>
-ffi::Error forward_cpu(ffi::AnyBuffer gate, ffi::AnyBuffer up, ffi::Result<ffi::AnyBuffer> y,
-                       std::string_view policy) {
-  return forward<Op>(nullptr, {DeviceKind::kCPU, 0}, gate, up, y, policy);
-}
-template <typename Op>
-ffi::Error backward_cpu(ffi::AnyBuffer dy, ffi::AnyBuffer gate, ffi::AnyBuffer up,
-                        ffi::Result<ffi::AnyBuffer> dgate, ffi::Result<ffi::AnyBuffer> dup,
-                        std::string_view policy) {
-  return backward<Op>(nullptr, {DeviceKind::kCPU, 0}, dy, gate, up, dgate, dup, policy);
-}
-
-#if XPURUNTIME_WITH_CUDA
-template <typename Op>
-ffi::Error forward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer gate, ffi::AnyBuffer up,
-                        ffi::Result<ffi::AnyBuffer> y, std::string_view policy) {
-  return forward<Op>(s, {DeviceKind::kCUDA, ordinal}, gate, up, y, policy);
-}
-template <typename Op>
-ffi::Error backward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer dy, ffi::AnyBuffer gate,
-                         ffi::AnyBuffer up, ffi::Result<ffi::AnyBuffer> dgate,
-                         ffi::Result<ffi::AnyBuffer> dup, std::string_view policy) {
-  return backward<Op>(s, {DeviceKind::kCUDA, ordinal}, dy, gate, up, dgate, dup, policy);
-}
-#endif
-
 }  // namespace
 
-#define XPU_GLU_HANDLERS(name, Op)                                                              \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_##name##_fwd_cpu, forward_cpu<Op>,                   \
-                                forward_signature(ffi::Ffi::Bind()));                           \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_##name##_bwd_cpu, backward_cpu<Op>,                  \
-                                backward_signature(ffi::Ffi::Bind()));
-XPU_GLU_HANDLERS(swiglu, Swiglu)
-XPU_GLU_HANDLERS(geglu, Geglu)
-#undef XPU_GLU_HANDLERS
-
-#if XPURUNTIME_WITH_CUDA
-#define XPU_GLU_CUDA_HANDLERS(name, Op)                                                         \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                                \
-      xpuruntime_##name##_fwd_cuda, forward_cuda<Op>,                                           \
-      forward_signature(                                                                        \
-          ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()), \
-      {ffi::Traits::kCmdBufferCompatible});                                                     \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                                \
-      xpuruntime_##name##_bwd_cuda, backward_cuda<Op>,                                          \
-      backward_signature(                                                                       \
-          ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()), \
-      {ffi::Traits::kCmdBufferCompatible});
-XPU_GLU_CUDA_HANDLERS(swiglu, Swiglu)
-XPU_GLU_CUDA_HANDLERS(geglu, Geglu)
-#undef XPU_GLU_CUDA_HANDLERS
-#endif
+XPU_XLA_HANDLERS(xpuruntime_swiglu_fwd, forward<Swiglu>, forward_signature);
+XPU_XLA_HANDLERS(xpuruntime_swiglu_bwd, backward<Swiglu>, backward_signature);
+XPU_XLA_HANDLERS(xpuruntime_geglu_fwd, forward<Geglu>, forward_signature);
+XPU_XLA_HANDLERS(xpuruntime_geglu_bwd, backward<Geglu>, backward_signature);
 
 void add_glu_targets(TargetList& out) {
-  out.push_back({"xpuruntime_swiglu_fwd", reinterpret_cast<void*>(xpuruntime_swiglu_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_swiglu_fwd_cuda)});
-  out.push_back({"xpuruntime_swiglu_bwd", reinterpret_cast<void*>(xpuruntime_swiglu_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_swiglu_bwd_cuda)});
-  out.push_back({"xpuruntime_geglu_fwd", reinterpret_cast<void*>(xpuruntime_geglu_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_geglu_fwd_cuda)});
-  out.push_back({"xpuruntime_geglu_bwd", reinterpret_cast<void*>(xpuruntime_geglu_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_geglu_bwd_cuda)});
+  out.push_back(XPU_XLA_TARGET("xpuruntime_swiglu_fwd", xpuruntime_swiglu_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_swiglu_bwd", xpuruntime_swiglu_bwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_geglu_fwd", xpuruntime_geglu_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_geglu_bwd", xpuruntime_geglu_bwd));
 }
 
 }  // namespace xpu::xla_adapter

@@ -4,10 +4,6 @@
 #include "bindings/xla/xla_targets.h"
 #include "xpuruntime/ops/layer_norm.h"
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 namespace xpu::xla_adapter {
 namespace {
 
@@ -87,60 +83,14 @@ auto backward_signature(B binding) {
       .template Attr<std::string_view>("policy");  // fast / deterministic / reference
 }
 
-ffi::Error forward_cpu(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer b,
-                       ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> mean,
-                       ffi::Result<ffi::AnyBuffer> rstd, float eps, std::string_view policy) {
-  return forward(nullptr, {DeviceKind::kCPU, 0}, x, w, b, y, mean, rstd, eps, policy);
-}
-ffi::Error backward_cpu(ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer w,
-                        ffi::AnyBuffer mean, ffi::AnyBuffer rstd, ffi::Result<ffi::AnyBuffer> dx,
-                        ffi::Result<ffi::AnyBuffer> dw, ffi::Result<ffi::AnyBuffer> db,
-                        ffi::Result<ffi::AnyBuffer> ws, std::string_view policy) {
-  return backward(nullptr, {DeviceKind::kCPU, 0}, dy, x, w, mean, rstd, dx, dw, db, ws, policy);
-}
-
-#if XPURUNTIME_WITH_CUDA
-ffi::Error forward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer x, ffi::AnyBuffer w,
-                        ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> y,
-                        ffi::Result<ffi::AnyBuffer> mean, ffi::Result<ffi::AnyBuffer> rstd,
-                        float eps, std::string_view policy) {
-  return forward(s, {DeviceKind::kCUDA, ordinal}, x, w, b, y, mean, rstd, eps, policy);
-}
-ffi::Error backward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer dy, ffi::AnyBuffer x,
-                         ffi::AnyBuffer w, ffi::AnyBuffer mean, ffi::AnyBuffer rstd,
-                         ffi::Result<ffi::AnyBuffer> dx, ffi::Result<ffi::AnyBuffer> dw,
-                         ffi::Result<ffi::AnyBuffer> db, ffi::Result<ffi::AnyBuffer> ws,
-                         std::string_view policy) {
-  return backward(s, {DeviceKind::kCUDA, ordinal}, dy, x, w, mean, rstd, dx, dw, db, ws, policy);
-}
-#endif
-
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_layer_norm_fwd_cpu, forward_cpu,
-                              forward_signature(ffi::Ffi::Bind()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_layer_norm_bwd_cpu, backward_cpu,
-                              backward_signature(ffi::Ffi::Bind()));
-#if XPURUNTIME_WITH_CUDA
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_layer_norm_fwd_cuda, forward_cuda,
-    forward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_layer_norm_bwd_cuda, backward_cuda,
-    backward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-#endif
+XPU_XLA_HANDLERS(xpuruntime_layer_norm_fwd, forward, forward_signature);
+XPU_XLA_HANDLERS(xpuruntime_layer_norm_bwd, backward, backward_signature);
 
 void add_layer_norm_targets(TargetList& out) {
-  out.push_back({"xpuruntime_layer_norm_fwd",
-                 reinterpret_cast<void*>(xpuruntime_layer_norm_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_layer_norm_fwd_cuda)});
-  out.push_back({"xpuruntime_layer_norm_bwd",
-                 reinterpret_cast<void*>(xpuruntime_layer_norm_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_layer_norm_bwd_cuda)});
+  out.push_back(XPU_XLA_TARGET("xpuruntime_layer_norm_fwd", xpuruntime_layer_norm_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_layer_norm_bwd", xpuruntime_layer_norm_bwd));
 }
 
 }  // namespace xpu::xla_adapter

@@ -4,19 +4,15 @@
 #include "bindings/xla/xla_targets.h"
 #include "xpuruntime/ops/rms_norm.h"
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 namespace xpu::xla_adapter {
 namespace {
 
 ffi::Error forward(void* stream, Device dev,
                    ffi::AnyBuffer x,                     // [..., N]
                    ffi::AnyBuffer weight,                // [N]
-                   std::optional<ffi::AnyBuffer> residual,  // x's shape, or absent
                    ffi::Result<ffi::AnyBuffer> y,        // x's shape and dtype
                    ffi::Result<ffi::AnyBuffer> rstd,     // [rows] f32, saved for backward
+                   std::optional<ffi::AnyBuffer> residual,  // x's shape, or absent
                    std::optional<ffi::Result<ffi::AnyBuffer>> h,  // x + residual, when given
                    float eps, std::string_view policy) {
   ExecContext ctx{stream};
@@ -37,10 +33,10 @@ ffi::Error backward(void* stream, Device dev,
                     ffi::AnyBuffer x,                   // forward input (h with a residual)
                     ffi::AnyBuffer weight,              // [N]
                     ffi::AnyBuffer rstd,                // [rows] f32 from forward
-                    std::optional<ffi::AnyBuffer> dh,   // gradient into h, when a residual was used
                     ffi::Result<ffi::AnyBuffer> dx,     // x's shape
                     ffi::Result<ffi::AnyBuffer> dweight,   // [N]
                     ffi::Result<ffi::AnyBuffer> workspace,  // u8 scratch, sized by the frontend
+                    std::optional<ffi::AnyBuffer> dh,   // gradient into h, when a residual was used
                     std::string_view policy) {
   ExecContext ctx{stream};
   if (auto err = parse_policy_attr("rms_norm", policy, &ctx); err.failure()) return err;
@@ -84,59 +80,14 @@ auto backward_signature(B binding) {
       .template Attr<std::string_view>("policy");
 }
 
-ffi::Error forward_cpu(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::Result<ffi::AnyBuffer> y,
-                       ffi::Result<ffi::AnyBuffer> rstd, std::optional<ffi::AnyBuffer> res,
-                       std::optional<ffi::Result<ffi::AnyBuffer>> h, float eps,
-                       std::string_view policy) {
-  return forward(nullptr, {DeviceKind::kCPU, 0}, x, w, res, y, rstd, h, eps, policy);
-}
-ffi::Error backward_cpu(ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer rstd,
-                        ffi::Result<ffi::AnyBuffer> dx, ffi::Result<ffi::AnyBuffer> dw,
-                        ffi::Result<ffi::AnyBuffer> ws, std::optional<ffi::AnyBuffer> dh,
-                        std::string_view policy) {
-  return backward(nullptr, {DeviceKind::kCPU, 0}, dy, x, w, rstd, dh, dx, dw, ws, policy);
-}
-
-#if XPURUNTIME_WITH_CUDA
-ffi::Error forward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer x, ffi::AnyBuffer w,
-                        ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> rstd,
-                        std::optional<ffi::AnyBuffer> res,
-                        std::optional<ffi::Result<ffi::AnyBuffer>> h, float eps,
-                        std::string_view policy) {
-  return forward(s, {DeviceKind::kCUDA, ordinal}, x, w, res, y, rstd, h, eps, policy);
-}
-ffi::Error backward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer dy, ffi::AnyBuffer x,
-                         ffi::AnyBuffer w, ffi::AnyBuffer rstd, ffi::Result<ffi::AnyBuffer> dx,
-                         ffi::Result<ffi::AnyBuffer> dw, ffi::Result<ffi::AnyBuffer> ws,
-                         std::optional<ffi::AnyBuffer> dh, std::string_view policy) {
-  return backward(s, {DeviceKind::kCUDA, ordinal}, dy, x, w, rstd, dh, dx, dw, ws, policy);
-}
-#endif
-
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_rms_norm_fwd_cpu, forward_cpu,
-                              forward_signature(ffi::Ffi::Bind()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_rms_norm_bwd_cpu, backward_cpu,
-                              backward_signature(ffi::Ffi::Bind()));
-#if XPURUNTIME_WITH_CUDA
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_rms_norm_fwd_cuda, forward_cuda,
-    forward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_rms_norm_bwd_cuda, backward_cuda,
-    backward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-#endif
+XPU_XLA_HANDLERS(xpuruntime_rms_norm_fwd, forward, forward_signature);
+XPU_XLA_HANDLERS(xpuruntime_rms_norm_bwd, backward, backward_signature);
 
 void add_rms_norm_targets(TargetList& out) {
-  out.push_back({"xpuruntime_rms_norm_fwd", reinterpret_cast<void*>(xpuruntime_rms_norm_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_rms_norm_fwd_cuda)});
-  out.push_back({"xpuruntime_rms_norm_bwd", reinterpret_cast<void*>(xpuruntime_rms_norm_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_rms_norm_bwd_cuda)});
+  out.push_back(XPU_XLA_TARGET("xpuruntime_rms_norm_fwd", xpuruntime_rms_norm_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_rms_norm_bwd", xpuruntime_rms_norm_bwd));
 }
 
 }  // namespace xpu::xla_adapter

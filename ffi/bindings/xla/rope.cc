@@ -4,10 +4,6 @@
 #include "bindings/xla/xla_targets.h"
 #include "xpuruntime/ops/rope.h"
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 namespace xpu::xla_adapter {
 namespace {
 
@@ -59,49 +55,14 @@ auto signature(B binding) {
       .template Attr<std::string_view>("policy");
 }
 
-ffi::Error forward_cpu(ffi::AnyBuffer x, ffi::AnyBuffer c, ffi::AnyBuffer s,
-                       ffi::Result<ffi::AnyBuffer> y, bool interleaved, std::string_view policy) {
-  return forward(nullptr, {DeviceKind::kCPU, 0}, x, c, s, y, interleaved, policy);
-}
-ffi::Error backward_cpu(ffi::AnyBuffer dy, ffi::AnyBuffer c, ffi::AnyBuffer s,
-                        ffi::Result<ffi::AnyBuffer> dx, bool interleaved,
-                        std::string_view policy) {
-  return backward(nullptr, {DeviceKind::kCPU, 0}, dy, c, s, dx, interleaved, policy);
-}
-
-#if XPURUNTIME_WITH_CUDA
-ffi::Error forward_cuda(cudaStream_t st, int32_t ordinal, ffi::AnyBuffer x, ffi::AnyBuffer c,
-                        ffi::AnyBuffer s, ffi::Result<ffi::AnyBuffer> y, bool interleaved,
-                        std::string_view policy) {
-  return forward(st, {DeviceKind::kCUDA, ordinal}, x, c, s, y, interleaved, policy);
-}
-ffi::Error backward_cuda(cudaStream_t st, int32_t ordinal, ffi::AnyBuffer dy, ffi::AnyBuffer c,
-                         ffi::AnyBuffer s, ffi::Result<ffi::AnyBuffer> dx, bool interleaved,
-                         std::string_view policy) {
-  return backward(st, {DeviceKind::kCUDA, ordinal}, dy, c, s, dx, interleaved, policy);
-}
-#endif
-
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_rope_fwd_cpu, forward_cpu, signature(ffi::Ffi::Bind()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_rope_bwd_cpu, backward_cpu, signature(ffi::Ffi::Bind()));
-#if XPURUNTIME_WITH_CUDA
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_rope_fwd_cuda, forward_cuda,
-    signature(ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_rope_bwd_cuda, backward_cuda,
-    signature(ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-#endif
+XPU_XLA_HANDLERS(xpuruntime_rope_fwd, forward, signature);
+XPU_XLA_HANDLERS(xpuruntime_rope_bwd, backward, signature);
 
 void add_rope_targets(TargetList& out) {
-  out.push_back({"xpuruntime_rope_fwd", reinterpret_cast<void*>(xpuruntime_rope_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_rope_fwd_cuda)});
-  out.push_back({"xpuruntime_rope_bwd", reinterpret_cast<void*>(xpuruntime_rope_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_rope_bwd_cuda)});
+  out.push_back(XPU_XLA_TARGET("xpuruntime_rope_fwd", xpuruntime_rope_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_rope_bwd", xpuruntime_rope_bwd));
 }
 
 }  // namespace xpu::xla_adapter

@@ -4,10 +4,6 @@
 #include "bindings/xla/xla_targets.h"
 #include "xpuruntime/ops/softmax.h"
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 namespace xpu::xla_adapter {
 namespace {
 
@@ -61,50 +57,14 @@ auto backward_signature(B binding) {
       .template Attr<std::string_view>("policy");
 }
 
-ffi::Error forward_cpu(ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y, float scale,
-                       std::string_view policy) {
-  return forward(nullptr, {DeviceKind::kCPU, 0}, x, y, scale, policy);
-}
-ffi::Error backward_cpu(ffi::AnyBuffer dy, ffi::AnyBuffer y, ffi::Result<ffi::AnyBuffer> dx,
-                        float scale, std::string_view policy) {
-  return backward(nullptr, {DeviceKind::kCPU, 0}, dy, y, dx, scale, policy);
-}
-
-#if XPURUNTIME_WITH_CUDA
-ffi::Error forward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer x,
-                        ffi::Result<ffi::AnyBuffer> y, float scale, std::string_view policy) {
-  return forward(s, {DeviceKind::kCUDA, ordinal}, x, y, scale, policy);
-}
-ffi::Error backward_cuda(cudaStream_t s, int32_t ordinal, ffi::AnyBuffer dy, ffi::AnyBuffer y,
-                         ffi::Result<ffi::AnyBuffer> dx, float scale, std::string_view policy) {
-  return backward(s, {DeviceKind::kCUDA, ordinal}, dy, y, dx, scale, policy);
-}
-#endif
-
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_softmax_fwd_cpu, forward_cpu,
-                              forward_signature(ffi::Ffi::Bind()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(xpuruntime_softmax_bwd_cpu, backward_cpu,
-                              backward_signature(ffi::Ffi::Bind()));
-#if XPURUNTIME_WITH_CUDA
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_softmax_fwd_cuda, forward_cuda,
-    forward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    xpuruntime_softmax_bwd_cuda, backward_cuda,
-    backward_signature(
-        ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>()),
-    {ffi::Traits::kCmdBufferCompatible});
-#endif
+XPU_XLA_HANDLERS(xpuruntime_softmax_fwd, forward, forward_signature);
+XPU_XLA_HANDLERS(xpuruntime_softmax_bwd, backward, backward_signature);
 
 void add_softmax_targets(TargetList& out) {
-  out.push_back({"xpuruntime_softmax_fwd", reinterpret_cast<void*>(xpuruntime_softmax_fwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_softmax_fwd_cuda)});
-  out.push_back({"xpuruntime_softmax_bwd", reinterpret_cast<void*>(xpuruntime_softmax_bwd_cpu),
-                 XPU_CUDA_TARGET(xpuruntime_softmax_bwd_cuda)});
+  out.push_back(XPU_XLA_TARGET("xpuruntime_softmax_fwd", xpuruntime_softmax_fwd));
+  out.push_back(XPU_XLA_TARGET("xpuruntime_softmax_bwd", xpuruntime_softmax_bwd));
 }
 
 }  // namespace xpu::xla_adapter

@@ -15,9 +15,3 @@ using TargetList = std::vector<Target>;
 TargetList all_targets();
 
 }  // namespace xpu::xla_adapter
-
-#if XPURUNTIME_WITH_CUDA
-#define XPU_CUDA_TARGET(symbol) reinterpret_cast<void*>(symbol)
-#else
-#define XPU_CUDA_TARGET(symbol) nullptr
-#endif
