@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mutex>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,24 @@ template <typename Fn>
 void register_kernel(Registry& r, const char* op, Direction dir, DeviceKind dev, DType dt,
                      std::initializer_list<Policy> policies, Fn* fn) {
   for (Policy p : policies) r.add({op, dir, dev, dt, p}, reinterpret_cast<AnyKernel>(fn));
+}
+
+// Registers one op's forward<T> and backward<T> for float32, float16 and
+// bfloat16 under every policy, for kernel families that are deterministic and
+// pick their `reference` path inside the launcher. F32/F16/BF16 are the storage
+// types of the device (host::f16 on the CPU, __half on CUDA, ...); `kernels` is
+// a generic lambda: `[]<typename T>() { return std::pair{&forward<T>, &backward<T>}; }`.
+template <typename F32, typename F16, typename BF16, typename Kernels>
+void register_float_family(Registry& r, const char* op, DeviceKind device, Kernels kernels) {
+  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
+  auto one = [&]<typename T>(DType dtype) {
+    const auto [forward, backward] = kernels.template operator()<T>();
+    register_kernel(r, op, Direction::kForward, device, dtype, all, forward);
+    register_kernel(r, op, Direction::kBackward, device, dtype, all, backward);
+  };
+  one.template operator()<F32>(DType::kF32);
+  one.template operator()<F16>(DType::kF16);
+  one.template operator()<BF16>(DType::kBF16);
 }
 
 }  // namespace xpu

@@ -43,25 +43,13 @@ Status backward(const BackwardProblem& p, const ExecContext&) {
   return Status::Ok();
 }
 
-template <typename T, typename Act>
-void register_dtype(Registry& r, DType dt) {
-  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
-  register_kernel(r, Act::kOp, Direction::kForward, DeviceKind::kCPU, dt, all, &forward<T, Act>);
-  register_kernel(r, Act::kOp, Direction::kBackward, DeviceKind::kCPU, dt, all, &backward<T, Act>);
-}
-
-template <typename Act>
-void register_act(Registry& r) {
-  register_dtype<float, Act>(r, DType::kF32);
-  register_dtype<host::f16, Act>(r, DType::kF16);
-  register_dtype<host::bf16, Act>(r, DType::kBF16);
-}
-
 }  // namespace
 
 void register_cpu(Registry& r) {
-  register_act<Silu>(r);
-  register_act<GeluTanh>(r);
+  register_float_family<float, host::f16, host::bf16>(
+      r, Silu::kOp, DeviceKind::kCPU, []<typename T>() { return std::pair{&forward<T, Silu>, &backward<T, Silu>}; });
+  register_float_family<float, host::f16, host::bf16>(
+      r, GeluTanh::kOp, DeviceKind::kCPU, []<typename T>() { return std::pair{&forward<T, GeluTanh>, &backward<T, GeluTanh>}; });
 }
 
 }  // namespace xpu::ops::glu_detail

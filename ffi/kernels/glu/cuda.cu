@@ -173,27 +173,13 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   return cuda::launch_status(Act::kOp);
 }
 
-template <typename T, typename Act>
-void register_dtype(Registry& r, DType dt) {
-  // One plain, deterministic kernel family serves every policy; `reference`
-  // takes the scalar VEC = 1 launch over the rows as given.
-  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
-  register_kernel(r, Act::kOp, Direction::kForward, DeviceKind::kCUDA, dt, all, &forward<T, Act>);
-  register_kernel(r, Act::kOp, Direction::kBackward, DeviceKind::kCUDA, dt, all, &backward<T, Act>);
-}
-
-template <typename Act>
-void register_act(Registry& r) {
-  register_dtype<float, Act>(r, DType::kF32);
-  register_dtype<__half, Act>(r, DType::kF16);
-  register_dtype<__nv_bfloat16, Act>(r, DType::kBF16);
-}
-
 }  // namespace
 
 void register_cuda(Registry& r) {
-  register_act<Silu>(r);
-  register_act<GeluTanh>(r);
+  register_float_family<float, __half, __nv_bfloat16>(
+      r, Silu::kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T, Silu>, &backward<T, Silu>}; });
+  register_float_family<float, __half, __nv_bfloat16>(
+      r, GeluTanh::kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T, GeluTanh>, &backward<T, GeluTanh>}; });
 }
 
 }  // namespace xpu::ops::glu_detail

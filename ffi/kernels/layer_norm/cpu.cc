@@ -90,19 +90,11 @@ Status backward(const BackwardProblem& p, const ExecContext&) {
   return Status::Ok();
 }
 
-template <typename T>
-void register_dtype(Registry& r, DType dt) {
-  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
-  register_kernel(r, "layer_norm", Direction::kForward, DeviceKind::kCPU, dt, all, &forward<T>);
-  register_kernel(r, "layer_norm", Direction::kBackward, DeviceKind::kCPU, dt, all, &backward<T>);
-}
-
 }  // namespace
 
 void register_cpu(Registry& r) {
-  register_dtype<float>(r, DType::kF32);
-  register_dtype<host::f16>(r, DType::kF16);
-  register_dtype<host::bf16>(r, DType::kBF16);
+  register_float_family<float, host::f16, host::bf16>(
+      r, "layer_norm", DeviceKind::kCPU, []<typename T>() { return std::pair{&forward<T>, &backward<T>}; });
 }
 
 }  // namespace xpu::ops::layer_norm_detail

@@ -348,20 +348,12 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   return cuda::launch_status(kOp);
 }
 
-template <typename T>
-void register_dtype(Registry& r, DType dt) {
-  // Every CUDA path reduces in a fixed order, so `fast` is deterministic too.
-  const auto fast = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
-  register_kernel(r, kOp, Direction::kForward, DeviceKind::kCUDA, dt, fast, &forward<T>);
-  register_kernel(r, kOp, Direction::kBackward, DeviceKind::kCUDA, dt, fast, &backward<T>);
-}
-
 }  // namespace
 
 void register_cuda(Registry& r) {
-  register_dtype<float>(r, DType::kF32);
-  register_dtype<__half>(r, DType::kF16);
-  register_dtype<__nv_bfloat16>(r, DType::kBF16);
+  // Fixed-order reductions, no atomics: `fast` is deterministic too.
+  register_float_family<float, __half, __nv_bfloat16>(
+      r, kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T>, &backward<T>}; });
 }
 
 }  // namespace xpu::ops::rms_norm_detail

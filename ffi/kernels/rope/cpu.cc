@@ -43,19 +43,11 @@ Status kernel(const Problem& p, const ExecContext&) {
   return Status::Ok();
 }
 
-template <typename T>
-void register_dtype(Registry& r, DType dt) {
-  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
-  register_kernel(r, "rope", Direction::kForward, DeviceKind::kCPU, dt, all, &kernel<T>);
-  register_kernel(r, "rope", Direction::kBackward, DeviceKind::kCPU, dt, all, &kernel<T>);
-}
-
 }  // namespace
 
 void register_cpu(Registry& r) {
-  register_dtype<float>(r, DType::kF32);
-  register_dtype<host::f16>(r, DType::kF16);
-  register_dtype<host::bf16>(r, DType::kBF16);
+  register_float_family<float, host::f16, host::bf16>(
+      r, "rope", DeviceKind::kCPU, []<typename T>() { return std::pair{&kernel<T>, &kernel<T>}; });
 }
 
 }  // namespace xpu::ops::rope_detail

@@ -155,21 +155,12 @@ Status kernel(const Problem& p, const ExecContext& ctx) {
   return cuda::launch_status(kOp);
 }
 
-template <typename T>
-void register_dtype(Registry& r, DType dt) {
-  // Elementwise and atomic-free: one kernel serves every policy; `reference`
-  // takes its scalar P = 1 instantiation.
-  const auto all = {Policy::kFast, Policy::kDeterministic, Policy::kReference};
-  register_kernel(r, kOp, Direction::kForward, DeviceKind::kCUDA, dt, all, &kernel<T>);
-  register_kernel(r, kOp, Direction::kBackward, DeviceKind::kCUDA, dt, all, &kernel<T>);
-}
-
 }  // namespace
 
 void register_cuda(Registry& r) {
-  register_dtype<float>(r, DType::kF32);
-  register_dtype<__half>(r, DType::kF16);
-  register_dtype<__nv_bfloat16>(r, DType::kBF16);
+  // Fixed-order reductions, no atomics: `fast` is deterministic too.
+  register_float_family<float, __half, __nv_bfloat16>(
+      r, kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&kernel<T>, &kernel<T>}; });
 }
 
 }  // namespace xpu::ops::rope_detail
