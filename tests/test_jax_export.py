@@ -1,0 +1,85 @@
+"""jax.export: programs using xpuruntime ops serialize, load in a fresh process
+that imports xpuruntime, and give the same numbers. Committed artifacts guard
+backward compatibility of target names, operands and attributes."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+from jax import export  # noqa: E402
+
+import xpuruntime.jax as xj  # noqa: E402
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def model(x, w, b, g, u, labels):
+    """Every op once, forward and backward."""
+    def loss(x, w, b, g, u):
+        h = xj.layer_norm(xj.rms_norm(x, w), w, b)
+        h = xj.softmax(xj.swiglu(h, g) + xj.geglu(h, u), scale=0.5)
+        r = xj.rope(h.reshape(2, 4, 1, 16), jnp.ones((4, 8)), jnp.zeros((4, 8)))
+        return xj.cross_entropy(r.reshape(8, 16), labels, label_smoothing=0.1)
+    return jax.value_and_grad(loss, argnums=(0, 1))(x, w, b, g, u)
+
+
+def inputs():
+    rng = np.random.default_rng(7)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    return f(8, 16), f(16), f(16), f(8, 16), f(8, 16), rng.integers(0, 16, 8).astype(np.int32)
+
+
+def exported():
+    args = inputs()
+    return export.export(jax.jit(model), platforms=["cpu"],
+                         disabled_checks=xj.export_disabled_checks())(*args)
+
+
+def test_export_refuses_without_the_allowance():
+    with pytest.raises(ValueError, match="xpuruntime_"):
+        export.export(jax.jit(model), platforms=["cpu"])(*inputs())
+
+
+def test_round_trip_in_a_fresh_process(tmp_path):
+    blob = exported().serialize()
+    path = tmp_path / "model.jax"
+    path.write_bytes(blob)
+    expected = jax.jit(model)(*inputs())
+    np.save(tmp_path / "expected.npy", np.concatenate([np.ravel(np.asarray(a)) for a in
+                                                       jax.tree_util.tree_leaves(expected)]))
+    code = (
+        "import sys, numpy as np, jax\n"
+        "from jax import export\n"
+        "import xpuruntime.jax  # registers the FFI targets\n"
+        f"sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})\n"
+        "from test_jax_export import inputs\n"
+        f"exp = export.deserialize(open({str(path)!r}, 'rb').read())\n"
+        "out = exp.call(*inputs())\n"
+        "got = np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree_util.tree_leaves(out)])\n"
+        f"want = np.load({str(tmp_path / 'expected.npy')!r})\n"
+        "assert np.array_equal(got, want), np.abs(got - want).max()\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.jax")))
+def test_committed_artifacts_still_load_and_run(fixture):
+    exp = export.deserialize((FIXTURES / fixture).read_bytes())
+    if "cpu" not in exp.platforms:
+        pytest.skip("artifact for another platform")
+    got = exp.call(*inputs())
+    want = jax.jit(model)(*inputs())
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+if __name__ == "__main__":  # regenerate the fixture: python tests/test_jax_export.py
+    (FIXTURES / f"model_v1_jax{jax.__version__}.jax").write_bytes(exported().serialize())
