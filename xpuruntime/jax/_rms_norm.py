@@ -15,18 +15,22 @@ from .._native import core
 from .._policy import resolve_policy
 from ._common import (batch_front, check_float, check_like, check_param, per_example,
                       sum_per_example)
+from ._sharding import row_partitioned
 
 
 @functools.lru_cache(maxsize=None)
 def _forward_call(eps: float, policy: str, with_residual: bool):
     """FFI forward: (x, w[, r]) -> (y, rstd[, h]); rstd has x.shape[:-1], f32."""
 
-    def call(x, w, *res):
+    def ffi(x, w, *res):
         out = [jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(x.shape[:-1], jnp.float32)]
         if with_residual:
             out.append(jax.ShapeDtypeStruct(x.shape, x.dtype))
-        return jax.ffi.ffi_call("xpuruntime_rms_norm_fwd", out)(
-            x, w, *res, eps=np.float32(eps), policy=policy)
+        return tuple(jax.ffi.ffi_call("xpuruntime_rms_norm_fwd", out)(
+            x, w, *res, eps=np.float32(eps), policy=policy))
+
+    extra = ("row",) if with_residual else ()
+    call = row_partitioned(ffi, "rms_norm", ("row", "param") + extra, ("row", "lead") + extra)
 
     @custom_vmap
     def batched(x, w, *res):
@@ -55,7 +59,7 @@ def _forward_call(eps: float, policy: str, with_residual: bool):
 def _backward_call(policy: str, with_dh: bool):
     """FFI backward: (dy, x, w, rstd[, dh]) -> (dx, dw)."""
 
-    def call(dy, x, w, rstd, *dh):
+    def ffi(dy, x, w, rstd, *dh):
         rows = math.prod(x.shape[:-1])
         ws = core.rms_norm_backward_workspace_bytes(rows, x.shape[-1])
         out = [jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(w.shape, w.dtype),
@@ -63,6 +67,9 @@ def _backward_call(policy: str, with_dh: bool):
         dx, dw, _ = jax.ffi.ffi_call("xpuruntime_rms_norm_bwd", out)(dy, x, w, rstd, *dh,
                                                                      policy=policy)
         return dx, dw
+
+    call = row_partitioned(ffi, "rms_norm", ("row", "row", "param", "lead") + (("row",) if with_dh else ()),
+                           ("row", "param_sum"))
 
     @custom_vmap
     def batched(dy, x, w, rstd, *dh):
