@@ -13,16 +13,19 @@ from jax.custom_batching import custom_vmap
 from .._native import core
 from .._policy import resolve_policy
 from ._common import batch_front, check_float, check_param, out_like, per_example, sum_per_example
+from ._sharding import row_partitioned
 
 
 @functools.lru_cache(maxsize=None)
 def _forward_call(eps: float, policy: str):
     """(x, w, b) -> (y, mean, rstd); mean and rstd have x.shape[:-1], f32."""
 
-    def call(x, w, b):
+    def ffi(x, w, b):
         stat = out_like(x, jnp.float32, x.shape[:-1])
         return tuple(jax.ffi.ffi_call("xpuruntime_layer_norm_fwd", (out_like(x), stat, stat))(
             x, w, b, eps=np.float32(eps), policy=policy))
+
+    call = row_partitioned(ffi, "layer_norm", ("row", "param", "param"), ("row", "lead", "lead"))
 
     @custom_vmap
     def batched(x, w, b):
@@ -49,7 +52,7 @@ def _forward_call(eps: float, policy: str):
 def _backward_call(policy: str):
     """(dy, x, w, mean, rstd) -> (dx, dw, db)."""
 
-    def call(dy, x, w, mean, rstd):
+    def ffi(dy, x, w, mean, rstd):
         n = x.shape[-1]
         rows = x.size // n if n else 0
         ws = core.layer_norm_backward_workspace_bytes(rows, n)
@@ -57,6 +60,9 @@ def _backward_call(policy: str):
         dx, dw, db, _ = jax.ffi.ffi_call("xpuruntime_layer_norm_bwd", outs)(dy, x, w, mean, rstd,
                                                                             policy=policy)
         return dx, dw, db
+
+    call = row_partitioned(ffi, "layer_norm", ("row", "row", "param", "lead", "lead"),
+                           ("row", "param_sum", "param_sum"))
 
     @custom_vmap
     def batched(dy, x, w, mean, rstd):

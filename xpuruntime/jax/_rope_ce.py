@@ -1,5 +1,6 @@
 """rope and cross_entropy for JAX: FFI calls under custom_vjp, with batching
-rules that fold vmapped axes into the kernels' leading axes."""
+rules that fold vmapped axes into the kernels' leading axes and sharding rules
+that keep rows (tokens, batch) sharded."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jax.custom_batching import custom_vmap
 from .._native import core
 from .._policy import resolve_policy
 from ._common import batch_front, check_float, out_like
+from ._sharding import row_partitioned
 
 # ---- rope -------------------------------------------------------------------------------------
 
@@ -36,10 +38,17 @@ def _rope_jnp(x, cos, sin, interleaved: bool, inverse: bool):
 def _rope_call(direction: str, interleaved: bool, policy: str):
     """x[B, S, H, D], cos/sin[S, D/2] -> rotated x (backward: by the negative angle)."""
 
+    def ffi(x, cos, sin):
+        return (jax.ffi.ffi_call(f"xpuruntime_rope_{direction}", out_like(x))(
+            x, cos, sin, interleaved=interleaved, policy=policy),)
+
+    # Sharding along B or H stays; S indexes the whole cos/sin tables, so it is gathered.
+    call = row_partitioned(ffi, "rope", ("row", "other:p q", "other:p q"), ("row",),
+                           whole_lead_axes=(1,))
+
     @custom_vmap
     def batched(x, cos, sin):
-        return jax.ffi.ffi_call(f"xpuruntime_rope_{direction}", out_like(x))(
-            x, cos, sin, interleaved=interleaved, policy=policy)
+        return call(x, cos, sin)[0]
 
     @batched.def_vmap
     def rule(size, in_batched, x, cos, sin):
@@ -107,19 +116,23 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 @functools.lru_cache(maxsize=None)
-def _ce_forward_call(ignore_index: int, ls: float, reduction: str, policy: str):
-    """(logits[..., V], labels[...]) -> (loss, lse[...])."""
+def _ce_rows(ignore_index: int, ls: float, policy: str):
+    """(logits[..., V], labels[...]) -> (per-row loss, lse), both f32 labels' shape.
 
-    def call(logits, labels):
-        rows = labels.size
-        loss_shape = labels.shape if reduction == "none" else ()
-        ws = core.cross_entropy_forward_workspace_bytes(rows, reduction)
-        outs = (jax.ShapeDtypeStruct(loss_shape, jnp.float32),
+    Reductions happen in jnp on these per-row values, so vmap reduces per example
+    and XLA reduces across devices when the rows are sharded.
+    """
+
+    def ffi(logits, labels):
+        ws = core.cross_entropy_forward_workspace_bytes(labels.size, "none")
+        outs = (jax.ShapeDtypeStruct(labels.shape, jnp.float32),
                 jax.ShapeDtypeStruct(labels.shape, jnp.float32), jax.ShapeDtypeStruct((ws,), jnp.uint8))
         loss, lse, _ = jax.ffi.ffi_call("xpuruntime_cross_entropy_fwd", outs)(
             logits, labels, ignore_index=np.int64(ignore_index), label_smoothing=np.float32(ls),
-            reduction=reduction, policy=policy)
+            reduction="none", policy=policy)
         return loss, lse
+
+    call = row_partitioned(ffi, "cross_entropy", ("row", "lead"), ("lead", "lead"))
 
     @custom_vmap
     def batched(logits, labels):
@@ -127,73 +140,67 @@ def _ce_forward_call(ignore_index: int, ls: float, reduction: str, policy: str):
 
     @batched.def_vmap
     def rule(size, in_batched, logits, labels):
-        logits, labels = batch_front(logits, in_batched[0], size), batch_front(labels, in_batched[1], size)
-        # One kernel over every example's rows; the reduction is then per example.
-        loss, lse = _ce_forward_call(ignore_index, ls, "none", policy)(logits, labels)
-        return (_reduce_per_example(loss, labels, ignore_index, reduction), lse), (True, True)
+        return batched(batch_front(logits, in_batched[0], size),
+                       batch_front(labels, in_batched[1], size)), (True, True)
 
     return batched
-
-
-def _reduce_per_example(loss, labels, ignore_index, reduction):
-    if reduction == "none":
-        return loss
-    axes = tuple(range(1, loss.ndim))
-    total = jnp.sum(loss, axis=axes)
-    if reduction == "sum":
-        return total
-    return total / jnp.sum(labels != ignore_index, axis=axes).astype(jnp.float32)
 
 
 @functools.lru_cache(maxsize=None)
-def _ce_backward_call(ignore_index: int, ls: float, reduction: str, policy: str):
-    """(dloss, logits, labels, lse) -> dlogits."""
+def _ce_rows_backward(ignore_index: int, ls: float, policy: str):
+    """(per-row dloss, logits, labels, lse) -> dlogits."""
 
-    def call(dloss, logits, labels, lse):
-        ws = core.cross_entropy_backward_workspace_bytes(labels.size, reduction)
+    def ffi(drows, logits, labels, lse):
+        ws = core.cross_entropy_backward_workspace_bytes(labels.size, "none")
         outs = (out_like(logits), jax.ShapeDtypeStruct((ws,), jnp.uint8))
         dlogits, _ = jax.ffi.ffi_call("xpuruntime_cross_entropy_bwd", outs)(
-            dloss, logits, labels, lse, ignore_index=np.int64(ignore_index),
-            label_smoothing=np.float32(ls), reduction=reduction, policy=policy)
-        return dlogits
+            drows, logits, labels, lse, ignore_index=np.int64(ignore_index),
+            label_smoothing=np.float32(ls), reduction="none", policy=policy)
+        return (dlogits,)
+
+    call = row_partitioned(ffi, "cross_entropy", ("lead", "row", "lead", "lead"), ("row",))
 
     @custom_vmap
-    def batched(dloss, logits, labels, lse):
-        return call(dloss, logits, labels, lse)
+    def batched(drows, logits, labels, lse):
+        return call(drows, logits, labels, lse)[0]
 
     @batched.def_vmap
-    def rule(size, in_batched, dloss, logits, labels, lse):
-        dloss, logits, labels, lse = (batch_front(a, b, size) for a, b in
-                                      zip((dloss, logits, labels, lse), in_batched))
-        # Per-example scalar gradients become per-row ones for a "none" kernel.
-        keep = (labels != ignore_index).astype(jnp.float32)
-        bshape = (size,) + (1,) * (labels.ndim - 1)
-        if reduction == "sum":
-            drows = jnp.broadcast_to(dloss.reshape(bshape), labels.shape)
-        elif reduction == "mean":
-            count = jnp.sum(keep, axis=tuple(range(1, keep.ndim))).reshape(bshape)
-            drows = dloss.reshape(bshape) / count * jnp.ones(labels.shape, jnp.float32)
-        else:
-            drows = dloss
-        return _ce_backward_call(ignore_index, ls, "none", policy)(drows, logits, labels, lse), True
+    def rule(size, in_batched, *args):
+        return batched(*(batch_front(a, b, size) for a, b in zip(args, in_batched))), True
 
     return batched
+
+
+def _counted(labels, ignore_index):
+    return jnp.sum(labels != ignore_index).astype(jnp.float32)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _cross_entropy(logits, labels, ignore_index, ls, reduction, policy):
-    return _ce_forward_call(ignore_index, ls, reduction, policy)(logits, labels)[0]
+    return _cross_entropy_fwd(logits, labels, ignore_index, ls, reduction, policy)[0]
 
 
 def _cross_entropy_fwd(logits, labels, ignore_index, ls, reduction, policy):
-    loss, lse = _ce_forward_call(ignore_index, ls, reduction, policy)(logits, labels)
+    rows, lse = _ce_rows(ignore_index, ls, policy)(logits, labels)
+    if reduction == "none":
+        loss = rows
+    elif reduction == "sum":
+        loss = jnp.sum(rows)
+    else:  # mean over counted rows; no counted row gives NaN (0/0), as torch does
+        loss = jnp.sum(rows) / _counted(labels, ignore_index)
     return loss, (logits, labels, lse)
 
 
 def _cross_entropy_bwd(ignore_index, ls, reduction, policy, saved, dloss):
     logits, labels, lse = saved
-    dlogits = _ce_backward_call(ignore_index, ls, reduction, policy)(
-        dloss.astype(jnp.float32), logits, labels, lse)
+    dloss = dloss.astype(jnp.float32)
+    if reduction == "none":
+        drows = dloss
+    elif reduction == "sum":
+        drows = jnp.broadcast_to(dloss, labels.shape)
+    else:
+        drows = jnp.broadcast_to(dloss / _counted(labels, ignore_index), labels.shape)
+    dlogits = _ce_rows_backward(ignore_index, ls, policy)(drows, logits, labels, lse)
     return dlogits, np.zeros(labels.shape, dtype=jax.dtypes.float0)  # labels: integer, no gradient
 
 
