@@ -19,6 +19,8 @@ __all__ = ["Buffer", "allocate", "allocate_pinned", "empty_cache", "reset_peak_s
 
 
 def _check_nbytes(nbytes: Any) -> int:
+    if type(nbytes) is int and nbytes >= 0:  # the common case, kept cheap
+        return nbytes
     if isinstance(nbytes, bool) or not isinstance(nbytes, int):
         try:
             import operator
