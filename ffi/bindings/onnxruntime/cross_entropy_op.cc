@@ -17,17 +17,17 @@ struct State {
   Policy policy;
 };
 
-Status create(const OrtKernelInfo* info, void** state) {
+Status read(const OrtKernelInfo* info, State* out) {
   ops::CrossEntropyReduction r;
   XPU_RETURN_IF_ERROR(
       ops::cross_entropy_reduction_from_name(attr_string(info, "reduction", "mean"), &r));
-  *state = new State{attr_int(info, "ignore_index", -100), attr_float(info, "label_smoothing", 0.f),
+  *out = State{attr_int(info, "ignore_index", -100), attr_float(info, "label_smoothing", 0.f),
                      r, attr_policy(info)};
   return Status::Ok();
 }
 
-Status compute(void* state, KernelCall& call) {
-  const auto* s = static_cast<const State*>(state);
+Status run(const State& state, KernelCall& call) {
+  const State* s = &state;
   ops::CrossEntropyForwardArgs a;
   XPU_RETURN_IF_ERROR(call.input(0, &a.logits));
   XPU_RETURN_IF_ERROR(call.input(1, &a.labels));
@@ -53,8 +53,6 @@ Status compute(void* state, KernelCall& call) {
   return st;
 }
 
-void destroy(void* state) { delete static_cast<State*>(state); }
-
 }  // namespace
 
 void add_cross_entropy(std::vector<CustomOp*>& out) {
@@ -63,8 +61,7 @@ void add_cross_entropy(std::vector<CustomOp*>& out) {
                  ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16}) {
     for (auto l : {ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32}) {
       auto make = [&](DeviceKind dev) {
-        return OpSchema{"CrossEntropy", dev, {t, l}, {kF32, kF32}, {}, {false, true},
-                        create, compute, destroy};
+        return typed_schema<State, read, run>("CrossEntropy", dev, {t, l}, {kF32, kF32}, {}, {false, true});
       };
       out.push_back(new CustomOp(make(DeviceKind::kCPU)));
 #if XPURUNTIME_WITH_CUDA

@@ -23,13 +23,13 @@ struct GeGLU {
 };
 
 template <typename Op>
-Status create(const OrtKernelInfo* info, void** state) {
-  *state = new State{Op::kName, Op::kForward, attr_policy(info)};
+Status read(const OrtKernelInfo* info, State* out) {
+  *out = State{Op::kName, Op::kForward, attr_policy(info)};
   return Status::Ok();
 }
 
-Status compute(void* state, KernelCall& call) {
-  const auto* s = static_cast<const State*>(state);
+Status run(const State& state, KernelCall& call) {
+  const State* s = &state;
   ops::GluForwardArgs a;
   XPU_RETURN_IF_ERROR(call.input(0, &a.gate));
   XPU_RETURN_IF_ERROR(call.input(1, &a.up));
@@ -38,18 +38,14 @@ Status compute(void* state, KernelCall& call) {
   return s->forward(a, ExecContext{call.stream(), s->policy});
 }
 
-void destroy(void* state) { delete static_cast<State*>(state); }
-
 }  // namespace
 
 void add_glu(std::vector<CustomOp*>& out) {
   add_float_variants(out, [](ONNXTensorElementDataType t, DeviceKind dev) {
-    return OpSchema{"SwiGLU", dev, {t, t}, {t}, {}, {}, create<SwiGLU>, compute,
-                    destroy};
+    return typed_schema<State, read<SwiGLU>, run>("SwiGLU", dev, {t, t}, {t}, {}, {});
   });
   add_float_variants(out, [](ONNXTensorElementDataType t, DeviceKind dev) {
-    return OpSchema{"GeGLU", dev, {t, t}, {t}, {}, {}, create<GeGLU>, compute,
-                    destroy};
+    return typed_schema<State, read<GeGLU>, run>("GeGLU", dev, {t, t}, {t}, {}, {});
   });
 }
 

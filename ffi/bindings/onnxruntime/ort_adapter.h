@@ -5,6 +5,7 @@
 
 #include <onnxruntime_c_api.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,27 @@ struct OpSchema {
   Status (*compute)(void* state, KernelCall& call);
   void (*destroy)(void* state);
 };
+
+// A schema whose per-node state is a plain struct S: `Read` fills it once from the
+// node's attributes, `Run` computes with it; creation and destruction are generated
+// here so that op files hold only what is particular to the op.
+template <typename S, Status (*Read)(const OrtKernelInfo*, S*), Status (*Run)(const S&, KernelCall&)>
+OpSchema typed_schema(const char* name, DeviceKind device,
+                      std::vector<ONNXTensorElementDataType> inputs,
+                      std::vector<ONNXTensorElementDataType> outputs,
+                      std::vector<bool> input_optional = {}, std::vector<bool> output_optional = {}) {
+  return OpSchema{
+      name, device, std::move(inputs), std::move(outputs), std::move(input_optional),
+      std::move(output_optional),
+      [](const OrtKernelInfo* info, void** state) -> Status {
+        auto s = std::make_unique<S>();
+        XPU_RETURN_IF_ERROR(Read(info, s.get()));
+        *state = s.release();
+        return Status::Ok();
+      },
+      [](void* state, KernelCall& call) { return Run(*static_cast<const S*>(state), call); },
+      [](void* state) { delete static_cast<S*>(state); }};
+}
 
 // An OrtCustomOp built from a schema. Lives as long as the library.
 struct CustomOp : OrtCustomOp {

@@ -10,13 +10,13 @@ struct State {
   Policy policy;
 };
 
-Status create(const OrtKernelInfo* info, void** state) {
-  *state = new State{attr_float(info, "epsilon", 1e-6f), attr_policy(info)};
+Status read(const OrtKernelInfo* info, State* out) {
+  *out = State{attr_float(info, "epsilon", 1e-6f), attr_policy(info)};
   return Status::Ok();
 }
 
-Status compute(void* state, KernelCall& call) {
-  const auto* s = static_cast<const State*>(state);
+Status run(const State& state, KernelCall& call) {
+  const State* s = &state;
   ops::RmsNormForwardArgs a;
   XPU_RETURN_IF_ERROR(call.input(0, &a.x));
   XPU_RETURN_IF_ERROR(call.input(1, &a.weight));
@@ -28,14 +28,11 @@ Status compute(void* state, KernelCall& call) {
   return ops::rms_norm_forward(a, ExecContext{call.stream(), s->policy});
 }
 
-void destroy(void* state) { delete static_cast<State*>(state); }
-
 }  // namespace
 
 void add_rms_norm(std::vector<CustomOp*>& out) {
   add_float_variants(out, [](ONNXTensorElementDataType t, DeviceKind dev) {
-    return OpSchema{"RMSNorm", dev, {t, t, t}, {t, t}, {false, false, true}, {false, true},
-                    create, compute, destroy};
+    return typed_schema<State, read, run>("RMSNorm", dev, {t, t, t}, {t, t}, {false, false, true}, {false, true});
   });
 }
 

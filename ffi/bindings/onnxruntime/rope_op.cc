@@ -12,16 +12,16 @@ struct State {
   Policy policy;
 };
 
-Status create(const OrtKernelInfo* info, void** state) {
+Status read(const OrtKernelInfo* info, State* out) {
   const int64_t il = attr_int(info, "interleaved", 0);
   if (il != 0 && il != 1)
     return InvalidArgument("RoPE: attribute 'interleaved' must be 0 or 1, got ", il);
-  *state = new State{il == 1, attr_policy(info)};
+  *out = State{il == 1, attr_policy(info)};
   return Status::Ok();
 }
 
-Status compute(void* state, KernelCall& call) {
-  const auto* s = static_cast<const State*>(state);
+Status run(const State& state, KernelCall& call) {
+  const State* s = &state;
   ops::RopeForwardArgs a;
   XPU_RETURN_IF_ERROR(call.input(0, &a.x));
   XPU_RETURN_IF_ERROR(call.input(1, &a.cos));
@@ -32,8 +32,6 @@ Status compute(void* state, KernelCall& call) {
   return ops::rope_forward(a, ExecContext{call.stream(), s->policy});
 }
 
-void destroy(void* state) { delete static_cast<State*>(state); }
-
 }  // namespace
 
 void add_rope(std::vector<CustomOp*>& out) {
@@ -42,7 +40,7 @@ void add_rope(std::vector<CustomOp*>& out) {
                  ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16}) {
     for (auto c : {t, kF32}) {
       auto make = [&](DeviceKind dev) {
-        return OpSchema{"RoPE", dev, {t, c, c}, {t}, {}, {}, create, compute, destroy};
+        return typed_schema<State, read, run>("RoPE", dev, {t, c, c}, {t}, {}, {});
       };
       out.push_back(new CustomOp(make(DeviceKind::kCPU)));
 #if XPURUNTIME_WITH_CUDA

@@ -10,13 +10,13 @@ struct State {
   Policy policy;
 };
 
-Status create(const OrtKernelInfo* info, void** state) {
-  *state = new State{attr_float(info, "scale", 1.0f), attr_policy(info)};
+Status read(const OrtKernelInfo* info, State* out) {
+  *out = State{attr_float(info, "scale", 1.0f), attr_policy(info)};
   return Status::Ok();
 }
 
-Status compute(void* state, KernelCall& call) {
-  const auto* s = static_cast<const State*>(state);
+Status run(const State& state, KernelCall& call) {
+  const State* s = &state;
   ops::SoftmaxForwardArgs a;
   XPU_RETURN_IF_ERROR(call.input(0, &a.x));
   if (!a.x.present()) return InvalidArgument("Softmax: input 'x' is missing");
@@ -25,13 +25,11 @@ Status compute(void* state, KernelCall& call) {
   return ops::softmax_forward(a, ExecContext{call.stream(), s->policy});
 }
 
-void destroy(void* state) { delete static_cast<State*>(state); }
-
 }  // namespace
 
 void add_softmax(std::vector<CustomOp*>& out) {
   add_float_variants(out, [](ONNXTensorElementDataType t, DeviceKind dev) {
-    return OpSchema{"Softmax", dev, {t}, {t}, {}, {}, create, compute, destroy};
+    return typed_schema<State, read, run>("Softmax", dev, {t}, {t}, {}, {});
   });
 }
 
