@@ -254,6 +254,22 @@ def test_oom_waits_for_pending_frees_before_failing():
     assert y.ptr == xp and p.stats()["oom_count"] == 0
 
 
+def test_retired_stream_is_never_recorded_on_again():
+    p = core.test_pool(manual_events=True)
+    A, B = 0x1000, 0x2000
+    x, y = p.allocate(12 * MiB, A), p.allocate(14 * MiB, A)
+    xp, yp = x.ptr, y.ptr
+    y.free()  # pending on A
+    assert p.pending_upstream_events() == 1
+    p.retire_stream(A)  # A is destroyed (after its work finished)
+    assert p.stats()["pending_events"] == 0
+    z = p.allocate(14 * MiB, B)
+    assert z.ptr == yp  # its frees are reusable everywhere
+    x.free()  # its allocation stream is gone: no event may be recorded on the dead handle
+    assert p.pending_upstream_events() == 0
+    assert p.allocate(12 * MiB, B).ptr == xp
+
+
 # ---- concurrency -------------------------------------------------------------------------------------
 
 def test_sixteen_threads_random_alloc_free_never_overlap_or_leak():

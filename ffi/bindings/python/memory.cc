@@ -289,6 +289,9 @@ void bind_memory(nb::module_& m) {
       .def("device_free_bytes", [](const PoolHandle& p) { return p.pool->upstream().device_free_bytes(); })
       .def("device_total_bytes", [](const PoolHandle& p) { return p.pool->upstream().device_total_bytes(); })
       .def_prop_ro("upstream", [](const PoolHandle& p) { return std::string(p.pool->upstream().name()); })
+      .def("retire_stream", [](const PoolHandle& p, uintptr_t stream) {
+             p.pool->retire_stream(reinterpret_cast<void*>(stream));
+           }, nb::arg("stream"), "Forgets a stream about to be destroyed (its work must be done).")
       .def("complete_events", [](const PoolHandle& p) {
              if (!p.manual) throw_if_error(InvalidArgument("complete_events: not a manual-event test pool"));
              memory::complete_all_events(p.manual);
@@ -420,6 +423,11 @@ void bind_memory(nb::module_& m) {
         }, nb::arg("device_index"), nb::arg("priority"));
   m.def("stream_destroy", [](int index, uintptr_t s) {
           runtime::DeviceGuard guard({DeviceKind::kCUDA, index});
+          // Memory still tied to the stream must not record on the dead handle later.
+          nogil([&] {
+            memory::retire_stream_everywhere(reinterpret_cast<void*>(s));
+            return Status::Ok();
+          });
           if (cudaStreamDestroy(reinterpret_cast<cudaStream_t>(s)) != cudaSuccess) (void)cudaGetLastError();
         });
   m.def("stream_synchronize", [](int index, uintptr_t s) {

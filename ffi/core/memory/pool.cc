@@ -30,6 +30,7 @@ struct Block {
   void* event = nullptr;    // free, stream != kAnyStream: the free's event
   uint64_t event_seq = 0;   // record order (a later event on a stream implies earlier ones)
   size_t requested = 0;
+  bool stream_retired = false;  // allocated block whose stream was destroyed (retire_stream)
 };
 
 struct Segment {
@@ -333,7 +334,11 @@ struct CachingPool::Impl {
     st.allocated.add(-static_cast<int64_t>(b->size));
     ++st.free_count;
     void* event = nullptr;
-    if (!upstream->record_event(stream_ptr, &event).ok()) {
+    const bool dead_stream = b->stream_retired && reinterpret_cast<uintptr_t>(stream_ptr) == b->stream;
+    b->stream_retired = false;
+    if (dead_stream) {
+      event = nullptr;  // its work finished at retirement; never touch the dead handle
+    } else if (!upstream->record_event(stream_ptr, &event).ok()) {
       upstream->synchronize_stream(stream_ptr);  // cannot record: make the work done instead
       event = nullptr;
     }
@@ -346,6 +351,20 @@ struct CachingPool::Impl {
     coalesce(b);
     update_active();
     return Status::Ok();
+  }
+
+  void retire_stream(uintptr_t stream) {
+    for (auto& [ptr, b] : live)
+      if (b->stream == stream) b->stream_retired = true;
+    auto retire_set = [&](bool small) {
+      auto it = free_sets.find({small, stream});
+      if (it == free_sets.end()) return;
+      std::vector<Block*> blocks(it->second.begin(), it->second.end());
+      for (Block* b : blocks) upstream->wait_event(b->event);  // done already: the stream was synchronized
+    };
+    retire_set(true);
+    retire_set(false);
+    process_events(false);  // promotes the now completed frees, and coalesces them
   }
 
   static std::string str_hex(void* p) {
@@ -386,6 +405,11 @@ Status CachingPool::allocate(size_t bytes, void* stream, void** out) {
 Status CachingPool::deallocate(void* ptr, void* stream) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->deallocate(ptr, stream);
+}
+
+void CachingPool::retire_stream(void* stream) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->retire_stream(reinterpret_cast<uintptr_t>(stream));
 }
 
 void CachingPool::empty_cache() {
@@ -462,6 +486,18 @@ Status device_pool(Device device, CachingPool** out) {
   if (!upstream) return s;
   *out = g_cuda_pools[device.index] = new CachingPool(std::move(upstream));
   return Status::Ok();
+}
+
+void retire_stream_everywhere(void* stream) {
+  std::vector<CachingPool*> pools;
+  {
+    std::lock_guard<std::mutex> lock(g_pools_mu);
+    for (auto& [index, pool] : g_cuda_pools) pools.push_back(pool);
+    if (g_pinned_pool) pools.push_back(g_pinned_pool);
+  }
+  if (pools.empty()) return;
+  pools.front()->upstream().synchronize_stream(stream);
+  for (CachingPool* pool : pools) pool->retire_stream(stream);
 }
 
 Status pinned_pool(CachingPool** out, bool* is_pinned) {

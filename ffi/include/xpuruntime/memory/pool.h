@@ -89,6 +89,12 @@ class CachingPool {
   // kInvalidArgument for a pointer this pool did not hand out (or double free).
   Status deallocate(void* ptr, void* stream);
 
+  // `stream` is about to be destroyed and its work is finished (the caller
+  // synchronized it): blocks allocated on it are later freed without an event
+  // on it, and blocks freed on it become reusable on every stream. Without
+  // this, freeing memory whose stream is gone would record on a dead handle.
+  void retire_stream(void* stream);
+
   void empty_cache();  // returns wholly free segments (waits for their events)
   void set_limit(size_t bytes);  // 0: no limit; reserved bytes never exceed it
   PoolStats stats() const;
@@ -118,6 +124,9 @@ OomInfo take_last_oom();
 // destroyed so that exit does not race CUDA's own teardown).
 // kInvalidArgument for an index that does not exist.
 Status device_pool(Device device, CachingPool** out);
+// Synchronizes `stream` and retires it from every pool that exists (each CUDA
+// device's and the pinned one). Call before destroying a stream.
+void retire_stream_everywhere(void* stream);
 // Page-locked host memory when CUDA has a device, else the CPU device's pool.
 Status pinned_pool(CachingPool** out, bool* is_pinned);
 
