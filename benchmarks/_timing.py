@@ -7,7 +7,7 @@ import statistics
 import time
 
 
-def torch_median_ms(fn, warmup_ms: float = 50, rep_ms: float = 300) -> float:
+def torch_median_ms(fn, warmup_ms: float = 25, rep_ms: float = 150) -> float:
     """Median time of ``fn()`` in ms, from CUDA events (triton's do_bench)."""
     from triton.testing import do_bench
     return float(do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))

@@ -83,6 +83,7 @@ def main() -> None:
     for nbytes in SIZES:
         for name, run in contenders(kind, nbytes).items():
             rows.append({"bytes": nbytes, "impl": name, "us_per_pair": run(args.iters)})
+            print(f"{nbytes:>10} {name:<32} {rows[-1]['us_per_pair']:8.3f} us", flush=True)
     trace = {"xpuruntime pool (Python)": random_trace_us(
         lambda n: memory.allocate(n, device=device), lambda b: b.free())}
     if kind == "cuda":

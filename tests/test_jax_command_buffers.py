@@ -54,7 +54,7 @@ print("command_buffer" in "".join(hlo))
 def _run(tmp_path, name: str, xla_flags: str):
     env = dict(os.environ, XLA_FLAGS=xla_flags, XLA_PYTHON_CLIENT_PREALLOCATE="false")
     path = tmp_path / f"{name}.npz"
-    proc = subprocess.run([sys.executable, "-c", _PROGRAM, str(path)], env=env,
+    proc = subprocess.run([sys.executable, "-c", _PROGRAM, str(path)], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     used = proc.stdout.strip().splitlines()[-1] == "True"

@@ -15,6 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax import export  # noqa: E402
 
 import xpuruntime.jax as xj  # noqa: E402
+from conftest import JAX_PLATFORMS  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -35,10 +36,15 @@ def inputs():
     return f(8, 16), f(16), f(16), f(8, 16), f(8, 16), rng.integers(0, 16, 8).astype(np.int32)
 
 
-def exported():
+def exported(platforms=("cpu",)):
     args = inputs()
-    return export.export(jax.jit(model), platforms=["cpu"],
+    return export.export(jax.jit(model), platforms=list(platforms),
                          disabled_checks=xj.export_disabled_checks())(*args)
+
+
+def on_platform(platform: str):
+    """Runs the block's computations on the first device of ``platform`` ("cpu" or "gpu")."""
+    return jax.default_device(jax.devices(platform)[0])
 
 
 def test_export_refuses_without_the_allowance():
@@ -46,11 +52,14 @@ def test_export_refuses_without_the_allowance():
         export.export(jax.jit(model), platforms=["cpu"])(*inputs())
 
 
-def test_round_trip_in_a_fresh_process(tmp_path):
-    blob = exported().serialize()
+@pytest.mark.parametrize("platform", JAX_PLATFORMS)
+def test_round_trip_in_a_fresh_process(tmp_path, platform):
+    # Exported for both platforms; the fresh process runs it on `platform`.
+    blob = exported(("cpu", "cuda") if platform == "gpu" else ("cpu",)).serialize()
     path = tmp_path / "model.jax"
     path.write_bytes(blob)
-    expected = jax.jit(model)(*inputs())
+    with on_platform(platform):
+        expected = jax.jit(model)(*inputs())
     np.save(tmp_path / "expected.npy", np.concatenate([np.ravel(np.asarray(a)) for a in
                                                        jax.tree_util.tree_leaves(expected)]))
     code = (
@@ -60,13 +69,16 @@ def test_round_trip_in_a_fresh_process(tmp_path):
         f"sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})\n"
         "from test_jax_export import inputs\n"
         f"exp = export.deserialize(open({str(path)!r}, 'rb').read())\n"
-        "out = exp.call(*inputs())\n"
+        f"with jax.default_device(jax.devices({platform!r})[0]):\n"
+        "    out = exp.call(*inputs())\n"
         "got = np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree_util.tree_leaves(out)])\n"
         f"want = np.load({str(tmp_path / 'expected.npy')!r})\n"
         "assert np.array_equal(got, want), np.abs(got - want).max()\n"
         "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    env = dict(os.environ)
+    if platform == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
@@ -75,8 +87,9 @@ def test_committed_artifacts_still_load_and_run(fixture):
     exp = export.deserialize((FIXTURES / fixture).read_bytes())
     if "cpu" not in exp.platforms:
         pytest.skip("artifact for another platform")
-    got = exp.call(*inputs())
-    want = jax.jit(model)(*inputs())
+    with on_platform("cpu"):
+        got = exp.call(*inputs())
+        want = jax.jit(model)(*inputs())
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
