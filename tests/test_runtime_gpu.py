@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch_cuda_available(), reason="no CUDA device visible to torch")]
 
 MiB = 1 << 20
-SLEEP_CYCLES = 500_000_000  # ~0.25 s at 2 GHz: long enough to still be running on the host's next calls
+SLEEP_CYCLES = 2_000_000_000  # ~1 s at 2 GHz: still running on the host's next calls (a gc pass can take 0.3 s)
 
 
 def test_devices_report_cuda_facts():
@@ -51,8 +51,7 @@ def test_cross_stream_reuse_waits_for_the_freeing_streams_work():
     with torch.cuda.stream(torch.cuda.ExternalStream(A.handle)):
         torch.cuda._sleep(SLEEP_CYCLES)
         tx.fill_(1.0)  # still queued on A when the block is freed below
-    del tx, x
-    gc.collect()  # freed on A (its allocation stream), while A is busy
+    del tx, x  # freed on A (its allocation stream), while A is busy
     assert not A.query(), "the sleep kernel finished too early for this test to prove anything"
     y = xpuruntime.empty((n,), "float32", device="cuda:0", stream=B)
     assert y.ptr != xp  # A's work is pending: B must not get the block

@@ -108,6 +108,13 @@ NB_MODULE(_core, m) {
         "Usable CUDA devices (0 without a driver, a GPU, or CUDA in this build).");
   m.def("kernels", &registered_kernels, "Every registered kernel as a dict.");
   m.def("ffi_targets", &ffi_targets, "{target name: {platform: XLA FFI handler capsule}}.");
+  m.def("xla_captured_calls", [] {
+#if XPURUNTIME_WITH_XLA
+    return xla_adapter::captured_calls();
+#else
+    return 0LL;
+#endif
+  }, "CUDA FFI handler calls made during CUDA-graph capture (counted with XPURUNTIME_COUNT_CAPTURES=1).");
   m.def("empty", &empty, nb::arg("shape"), nb::arg("dtype"), nb::arg("device_kind"),
         nb::arg("device_index"), nb::arg("stream"),
         "Uninitialized dense array owned by xpuruntime, exported through DLPack.");

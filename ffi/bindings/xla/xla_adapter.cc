@@ -1,8 +1,33 @@
 #include "bindings/xla/xla_adapter.h"
+#include "bindings/xla/xla_targets.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <string>
 
 namespace xpu::xla_adapter {
+
+namespace {
+std::atomic<long long> g_captured_calls{0};
+}  // namespace
+
+long long captured_calls() { return g_captured_calls.load(); }
+
+#if XPURUNTIME_WITH_CUDA
+void note_stream_capture(cudaStream_t stream) {
+  static const bool counting = [] {
+    const char* v = std::getenv("XPURUNTIME_COUNT_CAPTURES");
+    return v && v[0] == '1';
+  }();
+  if (!counting) return;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return;
+  }
+  if (status == cudaStreamCaptureStatusActive) g_captured_calls.fetch_add(1);
+}
+#endif
 
 DType dtype_of(ffi::DataType t) {
   switch (t) {

@@ -29,6 +29,13 @@ ffi::Error to_error(const Status& s);
 // Reads the `policy` attribute; unknown names are an error naming the op.
 ffi::Error parse_policy_attr(std::string_view op, std::string_view name, ExecContext* ctx);
 
+#if XPURUNTIME_WITH_CUDA
+// With XPURUNTIME_COUNT_CAPTURES=1 in the environment, counts CUDA handler calls
+// made while XLA captures the stream into a command buffer (CUDA graph): the
+// evidence that command buffers really contain our kernels. Off: one branch.
+void note_stream_capture(cudaStream_t stream);
+#endif
+
 // One handler implementation, `Error impl(void* stream, Device, Ts... binding args)`,
 // served on both platforms: the CPU entry has no stream, the CUDA entry takes
 // XLA's stream and device ordinal. Each op binds its argument list once.
@@ -39,6 +46,7 @@ struct Platforms<Impl> {
   static ffi::Error cpu(Ts... args) { return Impl(nullptr, {DeviceKind::kCPU, 0}, args...); }
 #if XPURUNTIME_WITH_CUDA
   static ffi::Error cuda(cudaStream_t stream, int32_t ordinal, Ts... args) {
+    note_stream_capture(stream);
     return Impl(stream, {DeviceKind::kCUDA, ordinal}, args...);
   }
 #endif

@@ -14,4 +14,7 @@ using TargetList = std::vector<Target>;
 
 TargetList all_targets();
 
+// CUDA handler calls seen during stream capture (0 unless XPURUNTIME_COUNT_CAPTURES=1).
+long long captured_calls();
+
 }  // namespace xpu::xla_adapter
