@@ -132,3 +132,40 @@ def test_mixed_devices_rejected(device):
     x = torch.randn(4, 8, device=device)
     with pytest.raises(ValueError, match="all tensors must be on one device"):
         ops.rms_norm(x, torch.randn(8))
+
+
+# Shapes that land on the v2 CUDA paths (docs/kernels/rms_norm.md): one row split
+# over a thread-block cluster (forward 2-8 CTAs, backward 2-8), persistent
+# backward groups that walk several rows each (next-row prefetch), 16-byte and
+# scalar (odd N) vectors, and the fallback past 8 CTAs (N = 65537, 131080).
+CLUSTER_SHAPES = [(300, 16384), (40, 32768), (33, 65536), (50, 20001), (3, 65537), (2, 131080),
+                  (600, 8192)]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", CLUSTER_SHAPES)
+def test_cluster_paths_cuda(rng, device, dtype, shape):
+    import torch
+    tdt = getattr(torch, dtype)
+    x, r, dy, dh = (random_inputs(rng, shape, dtype) for _ in range(4))
+    w = random_inputs(rng, shape[-1:], dtype)
+    t = lambda a: torch.from_numpy(a).to(device=device, dtype=tdt)  # noqa: E731
+    y, h = ops.rms_norm(t(x), t(w), residual=t(r))
+    ref = rms_norm_reference(x, w, residual=r, dtype=dtype)
+    assert_close(to_numpy(h), ref["h"], dtype, "h")
+    assert_close(to_numpy(y), ref["y"], dtype, "y")
+    hn = to_numpy(h)
+    for grad_h in (None, dh):
+        runs = [ops.rms_norm_backward(t(dy), h, t(w), dh=None if grad_h is None else t(grad_h),
+                                      policy=p) for p in ("fast", "fast", "reference")]
+        ref = rms_norm_reference(hn, w, dy=dy, dtype=dtype)
+        if grad_h is not None:
+            ref["dx"] = ref["dx"] + grad_h.astype(np.float64)  # dh flows straight into dx
+        for dx, dw in runs:
+            assert_close(to_numpy(dx), ref["dx"], dtype, "dx")
+            assert_close(to_numpy(dw), ref["dw"], dtype, "dweight")
+        # `fast` is bitwise deterministic, dweight included.
+        assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])

@@ -1,0 +1,85 @@
+// Host side of cluster.cuh: device capabilities and occupancy, queried once and
+// cached, so that per-call launch choices cost a lookup, not a driver query.
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "kernels/common/cluster.cuh"
+
+namespace xpu::cuda {
+namespace {
+
+constexpr const char* kWhere = "cluster launch";
+
+std::mutex& cache_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
+
+Status max_cluster_size(int* out) {
+  int dev = 0;
+  XPU_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&dev), kWhere, "cudaGetDevice"));
+  static std::map<int, int> cache;
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex());
+    if (auto it = cache.find(dev); it != cache.end()) {
+      *out = it->second;
+      return Status::Ok();
+    }
+  }
+  int major = 0;
+  XPU_RETURN_IF_ERROR(cuda_status(
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), kWhere,
+      "cudaDeviceGetAttribute(compute capability)"));
+  *out = major >= 9 ? kMaxCluster : 1;
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  cache[dev] = *out;
+  return Status::Ok();
+}
+
+Status resident_count(const void* kernel, int threads, int cluster, int* out) {
+  int dev = 0;
+  XPU_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&dev), kWhere, "cudaGetDevice"));
+  using Key = std::tuple<const void*, int, int, int>;
+  static std::map<Key, int> cache;
+  const Key key{kernel, threads, cluster, dev};
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex());
+    if (auto it = cache.find(key); it != cache.end()) {
+      *out = it->second;
+      return Status::Ok();
+    }
+  }
+  int count = 0;
+  if (cluster <= 1) {
+    int per_sm = 0, sms = 0;
+    XPU_RETURN_IF_ERROR(cuda_status(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), kWhere,
+        "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
+    XPU_RETURN_IF_ERROR(cuda_status(
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), kWhere,
+        "cudaDeviceGetAttribute(multiprocessor count)"));
+    count = per_sm * sms;
+  } else {
+    cudaLaunchAttribute attr[1] = {};
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(cluster));
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    XPU_RETURN_IF_ERROR(cuda_status(cudaOccupancyMaxActiveClusters(&count, kernel, &cfg), kWhere,
+                                    "cudaOccupancyMaxActiveClusters"));
+  }
+  *out = count;
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  cache[key] = count;
+  return Status::Ok();
+}
+
+}  // namespace xpu::cuda

@@ -1,0 +1,321 @@
+// rms_norm backward on CUDA.
+// fast / deterministic (fused): a persistent grid of G row groups, each a
+//   cluster of 1-8 CTAs that split a row's columns. Every CTA keeps x, dy and
+//   an f32 dweight accumulator for its slice in registers, loads the next row of
+//   its group while it finishes the current one, and gets the row's dot product
+//   through block_sum + cluster_sum (DSMEM, rank order). One read of x and dy
+//   gives both dx and the dweight partials; G x N partials are then summed in
+//   group order by dweight_reduce. No atomics, so `fast` is also deterministic.
+//   G = the clusters that fit on the device at once, so no group waits for a
+//   second wave.
+// Longer rows (past 8 CTAs' worth, 65536 elements when 16-byte aligned), devices
+//   without clusters, and reference: a dx kernel (row in registers, or looped)
+//   plus a column-wise dweight-partials kernel that re-reads x and dy.
+#include "kernels/rms_norm/cuda_common.cuh"
+
+namespace xpu::ops::rms_norm_detail::gpu {
+namespace {
+
+using cuda::block_sum;
+using cuda::cluster_exit;
+using cuda::cluster_rank;
+using cuda::cluster_sum;
+using cuda::from_f;
+using cuda::load_vec;
+using cuda::store_vec;
+using cuda::to_f;
+using cuda::Vec;
+
+// Rows group, group + groups, ... of which this CTA holds columns
+// [rank * slice, rank * slice + slice). With ACC, also writes this group's
+// dweight partial (row `group` of `partial`) for those columns.
+// 32-bit registers one thread needs to hold its part of one row of x (or dy).
+template <typename T, int VEC, int ITEMS>
+constexpr int kRowRegs = ITEMS * ((VEC * int(sizeof(T)) + 3) / 4);
+
+template <typename T, int VEC, int ITEMS, bool DH, bool ACC>
+__global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1)
+    backward_resident(
+    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ x, int64_t x_stride,
+    const T* __restrict__ w, const float* __restrict__ rstd, const T* __restrict__ dh,
+    int64_t dh_stride, T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int n,
+    int slice, int csize) {
+  // A group walks many rows: load the next row while this one reduces and
+  // stores. Only where the second copy of x and dy fits the 128 registers of a
+  // 512-thread block without spilling (ptxas: at 16 registers a tensor, 64
+  // bytes of f32 spill). At <= 4 elements a thread the block is also held to
+  // 64 registers a thread (8 bf16 elements spill 44 bytes there) (launch bounds above) so that two blocks share an SM
+  // and two rows are in flight per SM.
+  constexpr bool kPrefetch = ACC && kRowRegs<T, VEC, ITEMS> <= 8;
+  __shared__ float scratch[32];
+  __shared__ float slot[2];
+  const int rank = cluster_rank(csize);
+  const int first = rank * slice + static_cast<int>(threadIdx.x) * VEC;
+  const int stride = static_cast<int>(blockDim.x) * VEC;
+  const int64_t group = blockIdx.x / csize, groups = gridDim.x / csize;
+  const float inv_n = __frcp_rn(static_cast<float>(n));
+
+  float acc[ITEMS][VEC];
+  Vec<T, VEC> wv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < n) wv[k] = load_vec<T, VEC>(w + col);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) acc[k][j] = 0.f;
+  }
+  auto load_row = [&](int64_t row, Vec<T, VEC>* xs, Vec<T, VEC>* gs) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = first + k * stride;
+      if (col < n) {
+        xs[k] = load_vec<T, VEC>(x + row * x_stride + col);
+        gs[k] = load_vec<T, VEC>(dy + row * dy_stride + col);
+      }
+    }
+  };
+
+  Vec<T, VEC> xv[ITEMS], gv[ITEMS];
+  float r = 0.f;
+  int64_t row = group;
+  if (kPrefetch && row < rows) {
+    load_row(row, xv, gv);
+    r = rstd[row];
+  }
+  int parity = 0;
+#pragma unroll 1
+  for (; row < rows; row += groups, parity ^= 1) {
+    if constexpr (!kPrefetch) {
+      load_row(row, xv, gv);
+      r = rstd[row];
+    }
+    const int64_t next = row + groups;
+    const bool more = kPrefetch && next < rows;
+    Vec<T, VEC> xn[ITEMS], gn[ITEMS];
+    float rn = 0.f;
+    if (more) {
+      load_row(next, xn, gn);
+      rn = rstd[next];
+    }
+    float dot = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      if (first + k * stride < n) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float xhat = to_f(xv[k].v[j]) * r, g = to_f(gv[k].v[j]);
+          dot += g * to_f(wv[k].v[j]) * xhat;
+          if constexpr (ACC) acc[k][j] += g * xhat;
+        }
+      }
+    }
+    dot = cluster_sum(block_sum(dot, scratch), slot, parity, csize) * inv_n;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = first + k * stride;
+      if (col < n) {
+        Vec<T, VEC> extra;
+        if constexpr (DH) extra = load_vec<T, VEC>(dh + row * dh_stride + col);
+        Vec<T, VEC> out;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float xhat = to_f(xv[k].v[j]) * r;
+          float v = r * (to_f(gv[k].v[j]) * to_f(wv[k].v[j]) - xhat * dot);
+          if constexpr (DH) v += to_f(extra.v[j]);
+          out.v[j] = from_f<T>(v);
+        }
+        store_vec<T, VEC>(dx + row * n + col, out);
+      }
+    }
+    if (more) {
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        xv[k] = xn[k];
+        gv[k] = gn[k];
+      }
+      r = rn;
+    }
+  }
+  cluster_exit(csize);
+  if constexpr (ACC) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = first + k * stride;
+      if (col < n) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) partial[group * n + col + j] = acc[k][j];
+      }
+    }
+  }
+}
+
+// dx for any row length: the row is read twice from memory.
+template <typename T, int VEC, bool DH>
+__global__ void __launch_bounds__(kMaxThreads) backward_looped(
+    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ x, int64_t x_stride,
+    const T* __restrict__ w, const float* __restrict__ rstd, const T* __restrict__ dh,
+    int64_t dh_stride, T* __restrict__ dx, int n) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const float r = rstd[row];
+  float dot = 0.f;
+  for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
+    const Vec<T, VEC> xv = load_vec<T, VEC>(x + row * x_stride + col);
+    const Vec<T, VEC> gv = load_vec<T, VEC>(dy + row * dy_stride + col);
+    const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) dot += to_f(gv.v[j]) * to_f(wv.v[j]) * to_f(xv.v[j]) * r;
+  }
+  dot = block_sum(dot, scratch) * __frcp_rn(static_cast<float>(n));
+  for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
+    const Vec<T, VEC> xv = load_vec<T, VEC>(x + row * x_stride + col);
+    const Vec<T, VEC> gv = load_vec<T, VEC>(dy + row * dy_stride + col);
+    const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+    Vec<T, VEC> out;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+      float v = r * (to_f(gv.v[j]) * to_f(wv.v[j]) - to_f(xv.v[j]) * r * dot);
+      if constexpr (DH) v += to_f(dh[row * dh_stride + col + j]);
+      out.v[j] = from_f<T>(v);
+    }
+    store_vec<T, VEC>(dx + row * n + col, out);
+  }
+}
+
+// dweight partials column by column: group g sums rows g, g+G, g+2G, ...
+template <typename T>
+__global__ void dweight_partials(const T* __restrict__ dy, int64_t dy_stride,
+                                 const T* __restrict__ x, int64_t x_stride,
+                                 const float* __restrict__ rstd, float* __restrict__ partial,
+                                 int64_t rows, int n) {
+  const int col = blockIdx.x * blockDim.x + threadIdx.x;
+  if (col >= n) return;
+  float acc = 0.f;
+  for (int64_t row = blockIdx.y; row < rows; row += gridDim.y)
+    acc += to_f(dy[row * dy_stride + col]) * to_f(x[row * x_stride + col]) * rstd[row];
+  partial[int64_t(blockIdx.y) * n + col] = acc;
+}
+
+// dweight[c] = sum over groups of partial[g, c] in a fixed order: lane y of a
+// block sums groups y, y + kLanes, ... in order, then the lanes' sums are added
+// in y order. kLanes-way parallel over groups so that hundreds of partial rows
+// stream at full bandwidth instead of one dependent chain per column.
+constexpr int kReduceCols = 32, kReduceLanes = 16;
+
+template <typename T>
+__global__ void __launch_bounds__(kReduceCols * kReduceLanes) dweight_reduce(
+    const float* __restrict__ partial, int64_t groups, int n, T* __restrict__ dw) {
+  __shared__ float lane_sum[kReduceLanes][kReduceCols + 1];
+  const int col = blockIdx.x * kReduceCols + threadIdx.x;
+  float acc = 0.f;
+  if (col < n) {
+#pragma unroll 4
+    for (int64_t g = threadIdx.y; g < groups; g += kReduceLanes) acc += partial[g * n + col];
+  }
+  lane_sum[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < n) {
+    float s = 0.f;
+#pragma unroll
+    for (int y = 0; y < kReduceLanes; ++y) s += lane_sum[y][threadIdx.x];
+    dw[col] = from_f<T>(s);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+Status backward(const BackwardProblem& p, const ExecContext& ctx) {
+  const auto& a = *p.args;
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const T* dy = a.dy.as<T>();
+  const T* x = a.x.as<T>();
+  const T* w = a.weight.as<T>();
+  const T* dh = a.dh.present() ? a.dh.as<T>() : nullptr;
+  const float* rstd = a.rstd.as<float>();
+  float* partial = a.workspace.as<float>();
+  T* dx = a.dx.as<T>();
+  const int n = static_cast<int>(p.n);
+  const int64_t dh_stride = dh ? p.dh_stride : 0;
+  constexpr int kVec = 16 / sizeof(T);
+  const bool reference = ctx.policy == Policy::kReference;
+  const int vec = reference ? 1
+                            : cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {x, p.x_stride},
+                                                          {w, 0}, {dx, p.n}, {dh, p.dh_stride}});
+  using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, const float*, const T*,
+                          int64_t, T*, float*, int64_t, int, int, int);
+  auto reduce = [&](int64_t groups) {
+    const dim3 block(kReduceCols, kReduceLanes);
+    const unsigned blocks = static_cast<unsigned>((p.n + kReduceCols - 1) / kReduceCols);
+    dweight_reduce<T><<<blocks, block, 0, stream>>>(partial, groups, n, a.dweight.as<T>());
+    return cuda::launch_status(kOp);
+  };
+  if (p.rows == 0) return reduce(0);  // no rows: dweight is zero
+
+  if (!reference) {
+    int max_cluster = 1;
+    XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+    // Scalar (vec 1) elements take a register each: 16 of them spill (ptxas).
+    const int max_elems = vec == 1 ? kFusedElems / 2 : kFusedElems;
+    const cuda::SplitShape s = cuda::split_shape(p.n, vec, max_elems, kMaxThreads, max_cluster);
+    Kernel kernel = nullptr;
+    if (s.cluster > 0) {
+      cuda::with_vec_items<kVec, kFusedElems>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V > 1 || I <= kFusedElems / 2)
+          kernel = dh ? &backward_resident<T, V, I, true, true>
+                      : &backward_resident<T, V, I, false, true>;
+      });
+    }
+    int resident = 0;
+    if (kernel)
+      XPU_RETURN_IF_ERROR(cuda::resident_count(reinterpret_cast<const void*>(kernel), s.threads,
+                                               s.cluster, &resident));
+    if (resident > 0) {
+      // Persistent: at most the clusters resident at once (and the workspace's rows).
+      const int64_t groups = std::min<int64_t>({p.row_groups, p.rows, resident});
+      XPU_RETURN_IF_ERROR(cuda::cuda_status(
+          cuda::launch_clustered(kernel, static_cast<unsigned>(groups * s.cluster), s.threads,
+                                 s.cluster, stream, dy, p.dy_stride, x, p.x_stride, w, rstd, dh,
+                                 dh_stride, dx, partial, p.rows, n, s.slice, s.cluster),
+          kOp, "backward launch"));
+      return reduce(groups);
+    }
+  }
+
+  // Unfused: dx one row per CTA, then dweight partials over p.row_groups groups.
+  const cuda::Shape s =
+      reference ? cuda::Shape{0, 0} : cuda::resident_shape(p.n, vec, kUnfusedElems);
+  const unsigned rows_grid = static_cast<unsigned>(std::min<int64_t>(p.rows, cuda::kMaxGrid));
+  if (s.items > 0) {
+    cuda::with_vec_items<kVec, kUnfusedElems>(vec, s.items, [&]<int V, int I>() {
+      const Kernel kernel = dh ? &backward_resident<T, V, I, true, false>
+                               : &backward_resident<T, V, I, false, false>;
+      kernel<<<rows_grid, s.threads, 0, stream>>>(dy, p.dy_stride, x, p.x_stride, w, rstd, dh,
+                                                  dh_stride, dx, nullptr, p.rows, n,
+                                                  s.threads * s.items * V, 1);
+    });
+  } else {
+    const dim3 grid(static_cast<unsigned>(p.rows));
+    const int threads = reference ? 256 : cuda::looped_threads(p.n, vec);
+    cuda::with_vec_items<kVec, 16>(vec, 1, [&]<int V, int>() {
+      if (dh)
+        backward_looped<T, V, true><<<grid, threads, 0, stream>>>(
+            dy, p.dy_stride, x, p.x_stride, w, rstd, dh, dh_stride, dx, n);
+      else
+        backward_looped<T, V, false><<<grid, threads, 0, stream>>>(
+            dy, p.dy_stride, x, p.x_stride, w, rstd, dh, 0, dx, n);
+    });
+  }
+  XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+  const dim3 pgrid((n + 255) / 256, static_cast<unsigned>(p.row_groups));
+  dweight_partials<T><<<pgrid, 256, 0, stream>>>(dy, p.dy_stride, x, p.x_stride, rstd, partial,
+                                                 p.rows, n);
+  XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+  return reduce(p.row_groups);
+}
+
+template Status backward<float>(const BackwardProblem&, const ExecContext&);
+template Status backward<__half>(const BackwardProblem&, const ExecContext&);
+template Status backward<__nv_bfloat16>(const BackwardProblem&, const ExecContext&);
+
+}  // namespace xpu::ops::rms_norm_detail::gpu
