@@ -14,8 +14,13 @@ import platform
 import random
 import time
 
-import xpuruntime
-from xpuruntime import _core, memory
+try:  # torch first: on the GPU machine importing torch after xpuruntime's CUDA init crashed (under study)
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
+import xpuruntime  # noqa: E402
+from xpuruntime import _core, memory  # noqa: E402
 
 SIZES = [512, 4096, 65536, 1 << 20, 16 << 20, 256 << 20]
 
