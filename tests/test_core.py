@@ -69,6 +69,27 @@ def test_import_without_frontends(tmp_path):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
+@pytest.mark.parametrize("first", ["xpuruntime", "torch", "jax"])
+def test_frameworks_import_in_any_order(tmp_path, first):
+    # Each framework imported after xpuruntime (and before) works: the extension
+    # exports nothing but its init, so no C++ runtime state is shared by accident.
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    order = [first] + [m for m in ("xpuruntime", "torch", "jax") if m != first]
+    code = (
+        "".join(f"import {m}\n" for m in order)
+        + "import numpy as np, xpuruntime.ops\n"
+        "xpuruntime.devices()\n"
+        "t = torch.ones(3, 4)\n"
+        "y = xpuruntime.ops.rms_norm(t, torch.ones(4))\n"
+        "assert torch.allclose(y, torch.ones(3, 4), atol=1e-3)\n"
+        "print(jax.numpy.ones(2).sum())\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
 def test_info_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "xpuruntime", "info"], capture_output=True, text=True,
                          cwd=tmp_path)
