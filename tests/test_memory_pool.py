@@ -208,14 +208,17 @@ def test_block_freed_on_a_is_reused_on_a_at_once_and_on_b_only_after_its_work():
     A, B = 0x1000, 0x2000  # stream handles; the host test pool never dereferences them
     x = p.allocate(12 * MiB, A)  # own segment: the only block of its size
     xp = x.ptr
-    x.free()  # freed on A: an event is recorded on A
+    x.free()  # freed on A: bound to A (an event is recorded once another stream asks)
     s = p.stats()
     assert s["pending_events"] == 1 and s["active_bytes"] == 12 * MiB and s["allocated_bytes"] == 0
     y = p.allocate(12 * MiB, B)  # A's work is not done: B must not get it
     assert y.ptr != xp
     z = p.allocate(12 * MiB, A)  # A's own later work is ordered after the free
     assert z.ptr == xp
-    z.free(A)
+    z.free(A)  # no event yet: reusing on A needs none
+    assert p.pending_upstream_events() == 0
+    v = p.allocate(12 * MiB, B)  # B asks: A's free gets its event now, still pending
+    assert v.ptr != xp and p.pending_upstream_events() == 1
     p.complete_events()  # A's queued work finished
     w = p.allocate(12 * MiB, B)
     assert w.ptr == xp
@@ -237,8 +240,8 @@ def test_pending_blocks_coalesce_once_done_and_empty_cache_waits():
     A = 0x1000
     a, b = p.allocate(4 * KiB, A), p.allocate(4 * KiB, A)
     a.free()
-    b.free()  # same stream: merge, keeping the later event
-    assert p.pending_upstream_events() >= 1
+    b.free()  # same stream: merge (stream-bound, no event recorded yet)
+    assert p.stats()["pending_events"] == 1
     p.empty_cache()  # waits for the events, then releases the wholly free segment
     assert p.stats()["reserved_bytes"] == 0 and p.stats()["pending_events"] == 0
 
@@ -259,8 +262,8 @@ def test_retired_stream_is_never_recorded_on_again():
     A, B = 0x1000, 0x2000
     x, y = p.allocate(12 * MiB, A), p.allocate(14 * MiB, A)
     xp, yp = x.ptr, y.ptr
-    y.free()  # pending on A
-    assert p.pending_upstream_events() == 1
+    y.free()  # bound to A
+    assert p.stats()["pending_events"] == 1
     p.retire_stream(A)  # A is destroyed (after its work finished)
     assert p.stats()["pending_events"] == 0
     z = p.allocate(14 * MiB, B)

@@ -27,7 +27,12 @@ struct Block {
   // kAnyStream once that stream's work before the free is known to be done.
   // Allocated blocks: the stream they were allocated on.
   uintptr_t stream = 0;
-  void* event = nullptr;    // free, stream != kAnyStream: the free's event
+  // A free block on a stream is "lazy" until another stream wants memory: only
+  // then is an event recorded on its stream (later than the free, so waiting
+  // for it is never too early). Same-stream reuse, the common case, thus costs
+  // no CUDA call at all.
+  bool lazy = false;
+  void* event = nullptr;    // free, stream != kAnyStream, not lazy: the event after the free
   uint64_t event_seq = 0;   // record order (a later event on a stream implies earlier ones)
   size_t requested = 0;
   bool stream_retired = false;  // allocated block whose stream was destroyed (retire_stream)
@@ -72,7 +77,8 @@ struct CachingPool::Impl {
   mutable std::mutex mu;
   std::map<char*, Segment*> segments;                        // by base address
   std::map<std::pair<bool, uintptr_t>, FreeSet> free_sets;   // (small, stream)
-  std::unordered_set<Block*> pending;                        // free blocks with an event
+  std::unordered_set<Block*> pending;                        // free blocks waiting for their event
+  std::unordered_set<Block*> lazy_blocks;                    // free blocks bound to a stream, no event yet
   std::unordered_map<char*, Block*> live;                    // allocated blocks by pointer
   PoolStats st;
   int64_t pending_bytes = 0;
@@ -91,18 +97,16 @@ struct CachingPool::Impl {
   void insert_free(Block* b) {
     set_of(b).insert(b);
     ++st.free_blocks;
-    if (b->event) {
-      pending.insert(b);
-      pending_bytes += static_cast<int64_t>(b->size);
-    }
+    if (b->event) pending.insert(b);
+    if (b->lazy) lazy_blocks.insert(b);
+    if (b->event || b->lazy) pending_bytes += static_cast<int64_t>(b->size);
   }
   void erase_free(Block* b) {
     set_of(b).erase(b);
     --st.free_blocks;
-    if (b->event) {
-      pending.erase(b);
-      pending_bytes -= static_cast<int64_t>(b->size);
-    }
+    if (b->event) pending.erase(b);
+    if (b->lazy) lazy_blocks.erase(b);
+    if (b->event || b->lazy) pending_bytes -= static_cast<int64_t>(b->size);
   }
 
   // Free neighbours merge when they are reusable on the same streams: both on
@@ -116,10 +120,17 @@ struct CachingPool::Impl {
     erase_free(a);
     erase_free(b);
     const uintptr_t stream = a->stream;
+    // A lazy part is freed later than any event of the other part: the merged
+    // block is lazy, and a future event covers both.
+    const bool lazy = a->lazy || b->lazy;
     void* event = nullptr;
     uint64_t seq = 0;
     for (Block* x : {a, b}) {
       if (!x->event) continue;
+      if (lazy) {
+        upstream->release_event(x->event);
+        continue;
+      }
       if (!event || x->event_seq > seq) {
         if (event) upstream->release_event(event);
         event = x->event;
@@ -131,7 +142,8 @@ struct CachingPool::Impl {
     a->size += b->size;
     a->next = b->next;
     if (b->next) b->next->prev = a;
-    a->stream = event ? stream : kAnyStream;
+    a->stream = (event || lazy) ? stream : kAnyStream;
+    a->lazy = lazy;
     a->event = event;
     a->event_seq = seq;
     if (track) track->erase(b);
@@ -146,22 +158,16 @@ struct CachingPool::Impl {
     return b;
   }
 
-  void promote(Block* b) {  // its event is done: reusable on every stream
+  void promote(Block* b) {  // its stream's work before the free is done: reusable on every stream
     erase_free(b);
-    upstream->release_event(b->event);
+    if (b->event) upstream->release_event(b->event);
     b->event = nullptr;
+    b->lazy = false;
     b->stream = kAnyStream;
     insert_free(b);
   }
 
-  // Promotes every free block whose event is done (all of them when `wait`).
-  void process_events(bool wait) {
-    if (pending.empty()) return;
-    std::vector<Block*> done;
-    for (Block* b : pending) {
-      if (wait) upstream->wait_event(b->event);
-      if (wait || upstream->event_done(b->event)) done.push_back(b);
-    }
+  void promote_and_coalesce(const std::vector<Block*>& done) {
     std::unordered_set<Block*> track(done.begin(), done.end());
     for (Block* b : done) promote(b);
     while (!track.empty()) {
@@ -170,6 +176,43 @@ struct CachingPool::Impl {
       coalesce(b, &track);
     }
     update_active();
+  }
+
+  // Records the events lazy blocks were spared at free time (all of them, or
+  // those of streams other than `except`). True when any was recorded.
+  bool materialize_lazy(uintptr_t except, bool all) {
+    std::vector<Block*> lazy;
+    for (Block* b : lazy_blocks)
+      if (all || b->stream != except) lazy.push_back(b);
+    std::vector<Block*> unrecordable;
+    for (Block* b : lazy) {
+      void* event = nullptr;
+      if (upstream->record_event(reinterpret_cast<void*>(b->stream), &event).ok() && event) {
+        erase_free(b);  // same stream's free set, now waiting on the event
+        b->lazy = false;
+        b->event = event;
+        b->event_seq = ++next_seq;
+        insert_free(b);
+      } else {
+        upstream->synchronize_stream(reinterpret_cast<void*>(b->stream));
+        unrecordable.push_back(b);  // its stream is idle now
+      }
+    }
+    if (!unrecordable.empty()) promote_and_coalesce(unrecordable);
+    return !lazy.empty();
+  }
+
+  // Promotes every free block whose event is done (all of them when `wait`,
+  // lazy ones included: they get their event first).
+  void process_events(bool wait) {
+    if (wait && !lazy_blocks.empty()) materialize_lazy(0, true);
+    if (pending.empty()) return;
+    std::vector<Block*> done;
+    for (Block* b : pending) {
+      if (wait) upstream->wait_event(b->event);
+      if (wait || upstream->event_done(b->event)) done.push_back(b);
+    }
+    if (!done.empty()) promote_and_coalesce(done);
   }
 
   Block* best_fit(bool small, uintptr_t stream, size_t size) {
@@ -212,7 +255,7 @@ struct CachingPool::Impl {
     for (auto it = segments.begin(); it != segments.end();) {
       Segment* seg = it->second;
       Block* b = seg->head;
-      if (b->free && !b->next && !b->event) {
+      if (b->free && !b->next && !b->event && !b->lazy) {
         erase_free(b);
         upstream->deallocate(seg->base, seg->size);
         st.reserved.add(-static_cast<int64_t>(seg->size));
@@ -236,6 +279,11 @@ struct CachingPool::Impl {
     const bool small = size <= kSmallRequestMax;
     process_events(false);
     Block* b = best_fit(small, stream, size);
+    if (!b && materialize_lazy(stream, false)) {
+      // Frees on other streams become visible: those whose work is already done are reusable.
+      process_events(false);
+      b = best_fit(small, stream, size);
+    }
     if (b) {
       ++st.cache_hits;
     } else {
@@ -280,6 +328,7 @@ struct CachingPool::Impl {
       b->size = size;
       rest->free = true;
       rest->stream = b->stream;
+      rest->lazy = b->lazy;
       rest->event = b->event;  // the remainder keeps the pending free's event
       rest->event_seq = b->event_seq;
       b->event = nullptr;
@@ -289,6 +338,7 @@ struct CachingPool::Impl {
       b->event = nullptr;
     }
     b->free = false;
+    b->lazy = false;
     b->stream = stream;
     b->requested = bytes;
     live[b->ptr] = b;
@@ -333,19 +383,15 @@ struct CachingPool::Impl {
     st.requested.add(-static_cast<int64_t>(b->requested));
     st.allocated.add(-static_cast<int64_t>(b->size));
     ++st.free_count;
-    void* event = nullptr;
     const bool dead_stream = b->stream_retired && reinterpret_cast<uintptr_t>(stream_ptr) == b->stream;
     b->stream_retired = false;
-    if (dead_stream) {
-      event = nullptr;  // its work finished at retirement; never touch the dead handle
-    } else if (!upstream->record_event(stream_ptr, &event).ok()) {
-      upstream->synchronize_stream(stream_ptr);  // cannot record: make the work done instead
-      event = nullptr;
-    }
+    // Dead stream: its work finished at retirement. Unordered upstream: no work can be pending.
+    const bool lazy = !dead_stream && upstream->stream_ordered();
     b->free = true;
     b->requested = 0;
-    b->stream = event ? reinterpret_cast<uintptr_t>(stream_ptr) : kAnyStream;
-    b->event = event;
+    b->stream = lazy ? reinterpret_cast<uintptr_t>(stream_ptr) : kAnyStream;
+    b->lazy = lazy;
+    b->event = nullptr;
     b->event_seq = ++next_seq;
     insert_free(b);
     coalesce(b);
@@ -356,15 +402,13 @@ struct CachingPool::Impl {
   void retire_stream(uintptr_t stream) {
     for (auto& [ptr, b] : live)
       if (b->stream == stream) b->stream_retired = true;
-    auto retire_set = [&](bool small) {
+    // Its frees (lazy or evented) are done: the caller synchronized the stream.
+    std::vector<Block*> done;
+    for (bool small : {true, false}) {
       auto it = free_sets.find({small, stream});
-      if (it == free_sets.end()) return;
-      std::vector<Block*> blocks(it->second.begin(), it->second.end());
-      for (Block* b : blocks) upstream->wait_event(b->event);  // done already: the stream was synchronized
-    };
-    retire_set(true);
-    retire_set(false);
-    process_events(false);  // promotes the now completed frees, and coalesces them
+      if (it != free_sets.end()) done.insert(done.end(), it->second.begin(), it->second.end());
+    }
+    if (!done.empty()) promote_and_coalesce(done);
   }
 
   static std::string str_hex(void* p) {
@@ -376,6 +420,7 @@ struct CachingPool::Impl {
   void destroy_all() {
     for (Block* b : pending) upstream->release_event(b->event);
     pending.clear();
+    lazy_blocks.clear();
     for (auto& [base, seg] : segments) {
       for (Block* b = seg->head; b;) {
         Block* n = b->next;
@@ -427,7 +472,8 @@ PoolStats CachingPool::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   PoolStats s = impl_->st;
   s.limit = impl_->limit;
-  s.pending_events = static_cast<int64_t>(impl_->pending.size());
+  // Frees still bound to their stream: waiting on an event, or lazy (no event needed yet).
+  s.pending_events = static_cast<int64_t>(impl_->pending.size() + impl_->lazy_blocks.size());
   return s;
 }
 

@@ -48,6 +48,7 @@ class HostResource : public UpstreamResource {
 class ManualEventHostResource : public HostResource {
  public:
   const char* name() const override { return "host (manual events)"; }
+  bool stream_ordered() const override { return true; }
   Status record_event(void*, void** event) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto* token = new int(0);
@@ -110,6 +111,7 @@ class CudaResource final : public UpstreamResource {
   }
   Device device() const override { return {DeviceKind::kCUDA, index_}; }
   const char* name() const override { return "cuda"; }
+  bool stream_ordered() const override { return true; }
 
   Status allocate(size_t bytes, void** out) override {
     *out = nullptr;
@@ -201,6 +203,7 @@ class PinnedHostResource final : public UpstreamResource {
  public:
   Device device() const override { return {DeviceKind::kCPU, 0}; }
   const char* name() const override { return "pinned host"; }
+  bool stream_ordered() const override { return true; }
   Status allocate(size_t bytes, void** out) override {
     *out = nullptr;
     const cudaError_t err = cudaHostAlloc(out, bytes, cudaHostAllocPortable);

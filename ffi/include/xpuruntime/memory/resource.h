@@ -28,6 +28,9 @@ class UpstreamResource {
   virtual size_t device_total_bytes() const { return 0; }
 
   // ---- stream ordering ----
+  // True when work on streams can still be running after a call returns (CUDA,
+  // pinned memory, the manual-event test resource): frees then need events.
+  virtual bool stream_ordered() const { return false; }
   // An event marks the end of the work queued on `stream` so far. A null event
   // means "nothing pending": the host resource returns null (its streams are
   // trivial; all work is done when a call returns).
