@@ -14,10 +14,10 @@ namespace {
 using cuda::block_sum;
 using cuda::cluster_exit;
 using cuda::cluster_rank;
-using cuda::RowSlice;
-using cuda::RowSum;
 using cuda::from_f;
 using cuda::load_vec;
+using cuda::RowSlice;
+using cuda::RowSum;
 using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;

@@ -47,12 +47,11 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
   // 64 registers a thread (8 bf16 elements spill 44 bytes there) (launch bounds above) so that two blocks share an SM
   // and two rows are in flight per SM.
   constexpr bool kPrefetch = ACC && kRowRegs<T, VEC, ITEMS> <= 8;
-  __shared__ float scratch[2][32];
+  __shared__ float scratch[32];
   __shared__ float slot[2];
   const int rank = cluster_rank(csize);
-  const cuda::RowSlice s = cuda::row_slice<VEC>(rank, slice);
-  const int first = s.first, stride = s.stride;
-  cuda::RowSum row_sum(scratch, slot, csize);
+  const int first = rank * slice + static_cast<int>(threadIdx.x) * VEC;
+  const int stride = static_cast<int>(blockDim.x) * VEC;
   const int64_t group = blockIdx.x / csize, groups = gridDim.x / csize;
   const float inv_n = __frcp_rn(static_cast<float>(n));
 
@@ -65,9 +64,15 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
 #pragma unroll
     for (int j = 0; j < VEC; ++j) acc[k][j] = 0.f;
   }
-  auto load_row = [&](int64_t row, Vec<T, VEC> (&xs)[ITEMS], Vec<T, VEC> (&gs)[ITEMS]) {
-    cuda::load_row<T, VEC, ITEMS>(xs, x + row * x_stride, s, n);
-    cuda::load_row<T, VEC, ITEMS>(gs, dy + row * dy_stride, s, n);
+  auto load_row = [&](int64_t row, Vec<T, VEC>* xs, Vec<T, VEC>* gs) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = first + k * stride;
+      if (col < n) {
+        xs[k] = load_vec<T, VEC>(x + row * x_stride + col);
+        gs[k] = load_vec<T, VEC>(dy + row * dy_stride + col);
+      }
+    }
   };
 
   Vec<T, VEC> xv[ITEMS], gv[ITEMS];
@@ -77,8 +82,9 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
     load_row(row, xv, gv);
     r = rstd[row];
   }
+  int parity = 0;
 #pragma unroll 1
-  for (; row < rows; row += groups) {
+  for (; row < rows; row += groups, parity ^= 1) {
     if constexpr (!kPrefetch) {
       load_row(row, xv, gv);
       r = rstd[row];
@@ -103,7 +109,7 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
         }
       }
     }
-    dot = row_sum(dot) * inv_n;
+    dot = cluster_sum(block_sum(dot, scratch), slot, parity, csize) * inv_n;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = first + k * stride;
