@@ -313,3 +313,55 @@ def test_workspace_size_is_a_pure_function_of_shape():
     assert core.layer_norm_backward_workspace_bytes(3, 7) == 2 * 3 * 7 * 4
     assert core.layer_norm_backward_workspace_bytes(10**6, 128) == 2 * 512 * 128 * 4
     assert core.layer_norm_backward_workspace_bytes(10**6, 65536) == 2 * 128 * 65536 * 4
+
+
+# ---- v2 CUDA forward paths (docs/kernels/layer_norm.md) ------------------------------------------
+# One CTA per row (4096, 8192), a row split over a thread-block cluster of 2, 4
+# and 8 CTAs (16-byte vectors: 32768, 65536, 131072; scalar odd rows: 4097,
+# 20001), and the looped fallback past 8 CTAs (65537, 131080). Many rows, so
+# that CTAs walk rows and the DSMEM slots alternate.
+GPU_FORWARD_SHAPES = [(300, 4096), (129, 8192), (40, 32768), (33, 65536), (5, 131072), (50, 4097),
+                      (17, 20001), (3, 65537), (2, 131080), (7, 1), (1000, 16)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("shape", GPU_FORWARD_SHAPES)
+def test_forward_cluster_paths_cuda(shape, dtype, device):
+    if device not in DEVICES:
+        pytest.skip("no CUDA device")
+    x, w, b, _ = make(shape, dtype, device, seed=11)
+    ref_y, ref_mean, ref_rstd = ref_forward(to_np(x), to_np(w), to_np(b))
+    runs = [ops.layer_norm(x, w, b, return_stats=True, policy=p)
+            for p in ("fast", "fast", "deterministic", "reference")]
+    for y, mean, rstd in runs:
+        assert rel_err(to_np(y), ref_y) <= TOL[dtype]
+        assert rel_err(to_np(mean), ref_mean) <= 1e-5  # f32 statistics whatever the dtype
+        assert rel_err(to_np(rstd), ref_rstd) <= 1e-4
+    # `fast` is bitwise deterministic (no atomics), and `deterministic` is the same kernel.
+    for a, r in zip(runs[0], runs[1]):
+        assert torch.equal(a, r)
+    for a, r in zip(runs[0], runs[2]):
+        assert torch.equal(a, r)
+    # Without stats requested, y is unchanged.
+    assert torch.equal(ops.layer_norm(x, w, b), runs[0][0])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("n", [4096, 65536])
+def test_forward_cluster_large_mean_cuda(device, n):
+    """The centred second pass keeps digits when |mean| >> spread, split rows included."""
+    if device not in DEVICES:
+        pytest.skip("no CUDA device")
+    # As test_large_mean_small_spread_is_accurate: mean 1000, standard deviation 0.1.
+    rng = np.random.default_rng(12)
+    xn = (1000.0 + 0.1 * rng.standard_normal((8, n))).astype(np.float32)
+    x = torch.tensor(xn, device=device)
+    w = torch.ones(n, device=device)
+    b = torch.zeros(n, device=device)
+    y, _, rstd = ops.layer_norm(x, w, b, return_stats=True)
+    ref_y, _, ref_rstd = ref_forward(xn, np.ones(n), np.zeros(n))
+    assert rel_err(to_np(y), ref_y) <= 1e-3
+    assert rel_err(to_np(rstd), ref_rstd) <= 1e-3

@@ -1,28 +1,19 @@
-// layer_norm on CUDA.
-// fast / deterministic:
-//   forward: one block per row, the row held in registers as 16-byte vectors;
-//     mean, then variance of the held values (two passes, no E[x^2] - E[x]^2).
-//     Rows too long to hold loop over memory: per-thread Welford statistics of
-//     each vector, merged across the block in a fixed tree (Chan et al.), then
-//     a second pass writes y.
-//   backward: the row in registers with per-block dweight/dbias partials in
-//     registers (fused) when they fit, else per-row dx kernels plus a column
-//     kernel for the partials; a second, fixed-order kernel reduces the partials
-//     across row groups (no atomics, so `fast` is also deterministic).
-// reference: plain scalar loops re-reading the row from memory (forward: a
-//   mean pass, a variance pass and an output pass).
+// layer_norm backward on CUDA, and the registration of both directions
+// (forward: cuda_forward.cu).
+// fast / deterministic: the row in registers with per-block dweight/dbias
+//   partials in registers (fused) when they fit, else per-row dx kernels plus a
+//   column kernel for the partials; a second, fixed-order kernel reduces the
+//   partials across row groups (no atomics, so `fast` is also deterministic).
+// reference: plain scalar loops re-reading the row from memory.
 // Rows are walked grid-stride, so any row count launches within grid limits.
 #include <algorithm>
-#include <climits>
 
-#include "kernels/common/cuda_utils.cuh"
-#include "kernels/common/launch.cuh"
-#include "kernels/layer_norm/layer_norm_kernels.h"
+#include "kernels/layer_norm/cuda_common.cuh"
 
 namespace xpu::ops::layer_norm_detail {
+namespace gpu {
 namespace {
 
-using cuda::block_sum;
 using cuda::block_sum2;
 using cuda::from_f;
 using cuda::load_vec;
@@ -35,190 +26,13 @@ using cuda::Vec;
 using cuda::vector_width;
 using cuda::with_vec_items;
 
-constexpr const char* kOp = "layer_norm";
-// 512 threads a block leave each thread up to 128 registers (launch.cuh shapes stay within it).
-constexpr int kMaxThreads = cuda::kMaxRowThreads;
-// Elements a thread holds in registers: forward (x: 128 bytes of 16-byte vectors,
-// or 8 scalars when rows are not 16-byte aligned), fused backward (x, dy and f32
-// dweight and dbias accumulators), unfused backward (x, dy). Larger shapes spill
-// under the 128-register cap (checked with -Xptxas -warn-spills).
-template <typename T>
-constexpr int kForwardElems = 128 / sizeof(T);
-constexpr int kForwardScalarItems = 8;
+// Elements a thread holds in registers: fused backward (x, dy and f32 dweight
+// and dbias accumulators), unfused backward (x, dy). Larger shapes spill under
+// the 128-register cap (checked with -Xptxas -warn-spills).
 constexpr int kFusedElems = 16, kUnfusedElems = 32;
 // Blocks of the per-row kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
-constexpr int kReferenceThreads = 256;
 constexpr int kColumnThreads = 256;
-
-// ---- forward --------------------------------------------------------------------------------
-
-template <typename T, int VEC, int ITEMS>
-__global__ void __launch_bounds__(kMaxThreads) forward_resident(
-    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
-    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
-    int n, float eps) {
-  __shared__ float scratch[32];
-  const float inv_n = __frcp_rn(static_cast<float>(n));
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    Vec<T, VEC> v[ITEMS];
-    float sum = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = (k * blockDim.x + threadIdx.x) * VEC;
-      if (col < n) {
-        v[k] = load_vec<T, VEC>(x + row * x_stride + col);
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) sum += to_f(v[k].v[j]);
-      }
-    }
-    const float mean = block_sum(sum, scratch) * inv_n;
-    float sq = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = (k * blockDim.x + threadIdx.x) * VEC;
-      if (col < n) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float d = to_f(v[k].v[j]) - mean;
-          sq += d * d;
-        }
-      }
-    }
-    const float rstd = rsqrtf(block_sum(sq, scratch) * inv_n + eps);
-    if (threadIdx.x == 0) {
-      if (mean_out) mean_out[row] = mean;
-      if (rstd_out) rstd_out[row] = rstd;
-    }
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = (k * blockDim.x + threadIdx.x) * VEC;
-      if (col < n) {
-        const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
-        const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
-        Vec<T, VEC> out;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j)
-          out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
-        store_vec<T, VEC>(y + row * n + col, out);
-      }
-    }
-  }
-}
-
-// Running statistics of a set of values: count, mean, sum of squared deviations.
-struct Stats {
-  float n, mean, m2;
-};
-
-// Chan et al.'s pairwise combination; an empty side leaves the other unchanged.
-__device__ __forceinline__ Stats merge(const Stats& a, const Stats& b) {
-  const float n = a.n + b.n;
-  if (n == 0.f) return a;
-  const float f = __fdiv_rn(b.n, n);
-  const float d = b.mean - a.mean;
-  return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
-}
-
-// Lane 0 gets the warp's statistics, combined in a fixed tree.
-__device__ __forceinline__ Stats warp_merge(Stats s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Stats t{__shfl_down_sync(0xffffffffu, s.n, o), __shfl_down_sync(0xffffffffu, s.mean, o),
-                  __shfl_down_sync(0xffffffffu, s.m2, o)};
-    s = merge(s, t);
-  }
-  return s;
-}
-
-// The block's statistics, returned to every thread; `scratch` holds 33 Stats.
-__device__ __forceinline__ Stats block_merge(Stats s, Stats* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int warps = (blockDim.x + 31) >> 5;
-  s = warp_merge(s);
-  if (lane == 0) scratch[warp] = s;
-  __syncthreads();
-  if (warp == 0) {
-    s = warp_merge(lane < warps ? scratch[lane] : Stats{0.f, 0.f, 0.f});
-    if (lane == 0) scratch[32] = s;
-  }
-  __syncthreads();
-  return scratch[32];
-}
-
-// Any row length: pass 1 gathers Welford statistics (each vector's own mean and
-// squared deviations, merged into the thread's), pass 2 re-reads and writes y.
-template <typename T, int VEC>
-__global__ void __launch_bounds__(kMaxThreads) forward_looped(
-    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
-    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
-    int n, float eps) {
-  __shared__ Stats scratch[33];
-  const float inv_n = __frcp_rn(static_cast<float>(n));
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const T* xr = x + row * x_stride;
-    Stats st{0.f, 0.f, 0.f};
-    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
-      const Vec<T, VEC> v = load_vec<T, VEC>(xr + col);
-      float s = 0.f;
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) s += to_f(v.v[j]);
-      const float cm = s * (1.0f / VEC);  // VEC is a power of two: exact
-      float c2 = 0.f;
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        const float d = to_f(v.v[j]) - cm;
-        c2 += d * d;
-      }
-      st = merge(st, Stats{static_cast<float>(VEC), cm, c2});
-    }
-    st = block_merge(st, scratch);
-    const float mean = st.mean;
-    const float rstd = rsqrtf(st.m2 * inv_n + eps);
-    if (threadIdx.x == 0) {
-      if (mean_out) mean_out[row] = mean;
-      if (rstd_out) rstd_out[row] = rstd;
-    }
-    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
-      const Vec<T, VEC> v = load_vec<T, VEC>(xr + col);
-      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
-      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
-      Vec<T, VEC> out;
-#pragma unroll
-      for (int j = 0; j < VEC; ++j)
-        out.v[j] = from_f<T>((to_f(v.v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
-      store_vec<T, VEC>(y + row * n + col, out);
-    }
-  }
-}
-
-// reference: scalar loads, a mean pass, a variance pass and an output pass.
-template <typename T>
-__global__ void __launch_bounds__(kMaxThreads) forward_reference(
-    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
-    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
-    int n, float eps) {
-  __shared__ float scratch[32];
-  const float fn = static_cast<float>(n);
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const T* xr = x + row * x_stride;
-    float s = 0.f;
-    for (int col = threadIdx.x; col < n; col += blockDim.x) s += to_f(xr[col]);
-    const float mean = block_sum(s, scratch) / fn;
-    float q = 0.f;
-    for (int col = threadIdx.x; col < n; col += blockDim.x) {
-      const float d = to_f(xr[col]) - mean;
-      q += d * d;
-    }
-    const float rstd = 1.0f / sqrtf(block_sum(q, scratch) / fn + eps);
-    if (threadIdx.x == 0) {
-      if (mean_out) mean_out[row] = mean;
-      if (rstd_out) rstd_out[row] = rstd;
-    }
-    for (int col = threadIdx.x; col < n; col += blockDim.x)
-      y[row * n + col] = from_f<T>((to_f(xr[col]) - mean) * rstd * to_f(w[col]) + to_f(b[col]));
-  }
-}
 
 // ---- backward -------------------------------------------------------------------------------
 // xhat = (x - mean) * rstd, g = dy * weight:
@@ -378,56 +192,6 @@ __global__ void dparam_reduce(const float* __restrict__ partial, int64_t bias_of
 
 // ---- launches (shapes from kernels/common/launch.cuh) ---------------------------------------
 
-// Column indices are int and step past the row end by at most one block of vectors.
-constexpr int64_t kMaxRowLength = INT_MAX - int64_t{kMaxThreads} * 16;
-
-Status check_row_length(int64_t n) {
-  if (n > kMaxRowLength)
-    return InvalidArgument(kOp, ": rows of ", n, " elements are longer than the CUDA kernels "
-                           "support (", kMaxRowLength, ")");
-  return Status::Ok();
-}
-
-template <typename T>
-Status forward(const ForwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_row_length(p.n));
-  const auto& a = *p.args;
-  auto stream = static_cast<cudaStream_t>(ctx.stream);
-  const T* x = a.x.as<T>();
-  const T* w = a.weight.as<T>();
-  const T* b = a.bias.as<T>();
-  T* y = a.y.as<T>();
-  float* mean = a.mean.present() ? a.mean.as<float>() : nullptr;
-  float* rstd = a.rstd.present() ? a.rstd.as<float>() : nullptr;
-  const int n = static_cast<int>(p.n);
-  const dim3 grid(static_cast<unsigned>(std::min(p.rows, kMaxRowBlocks)));
-  if (ctx.policy == Policy::kReference) {
-    forward_reference<T><<<grid, kReferenceThreads, 0, stream>>>(x, p.x_stride, w, b, y, mean,
-                                                                 rstd, p.rows, n, a.eps);
-    return cuda::launch_status(kOp);
-  }
-  constexpr int kVec = 16 / sizeof(T);
-  const int vec = vector_width<T>(p.n, {{x, p.x_stride}, {w, 0}, {b, 0}, {y, p.n}});
-  const Shape s = resident_shape(p.n, vec, vec == 1 ? kForwardScalarItems : kForwardElems<T>);
-  if (s.items > 0) {
-    auto launch = [&]<int V, int I>() {
-      // Scalar shapes stop at kForwardScalarItems (resident_shape above never asks for more).
-      if constexpr (V > 1 || I <= kForwardScalarItems)
-        forward_resident<T, V, I><<<grid, s.threads, 0, stream>>>(x, p.x_stride, w, b, y, mean,
-                                                                   rstd, p.rows, n, a.eps);
-    };
-    with_vec_items<kVec, kForwardElems<T>>(vec, s.items, launch);
-  } else {
-    const int threads = looped_threads(p.n, vec);
-    auto launch = [&]<int V, int>() {
-      forward_looped<T, V><<<grid, threads, 0, stream>>>(x, p.x_stride, w, b, y, mean, rstd,
-                                                         p.rows, n, a.eps);
-    };
-    with_vec_items<kVec, 16>(vec, 1, launch);
-  }
-  return cuda::launch_status(kOp);
-}
-
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   XPU_RETURN_IF_ERROR(check_row_length(p.n));
@@ -491,11 +255,13 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
 }
 
 }  // namespace
+}  // namespace gpu
 
 void register_cuda(Registry& r) {
   // Fixed-order reductions, no atomics: `fast` is deterministic too.
   register_float_family<float, __half, __nv_bfloat16>(
-      r, kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T>, &backward<T>}; });
+      r, gpu::kOp, DeviceKind::kCUDA,
+      []<typename T>() { return std::pair{&gpu::forward<T>, &gpu::backward<T>}; });
 }
 
 }  // namespace xpu::ops::layer_norm_detail

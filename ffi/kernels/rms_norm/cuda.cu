@@ -14,9 +14,10 @@ namespace {
 using cuda::block_sum;
 using cuda::cluster_exit;
 using cuda::cluster_rank;
-using cuda::cluster_sum;
 using cuda::from_f;
 using cuda::load_vec;
+using cuda::RowSlice;
+using cuda::RowSum;
 using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
@@ -28,21 +29,20 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res, int64_t res_stride,
     const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, float* __restrict__ rstd_out,
     int64_t rows, int n, int slice, int csize, float eps) {
-  __shared__ float scratch[32];
+  __shared__ float scratch[2][32];
   __shared__ float slot[2];
   const int rank = cluster_rank(csize);
-  const int first = rank * slice + static_cast<int>(threadIdx.x) * VEC;
-  const int stride = static_cast<int>(blockDim.x) * VEC;
+  const RowSlice s = cuda::row_slice<VEC>(rank, slice);
+  RowSum row_sum(scratch, slot, csize);
   const int64_t step = gridDim.x / csize;
-  int parity = 0;
-  for (int64_t row = blockIdx.x / csize; row < rows; row += step, parity ^= 1) {
+  for (int64_t row = blockIdx.x / csize; row < rows; row += step) {
     Vec<T, VEC> v[ITEMS];
+    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, s, n);
     float sumsq = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
-      const int col = first + k * stride;
+      const int col = s.col(k);
       if (col < n) {
-        v[k] = load_vec<T, VEC>(x + row * x_stride + col);
         if constexpr (RES) {
           const Vec<T, VEC> r = load_vec<T, VEC>(res + row * res_stride + col);
 #pragma unroll
@@ -53,12 +53,12 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
         for (int j = 0; j < VEC; ++j) sumsq += to_f(v[k].v[j]) * to_f(v[k].v[j]);
       }
     }
-    const float total = cluster_sum(block_sum(sumsq, scratch), slot, parity, csize);
+    const float total = row_sum(sumsq);
     const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
     if (rstd_out && rank == 0 && threadIdx.x == 0) rstd_out[row] = rstd;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
-      const int col = first + k * stride;
+      const int col = s.col(k);
       if (col < n) {
         const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
         Vec<T, VEC> out;
@@ -136,19 +136,13 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
         kernel = res ? &forward_resident<T, V, I, true> : &forward_resident<T, V, I, false>;
       });
     }
-    int resident = 1;
-    if (kernel && s.cluster > 1)
-      XPU_RETURN_IF_ERROR(cuda::resident_count(reinterpret_cast<const void*>(kernel), s.threads,
-                                               s.cluster, &resident));
-    if (kernel && resident > 0) {
-      // One cluster per row; past kMaxGrid rows the clusters loop.
-      const int64_t clusters = std::min<int64_t>(p.rows, cuda::kMaxGrid);
-      return cuda::cuda_status(
-          cuda::launch_clustered(kernel, static_cast<unsigned>(clusters * s.cluster), s.threads,
-                                 s.cluster, stream, x, p.x_stride, res,
-                                 res ? p.residual_stride : int64_t{0}, w, y, h, rstd, p.rows, n,
-                                 s.slice, s.cluster, a.eps),
-          kOp, "forward launch");
+    if (kernel) {
+      bool launched = false;
+      XPU_RETURN_IF_ERROR(cuda::launch_split_rows(
+          kernel, s, p.rows, stream, kOp, "forward launch", &launched, x, p.x_stride, res,
+          res ? p.residual_stride : int64_t{0}, w, y, h, rstd, p.rows, n, s.slice, s.cluster,
+          a.eps));
+      if (launched) return Status::Ok();
     }
   }
   const dim3 grid(static_cast<unsigned>(p.rows));

@@ -5,6 +5,7 @@
 #include "kernels/common/cluster.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/launch.cuh"
+#include "kernels/common/resident_row.cuh"
 #include "kernels/rms_norm/rms_norm_kernels.h"
 
 namespace xpu::ops::rms_norm_detail::gpu {

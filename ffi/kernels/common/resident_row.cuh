@@ -1,0 +1,101 @@
+// Rows held in registers, possibly split over a thread-block cluster: the pieces
+// that the register-resident row kernels (rms_norm, layer_norm) share.
+// Device: which columns a thread owns (RowSlice), loading the row into registers,
+// and row sums reduced over the block and then the cluster (RowSum). Host: one
+// launch of such a kernel, one cluster per row (launch_split_rows).
+// The split rule itself is cuda::split_shape (cluster.cuh).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/common/cluster.cuh"
+#include "kernels/common/cuda_utils.cuh"
+
+namespace xpu::cuda {
+
+// ---- device --------------------------------------------------------------------------------
+
+// The columns this thread holds: first, first + stride, ... (ITEMS vectors of VEC),
+// inside its CTA's slice [rank * slice, (rank + 1) * slice). Interleaved by thread
+// so that a warp's k-th vectors are contiguous (coalesced 16-byte accesses).
+struct RowSlice {
+  int first, stride;
+  __device__ __forceinline__ int col(int k) const { return first + k * stride; }
+};
+
+template <int VEC>
+__device__ __forceinline__ RowSlice row_slice(int rank, int slice) {
+  return {rank * slice + static_cast<int>(threadIdx.x) * VEC, static_cast<int>(blockDim.x) * VEC};
+}
+
+// v[k] = row[s.col(k) .. + VEC) for the columns below n; the others are left unset
+// and every caller skips them with the same `col < n` test.
+template <typename T, int VEC, int ITEMS>
+__device__ __forceinline__ void load_row(Vec<T, VEC> (&v)[ITEMS], const T* __restrict__ row,
+                                         RowSlice s, int n) {
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+    if (s.col(k) < n) v[k] = load_vec<T, VEC>(row + s.col(k));
+}
+
+// Sums over a row split over `csize` CTAs (1: one CTA), returned to every thread
+// of every CTA with the same bits: block_sum's fixed warp order, then the CTAs'
+// sums in rank order through DSMEM (cluster_sum). No atomics.
+// Successive calls alternate between two scratch buffers and two DSMEM slots,
+// so one barrier a call suffices: a thread writes buffer p again only two calls
+// later, after the barrier of the call in between, which no thread passes before
+// it has read buffer p. Every thread of every CTA makes the same calls.
+// The kernel declares the shared memory: `__shared__ float scratch[2][32], slot[2];`.
+class RowSum {
+ public:
+  __device__ __forceinline__ RowSum(float (*scratch)[32], float* slot, int csize)
+      : scratch_(scratch), slot_(slot), csize_(csize) {}
+
+  __device__ __forceinline__ float operator()(float v) {
+    float* buf = scratch_[parity_];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warps = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    if (lane == 0) buf[warp] = v;
+    __syncthreads();
+    v = warp_sum(lane < warps ? buf[lane] : 0.f);
+    v = cluster_sum(v, slot_, parity_, csize_);
+    parity_ ^= 1;
+    return v;
+  }
+
+ private:
+  float (*scratch_)[32];
+  float* slot_;
+  int csize_;
+  int parity_ = 0;
+};
+
+// ---- host ----------------------------------------------------------------------------------
+
+// kernel<<<clusters * s.cluster, s.threads>>> in clusters of s.cluster CTAs, one
+// cluster per row (rows past kMaxGrid: the kernel walks them grid-stride).
+// *launched is false, and nothing is launched, when not even one cluster of this
+// shape fits on the device (the caller falls back to its looped kernel).
+template <typename... P, typename... A>
+Status launch_split_rows(void (*kernel)(P...), const SplitShape& s, int64_t rows,
+                         cudaStream_t stream, const char* op, const char* what, bool* launched,
+                         A&&... args) {
+  *launched = false;
+  if (s.cluster > 1) {
+    int resident = 0;
+    XPU_RETURN_IF_ERROR(
+        resident_count(reinterpret_cast<const void*>(kernel), s.threads, s.cluster, &resident));
+    if (resident <= 0) return Status::Ok();
+  }
+  const int64_t clusters = std::min<int64_t>(rows, kMaxGrid);
+  XPU_RETURN_IF_ERROR(cuda_status(
+      launch_clustered(kernel, static_cast<unsigned>(clusters * s.cluster), s.threads, s.cluster,
+                       stream, static_cast<A&&>(args)...),
+      op, what));
+  *launched = true;
+  return Status::Ok();
+}
+
+}  // namespace xpu::cuda

@@ -1,0 +1,291 @@
+// layer_norm forward on CUDA.
+// fast / deterministic: the row is held in registers as 16-byte vectors (or
+//   scalars for odd or unaligned rows). A row too long for one CTA is split over
+//   a thread-block cluster of 2-8 CTAs (cuda::split_shape, the rule rms_norm
+//   uses), each holding a slice. Two reductions over the held values: the mean,
+//   then the sum of squared deviations from it (no E[x^2] - E[x]^2, which loses
+//   digits when |mean| >> spread); both meet across the cluster through DSMEM in
+//   rank order (cuda::RowSum), so `fast` is bitwise deterministic. One read of x,
+//   one write of y, up to 8 CTAs' worth of row (131072 elements when 16-byte
+//   aligned, 32768 scalar).
+// Longer rows, devices without clusters: a looped kernel (Welford statistics per
+//   vector merged in a fixed tree, then a second pass that re-reads the row).
+// reference: plain scalar loops re-reading the row (a mean, a variance and an
+//   output pass).
+#include <algorithm>
+
+#include "kernels/layer_norm/cuda_common.cuh"
+
+namespace xpu::ops::layer_norm_detail::gpu {
+namespace {
+
+using cuda::block_sum;
+using cuda::cluster_exit;
+using cuda::cluster_rank;
+using cuda::from_f;
+using cuda::load_vec;
+using cuda::RowSlice;
+using cuda::RowSum;
+using cuda::store_vec;
+using cuda::to_f;
+using cuda::Vec;
+
+// Elements a thread holds in registers per CTA slice: rms_norm's forward budget
+// (x only: 16 registers at 32 bf16 elements; w and b are streamed at the output),
+// and v1's 8 for scalar rows, where each element takes a register of its own;
+// 4 for f32 scalar rows (ptxas spilled 20 bytes at 8).
+constexpr int kForwardElems = 32;
+template <typename T>
+constexpr int kForwardScalarElems = sizeof(T) == 4 ? 4 : 8;
+
+// Blocks of 512 per SM that the register cap must allow (__launch_bounds__'s
+// second argument): short rows are latency-bound and live on occupancy.
+// Unconstrained, ptxas gave bf16 8x1 40 registers and 8x2 55 (3 and 2 blocks per
+// SM; rms_norm's kernel: 32 and 40), and asking 4 blocks of bf16 8x1 spilled 18
+// bytes. Chosen per (dtype width, elements a thread) from ptxas -v, sm_90, all
+// without spills: f32 <= 8 elements: 4 (32 registers); f32 16: 2; f32 32: 1
+// (80-90); 16-bit <= 16 elements: 3 (<= 40); 16-bit 32: 2 (<= 64; an explicit 1
+// let ptxas take 80 for bf16, one block per SM). Scalar rows (VEC 1, off the hot
+// path): 1, since 16-bit scalars spilled 4-28 bytes at 40 registers.
+template <typename T, int VEC, int ITEMS>
+constexpr int kForwardMinBlocks = VEC == 1 ? 1
+                                  : sizeof(T) == 4 ? (VEC * ITEMS <= 8    ? 4
+                                                    : VEC * ITEMS <= 16 ? 2
+                                                                        : 1)
+                                                 : (VEC * ITEMS <= 16 ? 3 : 2);
+
+// Blocks of the looped and reference kernels; more rows are walked grid-stride.
+constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
+
+// Rows (grid-stride over clusters) of which this CTA holds columns
+// [rank * slice, rank * slice + slice); csize 1 is the one-CTA-per-row kernel.
+template <typename T, int VEC, int ITEMS>
+__global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
+    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
+    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
+    int n, int slice, int csize, float eps) {
+  __shared__ float scratch[2][32];
+  __shared__ float slot[2];
+  const int rank = cluster_rank(csize);
+  const RowSlice s = cuda::row_slice<VEC>(rank, slice);
+  RowSum row_sum(scratch, slot, csize);
+  const float inv_n = __frcp_rn(static_cast<float>(n));
+  const int64_t step = gridDim.x / csize;
+  for (int64_t row = blockIdx.x / csize; row < rows; row += step) {
+    Vec<T, VEC> v[ITEMS];
+    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, s, n);
+    float sum = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      if (s.col(k) < n) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) sum += to_f(v[k].v[j]);
+      }
+    }
+    const float mean = row_sum(sum) * inv_n;
+    // Second pass over the registers, not memory: centred squares.
+    float sq = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      if (s.col(k) < n) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float d = to_f(v[k].v[j]) - mean;
+          sq += d * d;
+        }
+      }
+    }
+    const float rstd = rsqrtf(row_sum(sq) * inv_n + eps);
+    if (rank == 0 && threadIdx.x == 0) {
+      if (mean_out) mean_out[row] = mean;
+      if (rstd_out) rstd_out[row] = rstd;
+    }
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = s.col(k);
+      if (col < n) {
+        const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+        const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
+        Vec<T, VEC> out;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j)
+          out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+        store_vec<T, VEC>(y + row * n + col, out);
+      }
+    }
+  }
+  // Peers may still read this CTA's last DSMEM slot.
+  cluster_exit(csize);
+}
+
+// Running statistics of a set of values: count, mean, sum of squared deviations.
+struct Stats {
+  float n, mean, m2;
+};
+
+// Chan et al.'s pairwise combination; an empty side leaves the other unchanged.
+__device__ __forceinline__ Stats merge(const Stats& a, const Stats& b) {
+  const float n = a.n + b.n;
+  if (n == 0.f) return a;
+  const float f = __fdiv_rn(b.n, n);
+  const float d = b.mean - a.mean;
+  return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
+}
+
+// Lane 0 gets the warp's statistics, combined in a fixed tree.
+__device__ __forceinline__ Stats warp_merge(Stats s) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const Stats t{__shfl_down_sync(0xffffffffu, s.n, o), __shfl_down_sync(0xffffffffu, s.mean, o),
+                  __shfl_down_sync(0xffffffffu, s.m2, o)};
+    s = merge(s, t);
+  }
+  return s;
+}
+
+// The block's statistics, returned to every thread; `scratch` holds 33 Stats.
+__device__ __forceinline__ Stats block_merge(Stats s, Stats* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = (blockDim.x + 31) >> 5;
+  s = warp_merge(s);
+  if (lane == 0) scratch[warp] = s;
+  __syncthreads();
+  if (warp == 0) {
+    s = warp_merge(lane < warps ? scratch[lane] : Stats{0.f, 0.f, 0.f});
+    if (lane == 0) scratch[32] = s;
+  }
+  __syncthreads();
+  return scratch[32];
+}
+
+// Any row length: pass 1 gathers Welford statistics (each vector's own mean and
+// squared deviations, merged into the thread's), pass 2 re-reads and writes y.
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kMaxThreads) forward_looped(
+    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
+    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
+    int n, float eps) {
+  __shared__ Stats scratch[33];
+  const float inv_n = __frcp_rn(static_cast<float>(n));
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * x_stride;
+    Stats st{0.f, 0.f, 0.f};
+    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
+      const Vec<T, VEC> v = load_vec<T, VEC>(xr + col);
+      float s = 0.f;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) s += to_f(v.v[j]);
+      const float cm = s * (1.0f / VEC);  // VEC is a power of two: exact
+      float c2 = 0.f;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float d = to_f(v.v[j]) - cm;
+        c2 += d * d;
+      }
+      st = merge(st, Stats{static_cast<float>(VEC), cm, c2});
+    }
+    st = block_merge(st, scratch);
+    const float mean = st.mean;
+    const float rstd = rsqrtf(st.m2 * inv_n + eps);
+    if (threadIdx.x == 0) {
+      if (mean_out) mean_out[row] = mean;
+      if (rstd_out) rstd_out[row] = rstd;
+    }
+    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
+      const Vec<T, VEC> v = load_vec<T, VEC>(xr + col);
+      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j)
+        out.v[j] = from_f<T>((to_f(v.v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+      store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+}
+
+// reference: scalar loads, a mean pass, a variance pass and an output pass.
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads) forward_reference(
+    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
+    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
+    int n, float eps) {
+  __shared__ float scratch[32];
+  const float fn = static_cast<float>(n);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * x_stride;
+    float s = 0.f;
+    for (int col = threadIdx.x; col < n; col += blockDim.x) s += to_f(xr[col]);
+    const float mean = block_sum(s, scratch) / fn;
+    float q = 0.f;
+    for (int col = threadIdx.x; col < n; col += blockDim.x) {
+      const float d = to_f(xr[col]) - mean;
+      q += d * d;
+    }
+    const float rstd = 1.0f / sqrtf(block_sum(q, scratch) / fn + eps);
+    if (threadIdx.x == 0) {
+      if (mean_out) mean_out[row] = mean;
+      if (rstd_out) rstd_out[row] = rstd;
+    }
+    for (int col = threadIdx.x; col < n; col += blockDim.x)
+      y[row * n + col] = from_f<T>((to_f(xr[col]) - mean) * rstd * to_f(w[col]) + to_f(b[col]));
+  }
+}
+
+}  // namespace
+
+template <typename T>
+Status forward(const ForwardProblem& p, const ExecContext& ctx) {
+  XPU_RETURN_IF_ERROR(check_row_length(p.n));
+  const auto& a = *p.args;
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const T* x = a.x.as<T>();
+  const T* w = a.weight.as<T>();
+  const T* b = a.bias.as<T>();
+  T* y = a.y.as<T>();
+  float* mean = a.mean.present() ? a.mean.as<float>() : nullptr;
+  float* rstd = a.rstd.present() ? a.rstd.as<float>() : nullptr;
+  const int n = static_cast<int>(p.n);
+  const dim3 grid(static_cast<unsigned>(std::min(p.rows, kMaxRowBlocks)));
+  if (ctx.policy == Policy::kReference) {
+    forward_reference<T><<<grid, kReferenceThreads, 0, stream>>>(x, p.x_stride, w, b, y, mean,
+                                                                 rstd, p.rows, n, a.eps);
+    return cuda::launch_status(kOp);
+  }
+  constexpr int kVec = 16 / sizeof(T);
+  const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {w, 0}, {b, 0}, {y, p.n}});
+
+  int max_cluster = 1;
+  XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+  const int max_elems = vec == 1 ? kForwardScalarElems<T> : kForwardElems;
+  const cuda::SplitShape s = cuda::split_shape(p.n, vec, max_elems, kMaxThreads, max_cluster);
+  using Kernel = void (*)(const T*, int64_t, const T*, const T*, T*, float*, float*, int64_t, int,
+                          int, int, float);
+  Kernel kernel = nullptr;
+  if (s.cluster > 0) {
+    cuda::with_vec_items<kVec, kForwardElems>(vec, s.items, [&]<int V, int I>() {
+      // Scalar shapes stop at kForwardScalarElems (split_shape above never asks for more).
+      if constexpr (V > 1 || I <= kForwardScalarElems<T>) kernel = &forward_resident<T, V, I>;
+    });
+  }
+  if (kernel) {
+    bool launched = false;
+    XPU_RETURN_IF_ERROR(cuda::launch_split_rows(kernel, s, p.rows, stream, kOp, "forward launch",
+                                                &launched, x, p.x_stride, w, b, y, mean, rstd,
+                                                p.rows, n, s.slice, s.cluster, a.eps));
+    if (launched) return Status::Ok();
+  }
+
+  const int threads = cuda::looped_threads(p.n, vec);
+  cuda::with_vec_items<kVec, 16>(vec, 1, [&]<int V, int>() {
+    forward_looped<T, V><<<grid, threads, 0, stream>>>(x, p.x_stride, w, b, y, mean, rstd, p.rows,
+                                                       n, a.eps);
+  });
+  return cuda::launch_status(kOp);
+}
+
+template Status forward<float>(const ForwardProblem&, const ExecContext&);
+template Status forward<__half>(const ForwardProblem&, const ExecContext&);
+template Status forward<__nv_bfloat16>(const ForwardProblem&, const ExecContext&);
+
+}  // namespace xpu::ops::layer_norm_detail::gpu
