@@ -91,8 +91,8 @@ __device__ __forceinline__ float2 block_max_sum(float2 w, float2* scratch) {
 // Makes the compiler treat a held row as changed (no instruction is emitted),
 // so that f32 values it derived from the row before are recomputed from the
 // packed row after, not kept live across the reduction: at bf16 those would
-// double the registers the row takes (ptxas: forward <bf16, 8, 2> 64 -> see
-// docs/kernels/softmax.md), costing occupancy, for a few conversions saved.
+// double the registers the row takes (ptxas: forward <bf16, 8, 2> 64 -> 40
+// registers a thread), costing occupancy, for a few conversions saved.
 template <typename T, int VEC>
 __device__ __forceinline__ void opaque(cuda::Vec<T, VEC>& v) {
   static_assert(sizeof(v) % 2 == 0);
