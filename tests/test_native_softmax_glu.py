@@ -352,3 +352,75 @@ def test_glu_bad_inputs(op):
     with raises(op, "'dup' must have the shape of 'gate'"):
         getattr(core, f"{op}_backward")(g, g, g, np.empty_like(g), np.empty((4, 9), np.float32),
                                         "fast", 0)
+
+
+# ---- softmax v2 CUDA paths (docs/kernels/softmax.md) --------------------------------------------
+# Each shape lands on one launch path of the resident kernels (warp per row, one
+# CTA, a cluster of 2/4/8 CTAs at the 8-register budget, 8 CTAs at the 16-register
+# budget) or on the looped fallback past 8 CTAs; enough rows that every persistent
+# row group walks several rows (next-row prefetch); 16-byte and scalar (odd N) rows.
+SOFTMAX_CUDA_SHAPES = [
+    (3000, 96),      # warp per row, several rows per warp
+    (2000, 257),     # scalar, one CTA
+    (1500, 4096),    # one CTA (bf16: 1 vector a thread)
+    (700, 8192),     # one CTA (bf16: 2 vectors), f32: a cluster of 2
+    (300, 16384),    # bf16: cluster of 2
+    (200, 32768),    # bf16: cluster of 4
+    (150, 65536),    # bf16: cluster of 8; f32: 8 CTAs at the long-row budget
+    (40, 20001),     # scalar, cluster of 8
+    (8, 131072),     # bf16: 8 CTAs at the long-row budget; f32: looped fallback
+    (5, 65537),      # scalar past 8 CTAs: looped fallback
+    (4, 131080),     # 16-byte rows past 8 CTAs: looped fallback
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("shape", SOFTMAX_CUDA_SHAPES, ids=str)
+def test_softmax_cuda_paths(shape, dtype, device):
+    if not HAVE_CUDA:
+        pytest.skip("no CUDA device")
+    x = make(shape, dtype, device, seed=20, scale=3.0)
+    dy = make(shape, dtype, device, seed=21)
+    for scale in (1.0, -0.7):
+        runs = [ops.softmax(x, scale=scale, policy=p) for p in ("fast", "fast", "reference")]
+        ref = softmax_ref(f64(x), scale)
+        for y in runs:
+            assert_close(y, ref, dtype, f"softmax {shape} scale={scale}")
+        assert same_bits(runs[0], runs[1]), "softmax fast not bitwise stable"
+        y = runs[0]
+        grads = [ops.softmax_backward(dy, y, scale=scale, policy=p)
+                 for p in ("fast", "fast", "reference")]
+        gref = softmax_bwd_ref(f64(dy), f64(y), scale)
+        for dx in grads:
+            assert_close(dx, gref, dtype, f"softmax backward {shape} scale={scale}")
+        assert same_bits(grads[0], grads[1]), "softmax backward fast not bitwise stable"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("n", [300, 4096, 65536, 131072])
+def test_softmax_cuda_masks_nan_strides(n, device):
+    # Masks that cover whole CTA slices of a cluster (and all but one element),
+    # a fully masked row (0 / 0: NaN, as the definition), NaN propagation, and
+    # strided rows, on every resident path.
+    if not HAVE_CUDA:
+        pytest.skip("no CUDA device")
+    big = make((12, n), "float32", device, seed=22, scale=2.0)
+    x = big[::2].clone()
+    x[1, : n // 2] = -math.inf
+    x[2, :-1] = -math.inf
+    x[3, :] = -math.inf
+    x[4, n // 3] = math.nan
+    y = f64(ops.softmax(x))
+    ref = softmax_ref(f64(x))
+    for r in (0, 1, 2, 5):
+        assert rel_err(y[r], ref[r]) <= 1e-5, f"row {r}"
+    assert np.all(y[1, : n // 2] == 0) and abs(y[2, -1] - 1) <= 1e-6 and np.all(y[2, :-1] == 0)
+    assert np.all(np.isnan(y[3])) and np.all(np.isnan(y[4]))
+    view = big[::2]
+    assert_close(ops.softmax(view), softmax_ref(f64(view)), "float32", "strided rows")
+    dy = big[1::2]
+    dx = ops.softmax_backward(dy, view)
+    assert_close(dx, softmax_bwd_ref(f64(dy), f64(view)), "float32", "strided backward")

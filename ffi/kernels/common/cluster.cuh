@@ -1,7 +1,8 @@
 // Thread-block clusters (sm_90): one row split over the CTAs of a 1-D cluster,
-// whose per-CTA partial sums meet through distributed shared memory (DSMEM).
-// Device side: cluster_rank / cluster_sum / cluster_exit. Host side: the split
-// rule, a launch with a cluster size, and how many clusters fit on the device.
+// whose per-CTA partials (sums; softmax's (max, sum) pairs) meet through
+// distributed shared memory (DSMEM). Device side: cluster_rank, cluster_reduce
+// (cluster_sum), cluster_exit. Host side: the split rule, a launch with a
+// cluster size, and how many clusters fit on the device.
 // Everything degrades to plain per-CTA code when the cluster size is 1.
 #pragma once
 
@@ -28,24 +29,36 @@ __device__ __forceinline__ int cluster_rank(int csize) {
   return 0;
 }
 
-// Sum over the cluster of one value per CTA (`v`, equal in every thread of the
-// CTA), added in rank order so that every CTA gets the same bits (deterministic,
-// no atomics). Every thread of every CTA must call it the same number of times.
-// `slot` is 2 floats of shared memory; successive calls alternate `parity`: a CTA
-// writes slot[p] again only two calls later, after the barrier of the call in
-// between, which no peer passes before it has finished reading slot[p].
-__device__ __forceinline__ float cluster_sum(float v, float* slot, int parity, int csize) {
+// Reduces one value per CTA (`v`, equal in every thread of the CTA) over the
+// cluster with `op`, folding the CTAs' values in rank order (op(op(v0, v1), v2)
+// ...) so that every CTA gets the same bits (deterministic, no atomics). Every
+// thread of every CTA must call it the same number of times. `slot` is 2 V of
+// shared memory; successive calls alternate `parity`: a CTA writes slot[p] again
+// only two calls later, after the barrier of the call in between, which no peer
+// passes before it has finished reading slot[p].
+template <typename V, typename Op>
+__device__ __forceinline__ V cluster_reduce(V v, V* slot, int parity, int csize, Op op) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (csize > 1) {
     namespace cg = cooperative_groups;
     if (threadIdx.x == 0) slot[parity] = v;
     cg::this_cluster().sync();  // release our slot, acquire the peers'
-    float s = 0.f;
-    for (int r = 0; r < csize; ++r) s += *cg::this_cluster().map_shared_rank(slot + parity, r);
-    return s;
+    const cg::cluster_group cluster = cg::this_cluster();
+    V acc = *cluster.map_shared_rank(slot + parity, 0);
+    for (int r = 1; r < csize; ++r) acc = op(acc, *cluster.map_shared_rank(slot + parity, r));
+    return acc;
   }
 #endif
   return v;
+}
+
+struct Plus {
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+
+// Sum over the cluster, as cluster_reduce (rank order; `slot` is 2 floats).
+__device__ __forceinline__ float cluster_sum(float v, float* slot, int parity, int csize) {
+  return cluster_reduce(v, slot, parity, csize, Plus{});
 }
 
 // Called once before a CTA exits: its shared memory must outlive the peers'

@@ -1,18 +1,22 @@
-// softmax on CUDA.
-// fast / deterministic: the row held in registers as 16-byte vectors, one warp per
-//   row for short rows (several rows a block) and one block per row otherwise;
-//   rows too long for registers (e.g. N = 65536 in f32) are walked twice, an online
-//   max/sum pass then the write pass. Reductions run in a fixed order and there are
-//   no atomics, so `fast` is also deterministic.
+// softmax forward on CUDA, and the registration of both directions.
+// fast / deterministic: the row is held in registers as 16-byte vectors of the
+//   input dtype (not f32: half the registers at bf16/f16), one warp per row for
+//   short rows, one CTA per row, or, for rows too long for one CTA, a
+//   thread-block cluster of 2-8 CTAs each holding a slice. One read of x, one
+//   write of y. Each thread keeps its (max, sum of exp) against its warp's max,
+//   and the pairs are merged once per row: shuffles in the warp, shared memory
+//   across warps, DSMEM across the cluster's CTAs, always in a fixed order (one
+//   block barrier and one cluster barrier a row instead of a max pass and a sum
+//   pass). A persistent grid walks the rows, loading the next row while the
+//   current one reduces and stores. No atomics, so `fast` is also deterministic.
+// Rows longer than 8 CTAs' worth (and devices without clusters, if a cluster
+//   does not fit): an online (max, sum) pass, then a write pass that re-reads.
 // reference: a plain scalar kernel, one block per row, exp(s - max) / sum.
 // exp is evaluated as exp2(x * scale * log2(e) - max), which rounds like exp(s - max).
-#include <climits>
+// Backward: cuda_backward.cu.
+#include "kernels/softmax/cuda_common.cuh"
 
-#include "kernels/common/cuda_utils.cuh"
-#include "kernels/common/row_launch.cuh"
-#include "kernels/softmax/softmax_kernels.h"
-
-namespace xpu::ops::softmax_detail {
+namespace xpu::ops::softmax_detail::gpu {
 namespace {
 
 using cuda::block_max;
@@ -23,70 +27,85 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-constexpr const char* kOp = "softmax";
-constexpr float kLog2e = 1.4426950408889634f;
-// 512 threads a block leave each thread up to 128 registers.
-constexpr int kMaxThreads = 512;
-// Rows a block handles on the warp-per-row path.
-constexpr int kWarpRows = 4;
-// Elements a thread holds: forward keeps f32 exponentials, backward y and dy.
-constexpr int kForwardElems = 64, kBackwardElems = 32;
-// The warp-per-row path holds at most this many vectors a lane.
-constexpr int kWarpItems = 4;
-
-// ---- forward --------------------------------------------------------------------------------
-
-// WARP: each warp owns a row (kWarpRows rows a block); else the block owns a row.
+// Rows of which this thread holds columns first, first + stride, ... (ITEMS
+// vectors). WARP: each warp owns rows (kWarpRows warps a block, csize 1); else
+// a cluster of csize CTAs owns a row and CTA `rank` holds columns
+// [rank * slice, rank * slice + slice).
 template <typename T, int VEC, int ITEMS, bool WARP>
-__global__ void __launch_bounds__(kMaxThreads) forward_resident(
-    const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int64_t rows, int n, float k) {
-  __shared__ float scratch[32];
+__global__ void
+    __launch_bounds__(kMaxThreads, min_blocks<T, VEC, WARP>(2 * kVecRegs<T, VEC, ITEMS>))
+    forward_resident(
+    const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int64_t rows, int n, int slice,
+    int csize, float k) {
+  __shared__ float2 scratch[32];
+  __shared__ float2 slot[2];
+  const int rank = cuda::cluster_rank(csize);
   const int lane = WARP ? (threadIdx.x & 31) : threadIdx.x;
-  const int width = WARP ? 32 : blockDim.x;
-  const int64_t per_block = WARP ? kWarpRows : 1;
-  const int64_t first = int64_t(blockIdx.x) * per_block + (WARP ? (threadIdx.x >> 5) : 0);
-  // The loop bound is uniform per warp (WARP) or per block, so the reductions inside are safe.
-  for (int64_t row = first; row < rows; row += int64_t(gridDim.x) * per_block) {
-    float e[ITEMS][VEC];
+  const int first = rank * slice + lane * VEC;
+  const int stride = (WARP ? 32 : static_cast<int>(blockDim.x)) * VEC;
+  const int64_t group =
+      WARP ? int64_t(blockIdx.x) * kWarpRows + (threadIdx.x >> 5) : blockIdx.x / csize;
+  const int64_t groups = WARP ? int64_t(gridDim.x) * kWarpRows : gridDim.x / csize;
+
+  struct Row {
+    Vec<T, VEC> v[ITEMS];
+  };
+  auto load = [&](int64_t row, Row& r) {
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+      const int col = first + it * stride;
+      if (col < n) r.v[it] = load_vec<T, VEC>(x + row * x_stride + col);
+    }
+  };
+  auto body = [&](int64_t row, Row r, int parity) {
+    // This thread's max, then its sum against the warp's max: the warp's
+    // lanes share one exponent base, so no per-thread rescale is needed.
     float m = -INFINITY;
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
-      const int col = (it * width + lane) * VEC;
-      if (col < n) {
-        const Vec<T, VEC> v = load_vec<T, VEC>(x + row * x_stride + col);
+      if (first + it * stride < n) {
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          e[it][j] = k * to_f(v.v[j]);
-          m = fmaxf(m, e[it][j]);
-        }
+        for (int j = 0; j < VEC; ++j) m = fmaxf(m, k * to_f(r.v[it].v[j]));
       }
     }
-    m = WARP ? cuda::warp_max(m) : block_max(m, scratch);
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) opaque(r.v[it]);
+    m = cuda::warp_max(m);
+    const float wbase = m == -INFINITY ? 0.f : m;
     float s = 0.f;
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
-      const int col = (it * width + lane) * VEC;
-      if (col < n) {
+      if (first + it * stride < n) {
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          e[it][j] = exp2f(e[it][j] - m);
-          s += e[it][j];
-        }
+        for (int j = 0; j < VEC; ++j) s += exp2f(k * to_f(r.v[it].v[j]) - wbase);
       }
     }
-    s = WARP ? cuda::warp_sum(s) : block_sum(s, scratch);
-    const float inv = __fdividef(1.0f, s);  // s >= 1 (or NaN): no slow-path call
+    float2 ms = make_float2(m, cuda::warp_sum(s));
+    if constexpr (!WARP) {
+      ms = block_max_sum(ms, scratch);
+      ms = cuda::cluster_reduce(ms, slot, parity, csize, MaxSum{});
+    }
+    // The element at the max contributes exp2(0) = 1, so ms.y >= 1 (or NaN):
+    // the fast division needs no slow path. A fully masked row (all -inf) has
+    // ms.y = 0 and gives NaN, as the definition 0 / 0 does.
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) opaque(r.v[it]);
+    const float base = ms.x == -INFINITY ? 0.f : ms.x;
+    const float inv = __fdividef(1.0f, ms.y);
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
-      const int col = (it * width + lane) * VEC;
+      const int col = first + it * stride;
       if (col < n) {
         Vec<T, VEC> out;
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) out.v[j] = from_f<T>(e[it][j] * inv);
+        for (int j = 0; j < VEC; ++j)
+          out.v[j] = from_f<T>(exp2f(k * to_f(r.v[it].v[j]) - base) * inv);
         store_vec<T, VEC>(y + row * n + col, out);
       }
     }
-  }
+  };
+  walk_rows<Row>(group, rows, groups, load, body);
+  cuda::cluster_exit(csize);
 }
 
 // Any row length: pass 1 keeps a running (max, sum) per thread, pass 2 re-reads and
@@ -147,75 +166,7 @@ __global__ void forward_reference(const T* __restrict__ x, int64_t x_stride, T* 
   }
 }
 
-// ---- backward -------------------------------------------------------------------------------
-
-template <typename T, int VEC, int ITEMS, bool WARP>
-__global__ void __launch_bounds__(kMaxThreads) backward_resident(
-    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y, int64_t y_stride,
-    T* __restrict__ dx, int64_t rows, int n, float scale) {
-  __shared__ float scratch[32];
-  const int lane = WARP ? (threadIdx.x & 31) : threadIdx.x;
-  const int width = WARP ? 32 : blockDim.x;
-  const int64_t per_block = WARP ? kWarpRows : 1;
-  const int64_t first = int64_t(blockIdx.x) * per_block + (WARP ? (threadIdx.x >> 5) : 0);
-  for (int64_t row = first; row < rows; row += int64_t(gridDim.x) * per_block) {
-    Vec<T, VEC> yv[ITEMS], gv[ITEMS];
-    float dot = 0.f;
-#pragma unroll
-    for (int it = 0; it < ITEMS; ++it) {
-      const int col = (it * width + lane) * VEC;
-      if (col < n) {
-        yv[it] = load_vec<T, VEC>(y + row * y_stride + col);
-        gv[it] = load_vec<T, VEC>(dy + row * dy_stride + col);
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) dot += to_f(gv[it].v[j]) * to_f(yv[it].v[j]);
-      }
-    }
-    dot = WARP ? cuda::warp_sum(dot) : block_sum(dot, scratch);
-#pragma unroll
-    for (int it = 0; it < ITEMS; ++it) {
-      const int col = (it * width + lane) * VEC;
-      if (col < n) {
-        Vec<T, VEC> out;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j)
-          out.v[j] = from_f<T>(scale * to_f(yv[it].v[j]) * (to_f(gv[it].v[j]) - dot));
-        store_vec<T, VEC>(dx + row * n + col, out);
-      }
-    }
-  }
-}
-
-// Any row length (and the reference with VEC = 1): the rows are read twice.
-template <typename T, int VEC>
-__global__ void __launch_bounds__(kMaxThreads) backward_looped(
-    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y, int64_t y_stride,
-    T* __restrict__ dx, int64_t rows, int n, float scale) {
-  __shared__ float scratch[32];
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const T* yr = y + row * y_stride;
-    const T* gr = dy + row * dy_stride;
-    float dot = 0.f;
-    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
-      const Vec<T, VEC> yv = load_vec<T, VEC>(yr + col);
-      const Vec<T, VEC> gv = load_vec<T, VEC>(gr + col);
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) dot += to_f(gv.v[j]) * to_f(yv.v[j]);
-    }
-    dot = block_sum(dot, scratch);
-    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
-      const Vec<T, VEC> yv = load_vec<T, VEC>(yr + col);
-      const Vec<T, VEC> gv = load_vec<T, VEC>(gr + col);
-      Vec<T, VEC> out;
-#pragma unroll
-      for (int j = 0; j < VEC; ++j)
-        out.v[j] = from_f<T>(scale * to_f(yv.v[j]) * (to_f(gv.v[j]) - dot));
-      store_vec<T, VEC>(dx + row * n + col, out);
-    }
-  }
-}
-
-// ---- launch choices -------------------------------------------------------------------------
+}  // namespace
 
 Status check_n(int64_t n) {
   // Column indices are int inside the kernels, with headroom for col += threads * VEC.
@@ -240,78 +191,64 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   constexpr int kVec = 16 / sizeof(T);
   const float k = a.scale * kLog2e;
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {y, p.n}});
-  const cuda::RowShape warp = cuda::resident_shape(p.n, vec, kForwardElems, 32, kWarpItems);
-  const cuda::RowShape block = cuda::resident_shape(p.n, vec, kForwardElems, kMaxThreads);
-  if (warp.items > 0) {
-    const unsigned grid = cuda::grid_for((p.rows + kWarpRows - 1) / kWarpRows);
-    cuda::with_vec_items<kVec, kForwardElems, kWarpItems>(vec, warp.items, [&]<int V, int I>() {
-      forward_resident<T, V, I, true>
-          <<<grid, 32 * kWarpRows, 0, stream>>>(x, p.x_stride, y, p.rows, n, k);
+  int max_cluster = 1;
+  XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+
+  using Kernel = void (*)(const T*, int64_t, T*, int64_t, int, int, int, float);
+  Kernel kernel = nullptr;
+  ResidentLaunch l;
+  const RowPlan plan = row_plan(p.n, vec, max_cluster);
+  // Only (vector width, items) pairs that row_plan can return are compiled.
+  auto pick = [&]<bool WARP>(int items) {
+    cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
+      constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
+      if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
+        kernel = &forward_resident<T, V, I, WARP>;
     });
-  } else if (block.items > 0) {
-    cuda::with_vec_items<kVec, kForwardElems, 16>(vec, block.items, [&]<int V, int I>() {
-      forward_resident<T, V, I, false>
-          <<<cuda::grid_for(p.rows), block.threads, 0, stream>>>(x, p.x_stride, y, p.rows, n, k);
-    });
-  } else {
-    const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);
-    const unsigned grid = cuda::grid_for(p.rows);
-    if (vec == 1)
-      forward_looped<T, 1><<<grid, threads, 0, stream>>>(x, p.x_stride, y, p.rows, n, k);
-    else
-      forward_looped<T, kVec><<<grid, threads, 0, stream>>>(x, p.x_stride, y, p.rows, n, k);
+  };
+  if (plan.warp.items > 0) {
+    pick.template operator()<true>(plan.warp.items);
+    l.threads = 32 * kWarpRows;
+    l.rows_per_block = kWarpRows;
+  } else if (plan.split.cluster > 0) {
+    pick.template operator()<false>(plan.split.items);
+    l.threads = plan.split.threads;
+    l.cluster = plan.split.cluster;
+    l.slice = plan.split.slice;
   }
+  int64_t blocks = 0;
+  if (kernel) {
+    l.kernel = reinterpret_cast<const void*>(kernel);
+    XPU_RETURN_IF_ERROR(persistent_blocks(l, p.rows, &blocks));
+  }
+  if (blocks > 0) {
+    return cuda::cuda_status(
+        cuda::launch_clustered(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster, stream,
+                               x, p.x_stride, y, p.rows, n, l.slice, l.cluster, k),
+        kOp, "forward launch");
+  }
+  const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);
+  const unsigned grid = cuda::grid_for(p.rows);
+  if (vec == 1)
+    forward_looped<T, 1><<<grid, threads, 0, stream>>>(x, p.x_stride, y, p.rows, n, k);
+  else
+    forward_looped<T, kVec><<<grid, threads, 0, stream>>>(x, p.x_stride, y, p.rows, n, k);
   return cuda::launch_status(kOp);
 }
 
-template <typename T>
-Status backward(const BackwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_n(p.n));
-  const auto& a = *p.args;
-  auto stream = static_cast<cudaStream_t>(ctx.stream);
-  const T* dy = a.dy.as<T>();
-  const T* y = a.y.as<T>();
-  T* dx = a.dx.as<T>();
-  const int n = static_cast<int>(p.n);
-  const unsigned row_grid = cuda::grid_for(p.rows);
-  if (ctx.policy == Policy::kReference) {
-    backward_looped<T, 1><<<row_grid, 256, 0, stream>>>(dy, p.dy_stride, y, p.y_stride, dx,
-                                                        p.rows, n, a.scale);
-    return cuda::launch_status(kOp);
-  }
-  constexpr int kVec = 16 / sizeof(T);
-  const int vec = cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {y, p.y_stride}, {dx, p.n}});
-  const cuda::RowShape warp = cuda::resident_shape(p.n, vec, kBackwardElems, 32, kWarpItems);
-  const cuda::RowShape block = cuda::resident_shape(p.n, vec, kBackwardElems, kMaxThreads);
-  if (warp.items > 0) {
-    const unsigned grid = cuda::grid_for((p.rows + kWarpRows - 1) / kWarpRows);
-    cuda::with_vec_items<kVec, kBackwardElems, kWarpItems>(vec, warp.items, [&]<int V, int I>() {
-      backward_resident<T, V, I, true><<<grid, 32 * kWarpRows, 0, stream>>>(
-          dy, p.dy_stride, y, p.y_stride, dx, p.rows, n, a.scale);
-    });
-  } else if (block.items > 0) {
-    cuda::with_vec_items<kVec, kBackwardElems, 16>(vec, block.items, [&]<int V, int I>() {
-      backward_resident<T, V, I, false><<<row_grid, block.threads, 0, stream>>>(
-          dy, p.dy_stride, y, p.y_stride, dx, p.rows, n, a.scale);
-    });
-  } else {
-    const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);
-    if (vec == 1)
-      backward_looped<T, 1><<<row_grid, threads, 0, stream>>>(dy, p.dy_stride, y, p.y_stride, dx,
-                                                              p.rows, n, a.scale);
-    else
-      backward_looped<T, kVec><<<row_grid, threads, 0, stream>>>(dy, p.dy_stride, y, p.y_stride,
-                                                                 dx, p.rows, n, a.scale);
-  }
-  return cuda::launch_status(kOp);
-}
+template Status forward<float>(const ForwardProblem&, const ExecContext&);
+template Status forward<__half>(const ForwardProblem&, const ExecContext&);
+template Status forward<__nv_bfloat16>(const ForwardProblem&, const ExecContext&);
 
-}  // namespace
+}  // namespace xpu::ops::softmax_detail::gpu
+
+namespace xpu::ops::softmax_detail {
 
 void register_cuda(Registry& r) {
   // Fixed-order reductions, no atomics: `fast` is deterministic too.
   register_float_family<float, __half, __nv_bfloat16>(
-      r, kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T>, &backward<T>}; });
+      r, "softmax", DeviceKind::kCUDA,
+      []<typename T>() { return std::pair{&gpu::forward<T>, &gpu::backward<T>}; });
 }
 
 }  // namespace xpu::ops::softmax_detail

@@ -1,0 +1,186 @@
+// softmax backward on CUDA: dx = scale * y * (dy - sum(dy * y)).
+// fast / deterministic: y and dy are held in registers as 16-byte vectors, one
+//   warp per row for short rows, one CTA per row, or a thread-block cluster of
+//   2-8 CTAs each holding a slice, whose dot products meet through DSMEM in rank
+//   order. One read of y and dy, one write of dx. A persistent grid walks the
+//   rows, loading the next row while the current one reduces and stores. Fixed
+//   order everywhere, no atomics: `fast` is also deterministic.
+// Rows longer than 8 CTAs' worth (and reference, with scalar accesses): a dot
+//   pass, then a write pass that re-reads y and dy.
+#include "kernels/softmax/cuda_common.cuh"
+
+namespace xpu::ops::softmax_detail::gpu {
+namespace {
+
+using cuda::block_sum;
+using cuda::from_f;
+using cuda::load_vec;
+using cuda::store_vec;
+using cuda::to_f;
+using cuda::Vec;
+
+// Layout and row walk as forward_resident (cuda.cu).
+template <typename T, int VEC, int ITEMS, bool WARP>
+__global__ void
+    __launch_bounds__(kMaxThreads, min_blocks<T, VEC, WARP>(4 * kVecRegs<T, VEC, ITEMS>))
+    backward_resident(
+    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y, int64_t y_stride,
+    T* __restrict__ dx, int64_t rows, int n, int slice, int csize, float scale) {
+  __shared__ float scratch[32];
+  __shared__ float slot[2];
+  const int rank = cuda::cluster_rank(csize);
+  const int lane = WARP ? (threadIdx.x & 31) : threadIdx.x;
+  const int first = rank * slice + lane * VEC;
+  const int stride = (WARP ? 32 : static_cast<int>(blockDim.x)) * VEC;
+  const int64_t group =
+      WARP ? int64_t(blockIdx.x) * kWarpRows + (threadIdx.x >> 5) : blockIdx.x / csize;
+  const int64_t groups = WARP ? int64_t(gridDim.x) * kWarpRows : gridDim.x / csize;
+
+  struct Row {
+    Vec<T, VEC> y[ITEMS], g[ITEMS];
+  };
+  auto load = [&](int64_t row, Row& r) {
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+      const int col = first + it * stride;
+      if (col < n) {
+        r.y[it] = load_vec<T, VEC>(y + row * y_stride + col);
+        r.g[it] = load_vec<T, VEC>(dy + row * dy_stride + col);
+      }
+    }
+  };
+  auto body = [&](int64_t row, Row r, int parity) {
+    float dot = 0.f;
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+      if (first + it * stride < n) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) dot += to_f(r.g[it].v[j]) * to_f(r.y[it].v[j]);
+      }
+    }
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+      opaque(r.y[it]);
+      opaque(r.g[it]);
+    }
+    if constexpr (WARP) {
+      dot = cuda::warp_sum(dot);
+    } else {
+      dot = cuda::cluster_sum(block_sum(dot, scratch), slot, parity, csize);
+    }
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+      const int col = first + it * stride;
+      if (col < n) {
+        Vec<T, VEC> out;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j)
+          out.v[j] = from_f<T>(scale * to_f(r.y[it].v[j]) * (to_f(r.g[it].v[j]) - dot));
+        store_vec<T, VEC>(dx + row * n + col, out);
+      }
+    }
+  };
+  walk_rows<Row>(group, rows, groups, load, body);
+  cuda::cluster_exit(csize);
+}
+
+// Any row length (and the reference with VEC = 1): the rows are read twice.
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kMaxThreads) backward_looped(
+    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y, int64_t y_stride,
+    T* __restrict__ dx, int64_t rows, int n, float scale) {
+  __shared__ float scratch[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* yr = y + row * y_stride;
+    const T* gr = dy + row * dy_stride;
+    float dot = 0.f;
+    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
+      const Vec<T, VEC> yv = load_vec<T, VEC>(yr + col);
+      const Vec<T, VEC> gv = load_vec<T, VEC>(gr + col);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) dot += to_f(gv.v[j]) * to_f(yv.v[j]);
+    }
+    dot = block_sum(dot, scratch);
+    for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
+      const Vec<T, VEC> yv = load_vec<T, VEC>(yr + col);
+      const Vec<T, VEC> gv = load_vec<T, VEC>(gr + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j)
+        out.v[j] = from_f<T>(scale * to_f(yv.v[j]) * (to_f(gv.v[j]) - dot));
+      store_vec<T, VEC>(dx + row * n + col, out);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+Status backward(const BackwardProblem& p, const ExecContext& ctx) {
+  XPU_RETURN_IF_ERROR(check_n(p.n));
+  const auto& a = *p.args;
+  auto stream = static_cast<cudaStream_t>(ctx.stream);
+  const T* dy = a.dy.as<T>();
+  const T* y = a.y.as<T>();
+  T* dx = a.dx.as<T>();
+  const int n = static_cast<int>(p.n);
+  const unsigned row_grid = cuda::grid_for(p.rows);
+  if (ctx.policy == Policy::kReference) {
+    backward_looped<T, 1><<<row_grid, 256, 0, stream>>>(dy, p.dy_stride, y, p.y_stride, dx,
+                                                        p.rows, n, a.scale);
+    return cuda::launch_status(kOp);
+  }
+  constexpr int kVec = 16 / sizeof(T);
+  const int vec = cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {y, p.y_stride}, {dx, p.n}});
+  int max_cluster = 1;
+  XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+
+  using Kernel = void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int, int, int, float);
+  Kernel kernel = nullptr;
+  ResidentLaunch l;
+  const RowPlan plan = row_plan(p.n, vec, max_cluster);
+  // Only (vector width, items) pairs that row_plan can return are compiled.
+  auto pick = [&]<bool WARP>(int items) {
+    cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
+      constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
+      if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
+        kernel = &backward_resident<T, V, I, WARP>;
+    });
+  };
+  if (plan.warp.items > 0) {
+    pick.template operator()<true>(plan.warp.items);
+    l.threads = 32 * kWarpRows;
+    l.rows_per_block = kWarpRows;
+  } else if (plan.split.cluster > 0) {
+    pick.template operator()<false>(plan.split.items);
+    l.threads = plan.split.threads;
+    l.cluster = plan.split.cluster;
+    l.slice = plan.split.slice;
+  }
+  int64_t blocks = 0;
+  if (kernel) {
+    l.kernel = reinterpret_cast<const void*>(kernel);
+    XPU_RETURN_IF_ERROR(persistent_blocks(l, p.rows, &blocks));
+  }
+  if (blocks > 0) {
+    return cuda::cuda_status(
+        cuda::launch_clustered(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster, stream,
+                               dy, p.dy_stride, y, p.y_stride, dx, p.rows, n, l.slice, l.cluster,
+                               a.scale),
+        kOp, "backward launch");
+  }
+  const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);
+  if (vec == 1)
+    backward_looped<T, 1><<<row_grid, threads, 0, stream>>>(dy, p.dy_stride, y, p.y_stride, dx,
+                                                            p.rows, n, a.scale);
+  else
+    backward_looped<T, kVec><<<row_grid, threads, 0, stream>>>(dy, p.dy_stride, y, p.y_stride, dx,
+                                                               p.rows, n, a.scale);
+  return cuda::launch_status(kOp);
+}
+
+template Status backward<float>(const BackwardProblem&, const ExecContext&);
+template Status backward<__half>(const BackwardProblem&, const ExecContext&);
+template Status backward<__nv_bfloat16>(const BackwardProblem&, const ExecContext&);
+
+}  // namespace xpu::ops::softmax_detail::gpu

@@ -1,0 +1,184 @@
+// Shared by the softmax CUDA files (forward and registration in cuda.cu,
+// backward in cuda_backward.cu): names, register budgets, the (max, sum)
+// reduction, the row walk with next-row prefetch, and the launch of a resident
+// kernel on a persistent grid.
+#pragma once
+
+#include <algorithm>
+#include <climits>
+
+#include "kernels/common/cluster.cuh"
+#include "kernels/common/cuda_utils.cuh"
+#include "kernels/common/row_launch.cuh"
+#include "kernels/softmax/softmax_kernels.h"
+
+namespace xpu::ops::softmax_detail::gpu {
+
+inline constexpr const char* kOp = "softmax";
+inline constexpr float kLog2e = 1.4426950408889634f;
+// 512 threads a block leave each thread up to 128 registers.
+inline constexpr int kMaxThreads = 512;
+// Short rows: one warp per row, kWarpRows rows a block, at most kWarpItems
+// vectors a lane.
+inline constexpr int kWarpRows = 4, kWarpItems = 4;
+// 32-bit registers one thread spends on one copy of its part of a row, per
+// tensor (forward: x; backward: y and dy). Every resident kernel also holds the
+// next row (prefetch). The shape rule first tries kRowRegs: a row of up to 8
+// CTAs' worth at that budget keeps the block at 32-40 registers a thread
+// forward and 40-64 backward (3-4 and 2-3 blocks of 512 threads an SM); rows
+// longer than that take kLongRowRegs (2 and 1 blocks an SM) before they fall
+// back to the looped kernels. ptxas -v, sm_90: docs/kernels/softmax.md.
+inline constexpr int kRowRegs = 8, kLongRowRegs = 16;
+
+// Registers that ITEMS vectors of VEC elements of T take: 16-byte vectors 4,
+// a scalar 16- or 32-bit element one.
+template <typename T, int VEC, int ITEMS>
+inline constexpr int kVecRegs = ITEMS * ((VEC * int(sizeof(T)) + 3) / 4);
+
+// Blocks of 512 threads an SM that a resident kernel asks ptxas to allow
+// (__launch_bounds__), from the registers its row data takes (both copies of
+// every tensor): the most that compile without spills (ptxas -v, sm_90; table
+// in docs/kernels/softmax.md). Scalar rows address every element on its own,
+// and the warp-per-row kernels of 16-bit types need more temporaries: their
+// data counts double. At 16 registers of data, f32 rows fit 32 registers a
+// thread, bf16/f16 (conversions) 40.
+template <typename T, int VEC, bool WARP>
+constexpr int min_blocks(int data_regs) {
+  const int d = (VEC == 1 || (WARP && sizeof(T) < 4)) ? 2 * data_regs : data_regs;
+  if (d <= 8) return 4;                         // 32 registers a thread
+  if (d <= 16) return sizeof(T) == 4 ? 4 : 3;   // 32 or 40
+  if (d <= 32) return 2;                        // 64
+  return 1;                                     // 128
+}
+
+// Elements a thread may hold within `regs` registers at vector width `vec`
+// (host side, for the shape rules).
+inline int elems_for_regs(int regs, int vec) { return vec == 1 ? regs : regs / 4 * vec; }
+
+Status check_n(int64_t n);
+
+// ---- device: the (max, sum) pair ------------------------------------------------------------
+
+// (m, s) describes a set of values v: m = max v, s = sum exp2(v - m). Merging two
+// sets rescales both sums to the larger max. A max of -inf (an empty or fully
+// masked set, s = 0) rescales against 0 so that -inf - -inf never makes a NaN;
+// a NaN value reaches s and so the row's result.
+struct MaxSum {
+  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const {
+    const float m = fmaxf(a.x, b.x);
+    const float base = m == -INFINITY ? 0.f : m;
+    return make_float2(m, a.y * exp2f(a.x - base) + b.y * exp2f(b.x - base));
+  }
+};
+
+// Merges the warps' pairs (`w`, equal across each warp) over the block in warp
+// order; every thread gets the same bits. `scratch` holds 32 float2; the
+// trailing barrier lets callers reuse it at once.
+__device__ __forceinline__ float2 block_max_sum(float2 w, float2* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = (blockDim.x + 31) >> 5;
+  if (lane == 0) scratch[warp] = w;
+  __syncthreads();
+  const float2 v = lane < warps ? scratch[lane] : make_float2(-INFINITY, 0.f);
+  const float m = cuda::warp_max(v.x);
+  const float s = cuda::warp_sum(v.y * exp2f(v.x - (m == -INFINITY ? 0.f : m)));
+  __syncthreads();
+  return make_float2(m, s);
+}
+
+// ---- device: register pressure -------------------------------------------------------------
+
+// Makes the compiler treat a held row as changed (no instruction is emitted),
+// so that f32 values it derived from the row before are recomputed from the
+// packed row after, not kept live across the reduction: at bf16 those would
+// double the registers the row takes (ptxas: forward <bf16, 8, 2> 64 -> 40
+// registers a thread), costing occupancy, for a few conversions saved.
+template <typename T, int VEC>
+__device__ __forceinline__ void opaque(cuda::Vec<T, VEC>& v) {
+  static_assert(sizeof(v) % 2 == 0);
+  if constexpr (sizeof(v) % 4 == 0) {
+    uint32_t w[sizeof(v) / 4];
+    memcpy(w, &v, sizeof(v));
+#pragma unroll
+    for (int i = 0; i < int(sizeof(v) / 4); ++i) asm volatile("" : "+r"(w[i]));
+    memcpy(&v, w, sizeof(v));
+  } else {
+    unsigned short h;
+    memcpy(&h, &v, 2);
+    asm volatile("" : "+h"(h));
+    memcpy(&v, &h, 2);
+  }
+}
+
+// ---- device: the row walk -------------------------------------------------------------------
+
+// Calls body(row, buf, parity) for rows first, first + step, ... < rows, with
+// `buf` filled by load(row, buf). The next row's loads are issued before the
+// body of the current one runs, so they are in flight through its reductions,
+// barriers and stores (one row ahead; the buffer is held twice). `parity`
+// alternates per row (cluster_reduce's slots). The row sequence depends only on
+// (first, step), so every thread that must meet in a barrier walks it alike.
+template <typename Buf, typename Load, typename Body>
+__device__ __forceinline__ void walk_rows(int64_t first, int64_t rows, int64_t step, Load load,
+                                          Body body) {
+  Buf cur;
+  if (first < rows) load(first, cur);
+  int parity = 0;
+#pragma unroll 1
+  for (int64_t row = first; row < rows; row += step, parity ^= 1) {
+    const bool more = row + step < rows;
+    Buf next;
+    if (more) load(row + step, next);
+    body(row, cur, parity);
+    if (more) cur = next;
+  }
+}
+
+// ---- host -----------------------------------------------------------------------------------
+
+// How a resident kernel covers the rows: `groups` row groups (a warp, a CTA or
+// a cluster of CTAs) each walk rows g, g + groups, ...
+struct ResidentLaunch {
+  const void* kernel = nullptr;
+  int threads = 0, cluster = 1, slice = 0;
+  int rows_per_block = 1;  // kWarpRows on the warp-per-row path
+};
+
+// Blocks of a persistent grid for `l`: as many row groups as are resident on
+// the device at once (no second wave, no tail of a partial wave beyond one row
+// per group), at most one per row. 0 when the kernel cannot be resident at all
+// (a cluster that does not fit): the caller falls back.
+inline Status persistent_blocks(const ResidentLaunch& l, int64_t rows, int64_t* blocks) {
+  int resident = 0;
+  XPU_RETURN_IF_ERROR(cuda::resident_count(l.kernel, l.threads, l.cluster, &resident));
+  const int64_t units = (rows + l.rows_per_block - 1) / l.rows_per_block;
+  // resident counts clusters when cluster > 1, blocks otherwise.
+  *blocks = std::min<int64_t>({units, int64_t{resident}, cuda::kMaxGrid / l.cluster}) * l.cluster;
+  return Status::Ok();
+}
+
+// Where a row of n elements goes: one warp per row (warp.items > 0), else one
+// CTA or a cluster of CTAs (split.cluster > 0), else nowhere (looped kernels).
+// The smaller register budget first: it gives more blocks an SM.
+struct RowPlan {
+  cuda::RowShape warp{0, 0};
+  cuda::SplitShape split{0, 0, 0, 0};
+};
+
+inline RowPlan row_plan(int64_t n, int vec, int max_cluster) {
+  RowPlan plan;
+  plan.warp = cuda::resident_shape(n, vec, elems_for_regs(kRowRegs, vec), 32, kWarpItems);
+  if (plan.warp.items > 0) return plan;
+  for (int regs : {kRowRegs, kLongRowRegs}) {
+    plan.split = cuda::split_shape(n, vec, elems_for_regs(regs, vec), kMaxThreads, max_cluster);
+    if (plan.split.cluster > 0) break;
+  }
+  return plan;
+}
+
+template <typename T>
+Status forward(const ForwardProblem& p, const ExecContext& ctx);
+template <typename T>
+Status backward(const BackwardProblem& p, const ExecContext& ctx);
+
+}  // namespace xpu::ops::softmax_detail::gpu
