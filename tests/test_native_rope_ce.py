@@ -204,6 +204,31 @@ def test_rope_empty_and_nan(device):
     assert np.isfinite(np.delete(y.reshape(-1), [8 * 2 + 2, 8 * 2 + 6])).all()
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_launch_shapes_cuda(dtype, interleaved, device):
+    # The CUDA launch paths: R = 4, 2 and 1 heads a thread (H = 8, 4, 6, 2, 3, 1),
+    # vector groups that do and do not divide D / 2 (D = 2 and 6 fall to scalar),
+    # cos / sin in f32 and in x's dtype. Outputs are poisoned with NaN first, so an
+    # element no thread writes fails the check.
+    stream = torch.cuda.current_stream().cuda_stream
+    for h, d in [(8, 128), (4, 64), (6, 96), (2, 256), (3, 32), (1, 2), (5, 6), (4, 16)]:
+        shape = (2, 9, h, d)
+        x = make(shape, dtype, device, seed=20 + h + d, numpy_ok=False)
+        for cs_dtype in ("float32", dtype):
+            c, s = tables(9, d, cs_dtype, device, seed=21)
+            for backward in (False, True):
+                y = torch.full_like(x, float("nan"))
+                fn = core.rope_backward if backward else core.rope_forward
+                fn(x, c, s, y, interleaved, "fast", stream)
+                torch.cuda.synchronize()
+                ref = rope_ref(f64(x), f64(c), -f64(s) if backward else f64(s), interleaved)
+                assert not torch.isnan(y).any(), f"unwritten elements H={h} D={d}"
+                assert_close(y, ref, dtype, f"rope H={h} D={d} cs={cs_dtype} bwd={backward}")
+
+
 def test_rope_bad_inputs():
     x = make((2, 3, 2, 8), "float32")
     c, s = tables(3, 8, "float32", "cpu")
@@ -380,6 +405,43 @@ def test_cross_entropy_out_of_range_labels_cuda(device):
         dx = f64(ops.cross_entropy_backward(torch.ones(4, device=x.device), x, lab,
                                             reduction="none", policy=policy))
         assert np.isnan(dx[1:3]).all() and np.isfinite(dx[[0, 3]]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_backward_launch_shapes_cuda(dtype, device):
+    # The backward's launch paths: few rows of long V (each row split over column
+    # blocks), many rows (one block a row), V not a multiple of the vector width
+    # (scalar), labels on the first / last column and at vector and unroll
+    # boundaries, ignored rows. dlogits are poisoned with NaN first.
+    stream = torch.cuda.current_stream().cuda_stream
+    for t, v in [(1, 200003 - 3), (3, 131072), (2, 999), (3000, 512), (7, 8)]:
+        x = make((t, v), dtype, device, seed=30 + t, scale=2.0, numpy_ok=False)
+        lab_np = np.random.default_rng(31).integers(0, v, t).astype(np.int64)
+        edges = [0, v - 1, min(8, v - 1), min(4095, v - 1), min(4096, v - 1)]
+        lab_np[: min(t, len(edges))] = edges[: min(t, len(edges))]
+        if t > 2:
+            lab_np[2::5] = IGNORE
+        lab = torch.from_numpy(lab_np).to(device)
+        for reduction in ("mean", "none"):
+            dloss_np = (np.random.default_rng(32).standard_normal(t) if reduction == "none"
+                        else np.array(0.7))
+            _, ref_dx = ce_ref(f64(x), lab_np, 0.1, reduction, dloss_np)
+            _, lse = ops.cross_entropy(x, lab, label_smoothing=0.1, reduction=reduction,
+                                       return_lse=True)
+            dloss = torch.tensor(dloss_np, dtype=torch.float32, device=device)
+            dx = torch.full_like(x, float("nan"))
+            ws = torch.empty(core.cross_entropy_backward_workspace_bytes(t, reduction),
+                             dtype=torch.uint8, device=device)
+            core.cross_entropy_backward(dloss, x, lab, lse, dx, ws if ws.numel() else None,
+                                        IGNORE, 0.1, reduction, "fast", stream)
+            torch.cuda.synchronize()
+            assert not torch.isnan(dx).any(), f"unwritten dlogits T={t} V={v}"
+            assert_close(dx, ref_dx, dtype, f"dlogits T={t} V={v} {reduction}")
+            again = ops.cross_entropy_backward(dloss, x, lab, lse=lse, label_smoothing=0.1,
+                                               reduction=reduction)
+            assert same_bits(again, dx), "fast backward is not bitwise stable"
 
 
 def test_cross_entropy_bad_inputs():

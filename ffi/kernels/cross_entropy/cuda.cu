@@ -5,11 +5,14 @@
 // forward, reference: a plain scalar kernel, a max pass and then a sum pass.
 // mean / sum: per-row losses go to the workspace, then one block sums them (and
 //   counts the non-ignored labels) in a fixed order: no atomics anywhere.
-// backward: one block per row writes g * (exp(x - lse) - (1 - ls) [v == label] - ls / V)
-//   in one pass from logits and the saved lse (reference: the same kernel, scalar).
+// backward: g * (exp(x - lse) - (1 - ls) [v == label] - ls / V) in one pass from the
+//   logits and the saved lse: one read, one write. One block a row, or several column
+//   blocks a row when rows alone cannot fill the device; 2 vectors loaded a thread
+//   before any is stored (reference: the same kernel, scalar, with expf).
 //   For mean, one block first computes g = dloss / count into the workspace.
 // Labels are read once per row, and a label outside [0, V) (other than ignore_index)
 // is never used as an index: its row's loss, lse and gradient are NaN.
+#include <algorithm>
 #include <climits>
 
 #include "kernels/common/cuda_utils.cuh"
@@ -31,6 +34,11 @@ using cuda::Vec;
 constexpr const char* kOp = "cross_entropy";
 constexpr int kMaxThreads = 512;  // launch bounds of the row kernels
 constexpr int kFinishThreads = 512;
+// Backward: vectors a thread loads before computing (16 bytes each; with 3 blocks of
+// 512 threads a SM at <= 40 registers, 48 KiB in flight a SM), and the blocks that
+// fill an H100 several times over (132 SMs x 3 resident blocks = 396).
+constexpr int kUnroll = 2;
+constexpr int64_t kFillBlocks = 2048;
 
 struct Labels {
   const void* data;
@@ -175,37 +183,64 @@ __global__ void __launch_bounds__(kFinishThreads) finish(const float* __restrict
   if (threadIdx.x == 0) out[0] = divide ? total / static_cast<float>(c) : total;
 }
 
-// g: per row (g_per_row) or g[0] for every row.
-template <typename T, int VEC>
-__global__ void __launch_bounds__(kMaxThreads) backward_rows(
-    const T* __restrict__ logits, int64_t stride, Labels labels, const float* __restrict__ lse,
-    const float* __restrict__ g, bool g_per_row, float ls, T* __restrict__ dlogits, int64_t rows,
-    int v) {
-  const float off = ls / static_cast<float>(v), on = 1.0f - ls;
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const int64_t lab = labels.at(row);
+// What the backward kernel reads besides logits.
+struct BackwardRows {
+  Labels labels;
+  const float* lse;
+  const float* g;  // per row (g_per_row) or g[0] for every row
+  bool g_per_row;
+  float ls;        // label smoothing
+};
+
+// dlogits = g * (exp(x - lse) - ls / V - (1 - ls) [col == label]): one read of the
+// logits and one write of dlogits, with the forward's lse (no reduction at all).
+// Grid: x = column blocks of a row (more than one only when rows are too few to
+// fill the device), y = rows (grid-stride). Each thread loads U vectors before it
+// computes and stores any, so U * 16 bytes a thread are in flight (v1 had one, and
+// wrote each vector as 8 two-byte stores: see store_vec).
+// REF (the reference policy, VEC = U = 1): expf(x - lse) as written.
+template <typename T, int VEC, int U, bool REF>
+__global__ void __launch_bounds__(kMaxThreads, 3) backward_rows(
+    const T* __restrict__ logits, int64_t stride, BackwardRows b, T* __restrict__ dlogits,
+    int64_t rows, int v) {
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float off = b.ls / static_cast<float>(v), on = 1.0f - b.ls;
+  const int64_t step = int64_t(gridDim.x) * blockDim.x * VEC;  // between a thread's vectors
+  const int64_t first = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * VEC;
+  for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+    const int64_t lab = b.labels.at(row);
     T* dr = dlogits + row * int64_t(v);
-    if (lab == labels.ignore_index) {
+    if (lab == b.labels.ignore_index) {
       Vec<T, VEC> zero;
 #pragma unroll
       for (int j = 0; j < VEC; ++j) zero.v[j] = from_f<T>(0.f);
-      for (int col = threadIdx.x * VEC; col < v; col += blockDim.x * VEC)
-        store_vec<T, VEC>(dr + col, zero);
+      for (int64_t col = first; col < v; col += step) store_vec<T, VEC>(dr + col, zero);
       continue;
     }
     const bool bad = lab < 0 || lab >= v;  // never used as an index: NaN gradients
-    const float gr = bad ? __int_as_float(0x7fc00000) : g[g_per_row ? row : 0];
-    const float l = lse[row];
+    const float gr = bad ? __int_as_float(0x7fc00000) : b.g[b.g_per_row ? row : 0];
+    // exp(x - lse) as exp2(x * log2(e) - lse * log2(e)): one FFMA and one MUFU.EX2.
+    const float l = b.lse[row], shift = l * kLog2e;
     const T* xr = logits + row * stride;
-    for (int col = threadIdx.x * VEC; col < v; col += blockDim.x * VEC) {
-      const Vec<T, VEC> x = load_vec<T, VEC>(xr + col);
-      Vec<T, VEC> out;
+    for (int64_t col = first; col < v; col += U * step) {
+      Vec<T, VEC> x[U];
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        const float sm = expf(to_f(x.v[j]) - l);
-        out.v[j] = from_f<T>(gr * (sm - off - (col + j == lab ? on : 0.f)));
+      for (int k = 0; k < U; ++k)
+        if (col + k * step < v) x[k] = load_vec<T, VEC>(xr + col + k * step);
+#pragma unroll
+      for (int k = 0; k < U; ++k) {
+        const int64_t c = col + k * step;
+        if (c >= v) break;
+        const int at = lab - c >= 0 && lab - c < VEC ? static_cast<int>(lab - c) : -1;
+        Vec<T, VEC> out;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float sm = REF ? expf(to_f(x[k].v[j]) - l)
+                               : exp2f(fmaf(to_f(x[k].v[j]), kLog2e, -shift));
+          out.v[j] = from_f<T>(gr * (sm - off - (j == at ? on : 0.f)));
+        }
+        store_vec<T, VEC>(dr + c, out);
       }
-      store_vec<T, VEC>(dr + col, out);
     }
   }
 }
@@ -262,23 +297,32 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
     finish<<<1, kFinishThreads, 0, stream>>>(nullptr, g, labels, p.rows, false, true, scale);
     g = scale;
   }
-  const bool per_row = a.reduction == CrossEntropyReduction::kNone;
+  const BackwardRows rows_in{labels, a.lse.as<const float>(), g,
+                             a.reduction == CrossEntropyReduction::kNone, a.label_smoothing};
   const T* x = a.logits.as<const T>();
   T* dx = a.dlogits.as<T>();
-  const float* lse = a.lse.as<const float>();
   const int v = static_cast<int>(p.v);
-  const unsigned grid = cuda::grid_for(p.rows);
   constexpr int kVec = 16 / sizeof(T);
   const int vec = ctx.policy == Policy::kReference
                       ? 1
                       : cuda::vector_width<T>(p.v, {{x, p.logits_stride}, {dx, p.v}});
   const int threads = cuda::looped_threads(p.v, vec, kMaxThreads);
-  if (vec == 1)
-    backward_rows<T, 1><<<grid, threads, 0, stream>>>(x, p.logits_stride, labels, lse, g, per_row,
-                                                      a.label_smoothing, dx, p.rows, v);
+  // Rows fill the device on their own from kFillBlocks rows up (4096 rows of 128256:
+  // one block a row, as v1); fewer rows split each row over column blocks, at
+  // least one pass of the block's vectors each.
+  const int64_t col_blocks = std::clamp<int64_t>(
+      (kFillBlocks + p.rows - 1) / p.rows, 1, (p.v + threads * vec - 1) / (threads * vec));
+  const dim3 grid(static_cast<unsigned>(col_blocks),
+                  static_cast<unsigned>(std::min<int64_t>(p.rows, 65535)));
+  if (ctx.policy == Policy::kReference)
+    backward_rows<T, 1, 1, true>
+        <<<grid, threads, 0, stream>>>(x, p.logits_stride, rows_in, dx, p.rows, v);
+  else if (vec == 1)
+    backward_rows<T, 1, 1, false>
+        <<<grid, threads, 0, stream>>>(x, p.logits_stride, rows_in, dx, p.rows, v);
   else
-    backward_rows<T, kVec><<<grid, threads, 0, stream>>>(
-        x, p.logits_stride, labels, lse, g, per_row, a.label_smoothing, dx, p.rows, v);
+    backward_rows<T, kVec, kUnroll, false>
+        <<<grid, threads, 0, stream>>>(x, p.logits_stride, rows_in, dx, p.rows, v);
   return cuda::launch_status(kOp);
 }
 

@@ -1,15 +1,18 @@
 // rope on CUDA: one elementwise kernel, templated on the storage types of x and
-// cos / sin, the pairs a thread handles (P) and the layout (interleaved or not).
-// Forward and backward are the same kernel; backward negates sin (a flag).
-// fast / deterministic: P pairs a thread, moved as 16-byte accesses of x when every
-//   pointer and row stride allows them (else P = 1).
-// reference: the same kernel with P = 1, scalar accesses only.
+// cos / sin, the pairs a thread handles (P), the heads a thread handles (R) and
+// the layout (interleaved or not). Forward and backward are the same kernel;
+// backward negates sin (a flag).
+// fast / deterministic: P pairs of R heads of one token a thread, x moved as 16-byte
+//   accesses when every pointer and row stride allows them (else P = R = 1); the R
+//   heads share one load of cos / sin. R = 4, 2 or 1, the largest dividing H (at most 2 for
+//   2-byte x with rotate-half, see dispatch).
+// reference: the same kernel with P = R = 1, scalar accesses only.
 // Each output element is written by exactly one thread: no reductions, no atomics.
-// Launch: threadIdx.x / blockIdx.x walk the pair groups of a row, threadIdx.y /
-// blockIdx.y the rows, both grid-stride with 64-bit row indices.
+// Launch: 1-D, grid-stride over 64-bit unit indices (see Args).
 #include <climits>
 
 #include "kernels/common/cuda_utils.cuh"
+#include "kernels/common/fast_div.cuh"
 #include "kernels/common/row_launch.cuh"
 #include "kernels/rope/rope_kernels.h"
 
@@ -38,6 +41,17 @@ __device__ __forceinline__ void load_f(const T* p, float (&out)[N]) {
   }
 }
 
+// N consecutive elements kept in storage form (converted when used): one vector
+// access when VEC, else N scalar ones.
+template <bool VEC, typename T, int N>
+__device__ __forceinline__ Vec<T, N> load_x(const T* p) {
+  if constexpr (VEC) return load_vec<T, N>(p);
+  Vec<T, N> v;
+#pragma unroll
+  for (int j = 0; j < N; ++j) v.v[j] = p[j];
+  return v;
+}
+
 template <bool VEC, typename T, int N>
 __device__ __forceinline__ void store_f(T* p, const float (&in)[N]) {
   if constexpr (VEC) {
@@ -51,52 +65,81 @@ __device__ __forceinline__ void store_f(T* p, const float (&in)[N]) {
   }
 }
 
+// A unit of work: one group of P pairs (the same columns) in R consecutive heads of
+// one token, so the R rows share one load of cos / sin (one position). Units are
+// numbered (token, head block, group), the group fastest: adjacent threads touch
+// adjacent 16-byte pieces of one row (coalesced), and the index math is three
+// multiply-high divisions a unit (FastDiv), not 64-bit `/` and `%` per row (v1).
 struct Args {
-  int64_t rows, seq, heads;
+  int64_t units;                 // tokens * heads / R * groups
+  cuda::FastDiv groups;          // pair groups a row: half / P
+  cuda::FastDiv head_blocks;     // heads / R
+  cuda::FastDiv seq;             // token -> position: token % seq
+  int64_t heads;
   int64_t in_stride, cos_stride, sin_stride;
   int half;     // D / 2
-  int groups;   // half / P: pair groups a row
   float sign;   // +1 forward, -1 backward
 };
 
-template <typename T, typename C, int P, bool IL>
-__global__ void __launch_bounds__(kThreads) rope_kernel(const T* __restrict__ in,
-                                                        T* __restrict__ out,
-                                                        const C* __restrict__ cos,
-                                                        const C* __restrict__ sin, Args a) {
+// One row: P pairs starting at pair i, x already loaded (2P values each way).
+template <typename T, int P, bool IL>
+struct RowData {
+  Vec<T, IL ? 2 * P : P> a;  // interleaved: the 2P elements; else x1
+  Vec<T, IL ? 1 : P> b;      // else x2 (unused when interleaved)
+};
+
+// At most 64 registers (4 blocks of 256 threads a SM) so that R rows of 32 bytes
+// each stay in flight per thread: 1024 threads x R x 32 bytes a SM.
+template <typename T, typename C, int P, int R, bool IL>
+__global__ void __launch_bounds__(kThreads, 4) rope_kernel(const T* __restrict__ in,
+                                                           T* __restrict__ out,
+                                                           const C* __restrict__ cos,
+                                                           const C* __restrict__ sin, Args a) {
   constexpr bool kVec = P > 1;
-  for (int64_t row = int64_t(blockIdx.y) * blockDim.y + threadIdx.y; row < a.rows;
-       row += int64_t(gridDim.y) * blockDim.y) {
-    const int64_t pos = (row / a.heads) % a.seq;
-    const T* x = in + row * a.in_stride;
-    T* y = out + row * (2 * int64_t(a.half));
-    const C* cr = cos + pos * a.cos_stride;
-    const C* sr = sin + pos * a.sin_stride;
-    for (int g = blockIdx.x * blockDim.x + threadIdx.x; g < a.groups;
-         g += gridDim.x * blockDim.x) {
-      const int i = g * P;  // first pair of the group
-      float c[P], s[P];
-      load_f<kVec>(cr + i, c);
-      load_f<kVec>(sr + i, s);
+  const int64_t d = 2 * int64_t(a.half);
+  for (int64_t u = int64_t(blockIdx.x) * kThreads + threadIdx.x; u < a.units;
+       u += int64_t(gridDim.x) * kThreads) {
+    uint64_t g, hb, pos;
+    const uint64_t token = a.head_blocks.divmod(a.groups.divmod(u, &g), &hb);
+    a.seq.divmod(token, &pos);
+    const int i = static_cast<int>(g) * P;  // first pair of the group
+    const int64_t row0 = int64_t(token) * a.heads + int64_t(hb) * R;
+    // Every load of x first (independent of cos / sin), then cos / sin, then math.
+    RowData<T, P, IL> x[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const T* xr = in + (row0 + r) * a.in_stride;
       if constexpr (IL) {
-        float v[2 * P], r[2 * P];
-        load_f<kVec>(x + 2 * i, v);
-#pragma unroll
-        for (int j = 0; j < P; ++j) {
-          const float sj = a.sign * s[j];
-          r[2 * j] = v[2 * j] * c[j] - v[2 * j + 1] * sj;
-          r[2 * j + 1] = v[2 * j + 1] * c[j] + v[2 * j] * sj;
-        }
-        store_f<kVec>(y + 2 * i, r);
+        x[r].a = load_x<kVec, T, 2 * P>(xr + 2 * i);
       } else {
-        float x1[P], x2[P], y1[P], y2[P];
-        load_f<kVec>(x + i, x1);
-        load_f<kVec>(x + a.half + i, x2);
+        x[r].a = load_x<kVec, T, P>(xr + i);
+        x[r].b = load_x<kVec, T, P>(xr + a.half + i);
+      }
+    }
+    float c[P], s[P];
+    load_f<kVec>(cos + int64_t(pos) * a.cos_stride + i, c);
+    load_f<kVec>(sin + int64_t(pos) * a.sin_stride + i, s);
+#pragma unroll
+    for (int j = 0; j < P; ++j) s[j] *= a.sign;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      T* y = out + (row0 + r) * d;
+      if constexpr (IL) {
+        float v[2 * P];
 #pragma unroll
         for (int j = 0; j < P; ++j) {
-          const float sj = a.sign * s[j];
-          y1[j] = x1[j] * c[j] - x2[j] * sj;
-          y2[j] = x2[j] * c[j] + x1[j] * sj;
+          const float x0 = to_f(x[r].a.v[2 * j]), x1 = to_f(x[r].a.v[2 * j + 1]);
+          v[2 * j] = x0 * c[j] - x1 * s[j];
+          v[2 * j + 1] = x1 * c[j] + x0 * s[j];
+        }
+        store_f<kVec>(y + 2 * i, v);
+      } else {
+        float y1[P], y2[P];
+#pragma unroll
+        for (int j = 0; j < P; ++j) {
+          const float x1 = to_f(x[r].a.v[j]), x2 = to_f(x[r].b.v[j]);
+          y1[j] = x1 * c[j] - x2 * s[j];
+          y2[j] = x2 * c[j] + x1 * s[j];
         }
         store_f<kVec>(y + i, y1);
         store_f<kVec>(y + a.half + i, y2);
@@ -109,22 +152,26 @@ bool aligned_to(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
-template <typename T, typename C, int P, bool IL>
+template <typename T, typename C, int P, int R, bool IL>
 void launch(const Problem& p, cudaStream_t stream) {
-  Args a{p.rows, p.seq, p.heads, p.in_stride, p.cos_stride, p.sin_stride,
-         static_cast<int>(p.d / 2), static_cast<int>(p.d / 2 / P), p.backward ? -1.f : 1.f};
-  int tx = 1;
-  while (tx < a.groups && tx < kThreads) tx *= 2;
-  const int ty = kThreads / tx;
-  const int64_t gx = (a.groups + tx - 1) / tx;
-  const int64_t gy = std::min<int64_t>((p.rows + ty - 1) / ty, 65535);
-  const dim3 grid(cuda::grid_for(gx), static_cast<unsigned>(gy));
-  rope_kernel<T, C, P, IL><<<grid, dim3(tx, ty), 0, stream>>>(
+  const int64_t half = p.d / 2, groups = half / P, tokens = p.rows / p.heads;
+  Args a{tokens * (p.heads / R) * groups,
+         cuda::FastDiv(groups),
+         cuda::FastDiv(p.heads / R),
+         cuda::FastDiv(p.seq),
+         p.heads,
+         p.in_stride,
+         p.cos_stride,
+         p.sin_stride,
+         static_cast<int>(half),
+         p.backward ? -1.f : 1.f};
+  const unsigned grid = cuda::grid_for((a.units + kThreads - 1) / kThreads);
+  rope_kernel<T, C, P, R, IL><<<grid, kThreads, 0, stream>>>(
       static_cast<const T*>(p.in), static_cast<T*>(p.out), static_cast<const C*>(p.cos),
       static_cast<const C*>(p.sin), a);
 }
 
-// Picks P (pairs a thread) for storage types T, C and launches.
+// Picks P (pairs a thread) and R (heads a thread) for storage types T, C and launches.
 template <typename T, typename C, bool IL>
 void dispatch(const Problem& p, bool reference, cudaStream_t stream) {
   // Rotate-half: x1 and x2 each move as 16 bytes (P = 16 / sizeof(T) pairs);
@@ -136,8 +183,15 @@ void dispatch(const Problem& p, bool reference, cudaStream_t stream) {
   vec = vec && cuda::aligned16(p.in) && p.in_stride % kXElems == 0 && cuda::aligned16(p.out);
   vec = vec && aligned_to(p.cos, kP * sizeof(C)) && p.cos_stride % kP == 0;
   vec = vec && aligned_to(p.sin, kP * sizeof(C)) && p.sin_stride % kP == 0;
-  if (vec) launch<T, C, kP, IL>(p, stream);
-  else launch<T, C, 1, IL>(p, stream);
+  // reference and unaligned inputs: one pair, one head a thread, scalar accesses.
+  // R = 4 spilled 4-12 bytes (64 registers) for 2-byte x with rotate-half, whose 8
+  // pairs a row take 8 registers of x and 16 of f32 cos / sin: R = 2 there, still
+  // 64 bytes of x in flight a thread.
+  constexpr int kMaxR = !IL && sizeof(T) == 2 ? 2 : 4;
+  if (!vec) return launch<T, C, 1, 1, IL>(p, stream);
+  if (kMaxR == 4 && p.heads % 4 == 0) launch<T, C, kP, kMaxR, IL>(p, stream);
+  else if (p.heads % 2 == 0) launch<T, C, kP, 2, IL>(p, stream);
+  else launch<T, C, kP, 1, IL>(p, stream);
 }
 
 template <typename T>
