@@ -33,6 +33,13 @@ def py_pairs_us(alloc_free, iters: int) -> float:
     return (time.perf_counter() - t0) / iters * 1e6
 
 
+def _with_pair(nbytes: int, device):
+    def pair() -> None:
+        with memory.allocate(nbytes, device=device):
+            pass
+    return pair
+
+
 def contenders(kind: str, nbytes: int):
     device = xpuruntime.devices()[-1 if kind == "cuda" else 0]
     out = {
@@ -40,6 +47,11 @@ def contenders(kind: str, nbytes: int):
         "xpuruntime pool (Python)": lambda iters: py_pairs_us(
             lambda: memory.allocate(nbytes, device=device).free(),
             iters),
+        # The other two ways a Buffer goes back: the end of a with block, and
+        # being dropped (reference count to zero, freed on its stream).
+        "xpuruntime pool (Python, with)": lambda iters: py_pairs_us(_with_pair(nbytes, device), iters),
+        "xpuruntime pool (Python, dropped)": lambda iters: py_pairs_us(
+            lambda: memory.allocate(nbytes, device=device), iters),
     }
     if kind == "cuda":
         out["cudaMalloc/cudaFree (C++)"] = lambda iters: _core.time_cuda_pairs("cudaMalloc", nbytes, max(iters // 100, 10), 0) / 1e3
@@ -102,10 +114,10 @@ def main() -> None:
         json.dump(report, f, indent=2)
     print(f"\nallocate+free pair latency (us), {report['device']}")
     impls = list(dict.fromkeys(r["impl"] for r in rows))
-    print(f"{'bytes':>10}" + "".join(f"{i[:24]:>26}" for i in impls))
+    print(f"{'bytes':>10}" + "".join(f"{i:>35}" for i in impls))
     for nbytes in SIZES:
         vals = {r["impl"]: r["us_per_pair"] for r in rows if r["bytes"] == nbytes}
-        print(f"{nbytes:>10}" + "".join(f"{vals.get(i, float('nan')):>26.3f}" for i in impls))
+        print(f"{nbytes:>10}" + "".join(f"{vals.get(i, float('nan')):>35.3f}" for i in impls))
     print("random trace, us per operation: " + ", ".join(f"{k} {v:.3f}" for k, v in trace.items()))
 
 

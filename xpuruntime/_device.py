@@ -46,7 +46,7 @@ class Device:
     ``with device:`` makes it the calling thread's current device.
     """
 
-    __slots__ = ("kind", "index", "_saved")
+    __slots__ = ("kind", "index", "_saved", "_code")
 
     def __init__(self, kind: Any = "cpu", index: int | None = None):
         if isinstance(kind, Device):
@@ -75,6 +75,7 @@ class Device:
         self.kind = kind
         self.index = index
         self._saved = []
+        self._code = -1 if kind == "cpu" else index  # what memory.allocate reads (one lookup)
 
     # ---- facts ----
     def _props(self) -> dict:
@@ -130,7 +131,7 @@ class Device:
 
     def __exit__(self, *exc) -> None:
         prev = self._saved.pop()
-        _local.device = prev
+        _set_local_device(prev)
         if prev is not None and prev.kind == "cuda":
             core.cuda_set_device(prev.index)
 
@@ -147,10 +148,17 @@ class Device:
         return f"Device({self.kind!r}, {self.index})"
 
 
+def _set_local_device(d: Device | None) -> None:
+    _local.device = d
+    # The extension keeps a thread-local copy so that memory.allocate resolves
+    # the default device without calling back into Python.
+    core._set_thread_device(-2 if d is None else (-1 if d.kind == "cpu" else d.index))
+
+
 def _activate(d: Device) -> None:
     if d.kind == "cuda":
         core.cuda_set_device(d.index)
-    _local.device = d
+    _set_local_device(d)
 
 
 def devices() -> list[Device]:

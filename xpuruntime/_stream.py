@@ -39,6 +39,14 @@ def _foreign_handle(obj: Any) -> int | None:
     return None
 
 
+def _mirror(device: Device) -> None:
+    """Copies the thread's current stream of a CUDA device into the extension,
+    which memory.allocate reads instead of calling back into Python."""
+    if device.kind == "cuda":
+        st = _stack().get(device)
+        core._set_thread_stream(device.index, st[-1].handle if st else 0)
+
+
 class Stream:
     """A queue of device work. ``Stream(device=None, priority=0)`` creates (and owns)
     a CUDA stream on a CUDA device; ``Stream.from_handle(h)`` wraps one it does
@@ -105,10 +113,12 @@ class Stream:
 
     def __enter__(self) -> "Stream":
         _stack().setdefault(self.device, []).append(self)
+        _mirror(self.device)
         return self
 
     def __exit__(self, *exc) -> None:
         _stack()[self.device].pop()
+        _mirror(self.device)
 
     def __del__(self):
         if getattr(self, "_owned", False) and self._handle:

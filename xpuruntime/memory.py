@@ -8,7 +8,7 @@ stream.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._device import Device, as_device
 from ._native import InvalidArgumentError, core
@@ -32,77 +32,30 @@ def _check_nbytes(nbytes: Any) -> int:
     return int(nbytes)
 
 
-class Buffer:
-    """``nbytes`` of memory on ``device``, ordered on ``stream`` (a cudaStream_t handle).
-
-    Using a freed buffer raises ``xpuruntime.InvalidArgumentError``; it never touches memory.
-    """
-
-    __slots__ = ("_raw", "device", "__weakref__")
-
-    def __init__(self, raw: Any, device: Device):
-        self._raw = raw
-        self.device = device
-
-    @property
-    def ptr(self) -> int:
-        return self._raw.ptr
-
-    @property
-    def nbytes(self) -> int:
-        return self._raw.nbytes
-
-    @property
-    def stream(self) -> int:
-        return self._raw.stream
-
-    @property
-    def pinned(self) -> bool:
-        return self._raw.pinned
-
-    @property
-    def freed(self) -> bool:
-        return self._raw.freed
-
-    def free(self, stream: Any = None) -> None:
-        """Returns the memory to the pool after the work queued on ``stream``
-        (default: the stream the buffer was allocated on)."""
-        h = None if stream is None else as_stream(stream, self.device).handle
-        self._raw.free(h)
-
-    def fill(self, value: int) -> None:
-        """Sets every byte to ``value`` (stream-ordered on CUDA)."""
-        self._raw.fill(int(value))
-
-    def count_not_equal(self, value: int) -> int:
-        """Bytes that differ from ``value`` (waits for the buffer's stream on CUDA)."""
-        return int(self._raw.count_not_equal(int(value)))
-
-    def __enter__(self) -> "Buffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self._raw.freed:
-            self._raw.free(None)
-
-    def __repr__(self) -> str:
-        if self._raw.freed:
-            return f"<xpuruntime.memory.Buffer {self.nbytes} bytes on {self.device}, freed>"
-        return (f"<xpuruntime.memory.Buffer {self.nbytes} bytes on {self.device} at 0x{self.ptr:x}, "
-                f"stream 0x{self.stream:x}>")
+# The Buffer type is the extension's own class (see ffi/bindings/python/memory.cc):
+# wrapping it in a Python class doubled the cost of an allocate+free pair.
+Buffer = core.Buffer
 
 
-def allocate(nbytes: int, *, stream: Any = None, device: Any = None) -> Buffer:
-    """``nbytes`` from ``device``'s pool (default: the current device), usable by
-    work queued on ``stream`` (default: the device's current stream).
-
-    Raises ``xpuruntime.OutOfMemoryError`` (a MemoryError) with the request,
-    allocated, reserved and device-free bytes when the pool cannot serve it.
-    """
-    n = _check_nbytes(nbytes)
+def _resolve(stream: Any, device: Any) -> tuple[Device, int]:
+    """Slow path of ``allocate`` (a stream given, or a device that is not a Device):
+    the device and the stream handle to allocate on, with Python's checks and errors."""
     d = as_device(device)
-    h = stream_for(stream, d)
-    return Buffer(core.allocate(n, d.kind, d.index, h), d)
+    return d, stream_for(stream, d)
+
+
+def _free_stream_handle(stream: Any, device: Device) -> int:
+    """The handle ``Buffer.free(stream)`` orders the free on."""
+    return as_stream(stream, device).handle
+
+
+if TYPE_CHECKING:
+    def allocate(nbytes: int, *, stream: Any = None, device: Any = None) -> Buffer:
+        """``nbytes`` from ``device``'s pool, usable by work queued on ``stream``."""
+else:
+    # Implemented in the extension (its docstring is there): a Python function
+    # around it cost more than the pool's own allocate+free.
+    allocate = core.allocate_buffer
 
 
 def allocate_pinned(nbytes: int) -> Buffer:
@@ -111,7 +64,7 @@ def allocate_pinned(nbytes: int) -> Buffer:
 
     Free it with ``free(stream=s)`` when asynchronous copies on ``s`` still use it:
     the block is then reused only after that stream's work."""
-    return Buffer(core.allocate_pinned(_check_nbytes(nbytes)), Device("cpu"))
+    return core.allocate_pinned(_check_nbytes(nbytes))
 
 
 def _pool(device: Any):
