@@ -14,7 +14,7 @@ import platform
 import random
 import time
 
-try:  # torch first: on the GPU machine importing torch after xpuruntime's CUDA init crashed (under study)
+try:  # a contender on CUDA
     import torch  # noqa: F401
 except ImportError:
     pass
