@@ -18,7 +18,21 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch_cuda_available(), reason="no CUDA device visible to torch")]
 
 MiB = 1 << 20
-SLEEP_CYCLES = 2_000_000_000  # ~1 s at 2 GHz: still running on the host's next calls (a gc pass can take 0.3 s)
+_BUSY = {}
+
+
+def keep_busy(copies: int = 200) -> None:
+    """Queues ~0.1 s of memory traffic on torch's current stream (1 GiB copies at
+    ~3 TB/s), so the work queued after it is still pending on the host's next
+    calls. (After torch.cuda._sleep of 1 s on the stream, the H100 run under torch
+    2.11 found the stream idle at the next query; plain copies are dependable.)"""
+    import torch
+    if not _BUSY:
+        _BUSY["src"] = torch.empty(1 << 28, device="cuda")
+        _BUSY["dst"] = torch.empty_like(_BUSY["src"])
+    for _ in range(copies // 2):
+        _BUSY["dst"].copy_(_BUSY["src"])
+        _BUSY["src"].copy_(_BUSY["dst"])
 
 
 def test_devices_report_cuda_facts():
@@ -49,7 +63,7 @@ def test_cross_stream_reuse_waits_for_the_freeing_streams_work():
     xp = x.ptr
     tx = torch.from_dlpack(x)
     with torch.cuda.stream(torch.cuda.ExternalStream(A.handle)):
-        torch.cuda._sleep(SLEEP_CYCLES)
+        keep_busy()
         tx.fill_(1.0)  # still queued on A when the block is freed below
     del tx, x  # freed on A (its allocation stream), while A is busy
     assert not A.query(), "the sleep kernel finished too early for this test to prove anything"
@@ -77,7 +91,7 @@ def test_block_freed_on_a_is_reused_on_a_in_order():
     tA = torch.cuda.ExternalStream(A.handle)
     tx = torch.from_dlpack(x)
     with torch.cuda.stream(tA):
-        torch.cuda._sleep(SLEEP_CYCLES)
+        keep_busy()
         tx.fill_(1.0)
     del tx, x
     gc.collect()
@@ -97,7 +111,7 @@ def test_dlpack_stream_argument_orders_the_consumer_after_the_producer():
     a = xpuruntime.empty((n,), "float32", device="cuda:0", stream=A)
     ta = torch.from_dlpack(a)
     with torch.cuda.stream(torch.cuda.ExternalStream(A.handle)):
-        torch.cuda._sleep(SLEEP_CYCLES)
+        keep_busy()
         ta.fill_(5.0)  # the producer's last write, still queued on A
     with torch.cuda.stream(torch.cuda.ExternalStream(B.handle)):
         tb = torch.from_dlpack(a)  # torch passes B: B must wait for A's fill
@@ -112,7 +126,7 @@ def test_event_timing_and_stream_wait():
     start, end = xpuruntime.Event(timing=True), xpuruntime.Event(timing=True)
     start.record(s)
     with torch.cuda.stream(torch.cuda.ExternalStream(s.handle)):
-        torch.cuda._sleep(SLEEP_CYCLES // 5)
+        keep_busy(20)
     end.record(s)
     other = xpuruntime.Stream(priority=-1)
     other.wait(end)
