@@ -136,10 +136,12 @@ def test_mixed_devices_rejected(device):
 
 # Shapes that land on the v2 CUDA paths (docs/kernels/rms_norm.md): one row split
 # over a thread-block cluster (forward 2-8 CTAs, backward 2-8), persistent
-# backward groups that walk several rows each (next-row prefetch), 16-byte and
-# scalar (odd N) vectors, and the fallback past 8 CTAs (N = 65537, 131080).
+# backward groups that walk several rows each (16-byte rows: the v2.1 shared-memory
+# ring of 2-4 stages, wrapped several times by (2000, 4096) and (1500, 1000), the
+# latter with idle tail threads; scalar rows: next-row prefetch in registers),
+# 16-byte and scalar (odd N) vectors, and the fallback past 8 CTAs (N = 65537, 131080).
 CLUSTER_SHAPES = [(300, 16384), (40, 32768), (33, 65536), (50, 20001), (3, 65537), (2, 131080),
-                  (600, 8192)]
+                  (600, 8192), (2000, 4096), (1500, 1000)]
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")

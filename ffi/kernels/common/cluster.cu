@@ -1,5 +1,6 @@
 // Host side of cluster.cuh: device capabilities and occupancy, queried once and
 // cached, so that per-call launch choices cost a lookup, not a driver query.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -39,12 +40,39 @@ Status max_cluster_size(int* out) {
   return Status::Ok();
 }
 
-Status resident_count(const void* kernel, int threads, int cluster, int* out) {
+Status allow_dynamic_smem(const void* kernel, int bytes, bool* ok) {
+  *ok = true;
   int dev = 0;
   XPU_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&dev), kWhere, "cudaGetDevice"));
-  using Key = std::tuple<const void*, int, int, int>;
+  using Key = std::tuple<const void*, int>;
   static std::map<Key, int> cache;
-  const Key key{kernel, threads, cluster, dev};
+  const Key key{kernel, dev};
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex());
+    if (auto it = cache.find(key); it != cache.end() && it->second >= bytes) return Status::Ok();
+  }
+  int optin = 0;
+  XPU_RETURN_IF_ERROR(cuda_status(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), kWhere,
+      "cudaDeviceGetAttribute(max shared memory per block, opt-in)"));
+  if (bytes > optin) {
+    *ok = false;
+    return Status::Ok();
+  }
+  XPU_RETURN_IF_ERROR(cuda_status(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), kWhere,
+      "cudaFuncSetAttribute(max dynamic shared memory)"));
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  cache[key] = std::max(cache[key], bytes);
+  return Status::Ok();
+}
+
+Status resident_count(const void* kernel, int threads, int cluster, int* out, int smem) {
+  int dev = 0;
+  XPU_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&dev), kWhere, "cudaGetDevice"));
+  using Key = std::tuple<const void*, int, int, int, int>;
+  static std::map<Key, int> cache;
+  const Key key{kernel, threads, cluster, smem, dev};
   {
     std::lock_guard<std::mutex> lock(cache_mutex());
     if (auto it = cache.find(key); it != cache.end()) {
@@ -56,7 +84,8 @@ Status resident_count(const void* kernel, int threads, int cluster, int* out) {
   if (cluster <= 1) {
     int per_sm = 0, sms = 0;
     XPU_RETURN_IF_ERROR(cuda_status(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0), kWhere,
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads,
+                                                      static_cast<size_t>(smem)), kWhere,
         "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
     XPU_RETURN_IF_ERROR(cuda_status(
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), kWhere,
@@ -71,6 +100,7 @@ Status resident_count(const void* kernel, int threads, int cluster, int* out) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(static_cast<unsigned>(cluster));
     cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
     cfg.attrs = attr;
     cfg.numAttrs = 1;
     XPU_RETURN_IF_ERROR(cuda_status(cudaOccupancyMaxActiveClusters(&count, kernel, &cfg), kWhere,

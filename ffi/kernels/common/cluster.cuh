@@ -95,16 +95,25 @@ inline SplitShape split_shape(int64_t n, int vec, int max_elems, int max_threads
 // 9.0 on, else 1); cached per device.
 Status max_cluster_size(int* out);
 
-// How many CTAs (cluster == 1) or clusters of `kernel` at `threads` threads can be
-// resident on the current device at once; cached per (kernel, threads, cluster,
-// device). A persistent grid of this many never waits for a second wave.
-Status resident_count(const void* kernel, int threads, int cluster, int* out);
+// How many CTAs (cluster == 1) or clusters of `kernel` at `threads` threads (and
+// `smem` bytes of dynamic shared memory a CTA) can be resident on the current
+// device at once; cached per (kernel, threads, cluster, smem, device). A persistent
+// grid of this many never waits for a second wave.
+Status resident_count(const void* kernel, int threads, int cluster, int* out, int smem = 0);
+
+// Raises `kernel`'s dynamic shared-memory limit on the current device to `bytes`
+// (cudaFuncAttributeMaxDynamicSharedMemorySize; needed past 48 KiB, before the
+// occupancy query and the launch); cached per (kernel, device). *ok is false, and
+// nothing is changed, when the device cannot give one block that much.
+Status allow_dynamic_smem(const void* kernel, int bytes, bool* ok);
 
 // kernel<<<grid, threads, 0, stream>>>(args...) in clusters of `cluster` CTAs
 // along x (cluster 1: a plain launch). Returns the launch's own error.
+// launch_clustered_smem: the same with `smem` bytes of dynamic shared memory (past
+// 48 KiB only after allow_dynamic_smem).
 template <typename... P, typename... A>
-cudaError_t launch_clustered(void (*kernel)(P...), unsigned grid, int threads, int cluster,
-                             cudaStream_t stream, A&&... args) {
+cudaError_t launch_clustered_smem(void (*kernel)(P...), unsigned grid, int threads, int cluster,
+                                  int smem, cudaStream_t stream, A&&... args) {
   cudaLaunchAttribute attr[1] = {};
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
@@ -113,11 +122,18 @@ cudaError_t launch_clustered(void (*kernel)(P...), unsigned grid, int threads, i
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(grid);
   cfg.blockDim = dim3(static_cast<unsigned>(threads));
-  cfg.dynamicSmemBytes = 0;
+  cfg.dynamicSmemBytes = static_cast<size_t>(smem);
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = cluster > 1 ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, static_cast<A&&>(args)...);
+}
+
+template <typename... P, typename... A>
+cudaError_t launch_clustered(void (*kernel)(P...), unsigned grid, int threads, int cluster,
+                             cudaStream_t stream, A&&... args) {
+  return launch_clustered_smem(kernel, grid, threads, cluster, 0, stream,
+                               static_cast<A&&>(args)...);
 }
 
 // Status for a CUDA runtime call's result, naming the op and the call.

@@ -1,9 +1,11 @@
 // rms_norm backward on CUDA.
 // fast / deterministic (fused): a persistent grid of G row groups, each a
 //   cluster of 1-8 CTAs that split a row's columns. Every CTA keeps x, dy and
-//   an f32 dweight accumulator for its slice in registers, loads the next row of
-//   its group while it finishes the current one, and gets the row's dot product
-//   through block_sum + cluster_sum (DSMEM, rank order). One read of x and dy
+//   an f32 dweight accumulator for its slice in registers and gets ahead of the
+//   current row: 16-byte rows copy the next 1-3 rows of the group into a
+//   shared-memory ring (cp.async, backward_pipelined, v2.1), scalar rows load the
+//   next row into registers (backward_resident). The row's dot product comes
+//   from block_sum + cluster_sum (DSMEM, rank order). One read of x and dy
 //   gives both dx and the dweight partials; G x N partials are then summed in
 //   group order by dweight_reduce. No atomics, so `fast` is also deterministic.
 //   G = the clusters that fit on the device at once, so no group waits for a
@@ -149,6 +151,159 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
   }
 }
 
+// 16-byte global -> shared copies that bypass registers (cp.async, sm_80+): the
+// rows a group reads ahead wait in shared memory, not in registers, so the
+// bytes in flight no longer cost occupancy.
+__device__ __forceinline__ void copy16_async(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void copy_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+// Waits until at most N of this thread's committed groups are still pending.
+template <int N>
+__device__ __forceinline__ void copy_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Tensors a fused pipelined row streams (x, dy, and dh when present) and the
+// ring depth: the most stages (<= 4) of 512-thread rows that fit 192 KiB, so
+// that with one item a thread two CTAs (2 x 64-96 KiB) still share an SM.
+template <int ITEMS, bool DH>
+constexpr int kPipeTensors = DH ? 3 : 2;
+template <int ITEMS, bool DH>
+constexpr int kPipeStageBytes = kPipeTensors<ITEMS, DH> * ITEMS * kMaxThreads * 16;
+template <int ITEMS, bool DH>
+constexpr int kPipeStages = (196608 / kPipeStageBytes<ITEMS, DH>) < 2 ? 2
+                            : (196608 / kPipeStageBytes<ITEMS, DH>) > 4
+                                ? 4
+                                : (196608 / kPipeStageBytes<ITEMS, DH>);
+
+// Fused backward for 16-byte-aligned rows (v2.1): as backward_resident<..., ACC>,
+// but the rows of the group STAGES - 1 ahead are copied into a shared-memory ring
+// (cp.async) while the current one reduces and stores. Each thread copies and
+// later reads only its own 16-byte slots, so its own wait_group orders them (no
+// block barrier for the ring); a slot is refilled one iteration after it was
+// read, behind that iteration's block_sum barrier. Registers hold only the
+// current row, so one-item rows (<= 4096 bf16 columns a CTA) fit two CTAs an SM.
+template <typename T, int ITEMS, bool DH>
+__global__ void __launch_bounds__(kMaxThreads, ITEMS == 1 ? 2 : 1) backward_pipelined(
+    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ x, int64_t x_stride,
+    const T* __restrict__ w, const float* __restrict__ rstd, const T* __restrict__ dh,
+    int64_t dh_stride, T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int n,
+    int slice, int csize) {
+  constexpr int VEC = 16 / sizeof(T);
+  constexpr int NT = kPipeTensors<ITEMS, DH>;
+  constexpr int STAGES = kPipeStages<ITEMS, DH>;
+  using V = Vec<T, VEC>;
+  extern __shared__ __align__(16) unsigned char pipe_smem[];
+  V* const ring = reinterpret_cast<V*>(pipe_smem);
+  __shared__ float scratch[32];
+  __shared__ float slot[2];
+  const int rank = cluster_rank(csize);
+  const int first = rank * slice + static_cast<int>(threadIdx.x) * VEC;
+  const int stride = static_cast<int>(blockDim.x) * VEC;
+  const int64_t group = blockIdx.x / csize, groups = gridDim.x / csize;
+  const float inv_n = __frcp_rn(static_cast<float>(n));
+  const int nthreads = static_cast<int>(blockDim.x);
+  // This thread's slot for (stage, tensor, item): consecutive threads, consecutive
+  // 16-byte words (no bank conflicts).
+  auto at = [&](int stage, int t, int k) {
+    return ring + ((stage * NT + t) * ITEMS + k) * nthreads + static_cast<int>(threadIdx.x);
+  };
+  // Copies row `row` (if any) into `stage`; always commits one group, so that the
+  // wait below counts rows.
+  auto issue = [&](int64_t row, int stage) {
+    if (row < rows) {
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        const int col = first + k * stride;
+        if (col < n) {
+          copy16_async(at(stage, 0, k), x + row * x_stride + col);
+          copy16_async(at(stage, 1, k), dy + row * dy_stride + col);
+          if constexpr (DH) copy16_async(at(stage, 2, k), dh + row * dh_stride + col);
+        }
+      }
+    }
+    copy_commit();
+  };
+
+  float acc[ITEMS][VEC];
+  V wv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < n) wv[k] = load_vec<T, VEC>(w + col);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) acc[k][j] = 0.f;
+  }
+  // rstd of the rows in the ring, oldest first (plain loads, used STAGES - 1 rows later).
+  float rq[STAGES];
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    const int64_t row = group + s * groups;
+    issue(row, s);
+    rq[s] = row < rows ? rstd[row] : 0.f;
+  }
+  int stage = 0, parity = 0;
+#pragma unroll 1
+  for (int64_t row = group; row < rows; row += groups, parity ^= 1) {
+    const int64_t ahead = row + (STAGES - 1) * groups;
+    issue(ahead, stage == 0 ? STAGES - 1 : stage - 1);  // the stage read last iteration
+    rq[STAGES - 1] = ahead < rows ? rstd[ahead] : 0.f;
+    const float r = rq[0];
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) rq[s] = rq[s + 1];
+    copy_wait<STAGES - 1>();  // this row's group has landed
+
+    V xv[ITEMS], gv[ITEMS];
+    float dot = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      if (first + k * stride < n) {
+        xv[k] = *at(stage, 0, k);
+        gv[k] = *at(stage, 1, k);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float xhat = to_f(xv[k].v[j]) * r, g = to_f(gv[k].v[j]);
+          dot += g * to_f(wv[k].v[j]) * xhat;
+          acc[k][j] += g * xhat;
+        }
+      }
+    }
+    dot = cluster_sum(block_sum(dot, scratch), slot, parity, csize) * inv_n;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = first + k * stride;
+      if (col < n) {
+        V extra;
+        if constexpr (DH) extra = *at(stage, 2, k);
+        V out;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float xhat = to_f(xv[k].v[j]) * r;
+          float v = r * (to_f(gv[k].v[j]) * to_f(wv[k].v[j]) - xhat * dot);
+          if constexpr (DH) v += to_f(extra.v[j]);
+          out.v[j] = from_f<T>(v);
+        }
+        store_vec<T, VEC>(dx + row * n + col, out);
+      }
+    }
+    stage = stage + 1 == STAGES ? 0 : stage + 1;
+  }
+  copy_wait<0>();  // only empty groups remain; nothing may be left in flight at exit
+  cluster_exit(csize);
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < n) {
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) partial[group * n + col + j] = acc[k][j];
+    }
+  }
+}
+
 // dx for any row length: the row is read twice from memory.
 template <typename T, int VEC, bool DH>
 __global__ void __launch_bounds__(kMaxThreads) backward_looped(
@@ -258,25 +413,40 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
     // Scalar (vec 1) elements take a register each: 16 of them spill (ptxas).
     const int max_elems = vec == 1 ? kFusedElems / 2 : kFusedElems;
     const cuda::SplitShape s = cuda::split_shape(p.n, vec, max_elems, kMaxThreads, max_cluster);
+    Status status = Status::Ok();
     Kernel kernel = nullptr;
+    int smem = 0;  // dynamic shared memory: the pipelined kernel's ring
     if (s.cluster > 0) {
       cuda::with_vec_items<kVec, kFusedElems>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V > 1 || I <= kFusedElems / 2)
+        if constexpr (V > 1) {
+          // 16-byte rows: rows ahead wait in shared memory (v2.1).
+          kernel = dh ? &backward_pipelined<T, I, true> : &backward_pipelined<T, I, false>;
+          smem = dh ? kPipeStages<I, true> * kPipeTensors<I, true> * I * s.threads * 16
+                    : kPipeStages<I, false> * kPipeTensors<I, false> * I * s.threads * 16;
+          const int most = dh ? kPipeStages<I, true> * kPipeStageBytes<I, true>
+                              : kPipeStages<I, false> * kPipeStageBytes<I, false>;
+          bool ok = true;
+          status = cuda::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), most, &ok);
+          if (!ok) kernel = nullptr;  // the device's blocks cannot hold the ring: unfused
+        } else if constexpr (I <= kFusedElems / 2) {
           kernel = dh ? &backward_resident<T, V, I, true, true>
                       : &backward_resident<T, V, I, false, true>;
+        }
       });
+      XPU_RETURN_IF_ERROR(status);
     }
     int resident = 0;
     if (kernel)
       XPU_RETURN_IF_ERROR(cuda::resident_count(reinterpret_cast<const void*>(kernel), s.threads,
-                                               s.cluster, &resident));
+                                               s.cluster, &resident, smem));
     if (resident > 0) {
       // Persistent: at most the clusters resident at once (and the workspace's rows).
       const int64_t groups = std::min<int64_t>({p.row_groups, p.rows, resident});
       XPU_RETURN_IF_ERROR(cuda::cuda_status(
-          cuda::launch_clustered(kernel, static_cast<unsigned>(groups * s.cluster), s.threads,
-                                 s.cluster, stream, dy, p.dy_stride, x, p.x_stride, w, rstd, dh,
-                                 dh_stride, dx, partial, p.rows, n, s.slice, s.cluster),
+          cuda::launch_clustered_smem(kernel, static_cast<unsigned>(groups * s.cluster),
+                                      s.threads, s.cluster, smem, stream, dy, p.dy_stride, x,
+                                      p.x_stride, w, rstd, dh, dh_stride, dx, partial, p.rows, n,
+                                      s.slice, s.cluster),
           kOp, "backward launch"));
       return reduce(groups);
     }
