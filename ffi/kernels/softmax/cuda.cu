@@ -191,36 +191,13 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   constexpr int kVec = 16 / sizeof(T);
   const float k = a.scale * kLog2e;
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {y, p.n}});
-  int max_cluster = 1;
-  XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-
   using Kernel = void (*)(const T*, int64_t, T*, int64_t, int, int, int, float);
   Kernel kernel = nullptr;
   ResidentLaunch l;
-  const RowPlan plan = row_plan(p.n, vec, max_cluster);
-  // Only (vector width, items) pairs that row_plan can return are compiled.
-  auto pick = [&]<bool WARP>(int items) {
-    cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
-      constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
-      if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
-        kernel = &forward_resident<T, V, I, WARP>;
-    });
-  };
-  if (plan.warp.items > 0) {
-    pick.template operator()<true>(plan.warp.items);
-    l.threads = 32 * kWarpRows;
-    l.rows_per_block = kWarpRows;
-  } else if (plan.split.cluster > 0) {
-    pick.template operator()<false>(plan.split.items);
-    l.threads = plan.split.threads;
-    l.cluster = plan.split.cluster;
-    l.slice = plan.split.slice;
-  }
   int64_t blocks = 0;
-  if (kernel) {
-    l.kernel = reinterpret_cast<const void*>(kernel);
-    XPU_RETURN_IF_ERROR(persistent_blocks(l, p.rows, &blocks));
-  }
+  XPU_RETURN_IF_ERROR(plan_resident<T>(
+      p.n, vec, p.rows, []<int V, int I, bool WARP>(ResidentTag<V, I, WARP>) { return &forward_resident<T, V, I, WARP>; },
+      &kernel, &l, &blocks));
   if (blocks > 0) {
     return cuda::cuda_status(
         cuda::launch_clustered(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster, stream,

@@ -181,4 +181,42 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx);
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx);
 
+template <int V, int I, bool WARP>
+struct ResidentTag {};
+
+// The resident kernel for a row shape, and its persistent grid: `make(ResidentTag<V, I, WARP>)`
+// returns the kernel instantiation (forward or backward). Leaves *blocks == 0 when no
+// resident kernel fits (the caller then takes the looped fallback).
+template <typename T, typename Kernel, typename Make>
+Status plan_resident(int64_t n, int vec, int64_t rows, Make make, Kernel* kernel, ResidentLaunch* l,
+                     int64_t* blocks) {
+  constexpr int kVec = 16 / sizeof(T);
+  *kernel = nullptr;
+  *blocks = 0;
+  int max_cluster = 1;
+  XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+  const RowPlan plan = row_plan(n, vec, max_cluster);
+  // Only (vector width, items) pairs that row_plan can return are compiled.
+  auto pick = [&]<bool WARP>(int items) {
+    cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
+      constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
+      if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
+        *kernel = make(ResidentTag<V, I, WARP>{});
+    });
+  };
+  if (plan.warp.items > 0) {
+    pick.template operator()<true>(plan.warp.items);
+    l->threads = 32 * kWarpRows;
+    l->rows_per_block = kWarpRows;
+  } else if (plan.split.cluster > 0) {
+    pick.template operator()<false>(plan.split.items);
+    l->threads = plan.split.threads;
+    l->cluster = plan.split.cluster;
+    l->slice = plan.split.slice;
+  }
+  if (!*kernel) return Status::Ok();
+  l->kernel = reinterpret_cast<const void*>(*kernel);
+  return persistent_blocks(*l, rows, blocks);
+}
+
 }  // namespace xpu::ops::softmax_detail::gpu
