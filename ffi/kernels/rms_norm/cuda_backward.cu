@@ -28,13 +28,29 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// Rows group, group + groups, ... of which this CTA holds columns
-// [rank * slice, rank * slice + slice). With ACC, also writes this group's
-// dweight partial (row `group` of `partial`) for those columns.
+// dx for one vector of a row: r * (dy * w - xhat * dot) (+ dh), xhat = x * r.
+template <bool DH, typename T, int VEC>
+__device__ __forceinline__ Vec<T, VEC> dx_vec(const Vec<T, VEC>& x, const Vec<T, VEC>& dy,
+                                              const Vec<T, VEC>& w, const Vec<T, VEC>& dh, float r,
+                                              float dot) {
+  Vec<T, VEC> out;
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) {
+    const float xhat = to_f(x.v[j]) * r;
+    float v = r * (to_f(dy.v[j]) * to_f(w.v[j]) - xhat * dot);
+    if constexpr (DH) v += to_f(dh.v[j]);
+    out.v[j] = from_f<T>(v);
+  }
+  return out;
+}
+
 // 32-bit registers one thread needs to hold its part of one row of x (or dy).
 template <typename T, int VEC, int ITEMS>
 constexpr int kRowRegs = ITEMS * ((VEC * int(sizeof(T)) + 3) / 4);
 
+// Rows group, group + groups, ... of which this CTA holds columns
+// [rank * slice, rank * slice + slice). With ACC, also writes this group's
+// dweight partial (row `group` of `partial`) for those columns.
 template <typename T, int VEC, int ITEMS, bool DH, bool ACC>
 __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1)
     backward_resident(
@@ -118,15 +134,7 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
       if (col < n) {
         Vec<T, VEC> extra;
         if constexpr (DH) extra = load_vec<T, VEC>(dh + row * dh_stride + col);
-        Vec<T, VEC> out;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float xhat = to_f(xv[k].v[j]) * r;
-          float v = r * (to_f(gv[k].v[j]) * to_f(wv[k].v[j]) - xhat * dot);
-          if constexpr (DH) v += to_f(extra.v[j]);
-          out.v[j] = from_f<T>(v);
-        }
-        store_vec<T, VEC>(dx + row * n + col, out);
+        store_vec<T, VEC>(dx + row * n + col, dx_vec<DH>(xv[k], gv[k], wv[k], extra, r, dot));
       }
     }
     if (more) {
@@ -279,15 +287,7 @@ __global__ void __launch_bounds__(kMaxThreads, ITEMS == 1 ? 2 : 1) backward_pipe
       if (col < n) {
         V extra;
         if constexpr (DH) extra = *at(stage, 2, k);
-        V out;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float xhat = to_f(xv[k].v[j]) * r;
-          float v = r * (to_f(gv[k].v[j]) * to_f(wv[k].v[j]) - xhat * dot);
-          if constexpr (DH) v += to_f(extra.v[j]);
-          out.v[j] = from_f<T>(v);
-        }
-        store_vec<T, VEC>(dx + row * n + col, out);
+        store_vec<T, VEC>(dx + row * n + col, dx_vec<DH>(xv[k], gv[k], wv[k], extra, r, dot));
       }
     }
     stage = stage + 1 == STAGES ? 0 : stage + 1;
