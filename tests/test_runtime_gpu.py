@@ -85,6 +85,35 @@ def test_cross_stream_reuse_waits_for_the_freeing_streams_work():
     assert z.ptr == xp  # once A's work is done, B reuses it
 
 
+def test_cross_stream_reuse_without_torch():
+    # The same proof with xpuruntime's own stream-ordered byte fills (no torch on the streams).
+    gc.collect()
+    memory.empty_cache("cuda:0")
+    A, B = xpuruntime.Stream(), xpuruntime.Stream()
+    big = memory.allocate(1 << 30, stream=A, device="cuda:0")
+    x = memory.allocate(14 * MiB, stream=A, device="cuda:0")  # own segment, only block of its size
+    xp = x.ptr
+    for _ in range(100):  # ~70 ms of memsets queued on A
+        big.fill(3)
+    x.fill(1)  # A's last write to x, still queued
+    x.free()  # bound to A while A is busy
+    busy = not A.query()
+    y = memory.allocate(14 * MiB, stream=B, device="cuda:0")
+    if busy:
+        assert y.ptr != xp  # A's work is pending: B must not get the block
+    y.fill(2)
+    B.synchronize()
+    A.synchronize()
+    assert y.count_not_equal(2) == 0  # A's late fill never landed in B's memory
+    y.free()
+    z = memory.allocate(14 * MiB, stream=B, device="cuda:0")
+    assert z.ptr == xp or not busy  # A done: B may reuse the block now
+    z.free()
+    big.free()
+    if not busy:
+        pytest.xfail("stream A was idle before the free: nothing to prove")
+
+
 def test_block_freed_on_a_is_reused_on_a_in_order():
     import torch
     gc.collect()
@@ -221,6 +250,21 @@ def test_dlpack_jax_gpu():
     b = xpuruntime.asarray(src)
     assert b.device.kind == "cuda" and b.ptr == src.unsafe_buffer_pointer()
     assert np.array_equal(np.asarray(b.to("cpu")), np.ones(64, np.float32))
+
+
+def test_dlpack_cupy_gpu():
+    cp = pytest.importorskip("cupy")
+    a = xpuruntime.empty((128,), "float32", device="cuda:0")
+    c = cp.from_dlpack(a)
+    assert c.data.ptr == a.ptr, "cupy copied instead of aliasing"
+    c[...] = cp.arange(128, dtype=cp.float32)
+    cp.cuda.runtime.deviceSynchronize()
+    assert np.array_equal(np.asarray(a.to("cpu")), np.arange(128, dtype=np.float32))
+    src = cp.ones(64, cp.float32)
+    b = xpuruntime.asarray(src)
+    assert b.ptr == src.data.ptr and b.device.kind == "cuda"
+    s = xpuruntime.Stream.from_handle(cp.cuda.get_current_stream())
+    assert s.handle == cp.cuda.get_current_stream().ptr
 
 
 def test_pinned_memory_is_page_locked():

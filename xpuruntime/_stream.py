@@ -36,6 +36,8 @@ def _foreign_handle(obj: Any) -> int | None:
         return int(handle)
     if hasattr(obj, "cuda_stream"):
         return int(obj.cuda_stream)
+    if type(obj).__module__.startswith("cupy") and hasattr(obj, "ptr"):
+        return int(obj.ptr)  # CuPy streams older than the __cuda_stream__ protocol
     return None
 
 
