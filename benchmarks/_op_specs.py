@@ -53,10 +53,13 @@ class Spec:
         # torch.compile's own CUDA graphs would clash with the benchmark's capture.
         self.compiled = torch.compile(self.torch_eager, dynamic=False)
 
-    def make_inputs(self, shape, dtype):
+    def make_inputs(self, shape, dtype, gen):
+        """Random inputs from ``gen``, a CUDA generator of the benchmark's own: a failed
+        CUDA-graph capture can leave torch's default generator unusable."""
         dt = getattr(torch, dtype)
-        return ([torch.randn(shape, device="cuda", dtype=dt) for _ in range(self.n_full)]
-                + [torch.randn(shape[-1:], device="cuda", dtype=dt) for _ in range(self.n_param)])
+        return ([torch.randn(shape, device="cuda", dtype=dt, generator=gen) for _ in range(self.n_full)]
+                + [torch.randn(shape[-1:], device="cuda", dtype=dt, generator=gen)
+                   for _ in range(self.n_param)])
 
     def out_shape(self, shape):
         return shape
@@ -155,9 +158,9 @@ SPECS = {
 class RopeSpec(Spec):
     """x [B, S, H, D] in the given dtype, cos/sin [S, D/2] f32; gradient for x only."""
 
-    def make_inputs(self, shape, dtype):
-        x = torch.randn(shape, device="cuda", dtype=getattr(torch, dtype))
-        angles = torch.rand(shape[1], shape[3] // 2, device="cuda") * 6.3
+    def make_inputs(self, shape, dtype, gen):
+        x = torch.randn(shape, device="cuda", dtype=getattr(torch, dtype), generator=gen)
+        angles = torch.rand(shape[1], shape[3] // 2, device="cuda", generator=gen) * 6.3
         return [x, torch.cos(angles), torch.sin(angles)]
 
     def __post_init__(self):
@@ -168,9 +171,9 @@ class RopeSpec(Spec):
 class CrossEntropySpec(Spec):
     """logits [T, V], labels [T]; scalar mean loss; gradient for logits only."""
 
-    def make_inputs(self, shape, dtype):
-        logits = torch.randn(shape, device="cuda", dtype=getattr(torch, dtype))
-        return [logits, torch.randint(0, shape[1], shape[:1], device="cuda")]
+    def make_inputs(self, shape, dtype, gen):
+        logits = torch.randn(shape, device="cuda", dtype=getattr(torch, dtype), generator=gen)
+        return [logits, torch.randint(0, shape[1], shape[:1], device="cuda", generator=gen)]
 
     def out_shape(self, shape):
         return ()

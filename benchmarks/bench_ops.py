@@ -122,9 +122,11 @@ def run_group(name: str, shape, dtype: str, copy: float) -> tuple[list[dict], li
     # dynamo's per-function recompile limit is never reached across groups.
     torch._dynamo.reset()
     try:
-        inputs = spec.make_inputs(shape, dtype)
+        gen = torch.Generator(device="cuda")
+        gen.manual_seed(0)
+        inputs = spec.make_inputs(shape, dtype, gen)
         dy = torch.randn(spec.out_shape(shape), device="cuda",
-                         dtype=getattr(torch, spec.out_dtype(dtype)))
+                         dtype=getattr(torch, spec.out_dtype(dtype)), generator=gen)
         jin = spec.jax_inputs(inputs)
         jdy = spec.jax_inputs([dy])[0]
     except Exception as e:
