@@ -10,12 +10,21 @@
 #include <utility>
 
 #include "kernels/common/cuda_utils.cuh"
+#include "xpuruntime/status.h"
 
 namespace xpu::cuda {
 
 // Largest grid.x any row kernel launches; kernels loop over the rest (grid-stride),
 // so no shape can exceed the hardware limit (2^31 - 1) or overflow an unsigned.
 inline constexpr int64_t kMaxGrid = int64_t{1} << 20;
+
+// Column indices are int inside the kernels, with headroom for col += threads * VEC:
+// longer rows are refused with an error naming the op (`what`: "elements", "classes").
+inline Status check_row_length(const char* op, int64_t n, const char* what) {
+  if (n > INT32_MAX / 2)
+    return InvalidArgument(op, ": rows of ", n, " ", what, " are too long for the CUDA kernels");
+  return Status::Ok();
+}
 
 inline unsigned grid_for(int64_t blocks) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxGrid));

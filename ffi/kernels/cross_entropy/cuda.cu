@@ -245,16 +245,9 @@ __global__ void __launch_bounds__(kMaxThreads, 3) backward_rows(
   }
 }
 
-Status check_v(int64_t v) {
-  // Column indices are int inside the kernels, with headroom for col += threads * VEC.
-  if (v > INT_MAX / 2)
-    return InvalidArgument(kOp, ": rows of ", v, " classes are too long for the CUDA kernels");
-  return Status::Ok();
-}
-
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_v(p.v));
+  XPU_RETURN_IF_ERROR(cuda::check_row_length(kOp, p.v, "classes"));
   const auto& a = *p.args;
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const bool none = a.reduction == CrossEntropyReduction::kNone;
@@ -287,7 +280,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
 
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_v(p.v));
+  XPU_RETURN_IF_ERROR(cuda::check_row_length(kOp, p.v, "classes"));
   const auto& a = *p.args;
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const Labels labels{a.labels.data, p.labels64, a.ignore_index};

@@ -194,7 +194,7 @@ __global__ void dparam_reduce(const float* __restrict__ partial, int64_t bias_of
 
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_row_length(p.n));
+  XPU_RETURN_IF_ERROR(cuda::check_row_length(kOp, p.n, "elements"));
   const auto& a = *p.args;
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const T* dy = a.dy.as<T>();

@@ -18,15 +18,6 @@ inline constexpr const char* kOp = "layer_norm";
 inline constexpr int kMaxThreads = cuda::kMaxRowThreads;
 inline constexpr int kReferenceThreads = 256;
 
-// Column indices are int and step past the row end by at most one block of vectors.
-inline constexpr int64_t kMaxRowLength = INT_MAX - int64_t{kMaxThreads} * 16;
-
-inline Status check_row_length(int64_t n) {
-  if (n > kMaxRowLength)
-    return InvalidArgument(kOp, ": rows of ", n, " elements are longer than the CUDA kernels "
-                           "support (", kMaxRowLength, ")");
-  return Status::Ok();
-}
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx);

@@ -236,7 +236,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_reference(
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_row_length(p.n));
+  XPU_RETURN_IF_ERROR(cuda::check_row_length(kOp, p.n, "elements"));
   const auto& a = *p.args;
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const T* x = a.x.as<T>();

@@ -168,16 +168,9 @@ __global__ void forward_reference(const T* __restrict__ x, int64_t x_stride, T* 
 
 }  // namespace
 
-Status check_n(int64_t n) {
-  // Column indices are int inside the kernels, with headroom for col += threads * VEC.
-  if (n > INT_MAX / 2)
-    return InvalidArgument(kOp, ": rows of ", n, " elements are too long for the CUDA kernels");
-  return Status::Ok();
-}
-
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_n(p.n));
+  XPU_RETURN_IF_ERROR(cuda::check_row_length(kOp, p.n, "elements"));
   const auto& a = *p.args;
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const T* x = a.x.as<T>();

@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_looped(
 
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx) {
-  XPU_RETURN_IF_ERROR(check_n(p.n));
+  XPU_RETURN_IF_ERROR(cuda::check_row_length(kOp, p.n, "elements"));
   const auto& a = *p.args;
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const T* dy = a.dy.as<T>();

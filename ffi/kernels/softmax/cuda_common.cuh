@@ -55,7 +55,6 @@ constexpr int min_blocks(int data_regs) {
 // (host side, for the shape rules).
 inline int elems_for_regs(int regs, int vec) { return vec == 1 ? regs : regs / 4 * vec; }
 
-Status check_n(int64_t n);
 
 // ---- device: the (max, sum) pair ------------------------------------------------------------
 
