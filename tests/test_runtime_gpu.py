@@ -23,13 +23,18 @@ _BUSY = {}
 
 def keep_busy(copies: int = 200) -> None:
     """Queues ~0.1 s of memory traffic on torch's current stream (1 GiB copies at
-    ~3 TB/s), so the work queued after it is still pending on the host's next
-    calls. (After torch.cuda._sleep of 1 s on the stream, the H100 run under torch
-    2.11 found the stream idle at the next query; plain copies are dependable.)"""
+    ~3 TB/s), so the work queued after it is still pending on the host's next calls.
+    A kernel's first launch loads its module (CUDA lazy loading), which can wait for
+    the whole device: the H100 showed a first ``fill_`` taking 9.6 ms of host time and
+    leaving every stream idle. So the first call launches the float32 fill and copy
+    kernels the tests use and waits, before queueing anything that must stay pending."""
     import torch
     if not _BUSY:
         _BUSY["src"] = torch.empty(1 << 28, device="cuda")
         _BUSY["dst"] = torch.empty_like(_BUSY["src"])
+        _BUSY["src"].fill_(1.0)
+        _BUSY["dst"].copy_(_BUSY["src"])
+        torch.cuda.synchronize()
     for _ in range(copies // 2):
         _BUSY["dst"].copy_(_BUSY["src"])
         _BUSY["src"].copy_(_BUSY["dst"])
@@ -54,24 +59,33 @@ def test_devices_report_cuda_facts():
 
 
 def test_cross_stream_reuse_waits_for_the_freeing_streams_work():
+    import time
     import torch
     gc.collect()
     memory.empty_cache("cuda:0")  # no cached block of the test's size may interfere
     A, B = xpuruntime.Stream(), xpuruntime.Stream()
+    trace = []  # (step, host ms, A busy after it): says where A went idle, if it does
+
+    def step(name, f=lambda: None):
+        t = time.perf_counter()
+        f()
+        trace.append(f"{name} {1e3 * (time.perf_counter() - t):.1f} ms busy={not A.query()}")
+
     n = 16 * MiB // 4  # above 10 MiB: an own segment, the only block of its size
     x = xpuruntime.empty((n,), "float32", device="cuda:0", stream=A)
     xp = x.ptr
     tx = torch.from_dlpack(x)
     with torch.cuda.stream(torch.cuda.ExternalStream(A.handle)):
-        keep_busy()
-        tx.fill_(1.0)  # still queued on A when the block is freed below
-    del tx, x  # freed on A (its allocation stream), while A is busy
-    if A.query():
-        # Seen on the H100 (torch 2.11): after xpuruntime.empty + torch.from_dlpack, torch
-        # work queued on A through ExternalStream is already done at this query (the host
-        # waited somewhere); scripts/gpu-diag-streams shows it step by step. Not understood
-        # yet; without pending work on A the rest of this test would prove nothing.
-        pytest.xfail("stream A went idle before the free: nothing left to prove (see comment)")
+        step("keep_busy", keep_busy)
+        step("fill", lambda: tx.fill_(1.0))  # still queued on A when the block is freed below
+    del tx
+    step("del tx")
+    del x  # freed on A (its allocation stream), while A is busy
+    step("del x")
+    if not trace[-1].endswith("busy=True"):
+        # Seen on the H100 before keep_busy warmed up the kernels (a first fill_'s lazy
+        # module load waited for A). Without pending work on A the rest proves nothing.
+        pytest.xfail("stream A went idle before the free: " + "; ".join(trace))
     y = xpuruntime.empty((n,), "float32", device="cuda:0", stream=B)
     assert y.ptr != xp  # A's work is pending: B must not get the block
     ty = torch.from_dlpack(y)
@@ -105,10 +119,11 @@ def test_cross_stream_reuse_without_torch():
     B.synchronize()
     A.synchronize()
     assert y.count_not_equal(2) == 0  # A's late fill never landed in B's memory
-    y.free()
+    # y stays live: freed on B, its block would be B's own best fit for z.
     z = memory.allocate(14 * MiB, stream=B, device="cuda:0")
     assert z.ptr == xp or not busy  # A done: B may reuse the block now
     z.free()
+    y.free()
     big.free()
     if not busy:
         pytest.xfail("stream A was idle before the free: nothing to prove")
