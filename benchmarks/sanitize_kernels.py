@@ -8,8 +8,9 @@ import torch
 from xpuruntime import ops
 
 # Shapes reaching every launch path: register-resident (vectorized and scalar),
-# looped long rows, fused and unfused backward, tiny rows.
-SHAPES = [(3, 1), (5, 33), (4, 4096), (3, 4097), (2, 70000), (2, 20000)]
+# looped long rows, fused and unfused backward, tiny rows; (2048, 256) gives the
+# persistent kernels several rows a group (their prefetch and cp.async ring wrap).
+SHAPES = [(3, 1), (5, 33), (4, 4096), (3, 4097), (2, 70000), (2, 20000), (2048, 256)]
 
 
 def main() -> None:

@@ -72,24 +72,49 @@ class RowSum {
   int parity_ = 0;
 };
 
+// Calls body(row, buf, parity) for rows first, first + step, ... < rows, with
+// `buf` filled by load(row, buf). The next row's loads are issued before the
+// body of the current one runs, so they are in flight through its reductions,
+// barriers and stores (one row ahead; the buffer is held twice). `parity`
+// alternates per row (cluster_reduce's slots). The row sequence depends only on
+// (first, step), so every thread that must meet in a barrier walks it alike.
+template <typename Buf, typename Load, typename Body>
+__device__ __forceinline__ void walk_rows(int64_t first, int64_t rows, int64_t step, Load load,
+                                          Body body) {
+  Buf cur;
+  if (first < rows) load(first, cur);
+  int parity = 0;
+#pragma unroll 1
+  for (int64_t row = first; row < rows; row += step, parity ^= 1) {
+    const bool more = row + step < rows;
+    Buf next;
+    if (more) load(row + step, next);
+    body(row, cur, parity);
+    if (more) cur = next;
+  }
+}
+
 // ---- host ----------------------------------------------------------------------------------
 
 // kernel<<<clusters * s.cluster, s.threads>>> in clusters of s.cluster CTAs, one
-// cluster per row (rows past kMaxGrid: the kernel walks them grid-stride).
+// cluster per row (rows past kMaxGrid: the kernel walks them grid-stride), or,
+// with `persistent`, only as many clusters as are resident on the device at once
+// (kernels that walk their rows with walk_rows, loading one row ahead).
 // *launched is false, and nothing is launched, when not even one cluster of this
 // shape fits on the device (the caller falls back to its looped kernel).
 template <typename... P, typename... A>
-Status launch_split_rows(void (*kernel)(P...), const SplitShape& s, int64_t rows,
+Status launch_split_rows(void (*kernel)(P...), const SplitShape& s, int64_t rows, bool persistent,
                          cudaStream_t stream, const char* op, const char* what, bool* launched,
                          A&&... args) {
   *launched = false;
-  if (s.cluster > 1) {
+  int64_t clusters = std::min<int64_t>(rows, kMaxGrid);
+  if (s.cluster > 1 || persistent) {
     int resident = 0;
     XPU_RETURN_IF_ERROR(
         resident_count(reinterpret_cast<const void*>(kernel), s.threads, s.cluster, &resident));
     if (resident <= 0) return Status::Ok();
+    if (persistent) clusters = std::min<int64_t>(clusters, resident);
   }
-  const int64_t clusters = std::min<int64_t>(rows, kMaxGrid);
   XPU_RETURN_IF_ERROR(cuda_status(
       launch_clustered(kernel, static_cast<unsigned>(clusters * s.cluster), s.threads, s.cluster,
                        stream, static_cast<A&&>(args)...),

@@ -1,13 +1,17 @@
 // layer_norm backward on CUDA, and the registration of both directions
 // (forward: cuda_forward.cu).
-// fast / deterministic: the row in registers with per-block dweight/dbias
+// fast / deterministic: 16-byte rows take the persistent, cluster-split,
+//   cp.async-pipelined kernel shared with rms_norm (fused_norm_backward in
+//   kernels/common/norm_backward.cuh: one read of x and dy for dx and the
+//   dweight/dbias partials). Other rows: v1, the row in registers with per-block
 //   partials in registers (fused) when they fit, else per-row dx kernels plus a
-//   column kernel for the partials; a second, fixed-order kernel reduces the
-//   partials across row groups (no atomics, so `fast` is also deterministic).
+//   column kernel for the partials. A fixed-order kernel (param_reduce) then sums
+//   the partials across row groups (no atomics, so `fast` is also deterministic).
 // reference: plain scalar loops re-reading the row from memory.
 // Rows are walked grid-stride, so any row count launches within grid limits.
 #include <algorithm>
 
+#include "kernels/common/norm_backward.cuh"
 #include "kernels/layer_norm/cuda_common.cuh"
 
 namespace xpu::ops::layer_norm_detail {
@@ -175,21 +179,6 @@ __global__ void dparam_partials(const T* __restrict__ dy, int64_t dy_stride,
   partial[bias_offset + int64_t(blockIdx.y) * n + col] = accb;
 }
 
-// dweight[c] and dbias[c]: sums over groups of the partials, in group order.
-template <typename T>
-__global__ void dparam_reduce(const float* __restrict__ partial, int64_t bias_offset,
-                              int64_t groups, int n, T* __restrict__ dw, T* __restrict__ db) {
-  const int col = blockIdx.x * blockDim.x + threadIdx.x;
-  if (col >= n) return;
-  float accw = 0.f, accb = 0.f;
-  for (int64_t g = 0; g < groups; ++g) {
-    accw += partial[g * n + col];
-    accb += partial[bias_offset + g * n + col];
-  }
-  dw[col] = from_f<T>(accw);
-  db[col] = from_f<T>(accb);
-}
-
 // ---- launches (shapes from kernels/common/launch.cuh) ---------------------------------------
 
 template <typename T>
@@ -211,47 +200,56 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   const int vec = reference ? 1
                             : vector_width<T>(p.n, {{dy, p.dy_stride}, {x, p.x_stride}, {w, 0},
                                                     {dx, p.n}});
-  // Fused when the dweight and dbias accumulators fit in registers.
-  const Shape fused = reference ? Shape{0, 0} : resident_shape(p.n, vec, kFusedElems);
-  int64_t groups = p.row_groups;
-  if (p.rows > 0) {
-    if (fused.items > 0) {
-      // One block per row group: groups <= rows, so every block owns at least one row.
-      const dim3 grid(static_cast<unsigned>(groups));
-      auto launch = [&]<int V, int I>() {
-        backward_resident<T, V, I, true><<<grid, fused.threads, 0, stream>>>(
-            dy, p.dy_stride, x, p.x_stride, w, mean, rstd, dx, partial, bias_offset, p.rows, n);
-      };
-      with_vec_items<kVec, kFusedElems>(vec, fused.items, launch);
-    } else {
-      const dim3 grid(static_cast<unsigned>(std::min(p.rows, kMaxRowBlocks)));
-      const Shape s = reference ? Shape{0, 0} : resident_shape(p.n, vec, kUnfusedElems);
-      if (s.items > 0) {
-        auto launch = [&]<int V, int I>() {
-          backward_resident<T, V, I, false><<<grid, s.threads, 0, stream>>>(
-              dy, p.dy_stride, x, p.x_stride, w, mean, rstd, dx, nullptr, 0, p.rows, n);
-        };
-        with_vec_items<kVec, kUnfusedElems>(vec, s.items, launch);
-      } else {
-        const int threads = reference ? kReferenceThreads : looped_threads(p.n, vec);
-        auto launch = [&]<int V, int>() {
-          backward_looped<T, V><<<grid, threads, 0, stream>>>(dy, p.dy_stride, x, p.x_stride, w,
-                                                              mean, rstd, dx, p.rows, n);
-        };
-        with_vec_items<kVec, 16>(vec, 1, launch);
-      }
-      const dim3 pgrid(static_cast<unsigned>((n + kColumnThreads - 1) / kColumnThreads),
-                       static_cast<unsigned>(groups));
-      dparam_partials<T><<<pgrid, kColumnThreads, 0, stream>>>(
-          dy, p.dy_stride, x, p.x_stride, mean, rstd, partial, bias_offset, p.rows, n);
-    }
-  } else {
-    groups = 0;  // no rows: dweight and dbias are zero
+  auto reduce = [&](int64_t groups) {
+    return cuda::launch_param_reduce<T>(partial, bias_offset, groups, n, a.dweight.as<T>(),
+                                        a.dbias.as<T>(), stream, kOp);
+  };
+  if (p.rows == 0) return reduce(0);  // no rows: dweight and dbias are zero
+
+  if (!reference) {
+    // 16-byte rows: the pipelined kernel shared with rms_norm (kernels/common/norm_backward.cuh).
+    int64_t groups = 0;
+    const cuda::NormBackwardArgs<T> args{dy, p.dy_stride, x, p.x_stride, w, mean, rstd, nullptr,
+                                         0, dx, partial, bias_offset, p.rows, n, 0, 0};
+    XPU_RETURN_IF_ERROR(
+        cuda::launch_fused_norm_backward<true>(args, vec, p.row_groups, stream, kOp, &groups));
+    if (groups > 0) return reduce(groups);
   }
-  dparam_reduce<T><<<static_cast<unsigned>((n + kColumnThreads - 1) / kColumnThreads),
-                     kColumnThreads, 0, stream>>>(partial, bias_offset, groups, n,
-                                                  a.dweight.as<T>(), a.dbias.as<T>());
-  return cuda::launch_status(kOp);
+  // Fused (v1) when the dweight and dbias accumulators fit in registers.
+  const Shape fused = reference ? Shape{0, 0} : resident_shape(p.n, vec, kFusedElems);
+  if (fused.items > 0) {
+    // One block per row group: groups <= rows, so every block owns at least one row.
+    const dim3 grid(static_cast<unsigned>(p.row_groups));
+    auto launch = [&]<int V, int I>() {
+      backward_resident<T, V, I, true><<<grid, fused.threads, 0, stream>>>(
+          dy, p.dy_stride, x, p.x_stride, w, mean, rstd, dx, partial, bias_offset, p.rows, n);
+    };
+    with_vec_items<kVec, kFusedElems>(vec, fused.items, launch);
+  } else {
+    const dim3 grid(static_cast<unsigned>(std::min(p.rows, kMaxRowBlocks)));
+    const Shape s = reference ? Shape{0, 0} : resident_shape(p.n, vec, kUnfusedElems);
+    if (s.items > 0) {
+      auto launch = [&]<int V, int I>() {
+        backward_resident<T, V, I, false><<<grid, s.threads, 0, stream>>>(
+            dy, p.dy_stride, x, p.x_stride, w, mean, rstd, dx, nullptr, 0, p.rows, n);
+      };
+      with_vec_items<kVec, kUnfusedElems>(vec, s.items, launch);
+    } else {
+      const int threads = reference ? kReferenceThreads : looped_threads(p.n, vec);
+      auto launch = [&]<int V, int>() {
+        backward_looped<T, V><<<grid, threads, 0, stream>>>(dy, p.dy_stride, x, p.x_stride, w,
+                                                            mean, rstd, dx, p.rows, n);
+      };
+      with_vec_items<kVec, 16>(vec, 1, launch);
+    }
+    XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+    const dim3 pgrid(static_cast<unsigned>((n + kColumnThreads - 1) / kColumnThreads),
+                     static_cast<unsigned>(p.row_groups));
+    dparam_partials<T><<<pgrid, kColumnThreads, 0, stream>>>(
+        dy, p.dy_stride, x, p.x_stride, mean, rstd, partial, bias_offset, p.rows, n);
+  }
+  XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+  return reduce(p.row_groups);
 }
 
 }  // namespace

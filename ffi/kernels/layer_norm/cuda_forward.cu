@@ -13,6 +13,7 @@
 // reference: plain scalar loops re-reading the row (a mean, a variance and an
 //   output pass).
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/layer_norm/cuda_common.cuh"
 
@@ -30,35 +31,38 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// Elements a thread holds in registers per CTA slice: rms_norm's forward budget
-// (x only: 16 registers at 32 bf16 elements; w and b are streamed at the output),
-// and v1's 8 for scalar rows, where each element takes a register of its own;
-// 4 for f32 scalar rows (ptxas spilled 20 bytes at 8).
-constexpr int kForwardElems = 32;
+// Elements a thread holds in registers per CTA slice, per row copy (the kernel
+// holds two: the current row and the next one, loaded ahead): 16 at 16-byte
+// vectors (8 registers of 16-bit data, twice), and v1's 8 for scalar rows,
+// where each element takes a register of its own; 4 for f32 scalar rows (ptxas
+// spilled 20 bytes at 8).
+constexpr int kForwardElems = 16;
 template <typename T>
 constexpr int kForwardScalarElems = sizeof(T) == 4 ? 4 : 8;
 
 // Blocks of 512 per SM that the register cap must allow (__launch_bounds__'s
-// second argument): short rows are latency-bound and live on occupancy.
-// Unconstrained, ptxas gave bf16 8x1 40 registers and 8x2 55 (3 and 2 blocks per
-// SM; rms_norm's kernel: 32 and 40), and asking 4 blocks of bf16 8x1 spilled 18
-// bytes. Chosen per (dtype width, elements a thread) from ptxas -v, sm_90, all
-// without spills: f32 <= 8 elements: 4 (32 registers); f32 16: 2; f32 32: 1
-// (80-90); 16-bit <= 16 elements: 3 (<= 40); 16-bit 32: 2 (<= 64; an explicit 1
-// let ptxas take 80 for bf16, one block per SM). Scalar rows (VEC 1, off the hot
-// path): 1, since 16-bit scalars spilled 4-28 bytes at 40 registers.
+// second argument), from the registers both row copies take (d): the most that
+// compile without spills (ptxas -v, sm_90): d <= 8: f32 4 blocks (32 registers),
+// bf16 3 (40), f16 2 (at 40 it spilled 8 bytes); d <= 16: 2 (64; at 40 bf16
+// spilled 56 bytes, at 32 f32 spilled 32); more: 1. Scalar rows (VEC 1, off the
+// hot path): 1, since 16-bit scalars spilled 4-28 bytes at 40 registers.
 template <typename T, int VEC, int ITEMS>
-constexpr int kForwardMinBlocks = VEC == 1 ? 1
-                                  : sizeof(T) == 4 ? (VEC * ITEMS <= 8    ? 4
-                                                    : VEC * ITEMS <= 16 ? 2
-                                                                        : 1)
-                                                 : (VEC * ITEMS <= 16 ? 3 : 2);
+constexpr int forward_min_blocks() {
+  if (VEC == 1) return 1;
+  const int d = 2 * ITEMS * VEC * static_cast<int>(sizeof(T)) / 4;
+  if (d <= 8) return sizeof(T) == 4 ? 4 : std::is_same_v<T, __nv_bfloat16> ? 3 : 2;
+  return d <= 16 ? 2 : 1;
+}
+template <typename T, int VEC, int ITEMS>
+constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 
 // Blocks of the looped and reference kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
 
-// Rows (grid-stride over clusters) of which this CTA holds columns
-// [rank * slice, rank * slice + slice); csize 1 is the one-CTA-per-row kernel.
+// Rows group, group + groups, ... (a persistent grid of clusters) of which this
+// CTA holds columns [rank * slice, rank * slice + slice); csize 1: one CTA a row.
+// The next row's loads are issued before the current row reduces (walk_rows), so
+// they are in flight through its two reductions and its stores.
 template <typename T, int VEC, int ITEMS>
 __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
@@ -70,16 +74,17 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   const RowSlice s = cuda::row_slice<VEC>(rank, slice);
   RowSum row_sum(scratch, slot, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
-  const int64_t step = gridDim.x / csize;
-  for (int64_t row = blockIdx.x / csize; row < rows; row += step) {
+  struct Row {
     Vec<T, VEC> v[ITEMS];
-    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, s, n);
+  };
+  auto load = [&](int64_t row, Row& r) { cuda::load_row<T, VEC, ITEMS>(r.v, x + row * x_stride, s, n); };
+  auto body = [&](int64_t row, const Row& r, int) {
     float sum = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       if (s.col(k) < n) {
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) sum += to_f(v[k].v[j]);
+        for (int j = 0; j < VEC; ++j) sum += to_f(r.v[k].v[j]);
       }
     }
     const float mean = row_sum(sum) * inv_n;
@@ -90,7 +95,7 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
       if (s.col(k) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float d = to_f(v[k].v[j]) - mean;
+          const float d = to_f(r.v[k].v[j]) - mean;
           sq += d * d;
         }
       }
@@ -109,11 +114,12 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
         Vec<T, VEC> out;
 #pragma unroll
         for (int j = 0; j < VEC; ++j)
-          out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+          out.v[j] = from_f<T>((to_f(r.v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
         store_vec<T, VEC>(y + row * n + col, out);
       }
     }
-  }
+  };
+  cuda::walk_rows<Row>(blockIdx.x / csize, rows, gridDim.x / csize, load, body);
   // Peers may still read this CTA's last DSMEM slot.
   cluster_exit(csize);
 }
@@ -270,7 +276,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   }
   if (kernel) {
     bool launched = false;
-    XPU_RETURN_IF_ERROR(cuda::launch_split_rows(kernel, s, p.rows, stream, kOp, "forward launch",
+    XPU_RETURN_IF_ERROR(cuda::launch_split_rows(kernel, s, p.rows, /*persistent=*/true, stream, kOp, "forward launch",
                                                 &launched, x, p.x_stride, w, b, y, mean, rstd,
                                                 p.rows, n, s.slice, s.cluster, a.eps));
     if (launched) return Status::Ok();

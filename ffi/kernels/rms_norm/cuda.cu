@@ -139,7 +139,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     if (kernel) {
       bool launched = false;
       XPU_RETURN_IF_ERROR(cuda::launch_split_rows(
-          kernel, s, p.rows, stream, kOp, "forward launch", &launched, x, p.x_stride, res,
+          kernel, s, p.rows, /*persistent=*/false, stream, kOp, "forward launch", &launched, x, p.x_stride, res,
           res ? p.residual_stride : int64_t{0}, w, y, h, rstd, p.rows, n, s.slice, s.cluster,
           a.eps));
       if (launched) return Status::Ok();

@@ -3,16 +3,18 @@
 //   cluster of 1-8 CTAs that split a row's columns. Every CTA keeps x, dy and
 //   an f32 dweight accumulator for its slice in registers and gets ahead of the
 //   current row: 16-byte rows copy the next 1-3 rows of the group into a
-//   shared-memory ring (cp.async, backward_pipelined, v2.1), scalar rows load the
-//   next row into registers (backward_resident). The row's dot product comes
-//   from block_sum + cluster_sum (DSMEM, rank order). One read of x and dy
+//   shared-memory ring (cp.async; fused_norm_backward in
+//   kernels/common/norm_backward.cuh, shared with layer_norm), scalar rows load
+//   the next row into registers (backward_resident, here). The row's dot product
+//   comes from block_sum + cluster_sum (DSMEM, rank order). One read of x and dy
 //   gives both dx and the dweight partials; G x N partials are then summed in
-//   group order by dweight_reduce. No atomics, so `fast` is also deterministic.
+//   group order by param_reduce. No atomics, so `fast` is also deterministic.
 //   G = the clusters that fit on the device at once, so no group waits for a
 //   second wave.
 // Longer rows (past 8 CTAs' worth, 65536 elements when 16-byte aligned), devices
 //   without clusters, and reference: a dx kernel (row in registers, or looped)
 //   plus a column-wise dweight-partials kernel that re-reads x and dy.
+#include "kernels/common/norm_backward.cuh"
 #include "kernels/rms_norm/cuda_common.cuh"
 
 namespace xpu::ops::rms_norm_detail::gpu {
@@ -27,22 +29,6 @@ using cuda::load_vec;
 using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
-
-// dx for one vector of a row: r * (dy * w - xhat * dot) (+ dh), xhat = x * r.
-template <bool DH, typename T, int VEC>
-__device__ __forceinline__ Vec<T, VEC> dx_vec(const Vec<T, VEC>& x, const Vec<T, VEC>& dy,
-                                              const Vec<T, VEC>& w, const Vec<T, VEC>& dh, float r,
-                                              float dot) {
-  Vec<T, VEC> out;
-#pragma unroll
-  for (int j = 0; j < VEC; ++j) {
-    const float xhat = to_f(x.v[j]) * r;
-    float v = r * (to_f(dy.v[j]) * to_f(w.v[j]) - xhat * dot);
-    if constexpr (DH) v += to_f(dh.v[j]);
-    out.v[j] = from_f<T>(v);
-  }
-  return out;
-}
 
 // 32-bit registers one thread needs to hold its part of one row of x (or dy).
 template <typename T, int VEC, int ITEMS>
@@ -134,7 +120,7 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
       if (col < n) {
         Vec<T, VEC> extra;
         if constexpr (DH) extra = load_vec<T, VEC>(dh + row * dh_stride + col);
-        store_vec<T, VEC>(dx + row * n + col, dx_vec<DH>(xv[k], gv[k], wv[k], extra, r, dot));
+        store_vec<T, VEC>(dx + row * n + col, cuda::norm_dx_vec<false, DH>(xv[k], gv[k], wv[k], extra, {0.f, r, 0.f, dot}));
       }
     }
     if (more) {
@@ -155,151 +141,6 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
 #pragma unroll
         for (int j = 0; j < VEC; ++j) partial[group * n + col + j] = acc[k][j];
       }
-    }
-  }
-}
-
-// 16-byte global -> shared copies that bypass registers (cp.async, sm_80+): the
-// rows a group reads ahead wait in shared memory, not in registers, so the
-// bytes in flight no longer cost occupancy.
-__device__ __forceinline__ void copy16_async(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void copy_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-// Waits until at most N of this thread's committed groups are still pending.
-template <int N>
-__device__ __forceinline__ void copy_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-// Tensors a fused pipelined row streams (x, dy, and dh when present) and the
-// ring depth: the most stages (<= 4) of 512-thread rows that fit 192 KiB, so
-// that with one item a thread two CTAs (2 x 64-96 KiB) still share an SM.
-template <int ITEMS, bool DH>
-constexpr int kPipeTensors = DH ? 3 : 2;
-template <int ITEMS, bool DH>
-constexpr int kPipeStageBytes = kPipeTensors<ITEMS, DH> * ITEMS * kMaxThreads * 16;
-template <int ITEMS, bool DH>
-constexpr int kPipeStages = (196608 / kPipeStageBytes<ITEMS, DH>) < 2 ? 2
-                            : (196608 / kPipeStageBytes<ITEMS, DH>) > 4
-                                ? 4
-                                : (196608 / kPipeStageBytes<ITEMS, DH>);
-
-// Fused backward for 16-byte-aligned rows (v2.1): as backward_resident<..., ACC>,
-// but the rows of the group STAGES - 1 ahead are copied into a shared-memory ring
-// (cp.async) while the current one reduces and stores. Each thread copies and
-// later reads only its own 16-byte slots, so its own wait_group orders them (no
-// block barrier for the ring); a slot is refilled one iteration after it was
-// read, behind that iteration's block_sum barrier. Registers hold only the
-// current row, so one-item rows (<= 4096 bf16 columns a CTA) fit two CTAs an SM.
-template <typename T, int ITEMS, bool DH>
-__global__ void __launch_bounds__(kMaxThreads, ITEMS == 1 ? 2 : 1) backward_pipelined(
-    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ x, int64_t x_stride,
-    const T* __restrict__ w, const float* __restrict__ rstd, const T* __restrict__ dh,
-    int64_t dh_stride, T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int n,
-    int slice, int csize) {
-  constexpr int VEC = 16 / sizeof(T);
-  constexpr int NT = kPipeTensors<ITEMS, DH>;
-  constexpr int STAGES = kPipeStages<ITEMS, DH>;
-  using V = Vec<T, VEC>;
-  extern __shared__ __align__(16) unsigned char pipe_smem[];
-  V* const ring = reinterpret_cast<V*>(pipe_smem);
-  __shared__ float scratch[32];
-  __shared__ float slot[2];
-  const int rank = cluster_rank(csize);
-  const int first = rank * slice + static_cast<int>(threadIdx.x) * VEC;
-  const int stride = static_cast<int>(blockDim.x) * VEC;
-  const int64_t group = blockIdx.x / csize, groups = gridDim.x / csize;
-  const float inv_n = __frcp_rn(static_cast<float>(n));
-  const int nthreads = static_cast<int>(blockDim.x);
-  // This thread's slot for (stage, tensor, item): consecutive threads, consecutive
-  // 16-byte words (no bank conflicts).
-  auto at = [&](int stage, int t, int k) {
-    return ring + ((stage * NT + t) * ITEMS + k) * nthreads + static_cast<int>(threadIdx.x);
-  };
-  // Copies row `row` (if any) into `stage`; always commits one group, so that the
-  // wait below counts rows.
-  auto issue = [&](int64_t row, int stage) {
-    if (row < rows) {
-#pragma unroll
-      for (int k = 0; k < ITEMS; ++k) {
-        const int col = first + k * stride;
-        if (col < n) {
-          copy16_async(at(stage, 0, k), x + row * x_stride + col);
-          copy16_async(at(stage, 1, k), dy + row * dy_stride + col);
-          if constexpr (DH) copy16_async(at(stage, 2, k), dh + row * dh_stride + col);
-        }
-      }
-    }
-    copy_commit();
-  };
-
-  float acc[ITEMS][VEC];
-  V wv[ITEMS];
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
-    if (col < n) wv[k] = load_vec<T, VEC>(w + col);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) acc[k][j] = 0.f;
-  }
-  // rstd of the rows in the ring, oldest first (plain loads, used STAGES - 1 rows later).
-  float rq[STAGES];
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    const int64_t row = group + s * groups;
-    issue(row, s);
-    rq[s] = row < rows ? rstd[row] : 0.f;
-  }
-  int stage = 0, parity = 0;
-#pragma unroll 1
-  for (int64_t row = group; row < rows; row += groups, parity ^= 1) {
-    const int64_t ahead = row + (STAGES - 1) * groups;
-    issue(ahead, stage == 0 ? STAGES - 1 : stage - 1);  // the stage read last iteration
-    rq[STAGES - 1] = ahead < rows ? rstd[ahead] : 0.f;
-    const float r = rq[0];
-#pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) rq[s] = rq[s + 1];
-    copy_wait<STAGES - 1>();  // this row's group has landed
-
-    V xv[ITEMS], gv[ITEMS];
-    float dot = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      if (first + k * stride < n) {
-        xv[k] = *at(stage, 0, k);
-        gv[k] = *at(stage, 1, k);
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float xhat = to_f(xv[k].v[j]) * r, g = to_f(gv[k].v[j]);
-          dot += g * to_f(wv[k].v[j]) * xhat;
-          acc[k][j] += g * xhat;
-        }
-      }
-    }
-    dot = cluster_sum(block_sum(dot, scratch), slot, parity, csize) * inv_n;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = first + k * stride;
-      if (col < n) {
-        V extra;
-        if constexpr (DH) extra = *at(stage, 2, k);
-        store_vec<T, VEC>(dx + row * n + col, dx_vec<DH>(xv[k], gv[k], wv[k], extra, r, dot));
-      }
-    }
-    stage = stage + 1 == STAGES ? 0 : stage + 1;
-  }
-  copy_wait<0>();  // only empty groups remain; nothing may be left in flight at exit
-  cluster_exit(csize);
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
-    if (col < n) {
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) partial[group * n + col + j] = acc[k][j];
     }
   }
 }
@@ -351,32 +192,6 @@ __global__ void dweight_partials(const T* __restrict__ dy, int64_t dy_stride,
   partial[int64_t(blockIdx.y) * n + col] = acc;
 }
 
-// dweight[c] = sum over groups of partial[g, c] in a fixed order: lane y of a
-// block sums groups y, y + kLanes, ... in order, then the lanes' sums are added
-// in y order. kLanes-way parallel over groups so that hundreds of partial rows
-// stream at full bandwidth instead of one dependent chain per column.
-constexpr int kReduceCols = 32, kReduceLanes = 16;
-
-template <typename T>
-__global__ void __launch_bounds__(kReduceCols * kReduceLanes) dweight_reduce(
-    const float* __restrict__ partial, int64_t groups, int n, T* __restrict__ dw) {
-  __shared__ float lane_sum[kReduceLanes][kReduceCols + 1];
-  const int col = blockIdx.x * kReduceCols + threadIdx.x;
-  float acc = 0.f;
-  if (col < n) {
-#pragma unroll 4
-    for (int64_t g = threadIdx.y; g < groups; g += kReduceLanes) acc += partial[g * n + col];
-  }
-  lane_sum[threadIdx.y][threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.y == 0 && col < n) {
-    float s = 0.f;
-#pragma unroll
-    for (int y = 0; y < kReduceLanes; ++y) s += lane_sum[y][threadIdx.x];
-    dw[col] = from_f<T>(s);
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -397,56 +212,49 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   const int vec = reference ? 1
                             : cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {x, p.x_stride},
                                                           {w, 0}, {dx, p.n}, {dh, p.dh_stride}});
-  using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, const float*, const T*,
-                          int64_t, T*, float*, int64_t, int, int, int);
   auto reduce = [&](int64_t groups) {
-    const dim3 block(kReduceCols, kReduceLanes);
-    const unsigned blocks = static_cast<unsigned>((p.n + kReduceCols - 1) / kReduceCols);
-    dweight_reduce<T><<<blocks, block, 0, stream>>>(partial, groups, n, a.dweight.as<T>());
-    return cuda::launch_status(kOp);
+    return cuda::launch_param_reduce<T>(partial, 0, groups, n, a.dweight.as<T>(), nullptr, stream,
+                                        kOp);
   };
   if (p.rows == 0) return reduce(0);  // no rows: dweight is zero
 
   if (!reference) {
+    // 16-byte rows: the shared pipelined kernel (kernels/common/norm_backward.cuh).
+    int64_t groups = 0;
+    const cuda::NormBackwardArgs<T> args{dy, p.dy_stride, x, p.x_stride, w, nullptr, rstd, dh,
+                                         dh_stride, dx, partial, 0, p.rows, n, 0, 0};
+    XPU_RETURN_IF_ERROR(
+        cuda::launch_fused_norm_backward<false>(args, vec, p.row_groups, stream, kOp, &groups));
+    if (groups > 0) return reduce(groups);
+  }
+  using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, const float*, const T*,
+                          int64_t, T*, float*, int64_t, int, int, int);
+  if (!reference && vec == 1) {
+    // Scalar rows: x and dy in registers, the next row loaded ahead where it fits.
     int max_cluster = 1;
     XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-    // Scalar (vec 1) elements take a register each: 16 of them spill (ptxas).
-    const int max_elems = vec == 1 ? kFusedElems / 2 : kFusedElems;
-    const cuda::SplitShape s = cuda::split_shape(p.n, vec, max_elems, kMaxThreads, max_cluster);
-    Status status = Status::Ok();
+    // Scalar elements take a register each: 16 of them spill (ptxas).
+    const cuda::SplitShape s =
+        cuda::split_shape(p.n, vec, kFusedElems / 2, kMaxThreads, max_cluster);
     Kernel kernel = nullptr;
-    int smem = 0;  // dynamic shared memory: the pipelined kernel's ring
     if (s.cluster > 0) {
-      cuda::with_vec_items<kVec, kFusedElems>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V > 1) {
-          // 16-byte rows: rows ahead wait in shared memory (v2.1).
-          kernel = dh ? &backward_pipelined<T, I, true> : &backward_pipelined<T, I, false>;
-          smem = dh ? kPipeStages<I, true> * kPipeTensors<I, true> * I * s.threads * 16
-                    : kPipeStages<I, false> * kPipeTensors<I, false> * I * s.threads * 16;
-          const int most = dh ? kPipeStages<I, true> * kPipeStageBytes<I, true>
-                              : kPipeStages<I, false> * kPipeStageBytes<I, false>;
-          bool ok = true;
-          status = cuda::allow_dynamic_smem(reinterpret_cast<const void*>(kernel), most, &ok);
-          if (!ok) kernel = nullptr;  // the device's blocks cannot hold the ring: unfused
-        } else if constexpr (I <= kFusedElems / 2) {
+      cuda::with_vec_items<kVec, kFusedElems / 2>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V == 1)
           kernel = dh ? &backward_resident<T, V, I, true, true>
                       : &backward_resident<T, V, I, false, true>;
-        }
       });
-      XPU_RETURN_IF_ERROR(status);
     }
     int resident = 0;
     if (kernel)
       XPU_RETURN_IF_ERROR(cuda::resident_count(reinterpret_cast<const void*>(kernel), s.threads,
-                                               s.cluster, &resident, smem));
+                                               s.cluster, &resident));
     if (resident > 0) {
       // Persistent: at most the clusters resident at once (and the workspace's rows).
       const int64_t groups = std::min<int64_t>({p.row_groups, p.rows, resident});
       XPU_RETURN_IF_ERROR(cuda::cuda_status(
-          cuda::launch_clustered_smem(kernel, static_cast<unsigned>(groups * s.cluster),
-                                      s.threads, s.cluster, smem, stream, dy, p.dy_stride, x,
-                                      p.x_stride, w, rstd, dh, dh_stride, dx, partial, p.rows, n,
-                                      s.slice, s.cluster),
+          cuda::launch_clustered(kernel, static_cast<unsigned>(groups * s.cluster), s.threads,
+                                 s.cluster, stream, dy, p.dy_stride, x, p.x_stride, w, rstd, dh,
+                                 dh_stride, dx, partial, p.rows, n, s.slice, s.cluster),
           kOp, "backward launch"));
       return reduce(groups);
     }

@@ -8,6 +8,7 @@
 #include <climits>
 
 #include "kernels/common/cluster.cuh"
+#include "kernels/common/resident_row.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/row_launch.cuh"
 #include "kernels/softmax/softmax_kernels.h"
@@ -109,29 +110,8 @@ __device__ __forceinline__ void opaque(cuda::Vec<T, VEC>& v) {
   }
 }
 
-// ---- device: the row walk -------------------------------------------------------------------
-
-// Calls body(row, buf, parity) for rows first, first + step, ... < rows, with
-// `buf` filled by load(row, buf). The next row's loads are issued before the
-// body of the current one runs, so they are in flight through its reductions,
-// barriers and stores (one row ahead; the buffer is held twice). `parity`
-// alternates per row (cluster_reduce's slots). The row sequence depends only on
-// (first, step), so every thread that must meet in a barrier walks it alike.
-template <typename Buf, typename Load, typename Body>
-__device__ __forceinline__ void walk_rows(int64_t first, int64_t rows, int64_t step, Load load,
-                                          Body body) {
-  Buf cur;
-  if (first < rows) load(first, cur);
-  int parity = 0;
-#pragma unroll 1
-  for (int64_t row = first; row < rows; row += step, parity ^= 1) {
-    const bool more = row + step < rows;
-    Buf next;
-    if (more) load(row + step, next);
-    body(row, cur, parity);
-    if (more) cur = next;
-  }
-}
+// The row walk (one row ahead in registers): cuda::walk_rows, kernels/common/resident_row.cuh.
+using cuda::walk_rows;
 
 // ---- host -----------------------------------------------------------------------------------
 

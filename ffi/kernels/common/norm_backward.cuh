@@ -1,0 +1,322 @@
+// The fused backward of the row norms, shared by rms_norm and layer_norm: one
+// read of x and dy gives dx and each row group's weight (and bias) gradient
+// partials; a fixed-order column reduction then sums the groups' partials.
+//   rms_norm   (CENTERED = false): xhat = x * r,          dx = r * (g - xhat * mean(g * xhat)) (+ dh)
+//   layer_norm (CENTERED = true):  xhat = (x - mean) * r, dx = r * (g - mean(g) - xhat * mean(g * xhat))
+// with g = dy * w, r = rstd; dweight = sum over rows of dy * xhat, dbias = sum of dy.
+// Device: norm_dx_vec (dx of one vector, also used by rms_norm's scalar-row
+// kernels), fused_norm_backward, param_reduce. Host: launch_fused_norm_backward,
+// launch_param_reduce.
+// No atomics anywhere: every sum runs in a fixed order, so `fast` is deterministic.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/common/cluster.cuh"
+#include "kernels/common/cp_async.cuh"
+#include "kernels/common/cuda_utils.cuh"
+#include "kernels/common/launch.cuh"
+
+namespace xpu::cuda {
+
+// Elements a thread of the fused kernel holds per row (x and dy, plus the f32
+// accumulators): 16 compiles without spills (ptxas -v, sm_90).
+inline constexpr int kNormFusedElems = 16;
+
+// What dx of one row needs: the row's mean (layer_norm only), rstd, and the
+// row means of g and of g * xhat.
+struct RowGrad {
+  float mean, rstd, mg, mgx;
+};
+
+template <bool CENTERED>
+__device__ __forceinline__ float norm_xhat(float x, const RowGrad& s) {
+  if constexpr (CENTERED) return (x - s.mean) * s.rstd;
+  return x * s.rstd;
+}
+
+// dx for one vector of a row (+ dh, rms_norm's residual-branch gradient, with DH).
+template <bool CENTERED, bool DH, typename T, int VEC>
+__device__ __forceinline__ Vec<T, VEC> norm_dx_vec(const Vec<T, VEC>& x, const Vec<T, VEC>& dy,
+                                                   const Vec<T, VEC>& w, const Vec<T, VEC>& dh,
+                                                   const RowGrad& s) {
+  Vec<T, VEC> out;
+#pragma unroll
+  for (int j = 0; j < VEC; ++j) {
+    const float xhat = norm_xhat<CENTERED>(to_f(x.v[j]), s);
+    const float g = to_f(dy.v[j]) * to_f(w.v[j]);
+    float v;
+    if constexpr (CENTERED)
+      v = s.rstd * (g - s.mg - xhat * s.mgx);
+    else
+      v = s.rstd * (g - xhat * s.mgx);
+    if constexpr (DH) v += to_f(dh.v[j]);
+    out.v[j] = from_f<T>(v);
+  }
+  return out;
+}
+
+// The fused kernel's arguments (one struct keeps the kernel signature short).
+template <typename T>
+struct NormBackwardArgs {
+  const T* dy;
+  int64_t dy_stride;
+  const T* x;
+  int64_t x_stride;
+  const T* w;
+  const float* mean;  // row means (layer_norm); unused by rms_norm
+  const float* rstd;
+  const T* dh;  // rms_norm's residual-branch gradient, or null
+  int64_t dh_stride;
+  T* dx;  // dense rows of n
+  // Group g's dweight partial at partial[g * n ...], its dbias partial (layer_norm)
+  // at partial[bias_offset + g * n ...].
+  float* partial;
+  int64_t bias_offset;
+  int64_t rows;
+  int n;
+  int slice, csize;  // set by launch_fused_norm_backward: a CTA's columns, CTAs a row
+};
+
+// Tensors a pipelined row streams (x, dy, and dh when present) and the ring
+// depth: the most stages (<= 4) of 512-thread rows that fit 192 KiB, so that with
+// one item a thread two CTAs (2 x 64-96 KiB) still share an SM.
+template <bool DH>
+constexpr int kPipeTensors = DH ? 3 : 2;
+template <int ITEMS, bool DH>
+constexpr int kPipeStageBytes = kPipeTensors<DH> * ITEMS * kMaxRowThreads * 16;
+template <int ITEMS, bool DH>
+constexpr int kPipeStages = std::clamp(196608 / kPipeStageBytes<ITEMS, DH>, 2, 4);
+
+struct Plus2 {
+  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const {
+    return make_float2(a.x + b.x, a.y + b.y);
+  }
+};
+
+// Fused backward for 16-byte-aligned rows (rms_norm v2.1, layer_norm v2): a
+// persistent grid of row groups, each a cluster of `csize` CTAs splitting a row's
+// columns; group g walks rows g, g + G, ... The rows STAGES - 1 ahead are copied
+// into a shared-memory ring (cp.async) while the current one reduces and stores.
+// Each thread copies and later reads only its own 16-byte slots, so its own
+// wait_group orders them (no block barrier for the ring); a slot is refilled one
+// iteration after it was read, behind that iteration's block-sum barrier.
+// Registers hold the current row and the f32 accumulators for the CTA's columns,
+// so one-item rows (<= 4096 16-bit columns a CTA) fit two CTAs an SM.
+template <typename T, int ITEMS, bool DH, bool CENTERED>
+__global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
+    fused_norm_backward(const NormBackwardArgs<T> a) {
+  constexpr int VEC = 16 / sizeof(T);
+  constexpr int NT = kPipeTensors<DH>;
+  constexpr int STAGES = kPipeStages<ITEMS, DH>;
+  using V = Vec<T, VEC>;
+  extern __shared__ __align__(16) unsigned char pipe_smem[];
+  V* const ring = reinterpret_cast<V*>(pipe_smem);
+  __shared__ float scratch[32], slot[2];     // one row sum (rms_norm)
+  __shared__ float2 scratch2[32], slot2[2];  // two row sums (layer_norm)
+  const int rank = cluster_rank(a.csize);
+  const int first = rank * a.slice + static_cast<int>(threadIdx.x) * VEC;
+  const int stride = static_cast<int>(blockDim.x) * VEC;
+  const int64_t group = blockIdx.x / a.csize, groups = gridDim.x / a.csize;
+  const float inv_n = __frcp_rn(static_cast<float>(a.n));
+  const int nthreads = static_cast<int>(blockDim.x);
+  // This thread's slot for (stage, tensor, item): consecutive threads, consecutive
+  // 16-byte words (no bank conflicts).
+  auto at = [&](int stage, int t, int k) {
+    return ring + ((stage * NT + t) * ITEMS + k) * nthreads + static_cast<int>(threadIdx.x);
+  };
+  // Copies row `row` (if any) into `stage`; always commits one group, so that the
+  // wait below counts rows.
+  auto issue = [&](int64_t row, int stage) {
+    if (row < a.rows) {
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        const int col = first + k * stride;
+        if (col < a.n) {
+          copy16_async(at(stage, 0, k), a.x + row * a.x_stride + col);
+          copy16_async(at(stage, 1, k), a.dy + row * a.dy_stride + col);
+          if constexpr (DH) copy16_async(at(stage, 2, k), a.dh + row * a.dh_stride + col);
+        }
+      }
+    }
+    copy_commit();
+  };
+
+  float accw[ITEMS][VEC], accb[ITEMS][VEC];
+  V wv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < a.n) wv[k] = load_vec<T, VEC>(a.w + col);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
+  }
+  // The row's statistics are loaded one row ahead (plain loads: one row's time
+  // hides their latency; a queue as deep as the ring spilled at 64 registers).
+  auto stats = [&](int64_t row) {
+    RowGrad st{0.f, 0.f, 0.f, 0.f};
+    if (row < a.rows) {
+      st.rstd = a.rstd[row];
+      if constexpr (CENTERED) st.mean = a.mean[row];
+    }
+    return st;
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) issue(group + s * groups, s);
+  RowGrad next = stats(group);
+  int stage = 0, parity = 0;
+#pragma unroll 1
+  for (int64_t row = group; row < a.rows; row += groups, parity ^= 1) {
+    issue(row + (STAGES - 1) * groups, stage == 0 ? STAGES - 1 : stage - 1);  // last read stage
+    RowGrad st = next;
+    next = stats(row + groups);
+    copy_wait<STAGES - 1>();  // this row's group has landed
+
+    V xv[ITEMS], gv[ITEMS];
+    float sg = 0.f, sgx = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      if (first + k * stride < a.n) {
+        xv[k] = *at(stage, 0, k);
+        gv[k] = *at(stage, 1, k);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) {
+          const float xhat = norm_xhat<CENTERED>(to_f(xv[k].v[j]), st);
+          const float gy = to_f(gv[k].v[j]), g = gy * to_f(wv[k].v[j]);
+          sgx += g * xhat;
+          accw[k][j] += gy * xhat;
+          if constexpr (CENTERED) {
+            sg += g;
+            accb[k][j] += gy;
+          }
+        }
+      }
+    }
+    if constexpr (CENTERED) {
+      const float2 s =
+          cluster_reduce(block_sum2(sg, sgx, scratch2), slot2, parity, a.csize, Plus2{});
+      st.mg = s.x * inv_n;
+      st.mgx = s.y * inv_n;
+    } else {
+      st.mgx = cluster_sum(block_sum(sgx, scratch), slot, parity, a.csize) * inv_n;
+    }
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = first + k * stride;
+      if (col < a.n) {
+        V extra;
+        if constexpr (DH) extra = *at(stage, 2, k);
+        store_vec<T, VEC>(a.dx + row * a.n + col,
+                          norm_dx_vec<CENTERED, DH>(xv[k], gv[k], wv[k], extra, st));
+      }
+    }
+    stage = stage + 1 == STAGES ? 0 : stage + 1;
+  }
+  copy_wait<0>();  // only empty groups remain; nothing may be left in flight at exit
+  cluster_exit(a.csize);
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < a.n) {
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        a.partial[group * a.n + col + j] = accw[k][j];
+        if constexpr (CENTERED) a.partial[a.bias_offset + group * a.n + col + j] = accb[k][j];
+      }
+    }
+  }
+}
+
+// out[c] = sum over groups of partial[g * n + c], in a fixed order: lane y of a
+// block sums groups y, y + kLanes, ... in order, then the lanes' sums are added in
+// y order. kLanes-way parallel over groups so that hundreds of partial rows
+// stream at full bandwidth instead of one dependent chain per column.
+// blockIdx.y picks the parameter: 0 -> dweight, 1 -> dbias (partials + bias_offset).
+inline constexpr int kReduceCols = 32, kReduceLanes = 16;
+
+template <typename T>
+__global__ void __launch_bounds__(kReduceCols * kReduceLanes)
+    param_reduce(const float* __restrict__ partial, int64_t bias_offset, int64_t groups, int n,
+                 T* __restrict__ dw, T* __restrict__ db) {
+  __shared__ float lane_sum[kReduceLanes][kReduceCols + 1];
+  const float* src = blockIdx.y == 0 ? partial : partial + bias_offset;
+  T* out = blockIdx.y == 0 ? dw : db;
+  const int col = blockIdx.x * kReduceCols + threadIdx.x;
+  float acc = 0.f;
+  if (col < n) {
+#pragma unroll 4
+    for (int64_t g = threadIdx.y; g < groups; g += kReduceLanes) acc += src[g * n + col];
+  }
+  lane_sum[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < n) {
+    float s = 0.f;
+#pragma unroll
+    for (int y = 0; y < kReduceLanes; ++y) s += lane_sum[y][threadIdx.x];
+    out[col] = from_f<T>(s);
+  }
+}
+
+// ---- host ----------------------------------------------------------------------------------
+
+// dweight (and dbias when db is not null) from `groups` rows of partials.
+template <typename T>
+Status launch_param_reduce(const float* partial, int64_t bias_offset, int64_t groups, int n,
+                           T* dw, T* db, cudaStream_t stream, const char* op) {
+  const dim3 grid(static_cast<unsigned>((n + kReduceCols - 1) / kReduceCols), db ? 2 : 1);
+  param_reduce<T><<<grid, dim3(kReduceCols, kReduceLanes), 0, stream>>>(partial, bias_offset,
+                                                                        groups, n, dw, db);
+  return launch_status(op);
+}
+
+// Launches fused_norm_backward when the rows take 16-byte vectors (vec > 1), a
+// split of at most the device's cluster size fits kNormFusedElems a thread, and
+// the device holds the ring. *groups: the row groups launched, at most
+// row_groups (the workspace's partial rows); 0 when nothing was launched and the
+// caller takes its other path.
+template <bool CENTERED, typename T>
+Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_groups,
+                                  cudaStream_t stream, const char* op, int64_t* groups) {
+  *groups = 0;
+  constexpr int kVec = 16 / sizeof(T);
+  if (vec != kVec || a.rows == 0) return Status::Ok();
+  int max_cluster = 1;
+  XPU_RETURN_IF_ERROR(max_cluster_size(&max_cluster));
+  const SplitShape s = split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster);
+  if (s.cluster == 0) return Status::Ok();
+  void (*kernel)(NormBackwardArgs<T>) = nullptr;
+  int smem = 0, most = 0;  // the ring at s.threads, and at the 512 threads compiled for
+  with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
+    if constexpr (V == kVec) {
+      auto pick = [&]<bool DH>() {
+        kernel = &fused_norm_backward<T, I, DH, CENTERED>;
+        smem = kPipeStages<I, DH> * kPipeTensors<DH> * I * s.threads * 16;
+        most = kPipeStages<I, DH> * kPipeStageBytes<I, DH>;
+      };
+      if constexpr (!CENTERED) {
+        if (a.dh) return pick.template operator()<true>();
+      }
+      pick.template operator()<false>();
+    }
+  });
+  if (!kernel) return Status::Ok();
+  bool ok = true;
+  XPU_RETURN_IF_ERROR(allow_dynamic_smem(reinterpret_cast<const void*>(kernel), most, &ok));
+  if (!ok) return Status::Ok();  // the device's blocks cannot hold the ring
+  int resident = 0;
+  XPU_RETURN_IF_ERROR(resident_count(reinterpret_cast<const void*>(kernel), s.threads, s.cluster,
+                                     &resident, smem));
+  if (resident <= 0) return Status::Ok();
+  // Persistent: at most the clusters resident at once, so no group waits for a second wave.
+  const int64_t g = std::min<int64_t>({row_groups, a.rows, resident});
+  a.slice = s.slice;
+  a.csize = s.cluster;
+  XPU_RETURN_IF_ERROR(cuda_status(launch_clustered_smem(kernel, static_cast<unsigned>(g * s.cluster),
+                                                        s.threads, s.cluster, smem, stream, a),
+                                  op, "fused backward launch"));
+  *groups = g;
+  return Status::Ok();
+}
+
+}  // namespace xpu::cuda
