@@ -31,27 +31,38 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// Elements a thread holds in registers per CTA slice, per row copy (the kernel
-// holds two: the current row and the next one, loaded ahead): 16 at 16-byte
-// vectors (8 registers of 16-bit data, twice), and v1's 8 for scalar rows,
-// where each element takes a register of its own; 4 for f32 scalar rows (ptxas
-// spilled 20 bytes at 8).
-constexpr int kForwardElems = 16;
+// Elements a thread holds in registers per CTA slice: rms_norm's forward budget
+// (x only: 16 registers at 32 bf16 elements; w and b are streamed at the output),
+// and v1's 8 for scalar rows, where each element takes a register of its own;
+// 4 for f32 scalar rows (ptxas spilled 20 bytes at 8).
+constexpr int kForwardElems = 32;
 template <typename T>
 constexpr int kForwardScalarElems = sizeof(T) == 4 ? 4 : 8;
 
+// Whether a kernel walks its rows one ahead (walk_rows, persistent grid): only
+// where a thread holds one 16-byte vector a row, so that 16 bytes a thread would
+// be all it has in flight. Measured on the H100 (docs/kernels/layer_norm.md): one
+// ahead took bf16 32768x4096 from 0.261 to 0.221 ms but slowed 8192 columns
+// (0.104 -> 0.113), f32 4096 columns (0.185 -> 0.200) and, at 16 elements a
+// thread, 65536 columns (0.583 -> 0.826), where two items already fill the pipe.
+template <int VEC, int ITEMS>
+constexpr bool kRowAhead = VEC > 1 && ITEMS == 1;
+
 // Blocks of 512 per SM that the register cap must allow (__launch_bounds__'s
-// second argument), from the registers both row copies take (d): the most that
-// compile without spills (ptxas -v, sm_90): d <= 8: f32 4 blocks (32 registers),
-// bf16 3 (40), f16 2 (at 40 it spilled 8 bytes); d <= 16: 2 (64; at 40 bf16
-// spilled 56 bytes, at 32 f32 spilled 32); more: 1. Scalar rows (VEC 1, off the
-// hot path): 1, since 16-bit scalars spilled 4-28 bytes at 40 registers.
+// second argument), from ptxas -v, sm_90. One row ahead (both copies held):
+// f32 4 blocks (32 registers), bf16 3 (40), f16 2 (at 40 it spilled 8 bytes).
+// Otherwise, short rows are latency-bound and live on occupancy: f32 <= 8
+// elements 4 (32 registers), 16 2, 32 1 (80-90); 16-bit <= 16 elements 3 (<= 40:
+// bf16 8x2 spills 12 bytes there, kept for its 3 blocks: 0.104 ms at 8192
+// columns), 32 2 (<= 64). Scalar rows (VEC 1, off the hot path): 1, since 16-bit
+// scalars spilled 4-28 bytes at 40 registers.
 template <typename T, int VEC, int ITEMS>
 constexpr int forward_min_blocks() {
-  if (VEC == 1) return 1;
-  const int d = 2 * ITEMS * VEC * static_cast<int>(sizeof(T)) / 4;
-  if (d <= 8) return sizeof(T) == 4 ? 4 : std::is_same_v<T, __nv_bfloat16> ? 3 : 2;
-  return d <= 16 ? 2 : 1;
+  if constexpr (VEC == 1) return 1;
+  if constexpr (kRowAhead<VEC, ITEMS>)
+    return sizeof(T) == 4 ? 4 : std::is_same_v<T, __nv_bfloat16> ? 3 : 2;
+  if constexpr (sizeof(T) == 4) return VEC * ITEMS <= 8 ? 4 : VEC * ITEMS <= 16 ? 2 : 1;
+  return VEC * ITEMS <= 16 ? 3 : 2;
 }
 template <typename T, int VEC, int ITEMS>
 constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
@@ -59,10 +70,11 @@ constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 // Blocks of the looped and reference kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
 
-// Rows group, group + groups, ... (a persistent grid of clusters) of which this
-// CTA holds columns [rank * slice, rank * slice + slice); csize 1: one CTA a row.
-// The next row's loads are issued before the current row reduces (walk_rows), so
-// they are in flight through its two reductions and its stores.
+// Rows first, first + step, ... of which this CTA holds columns
+// [rank * slice, rank * slice + slice); csize 1: one CTA a row. With kRowAhead
+// (a persistent grid), the next row's loads are issued before the current row
+// reduces (walk_rows), so they are in flight through its two reductions and its
+// stores; otherwise one cluster a row.
 template <typename T, int VEC, int ITEMS>
 __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
@@ -119,7 +131,16 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
       }
     }
   };
-  cuda::walk_rows<Row>(blockIdx.x / csize, rows, gridDim.x / csize, load, body);
+  const int64_t first = blockIdx.x / csize, step = gridDim.x / csize;
+  if constexpr (kRowAhead<VEC, ITEMS>) {
+    cuda::walk_rows<Row>(first, rows, step, load, body);
+  } else {
+    for (int64_t row = first; row < rows; row += step) {
+      Row r;
+      load(row, r);
+      body(row, r, 0);
+    }
+  }
   // Peers may still read this CTA's last DSMEM slot.
   cluster_exit(csize);
 }
@@ -276,7 +297,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   }
   if (kernel) {
     bool launched = false;
-    XPU_RETURN_IF_ERROR(cuda::launch_split_rows(kernel, s, p.rows, /*persistent=*/true, stream, kOp, "forward launch",
+    const bool ahead = vec > 1 && s.items == 1;  // kRowAhead of the kernel picked
+    XPU_RETURN_IF_ERROR(cuda::launch_split_rows(kernel, s, p.rows, ahead, stream, kOp, "forward launch",
                                                 &launched, x, p.x_stride, w, b, y, mean, rstd,
                                                 p.rows, n, s.slice, s.cluster, a.eps));
     if (launched) return Status::Ok();
