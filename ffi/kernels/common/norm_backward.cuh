@@ -152,8 +152,9 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
 #pragma unroll
     for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
   }
-  // The row's statistics are loaded one row ahead (plain loads: one row's time
-  // hides their latency; a queue as deep as the ring spilled at 64 registers).
+  // The row's statistics are loaded two rows ahead (plain loads). A queue as deep as
+  // the ring spilled at 64 registers; one row ahead was 2% slower for layer_norm at
+  // 32768x4096 bf16 on the H100 (0.561 vs 0.549 ms fwd+bwd), equal for rms_norm.
   auto stats = [&](int64_t row) {
     RowGrad st{0.f, 0.f, 0.f, 0.f};
     if (row < a.rows) {
@@ -164,13 +165,14 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
   };
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) issue(group + s * groups, s);
-  RowGrad next = stats(group);
+  RowGrad next = stats(group), after = stats(group + groups);
   int stage = 0, parity = 0;
 #pragma unroll 1
   for (int64_t row = group; row < a.rows; row += groups, parity ^= 1) {
     issue(row + (STAGES - 1) * groups, stage == 0 ? STAGES - 1 : stage - 1);  // last read stage
     RowGrad st = next;
-    next = stats(row + groups);
+    next = after;
+    after = stats(row + 2 * groups);
     copy_wait<STAGES - 1>();  // this row's group has landed
 
     V xv[ITEMS], gv[ITEMS];
