@@ -12,6 +12,15 @@ ops::CrossEntropyReduction reduction_of(const std::string& name) {
   return r;
 }
 
+// The options both directions take.
+template <typename Args>
+void set_options(Args& a, int64_t ignore_index, float label_smoothing,
+                 const std::string& reduction) {
+  a.ignore_index = ignore_index;
+  a.label_smoothing = label_smoothing;
+  a.reduction = reduction_of(reduction);
+}
+
 }  // namespace
 
 void bind_cross_entropy(nb::module_& m) {
@@ -26,16 +35,9 @@ void bind_cross_entropy(nb::module_& m) {
         a.loss = view_of(loss);
         a.lse = view_of(lse);
         a.workspace = view_of(workspace);
-        a.ignore_index = ignore_index;
-        a.label_smoothing = label_smoothing;
-        a.reduction = reduction_of(reduction);
+        set_options(a, ignore_index, label_smoothing, reduction);
         const ExecContext ctx = make_context("cross_entropy", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::cross_entropy_forward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::cross_entropy_forward(a, ctx); });
       },
       nb::arg("logits"), nb::arg("labels"), nb::arg("loss"), nb::arg("lse").none(),
       nb::arg("workspace").none(), nb::arg("ignore_index"), nb::arg("label_smoothing"),
@@ -54,16 +56,9 @@ void bind_cross_entropy(nb::module_& m) {
         a.lse = view_of(lse);
         a.dlogits = view_of(dlogits);
         a.workspace = view_of(workspace);
-        a.ignore_index = ignore_index;
-        a.label_smoothing = label_smoothing;
-        a.reduction = reduction_of(reduction);
+        set_options(a, ignore_index, label_smoothing, reduction);
         const ExecContext ctx = make_context("cross_entropy", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::cross_entropy_backward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::cross_entropy_backward(a, ctx); });
       },
       nb::arg("dloss"), nb::arg("logits"), nb::arg("labels"), nb::arg("lse"),
       nb::arg("dlogits"), nb::arg("workspace").none(), nb::arg("ignore_index"),

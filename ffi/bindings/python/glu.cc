@@ -29,12 +29,7 @@ void bind_glu(nb::module_& m, const GluNames& names, ForwardFn fwd, BackwardFn b
         a.up = view_of(up);
         a.y = view_of(y);
         const ExecContext ctx = make_context(op, policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = fwd(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return fwd(a, ctx); });
       },
       nb::arg("gate"), nb::arg("up"), nb::arg("y"), nb::arg("policy"), nb::arg("stream"),
       names.forward_doc);
@@ -50,12 +45,7 @@ void bind_glu(nb::module_& m, const GluNames& names, ForwardFn fwd, BackwardFn b
         a.dgate = view_of(dgate);
         a.dup = view_of(dup);
         const ExecContext ctx = make_context(op, policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = bwd(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return bwd(a, ctx); });
       },
       nb::arg("dy"), nb::arg("gate"), nb::arg("up"), nb::arg("dgate"), nb::arg("dup"),
       nb::arg("policy"), nb::arg("stream"), names.backward_doc);

@@ -19,12 +19,7 @@ void bind_layer_norm(nb::module_& m) {
         a.rstd = view_of(rstd);
         a.eps = eps;
         const ExecContext ctx = make_context("layer_norm", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::layer_norm_forward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::layer_norm_forward(a, ctx); });
       },
       nb::arg("x"), nb::arg("weight"), nb::arg("bias"), nb::arg("y"), nb::arg("mean").none(),
       nb::arg("rstd").none(), nb::arg("eps"), nb::arg("policy"), nb::arg("stream"),
@@ -47,12 +42,7 @@ void bind_layer_norm(nb::module_& m) {
         a.dbias = view_of(dbias);
         a.workspace = view_of(workspace);
         const ExecContext ctx = make_context("layer_norm", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::layer_norm_backward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::layer_norm_backward(a, ctx); });
       },
       nb::arg("dy"), nb::arg("x"), nb::arg("weight"), nb::arg("mean"), nb::arg("rstd"),
       nb::arg("dx"), nb::arg("dweight"), nb::arg("dbias"), nb::arg("workspace"),

@@ -43,12 +43,7 @@ struct PoolHandle {
 
 std::shared_ptr<CachingPool> global_pool(Device d) {
   CachingPool* p = nullptr;
-  Status s;
-  {
-    nb::gil_scoped_release release;
-    s = memory::device_pool(d, &p);
-  }
-  throw_if_error(s);
+  nogil([&] { return memory::device_pool(d, &p); });
   return std::shared_ptr<CachingPool>(p, [](CachingPool*) {});  // lives for the process
 }
 
@@ -344,17 +339,6 @@ Status cuda_check(cudaError_t err, const char* what) {
 
 Status no_cuda(const char* what) {
   return Error(StatusCode::kUnimplemented, what, ": this build of xpuruntime has no CUDA support");
-}
-
-// Runs `fn` (returning Status) without the GIL and raises its error.
-template <typename Fn>
-void nogil(Fn&& fn) {
-  Status s;
-  {
-    nb::gil_scoped_release release;
-    s = fn();
-  }
-  throw_if_error(s);
 }
 
 void check_cuda_index(int index) {

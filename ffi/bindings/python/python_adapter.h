@@ -29,6 +29,18 @@ nb::dlpack::dtype dlpack_from_dtype(DType t);
 // Raises xpuruntime.Error subclasses (ValueError, LookupError, MemoryError kin).
 void throw_if_error(const Status& s);
 
+// Runs `fn` (returning Status) without the GIL, so that other Python threads run
+// while a kernel or a CUDA call works, then raises its error, if any.
+template <typename Fn>
+void nogil(Fn&& fn) {
+  Status s;
+  {
+    nb::gil_scoped_release release;
+    s = fn();
+  }
+  throw_if_error(s);
+}
+
 ExecContext make_context(const char* op, const std::string& policy, uintptr_t stream);
 
 void register_exceptions(nb::module_& m);

@@ -19,12 +19,7 @@ void bind_rms_norm(nb::module_& m) {
         a.rstd = view_of(rstd);
         a.eps = eps;
         const ExecContext ctx = make_context("rms_norm", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::rms_norm_forward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::rms_norm_forward(a, ctx); });
       },
       nb::arg("x"), nb::arg("weight"), nb::arg("residual").none(), nb::arg("y"),
       nb::arg("h").none(), nb::arg("rstd").none(), nb::arg("eps"), nb::arg("policy"),
@@ -46,12 +41,7 @@ void bind_rms_norm(nb::module_& m) {
         a.dweight = view_of(dweight);
         a.workspace = view_of(workspace);
         const ExecContext ctx = make_context("rms_norm", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::rms_norm_backward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::rms_norm_backward(a, ctx); });
       },
       nb::arg("dy"), nb::arg("x"), nb::arg("weight"), nb::arg("rstd"), nb::arg("dh").none(),
       nb::arg("dx"), nb::arg("dweight"), nb::arg("workspace"), nb::arg("policy"),

@@ -17,12 +17,7 @@ void bind_rope(nb::module_& m) {
         a.y = view_of(y);
         a.interleaved = interleaved;
         const ExecContext ctx = make_context("rope", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::rope_forward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::rope_forward(a, ctx); });
       },
       nb::arg("x"), nb::arg("cos"), nb::arg("sin"), nb::arg("y"), nb::arg("interleaved"),
       nb::arg("policy"), nb::arg("stream"),
@@ -39,12 +34,7 @@ void bind_rope(nb::module_& m) {
         a.dx = view_of(dx);
         a.interleaved = interleaved;
         const ExecContext ctx = make_context("rope", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::rope_backward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::rope_backward(a, ctx); });
       },
       nb::arg("dy"), nb::arg("cos"), nb::arg("sin"), nb::arg("dx"), nb::arg("interleaved"),
       nb::arg("policy"), nb::arg("stream"),

@@ -14,12 +14,7 @@ void bind_softmax(nb::module_& m) {
         a.y = view_of(y);
         a.scale = scale;
         const ExecContext ctx = make_context("softmax", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::softmax_forward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::softmax_forward(a, ctx); });
       },
       nb::arg("x"), nb::arg("y"), nb::arg("scale"), nb::arg("policy"), nb::arg("stream"),
       "y = softmax(scale * x) over the last axis, into y.");
@@ -34,12 +29,7 @@ void bind_softmax(nb::module_& m) {
         a.dx = view_of(dx);
         a.scale = scale;
         const ExecContext ctx = make_context("softmax", policy, stream);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ops::softmax_backward(a, ctx);
-        }
-        throw_if_error(s);
+        nogil([&] { return ops::softmax_backward(a, ctx); });
       },
       nb::arg("dy"), nb::arg("y"), nb::arg("dx"), nb::arg("scale"), nb::arg("policy"),
       nb::arg("stream"), "dx = scale * y * (dy - sum(dy * y)) over the last axis, into dx.");

@@ -17,6 +17,17 @@ struct Attrs {
   std::string_view policy;
 };
 
+// The policy, the reduction and the scalar options of either direction.
+template <typename Args>
+ffi::Error prepare(const Attrs& at, ExecContext* ctx, Args* args) {
+  if (auto err = parse_policy_attr("cross_entropy", at.policy, ctx); err.failure()) return err;
+  if (Status s = ops::cross_entropy_reduction_from_name(at.reduction, &args->reduction); !s.ok())
+    return to_error(s);
+  args->ignore_index = at.ignore_index;
+  args->label_smoothing = at.label_smoothing;
+  return ffi::Error::Success();
+}
+
 ffi::Error forward(void* stream, Device dev,
                    ffi::AnyBuffer logits,                  // [..., V] f32/f16/bf16
                    ffi::AnyBuffer labels,                  // logits' leading shape, s32 or s64
@@ -27,17 +38,13 @@ ffi::Error forward(void* stream, Device dev,
                    std::string_view policy) {
   const Attrs at{ignore_index, label_smoothing, reduction, policy};
   ExecContext ctx{stream};
-  if (auto err = parse_policy_attr("cross_entropy", at.policy, &ctx); err.failure()) return err;
   ops::CrossEntropyForwardArgs args;
-  if (Status s = ops::cross_entropy_reduction_from_name(at.reduction, &args.reduction); !s.ok())
-    return to_error(s);
+  if (auto err = prepare(at, &ctx, &args); err.failure()) return err;
   args.logits = view(logits, dev);
   args.labels = view(labels, dev);
   args.loss = view(loss, dev);
   args.lse = view(lse, dev);
   args.workspace = view(workspace, dev);
-  args.ignore_index = at.ignore_index;
-  args.label_smoothing = at.label_smoothing;
   return to_error(ops::cross_entropy_forward(args, ctx));
 }
 
@@ -52,18 +59,14 @@ ffi::Error backward(void* stream, Device dev,
                     std::string_view policy) {
   const Attrs at{ignore_index, label_smoothing, reduction, policy};
   ExecContext ctx{stream};
-  if (auto err = parse_policy_attr("cross_entropy", at.policy, &ctx); err.failure()) return err;
   ops::CrossEntropyBackwardArgs args;
-  if (Status s = ops::cross_entropy_reduction_from_name(at.reduction, &args.reduction); !s.ok())
-    return to_error(s);
+  if (auto err = prepare(at, &ctx, &args); err.failure()) return err;
   args.dloss = view(dloss, dev);
   args.logits = view(logits, dev);
   args.labels = view(labels, dev);
   args.lse = view(lse, dev);
   args.dlogits = view(dlogits, dev);
   args.workspace = view(workspace, dev);
-  args.ignore_index = at.ignore_index;
-  args.label_smoothing = at.label_smoothing;
   return to_error(ops::cross_entropy_backward(args, ctx));
 }
 
