@@ -2,12 +2,12 @@
 // fast / deterministic: the row is held in registers as 16-byte vectors (or
 //   scalars for odd or unaligned rows). A row too long for one CTA is split over
 //   a thread-block cluster of 2-8 CTAs (cuda::split_shape, the rule rms_norm
-//   uses), each holding a slice. Two reductions over the held values: the mean,
-//   then the sum of squared deviations from it (no E[x^2] - E[x]^2, which loses
-//   digits when |mean| >> spread); both meet across the cluster through DSMEM in
-//   rank order (cuda::RowSum), so `fast` is bitwise deterministic. One read of x,
-//   one write of y, up to 8 CTAs' worth of row (131072 elements when 16-byte
-//   aligned, 32768 scalar).
+//   uses), each holding a slice. One reduction a row gives mean and variance:
+//   each thread's statistics (two passes over its registers), merged with Chan's
+//   pairwise formula in a fixed order over the warp, the block and, through
+//   DSMEM, the cluster (RowStats), so no E[x^2] - E[x]^2 and `fast` is bitwise
+//   deterministic. One read of x, one write of y, up to 8 CTAs' worth of row
+//   (131072 elements when 16-byte aligned, 32768 scalar).
 // Longer rows, devices without clusters: a looped kernel (Welford statistics per
 //   vector merged in a fixed tree, then a second pass that re-reads the row).
 // reference: plain scalar loops re-reading the row (a mean, a variance and an
@@ -52,16 +52,16 @@ constexpr bool kRowAhead = VEC > 1 && ITEMS == 1;
 // second argument), from ptxas -v, sm_90. One row ahead (both copies held):
 // f32 4 blocks (32 registers), bf16 3 (40), f16 2 (at 40 it spilled 8 bytes).
 // Otherwise, short rows are latency-bound and live on occupancy: f32 <= 8
-// elements 4 (32 registers), 16 2, 32 1 (80-90); 16-bit <= 16 elements 3 (<= 40:
-// bf16 8x2 spills 12 bytes there, kept for its 3 blocks: 0.104 ms at 8192
-// columns), 32 2 (<= 64). Scalar rows (VEC 1, off the hot path): 1, since 16-bit
+// elements 3 (40 registers; at 32 the one-reduction statistics spilled 24
+// bytes), 16 2, 32 1 (80-90); 16-bit <= 16 elements 3 (<= 40: bf16 8x2 spills 8
+// bytes there, kept for its 3 blocks: 0.104 ms at 8192 columns), 32 2 (<= 64). Scalar rows (VEC 1, off the hot path): 1, since 16-bit
 // scalars spilled 4-28 bytes at 40 registers.
 template <typename T, int VEC, int ITEMS>
 constexpr int forward_min_blocks() {
   if constexpr (VEC == 1) return 1;
   if constexpr (kRowAhead<VEC, ITEMS>)
     return sizeof(T) == 4 ? 4 : std::is_same_v<T, __nv_bfloat16> ? 3 : 2;
-  if constexpr (sizeof(T) == 4) return VEC * ITEMS <= 8 ? 4 : VEC * ITEMS <= 16 ? 2 : 1;
+  if constexpr (sizeof(T) == 4) return VEC * ITEMS <= 8 ? 3 : VEC * ITEMS <= 16 ? 2 : 1;
   return VEC * ITEMS <= 16 ? 3 : 2;
 }
 template <typename T, int VEC, int ITEMS>
@@ -70,49 +70,117 @@ constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 // Blocks of the looped and reference kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
 
+// Running statistics of a set of values: count, mean, sum of squared deviations.
+struct Stats {
+  float n, mean, m2;
+};
+
+// Chan et al.'s pairwise combination; an empty side leaves the other unchanged.
+__device__ __forceinline__ Stats merge(const Stats& a, const Stats& b) {
+  const float n = a.n + b.n;
+  if (n == 0.f) return a;
+  const float f = __fdiv_rn(b.n, n);
+  const float d = b.mean - a.mean;
+  return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
+}
+struct Merge {
+  __device__ __forceinline__ Stats operator()(const Stats& a, const Stats& b) const {
+    return merge(a, b);
+  }
+};
+
+// Lane 0 gets the warp's statistics, combined in a fixed tree.
+__device__ __forceinline__ Stats warp_merge(Stats s) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const Stats t{__shfl_down_sync(0xffffffffu, s.n, o), __shfl_down_sync(0xffffffffu, s.mean, o),
+                  __shfl_down_sync(0xffffffffu, s.m2, o)};
+    s = merge(s, t);
+  }
+  return s;
+}
+
+// Statistics of a row held by the threads of a CTA, or of a cluster of csize CTAs,
+// returned to every thread with the same bits: each warp's in a fixed tree, the
+// warps' in warp order (every warp merges them alike), then the CTAs' in rank
+// order through DSMEM. One reduction a row for the mean and the variance (not a
+// sum for the mean, then one of centred squares: one block barrier, and one
+// cluster barrier, a row instead of two), and as robust as two passes (no
+// E[x^2] - E[x]^2). As cuda::RowSum, successive calls alternate two scratch
+// buffers and two DSMEM slots, so one barrier a call suffices.
+class RowStats {
+ public:
+  __device__ __forceinline__ RowStats(Stats (*scratch)[32], Stats* slot, int csize)
+      : scratch_(scratch), slot_(slot), csize_(csize) {}
+
+  __device__ __forceinline__ Stats operator()(Stats s) {
+    Stats* buf = scratch_[parity_];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warps = (blockDim.x + 31) >> 5;
+    s = warp_merge(s);
+    if (lane == 0) buf[warp] = s;
+    __syncthreads();
+    s = warp_merge(lane < warps ? buf[lane] : Stats{0.f, 0.f, 0.f});
+    s = {__shfl_sync(0xffffffffu, s.n, 0), __shfl_sync(0xffffffffu, s.mean, 0),
+         __shfl_sync(0xffffffffu, s.m2, 0)};
+    s = cuda::cluster_reduce(s, slot_, parity_, csize_, Merge{});
+    parity_ ^= 1;
+    return s;
+  }
+
+ private:
+  Stats (*scratch_)[32];
+  Stats* slot_;
+  int csize_;
+  int parity_ = 0;
+};
+
 // Rows first, first + step, ... of which this CTA holds columns
 // [rank * slice, rank * slice + slice); csize 1: one CTA a row. With kRowAhead
 // (a persistent grid), the next row's loads are issued before the current row
-// reduces (walk_rows), so they are in flight through its two reductions and its
+// reduces (walk_rows), so they are in flight through its reduction and its
 // stores; otherwise one cluster a row.
 template <typename T, int VEC, int ITEMS>
 __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
     T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
     int n, int slice, int csize, float eps) {
-  __shared__ float scratch[2][32];
-  __shared__ float slot[2];
+  __shared__ Stats scratch[2][32];
+  __shared__ Stats slot[2];
   const int rank = cluster_rank(csize);
   const RowSlice s = cuda::row_slice<VEC>(rank, slice);
-  RowSum row_sum(scratch, slot, csize);
+  RowStats row_stats(scratch, slot, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   struct Row {
     Vec<T, VEC> v[ITEMS];
   };
   auto load = [&](int64_t row, Row& r) { cuda::load_row<T, VEC, ITEMS>(r.v, x + row * x_stride, s, n); };
   auto body = [&](int64_t row, const Row& r, int) {
-    float sum = 0.f;
+    // This thread's statistics, two passes over its registers, then the row's.
+    float sum = 0.f, cnt = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       if (s.col(k) < n) {
+        cnt += VEC;
 #pragma unroll
         for (int j = 0; j < VEC; ++j) sum += to_f(r.v[k].v[j]);
       }
     }
-    const float mean = row_sum(sum) * inv_n;
-    // Second pass over the registers, not memory: centred squares.
+    const float m = cnt > 0.f ? __fdiv_rn(sum, cnt) : 0.f;
     float sq = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       if (s.col(k) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float d = to_f(r.v[k].v[j]) - mean;
+          const float d = to_f(r.v[k].v[j]) - m;
           sq += d * d;
         }
       }
     }
-    const float rstd = rsqrtf(row_sum(sq) * inv_n + eps);
+    const Stats st = row_stats(Stats{cnt, m, sq});
+    const float mean = st.mean;
+    const float rstd = rsqrtf(st.m2 * inv_n + eps);
     if (rank == 0 && threadIdx.x == 0) {
       if (mean_out) mean_out[row] = mean;
       if (rstd_out) rstd_out[row] = rstd;
@@ -145,46 +213,6 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
-// Running statistics of a set of values: count, mean, sum of squared deviations.
-struct Stats {
-  float n, mean, m2;
-};
-
-// Chan et al.'s pairwise combination; an empty side leaves the other unchanged.
-__device__ __forceinline__ Stats merge(const Stats& a, const Stats& b) {
-  const float n = a.n + b.n;
-  if (n == 0.f) return a;
-  const float f = __fdiv_rn(b.n, n);
-  const float d = b.mean - a.mean;
-  return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
-}
-
-// Lane 0 gets the warp's statistics, combined in a fixed tree.
-__device__ __forceinline__ Stats warp_merge(Stats s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Stats t{__shfl_down_sync(0xffffffffu, s.n, o), __shfl_down_sync(0xffffffffu, s.mean, o),
-                  __shfl_down_sync(0xffffffffu, s.m2, o)};
-    s = merge(s, t);
-  }
-  return s;
-}
-
-// The block's statistics, returned to every thread; `scratch` holds 33 Stats.
-__device__ __forceinline__ Stats block_merge(Stats s, Stats* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int warps = (blockDim.x + 31) >> 5;
-  s = warp_merge(s);
-  if (lane == 0) scratch[warp] = s;
-  __syncthreads();
-  if (warp == 0) {
-    s = warp_merge(lane < warps ? scratch[lane] : Stats{0.f, 0.f, 0.f});
-    if (lane == 0) scratch[32] = s;
-  }
-  __syncthreads();
-  return scratch[32];
-}
-
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
 // squared deviations, merged into the thread's), pass 2 re-reads and writes y.
 template <typename T, int VEC>
@@ -192,7 +220,9 @@ __global__ void __launch_bounds__(kMaxThreads) forward_looped(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
     T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
     int n, float eps) {
-  __shared__ Stats scratch[33];
+  __shared__ Stats scratch[2][32];
+  __shared__ Stats slot[2];
+  RowStats row_stats(scratch, slot, 1);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * x_stride;
@@ -211,7 +241,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_looped(
       }
       st = merge(st, Stats{static_cast<float>(VEC), cm, c2});
     }
-    st = block_merge(st, scratch);
+    st = row_stats(st);
     const float mean = st.mean;
     const float rstd = rsqrtf(st.m2 * inv_n + eps);
     if (threadIdx.x == 0) {
