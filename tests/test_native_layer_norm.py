@@ -130,6 +130,25 @@ def test_large_mean_small_spread_is_accurate(device, n):
     assert rel_err(to_np(rstd), ref_rstd) <= 1e-3
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("n", [4096, 65536])
+def test_outlier_first_elements_are_accurate(device, n):
+    # The CUDA forward shifts its one-pass sums by the mean of a row's first elements;
+    # an outlier there must send the row through the centred second pass.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, n)).astype(np.float32)
+    x[:, 0] = 1e4
+    x[1, :8] = -3e4
+    w = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    y, mean, rstd = ops.layer_norm(torch.tensor(x, device=device), torch.tensor(w, device=device),
+                                   torch.tensor(b, device=device), return_stats=True)
+    ref_y, ref_mean, ref_rstd = ref_forward(x, w, b)
+    assert rel_err(to_np(y), ref_y) <= 1e-5
+    assert rel_err(to_np(mean), ref_mean) <= 1e-5
+    assert rel_err(to_np(rstd), ref_rstd) <= 1e-5
+
+
 # ---- backward ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("device", DEVICES)

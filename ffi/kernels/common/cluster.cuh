@@ -54,6 +54,9 @@ __device__ __forceinline__ V cluster_reduce(V v, V* slot, int parity, int csize,
 
 struct Plus {
   __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const {
+    return make_float2(a.x + b.x, a.y + b.y);
+  }
 };
 
 // Sum over the cluster, as cluster_reduce (rank order; `slot` is 2 floats).

@@ -89,12 +89,6 @@ constexpr int kPipeStageBytes = kPipeTensors<DH> * ITEMS * kMaxRowThreads * 16;
 template <int ITEMS, bool DH>
 constexpr int kPipeStages = std::clamp(196608 / kPipeStageBytes<ITEMS, DH>, 2, 4);
 
-struct Plus2 {
-  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const {
-    return make_float2(a.x + b.x, a.y + b.y);
-  }
-};
-
 // Fused backward for 16-byte-aligned rows (rms_norm v2.1, layer_norm v2): a
 // persistent grid of row groups, each a cluster of `csize` CTAs splitting a row's
 // columns; group g walks rows g, g + G, ... The rows STAGES - 1 ahead are copied
@@ -197,7 +191,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
     }
     if constexpr (CENTERED) {
       const float2 s =
-          cluster_reduce(block_sum2(sg, sgx, scratch2), slot2, parity, a.csize, Plus2{});
+          cluster_reduce(block_sum2(sg, sgx, scratch2), slot2, parity, a.csize, Plus{});
       st.mg = s.x * inv_n;
       st.mgx = s.y * inv_n;
     } else {

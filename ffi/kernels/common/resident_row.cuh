@@ -39,38 +39,46 @@ __device__ __forceinline__ void load_row(Vec<T, VEC> (&v)[ITEMS], const T* __res
     if (s.col(k) < n) v[k] = load_vec<T, VEC>(row + s.col(k));
 }
 
+__device__ __forceinline__ float2 warp_sum(float2 v) {
+  return make_float2(warp_sum(v.x), warp_sum(v.y));
+}
+
 // Sums over a row split over `csize` CTAs (1: one CTA), returned to every thread
-// of every CTA with the same bits: block_sum's fixed warp order, then the CTAs'
-// sums in rank order through DSMEM (cluster_sum). No atomics.
+// of every CTA with the same bits: warp_sum's fixed tree, the warps' sums in a
+// fixed tree, then the CTAs' sums in rank order through DSMEM (cluster_reduce).
+// No atomics. V is float (RowSum) or float2 (RowSum2: two sums at the cost of one).
 // Successive calls alternate between two scratch buffers and two DSMEM slots,
 // so one barrier a call suffices: a thread writes buffer p again only two calls
 // later, after the barrier of the call in between, which no thread passes before
 // it has read buffer p. Every thread of every CTA makes the same calls.
-// The kernel declares the shared memory: `__shared__ float scratch[2][32], slot[2];`.
-class RowSum {
+// The kernel declares the shared memory: `__shared__ V scratch[2][32], slot[2];`.
+template <typename V>
+class RowSumOf {
  public:
-  __device__ __forceinline__ RowSum(float (*scratch)[32], float* slot, int csize)
+  __device__ __forceinline__ RowSumOf(V (*scratch)[32], V* slot, int csize)
       : scratch_(scratch), slot_(slot), csize_(csize) {}
 
-  __device__ __forceinline__ float operator()(float v) {
-    float* buf = scratch_[parity_];
+  __device__ __forceinline__ V operator()(V v) {
+    V* buf = scratch_[parity_];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int warps = (blockDim.x + 31) >> 5;
     v = warp_sum(v);
     if (lane == 0) buf[warp] = v;
     __syncthreads();
-    v = warp_sum(lane < warps ? buf[lane] : 0.f);
-    v = cluster_sum(v, slot_, parity_, csize_);
+    v = warp_sum(lane < warps ? buf[lane] : V{});
+    v = cluster_reduce(v, slot_, parity_, csize_, Plus{});
     parity_ ^= 1;
     return v;
   }
 
  private:
-  float (*scratch_)[32];
-  float* slot_;
+  V (*scratch_)[32];
+  V* slot_;
   int csize_;
   int parity_ = 0;
 };
+using RowSum = RowSumOf<float>;
+using RowSum2 = RowSumOf<float2>;
 
 // Calls body(row, buf, parity) for rows first, first + step, ... < rows, with
 // `buf` filled by load(row, buf). The next row's loads are issued before the

@@ -2,14 +2,16 @@
 // fast / deterministic: the row is held in registers as 16-byte vectors (or
 //   scalars for odd or unaligned rows). A row too long for one CTA is split over
 //   a thread-block cluster of 2-8 CTAs (cuda::split_shape, the rule rms_norm
-//   uses), each holding a slice. One reduction a row gives mean and variance:
-//   each thread's statistics (two passes over its registers), merged with Chan's
-//   pairwise formula in a fixed order over the warp, the block and, through
-//   DSMEM, the cluster (RowStats), so no E[x^2] - E[x]^2 and `fast` is bitwise
-//   deterministic. One read of x, one write of y, up to 8 CTAs' worth of row
-//   (131072 elements when 16-byte aligned, 32768 scalar).
-// Longer rows, devices without clusters: a looped kernel (Welford statistics per
-//   vector merged in a fixed tree, then a second pass that re-reads the row).
+//   uses), each holding a slice. One reduction a row (two sums, RowSum2: warp
+//   trees, warps in order, CTAs in rank order through DSMEM, so `fast` is bitwise
+//   deterministic) of d = x - shift and d^2, the shift being the mean of the row's
+//   first 16 bytes; rows whose shift lies far from the mean (row_shift's note) take
+//   a second, centred reduction, so the variance is never E[x^2] - E[x]^2 in
+//   disguise. One read of x, one write of y, up to 8 CTAs' worth of row (131072
+//   elements when 16-byte aligned, 32768 scalar).
+// Longer rows, devices without clusters: a looped kernel (statistics per vector
+//   merged with Chan's formula in a fixed tree, RowStats, then a second pass that
+//   re-reads the row).
 // reference: plain scalar loops re-reading the row (a mean, a variance and an
 //   output pass).
 #include <algorithm>
@@ -100,14 +102,13 @@ __device__ __forceinline__ Stats warp_merge(Stats s) {
   return s;
 }
 
-// Statistics of a row held by the threads of a CTA, or of a cluster of csize CTAs,
+// Statistics of a row held by the threads of a CTA (or a cluster of csize CTAs),
 // returned to every thread with the same bits: each warp's in a fixed tree, the
 // warps' in warp order (every warp merges them alike), then the CTAs' in rank
-// order through DSMEM. One reduction a row for the mean and the variance (not a
-// sum for the mean, then one of centred squares: one block barrier, and one
-// cluster barrier, a row instead of two), and as robust as two passes (no
-// E[x^2] - E[x]^2). As cuda::RowSum, successive calls alternate two scratch
-// buffers and two DSMEM slots, so one barrier a call suffices.
+// order through DSMEM. As cuda::RowSum, successive calls alternate two scratch
+// buffers and two DSMEM slots, so one barrier a call suffices. Used by the looped
+// kernel; the resident kernel's one-reduction try with it (v3, Chan merges in
+// every warp) ran at half the speed of two plain sums on the H100.
 class RowStats {
  public:
   __device__ __forceinline__ RowStats(Stats (*scratch)[32], Stats* slot, int csize)
@@ -135,6 +136,26 @@ class RowStats {
   int parity_ = 0;
 };
 
+// The shift of a row's one-pass statistics: the mean of its first elements (one
+// 16-byte load, the same address in every thread: a broadcast). With d = x - shift,
+// var = E[d^2] - E[d]^2 loses about eps * (1 + E[d]^2 / var) relatively, so a shift
+// within a few deviations of the mean keeps the f32 variance as good as two passes
+// (and unlike E[x^2] - E[x]^2 it does not depend on |mean|). Rows where
+// E[d]^2 > kShiftTrust * var (error above ~65 eps) take a second, centred pass.
+inline constexpr float kShiftTrust = 64.f;
+
+template <typename T, int VEC>
+__device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
+  if (VEC > 1 && n >= VEC) {
+    const Vec<T, VEC> v = load_vec<T, VEC>(row);
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) s += to_f(v.v[j]);
+    return s * (1.0f / VEC);
+  }
+  return to_f(row[0]);
+}
+
 // Rows first, first + step, ... of which this CTA holds columns
 // [rank * slice, rank * slice + slice); csize 1: one CTA a row. With kRowAhead
 // (a persistent grid), the next row's loads are issued before the current row
@@ -145,42 +166,59 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
     T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
     int n, int slice, int csize, float eps) {
-  __shared__ Stats scratch[2][32];
-  __shared__ Stats slot[2];
+  __shared__ float2 scratch2[2][32];
+  __shared__ float2 slot2[2];
+  __shared__ float scratch[2][32];
+  __shared__ float slot[2];
   const int rank = cluster_rank(csize);
   const RowSlice s = cuda::row_slice<VEC>(rank, slice);
-  RowStats row_stats(scratch, slot, csize);
+  cuda::RowSum2 row_sum2(scratch2, slot2, csize);
+  RowSum row_sum(scratch, slot, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   struct Row {
     Vec<T, VEC> v[ITEMS];
   };
   auto load = [&](int64_t row, Row& r) { cuda::load_row<T, VEC, ITEMS>(r.v, x + row * x_stride, s, n); };
   auto body = [&](int64_t row, const Row& r, int) {
-    // This thread's statistics, two passes over its registers, then the row's.
-    float sum = 0.f, cnt = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      if (s.col(k) < n) {
-        cnt += VEC;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) sum += to_f(r.v[k].v[j]);
-      }
-    }
-    const float m = cnt > 0.f ? __fdiv_rn(sum, cnt) : 0.f;
-    float sq = 0.f;
+    // Loaded here, not ahead with the row: held across rows it spilled more
+    // registers; the bytes were just read by this row's first thread (L1 or L2).
+    const float shift = row_shift<T, VEC>(x + row * x_stride, n);
+    // Sums of d = x - shift and of d^2 in one reduction: the mean is shift + the
+    // first over n, the variance the second over n minus its square.
+    float s1 = 0.f, s2 = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       if (s.col(k) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float d = to_f(r.v[k].v[j]) - m;
-          sq += d * d;
+          const float d = to_f(r.v[k].v[j]) - shift;
+          s1 += d;
+          s2 += d * d;
         }
       }
     }
-    const Stats st = row_stats(Stats{cnt, m, sq});
-    const float mean = st.mean;
-    const float rstd = rsqrtf(st.m2 * inv_n + eps);
+    const float2 t = row_sum2(make_float2(s1, s2));
+    const float delta = t.x * inv_n;
+    float var = fmaxf(t.y * inv_n - delta * delta, 0.f);
+    const float mean = shift + delta;
+    if (delta * delta > kShiftTrust * var) {
+      // The shift is far from the mean (an outlier among the row's first elements):
+      // the one-pass variance has lost digits, so centre on the mean and sum again.
+      // The condition has the same bits in every thread of the row: all take it.
+      float sq = 0.f;
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        if (s.col(k) < n) {
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) {
+            const float d = to_f(r.v[k].v[j]) - mean;
+            sq += d * d;
+          }
+        }
+      }
+      var = row_sum(sq) * inv_n;
+    }
+    const float rstd = rsqrtf(var + eps);
     if (rank == 0 && threadIdx.x == 0) {
       if (mean_out) mean_out[row] = mean;
       if (rstd_out) rstd_out[row] = rstd;
