@@ -141,8 +141,11 @@ class RowStats {
 // var = E[d^2] - E[d]^2 loses about eps * (1 + E[d]^2 / var) relatively, so a shift
 // within a few deviations of the mean keeps the f32 variance as good as two passes
 // (and unlike E[x^2] - E[x]^2 it does not depend on |mean|). Rows where
-// E[d]^2 > kShiftTrust * var (error above ~65 eps) take a second, centred pass.
-inline constexpr float kShiftTrust = 64.f;
+// E[d]^2 > kShiftTrust * var take a second, centred pass: at 64 the H100 missed
+// the f32 tolerance (5e-5) on rows with outliers, the summation's log(n) growth
+// multiplying the 65 eps; at 4 a shift from the mean of 8 normal values is
+// trusted unless 5.7 of its deviations off (never, in practice).
+inline constexpr float kShiftTrust = 4.f;
 
 template <typename T, int VEC>
 __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
@@ -159,9 +162,13 @@ __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
 // Rows first, first + step, ... of which this CTA holds columns
 // [rank * slice, rank * slice + slice); csize 1: one CTA a row. With kRowAhead
 // (a persistent grid), the next row's loads are issued before the current row
-// reduces (walk_rows), so they are in flight through its reduction and its
-// stores; otherwise one cluster a row.
-template <typename T, int VEC, int ITEMS>
+// reduces (walk_rows), so they are in flight through its reductions and its
+// stores; otherwise one cluster a row. SHIFTED (rows split over a cluster): one
+// reduction of shifted sums a row, saving a cluster barrier (H100: 4096x65536
+// bf16 0.583 -> 0.496 ms); one-CTA rows keep two plain reductions, which the
+// shifted form's registers made slower there (32768x4096 0.221 -> 0.249,
+// 8192x8192 0.104 -> 0.111: it spilled at the 3-blocks cap).
+template <typename T, int VEC, int ITEMS, bool SHIFTED>
 __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
     T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
@@ -179,32 +186,53 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
     Vec<T, VEC> v[ITEMS];
   };
   auto load = [&](int64_t row, Row& r) { cuda::load_row<T, VEC, ITEMS>(r.v, x + row * x_stride, s, n); };
-  auto body = [&](int64_t row, const Row& r, int) {
-    // Loaded here, not ahead with the row: held across rows it spilled more
-    // registers; the bytes were just read by this row's first thread (L1 or L2).
-    const float shift = row_shift<T, VEC>(x + row * x_stride, n);
-    // Sums of d = x - shift and of d^2 in one reduction: the mean is shift + the
-    // first over n, the variance the second over n minus its square.
+  // This thread's sums of d = x - c and d^2 (c: a centre common to the row).
+  auto centred_sums = [&](const Row& r, float c) {
     float s1 = 0.f, s2 = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       if (s.col(k) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float d = to_f(r.v[k].v[j]) - shift;
+          const float d = to_f(r.v[k].v[j]) - c;
           s1 += d;
           s2 += d * d;
         }
       }
     }
-    const float2 t = row_sum2(make_float2(s1, s2));
-    const float delta = t.x * inv_n;
-    float var = fmaxf(t.y * inv_n - delta * delta, 0.f);
-    const float mean = shift + delta;
-    if (delta * delta > kShiftTrust * var) {
-      // The shift is far from the mean (an outlier among the row's first elements):
-      // the one-pass variance has lost digits, so centre on the mean and sum again.
-      // The condition has the same bits in every thread of the row: all take it.
+    return make_float2(s1, s2);
+  };
+  auto body = [&](int64_t row, const Row& r, int) {
+    float mean, var;
+    if constexpr (SHIFTED) {
+      // One reduction: sums about the shift give mean = shift + E[d] and
+      // var = E[d^2] - E[d]^2 (row_shift's note bounds the rounding).
+      const float shift = row_shift<T, VEC>(x + row * x_stride, n);
+      const float2 t = row_sum2(centred_sums(r, shift));
+      const float d = t.x * inv_n;
+      mean = shift + d;
+      var = fmaxf(t.y * inv_n - d * d, 0.f);
+      if (d * d > kShiftTrust * var) {
+        // The shift lies far from the mean (an outlier among the row's first
+        // elements): sum again about the mean, which also corrects the mean
+        // (corrected two-pass). The condition has the same bits in every thread of
+        // the row, so all of them take this branch or none.
+        const float2 u = row_sum2(centred_sums(r, mean));
+        const float c = u.x * inv_n;
+        mean += c;
+        var = fmaxf(u.y * inv_n - c * c, 0.f);
+      }
+    } else {
+      // Two reductions: the mean, then the centred squares.
+      float sum = 0.f;
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        if (s.col(k) < n) {
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) sum += to_f(r.v[k].v[j]);
+        }
+      }
+      mean = row_sum(sum) * inv_n;
       float sq = 0.f;
 #pragma unroll
       for (int k = 0; k < ITEMS; ++k) {
@@ -360,7 +388,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   if (s.cluster > 0) {
     cuda::with_vec_items<kVec, kForwardElems>(vec, s.items, [&]<int V, int I>() {
       // Scalar shapes stop at kForwardScalarElems (split_shape above never asks for more).
-      if constexpr (V > 1 || I <= kForwardScalarElems<T>) kernel = &forward_resident<T, V, I>;
+      if constexpr (V > 1 || I <= kForwardScalarElems<T>)
+        kernel = s.cluster > 1 ? &forward_resident<T, V, I, true> : &forward_resident<T, V, I, false>;
     });
   }
   if (kernel) {
