@@ -43,30 +43,30 @@ __device__ __forceinline__ float2 warp_sum(float2 v) {
   return make_float2(warp_sum(v.x), warp_sum(v.y));
 }
 
-// Sums over a row split over `csize` CTAs (1: one CTA), returned to every thread
-// of every CTA with the same bits: warp_sum's fixed tree, the warps' sums in a
-// fixed tree, then the CTAs' sums in rank order through DSMEM (cluster_reduce).
-// No atomics. V is float (RowSum) or float2 (RowSum2: two sums at the cost of one).
+// A reduction over a row split over `csize` CTAs (1: one CTA), returned to every
+// thread of every CTA with the same bits: Ops::warp's fixed tree (its result in
+// every lane), the warps' values through the same tree, then the CTAs' in rank
+// order through DSMEM (cluster_reduce with Ops as the operation). No atomics.
 // Successive calls alternate between two scratch buffers and two DSMEM slots,
 // so one barrier a call suffices: a thread writes buffer p again only two calls
 // later, after the barrier of the call in between, which no thread passes before
 // it has read buffer p. Every thread of every CTA makes the same calls.
 // The kernel declares the shared memory: `__shared__ V scratch[2][32], slot[2];`.
-template <typename V>
-class RowSumOf {
+template <typename V, typename Ops>
+class RowReduce {
  public:
-  __device__ __forceinline__ RowSumOf(V (*scratch)[32], V* slot, int csize)
+  __device__ __forceinline__ RowReduce(V (*scratch)[32], V* slot, int csize)
       : scratch_(scratch), slot_(slot), csize_(csize) {}
 
   __device__ __forceinline__ V operator()(V v) {
     V* buf = scratch_[parity_];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int warps = (blockDim.x + 31) >> 5;
-    v = warp_sum(v);
+    v = Ops::warp(v);
     if (lane == 0) buf[warp] = v;
     __syncthreads();
-    v = warp_sum(lane < warps ? buf[lane] : V{});
-    v = cluster_reduce(v, slot_, parity_, csize_, Plus{});
+    v = Ops::warp(lane < warps ? buf[lane] : V{});
+    v = cluster_reduce(v, slot_, parity_, csize_, Ops{});
     parity_ ^= 1;
     return v;
   }
@@ -77,6 +77,16 @@ class RowSumOf {
   int csize_;
   int parity_ = 0;
 };
+
+// Sums (float, or float2: two sums at the cost of one reduction).
+struct SumOps : Plus {
+  template <typename V>
+  __device__ __forceinline__ static V warp(V v) {
+    return warp_sum(v);
+  }
+};
+template <typename V>
+using RowSumOf = RowReduce<V, SumOps>;
 using RowSum = RowSumOf<float>;
 using RowSum2 = RowSumOf<float2>;
 

@@ -85,12 +85,6 @@ __device__ __forceinline__ Stats merge(const Stats& a, const Stats& b) {
   const float d = b.mean - a.mean;
   return {n, a.mean + d * f, a.m2 + b.m2 + d * d * a.n * f};
 }
-struct Merge {
-  __device__ __forceinline__ Stats operator()(const Stats& a, const Stats& b) const {
-    return merge(a, b);
-  }
-};
-
 // Lane 0 gets the warp's statistics, combined in a fixed tree.
 __device__ __forceinline__ Stats warp_merge(Stats s) {
 #pragma unroll
@@ -102,39 +96,23 @@ __device__ __forceinline__ Stats warp_merge(Stats s) {
   return s;
 }
 
-// Statistics of a row held by the threads of a CTA (or a cluster of csize CTAs),
-// returned to every thread with the same bits: each warp's in a fixed tree, the
-// warps' in warp order (every warp merges them alike), then the CTAs' in rank
-// order through DSMEM. As cuda::RowSum, successive calls alternate two scratch
-// buffers and two DSMEM slots, so one barrier a call suffices. Used by the looped
-// kernel; the resident kernel's one-reduction try with it (v3, Chan merges in
-// every warp) ran at half the speed of two plain sums on the H100.
-class RowStats {
- public:
-  __device__ __forceinline__ RowStats(Stats (*scratch)[32], Stats* slot, int csize)
-      : scratch_(scratch), slot_(slot), csize_(csize) {}
-
-  __device__ __forceinline__ Stats operator()(Stats s) {
-    Stats* buf = scratch_[parity_];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int warps = (blockDim.x + 31) >> 5;
-    s = warp_merge(s);
-    if (lane == 0) buf[warp] = s;
-    __syncthreads();
-    s = warp_merge(lane < warps ? buf[lane] : Stats{0.f, 0.f, 0.f});
-    s = {__shfl_sync(0xffffffffu, s.n, 0), __shfl_sync(0xffffffffu, s.mean, 0),
-         __shfl_sync(0xffffffffu, s.m2, 0)};
-    s = cuda::cluster_reduce(s, slot_, parity_, csize_, Merge{});
-    parity_ ^= 1;
-    return s;
+// Chan merges as a cuda::RowReduce operation: statistics of a row held by the
+// threads of a CTA (or a cluster), the warps' merged in warp order by every warp
+// alike. Used by the looped kernel; the resident kernel's one-reduction try with
+// it (v3, Chan merges in every warp) ran at half the speed of two plain sums on
+// the H100.
+struct MergeOps {
+  __device__ __forceinline__ Stats operator()(const Stats& a, const Stats& b) const {
+    return merge(a, b);
   }
-
- private:
-  Stats (*scratch_)[32];
-  Stats* slot_;
-  int csize_;
-  int parity_ = 0;
+  // warp_merge leaves the result in lane 0; every lane needs it.
+  __device__ __forceinline__ static Stats warp(Stats s) {
+    s = warp_merge(s);
+    return {__shfl_sync(0xffffffffu, s.n, 0), __shfl_sync(0xffffffffu, s.mean, 0),
+            __shfl_sync(0xffffffffu, s.m2, 0)};
+  }
 };
+using RowStats = cuda::RowReduce<Stats, MergeOps>;
 
 // The shift of a row's one-pass statistics: the mean of its first elements (one
 // 16-byte load, the same address in every thread: a broadcast). With d = x - shift,
