@@ -1,21 +1,31 @@
 #include "xpuruntime/tensor_view.h"
 
+#include <algorithm>
+
 #include "xpuruntime/status.h"
 
 namespace xpu {
 
 TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, Device device) {
+  return dense_view_folded(data, dtype, shape, ndim, axes_to_fold(ndim), device);
+}
+
+TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, int fold,
+                             Device device) {
+  fold = std::max(fold, axes_to_fold(ndim));
   TensorView v;
   v.data = data;
   v.dtype = dtype;
-  v.ndim = ndim;
   v.device = device;
+  v.ndim = fold > 1 ? ndim - fold + 1 : ndim;
+  const int skip = fold > 1 ? fold - 1 : 0;  // shape[i] lands in v.shape[i - skip]
   int64_t stride = 1;
-  for (int i = ndim - 1; i >= 0; --i) {
-    v.shape[i] = shape[i];
-    v.strides[i] = stride;
+  for (int i = ndim - 1; i >= skip; --i) {
+    v.shape[i - skip] = shape[i];
+    v.strides[i - skip] = stride;
     stride *= shape[i];
   }
+  for (int i = skip - 1; i >= 0; --i) v.shape[0] *= shape[i];
   return v;
 }
 

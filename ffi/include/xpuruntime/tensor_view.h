@@ -44,8 +44,18 @@ struct TensorView {
   template <typename T> T* as() const { return static_cast<T*>(data); }
 };
 
-// Builds a dense row-major view (the layout XLA and ONNX Runtime hand out).
+// Builds a dense row-major view (the layout XLA, ONNX Runtime and TensorRT hand
+// out). OPS.md allows any number of leading axes while a view holds kMaxDims: a
+// tensor of higher rank is seen with its leading axes folded into one (rows, the
+// last axes, are unchanged), never written past the view's arrays.
 TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, Device device);
+// The same with the first `fold` axes collapsed into one (fold <= 1: none), or
+// more where the rest would not fit. Adapters fold the same leading axes of every
+// row operand of a call (dense_operands.h does it from the op spec).
+TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, int fold,
+                             Device device);
+// The leading axes a tensor of this rank must fold into one to fit a view; 0 when it fits.
+constexpr int axes_to_fold(int ndim) { return ndim > kMaxDims ? ndim - kMaxDims + 1 : 0; }
 
 // "[32, 4096]" for error messages.
 std::string shape_string(const TensorView& v);
