@@ -104,14 +104,14 @@ def test_ort_cross_entropy(ort_model, ltype, reduction):
     lt = TensorProto.INT64 if ltype == "int64" else TensorProto.INT32
     loss_shape = (7,) if reduction == "none" else ()
     sess = ort_model("CrossEntropy", [("x", TensorProto.FLOAT, x.shape), ("l", lt, (7,))],
-                     [("loss", TensorProto.FLOAT, loss_shape), ("lse", TensorProto.FLOAT, (7,))],
+                     [("loss", TensorProto.FLOAT, loss_shape)],
                      ignore_index=-1, label_smoothing=0.1, reduction=reduction)
-    loss, lse = sess.run(None, {"x": x, "l": lab})
-    ref, ref_lse = ce_ref(x.astype(np.float64), lab, 0.1, reduction, ignore_index=-1)
+    # The ONNX op has the spec's results only (loss); lse is a saved output of the
+    # autodiff frontends, checked through XLA below.
+    (loss,) = sess.run(None, {"x": x, "l": lab})
+    ref, _ = ce_ref(x.astype(np.float64), lab, 0.1, reduction, ignore_index=-1)
     assert loss.shape == loss_shape
     assert rel(loss, ref) <= 1e-5
-    keep = lab != -1
-    assert rel(lse[keep], ref_lse[keep]) <= 1e-5
 
 
 def test_ort_cross_entropy_errors(ort_model):

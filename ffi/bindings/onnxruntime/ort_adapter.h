@@ -1,98 +1,61 @@
-// The ONNX Runtime side of every op: a table-driven OrtCustomOp whose callbacks
-// never let a C++ exception out, and a KernelCall that turns ORT values into
-// TensorViews. Each op file only declares its schema and a compute function.
+// ONNX Runtime glue shared by the library: the API table, status conversion in
+// both directions, element types, and KernelCall, which turns one compute call's
+// OrtValues into dense tensors (on the device ORT placed them) and back.
 #pragma once
 
 #include <onnxruntime_c_api.h>
 
-#include <memory>
+#include <cstdint>
+#include <deque>
+#include <span>
 #include <string>
 #include <vector>
 
-#include "xpuruntime/exec_context.h"
+#include "xpuruntime/dense_operands.h"
 #include "xpuruntime/status.h"
-#include "xpuruntime/tensor_view.h"
 
 namespace xpu::ort {
 
+// The ORT API version this library is written against: KernelInfo_GetNodeName and
+// KernelContext_GetAllocator (15), CreateKernelV2 / KernelComputeV2 (16). Only
+// functions of this version or older may be called through g_api.
+inline constexpr uint32_t kApiVersion = 16;
+
 extern const OrtApi* g_api;  // set by RegisterCustomOps
 
-// One call of a kernel: inputs and outputs as views, on the op's device and stream.
+// Converts an OrtStatus into a Status (kInternal, ORT's message) and releases it.
+Status from_ort(OrtStatus* st);
+OrtStatus* to_ort_status(const Status& s);
+
+DType dtype_of(ONNXTensorElementDataType t);
+ONNXTensorElementDataType onnx_type_of(DType t);  // UNDEFINED when ORT has none
+
+// One compute call. Inputs and outputs keep ORT's dense row-major layout; memory
+// that the op needs and ORT does not hold (workspace, outputs the node leaves out)
+// comes from the EP's allocator of the call's device and is freed at the end.
 class KernelCall {
  public:
-  KernelCall(OrtKernelContext* ctx, Device device);
-  size_t input_count() const;
-  size_t output_count() const;
-  // An absent optional input gives a view with present() == false.
-  Status input(size_t i, TensorView* out) const;
-  Status output(size_t i, const int64_t* shape, int ndim, TensorView* out) const;
-  void* stream() const;
-  Device device() const { return device_; }
+  explicit KernelCall(OrtKernelContext* ctx) : ctx_(ctx) {}
+  ~KernelCall();
+  KernelCall(const KernelCall&) = delete;
+  KernelCall& operator=(const KernelCall&) = delete;
+
+  // Input i (absent when the node has no input i or leaves it empty). Its shape
+  // lives in this call.
+  Status input(size_t i, DenseTensor* out);
+  // Node output i of this shape; *data stays nullptr when the node has no output i.
+  Status output(size_t i, std::span<const int64_t> shape, void** data);
+  // `bytes` of scratch on the device of the inputs, valid until the call ends.
+  Status scratch(int64_t bytes, void** data);
+  // The stream ORT runs this node on (nullptr on the CPU).
+  void* stream(Device device) const;
 
  private:
   OrtKernelContext* ctx_;
-  Device device_;
+  const OrtMemoryInfo* memory_ = nullptr;  // of the first input: the call's device
+  std::deque<std::vector<int64_t>> shapes_;  // stable: inputs' shapes point here
+  OrtAllocator* allocator_ = nullptr;
+  std::vector<void*> scratch_;
 };
-
-// Attribute readers with defaults (an absent attribute takes the OPS.md default).
-float attr_float(const OrtKernelInfo* info, const char* name, float fallback);
-int64_t attr_int(const OrtKernelInfo* info, const char* name, int64_t fallback);
-std::string attr_string(const OrtKernelInfo* info, const char* name, const std::string& fallback);
-
-// The policy for ORT sessions: the `policy` attribute when set, else fast.
-Policy attr_policy(const OrtKernelInfo* info);
-
-OrtStatus* to_ort_status(const Status& s);
-
-struct OpSchema {
-  const char* name;      // ONNX op type in domain "xpuruntime"
-  DeviceKind device;     // CPU or CUDA execution provider
-  std::vector<ONNXTensorElementDataType> inputs, outputs;
-  std::vector<bool> input_optional, output_optional;  // empty: all required
-  // Reads attributes once per node; returns the kernel state.
-  Status (*create)(const OrtKernelInfo* info, void** state);
-  Status (*compute)(void* state, KernelCall& call);
-  void (*destroy)(void* state);
-};
-
-// A schema whose per-node state is a plain struct S: `Read` fills it once from the
-// node's attributes, `Run` computes with it; creation and destruction are generated
-// here so that op files hold only what is particular to the op.
-template <typename S, Status (*Read)(const OrtKernelInfo*, S*), Status (*Run)(const S&, KernelCall&)>
-OpSchema typed_schema(const char* name, DeviceKind device,
-                      std::vector<ONNXTensorElementDataType> inputs,
-                      std::vector<ONNXTensorElementDataType> outputs,
-                      std::vector<bool> input_optional = {}, std::vector<bool> output_optional = {}) {
-  return OpSchema{
-      name, device, std::move(inputs), std::move(outputs), std::move(input_optional),
-      std::move(output_optional),
-      [](const OrtKernelInfo* info, void** state) -> Status {
-        auto s = std::make_unique<S>();
-        XPU_RETURN_IF_ERROR(Read(info, s.get()));
-        *state = s.release();
-        return Status::Ok();
-      },
-      [](void* state, KernelCall& call) { return Run(*static_cast<const S*>(state), call); },
-      [](void* state) { delete static_cast<S*>(state); }};
-}
-
-// An OrtCustomOp built from a schema. Lives as long as the library.
-struct CustomOp : OrtCustomOp {
-  explicit CustomOp(OpSchema schema);
-  OpSchema schema;
-};
-
-// Builds the registrations of one op for T in {float, float16, bfloat16}:
-// `make(T)` returns the schema with that element type filled in.
-template <typename MakeSchema>
-void add_float_variants(std::vector<CustomOp*>& out, MakeSchema make) {
-  for (auto t : {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16,
-                 ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16}) {
-    out.push_back(new CustomOp(make(t, DeviceKind::kCPU)));
-#if XPURUNTIME_WITH_CUDA
-    out.push_back(new CustomOp(make(t, DeviceKind::kCUDA)));
-#endif
-  }
-}
 
 }  // namespace xpu::ort

@@ -1,0 +1,81 @@
+#include "xpuruntime/dense_operands.h"
+
+#include <algorithm>
+
+namespace xpu {
+namespace {
+
+bool carries_rows(Role r) {
+  return r == Role::kRows || r == Role::kLabels || r == Role::kRowStat || r == Role::kScalar;
+}
+
+std::string shape_text(std::span<const int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += str_cat(i ? ", " : "", shape[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+Status DenseOperands::set_inputs(const OpSpec& spec, std::span<const DenseTensor> inputs) {
+  inputs_.assign(inputs.size(), TensorView{});
+  folded_.assign(inputs.size(), false);
+  prefix_.clear();
+  // The leading axes to fold: those of the first row operand, past kMaxDims.
+  size_t ref = inputs.size();
+  for (size_t i = 0; i < inputs.size() && i < spec.inputs.size(); ++i) {
+    if (spec.inputs[i].role == Role::kRows && inputs[i].present) {
+      ref = i;
+      break;
+    }
+  }
+  if (ref < inputs.size()) {
+    const auto shape = inputs[ref].shape;
+    const int fold = axes_to_fold(static_cast<int>(shape.size()));
+    prefix_.assign(shape.begin(), shape.begin() + fold);
+  }
+  const size_t fold = prefix_.size();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const DenseTensor& t = inputs[i];
+    if (!t.present) continue;
+    const int ndim = static_cast<int>(t.shape.size());
+    const bool rows = i < spec.inputs.size() && carries_rows(spec.inputs[i].role);
+    if (rows && fold > 0 && t.shape.size() >= fold) {
+      if (!std::equal(prefix_.begin(), prefix_.end(), t.shape.begin()))
+        return InvalidArgument(spec.op, ": '", spec.inputs[i].name, "' ", shape_text(t.shape),
+                               " and '", spec.inputs[ref].name, "' ", shape_text(inputs[ref].shape),
+                               " must have the same leading axes");
+      folded_[i] = true;
+    }
+    inputs_[i] = dense_view_folded(t.data, t.dtype, t.shape.data(), ndim,
+                                   folded_[i] ? static_cast<int>(fold) : 0, t.device);
+  }
+  return Status::Ok();
+}
+
+// Every shape rule keeps its ref's leading axes as the output's first axes, so an
+// output of a folded ref unfolds its first axis (a reduced loss has none).
+bool DenseOperands::output_folds(const OpSpec& spec, size_t i, size_t ndim) const {
+  const int ref = spec.outputs[i].ref;
+  return !prefix_.empty() && ref >= 0 && static_cast<size_t>(ref) < folded_.size() &&
+         folded_[ref] && ndim >= 1;
+}
+
+std::vector<int64_t> DenseOperands::output_shape(const OpSpec& spec, size_t i,
+                                                 const OutputDesc& desc) const {
+  if (desc.ndim < 0) return {};
+  const size_t ndim = static_cast<size_t>(desc.ndim);
+  if (!output_folds(spec, i, ndim)) return {desc.shape, desc.shape + ndim};
+  std::vector<int64_t> shape = prefix_;
+  shape.insert(shape.end(), desc.shape + 1, desc.shape + ndim);
+  return shape;
+}
+
+TensorView DenseOperands::output_view(const OpSpec& spec, size_t i, void* data, DType dtype,
+                                      std::span<const int64_t> shape, Device device) const {
+  const bool fold = shape.size() >= prefix_.size() && output_folds(spec, i, shape.size());
+  return dense_view_folded(data, dtype, shape.data(), static_cast<int>(shape.size()),
+                           fold ? static_cast<int>(prefix_.size()) : 0, device);
+}
+
+}  // namespace xpu

@@ -1,0 +1,48 @@
+// The operands of one call handed out as dense row-major buffers of any rank (XLA,
+// ONNX Runtime and TensorRT do), turned into views for an op spec.
+//
+// OPS.md allows any number of leading axes while a view holds kMaxDims. When the
+// first row operand (Role::kRows) has more, the same leading axes of every
+// operand that carries rows (kRows, kLabels, kRowStat, kScalar) fold into one:
+// rows and their order are unchanged, so the op computes the same function, and
+// outputs are unfolded back to the caller's rank.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "xpuruntime/op_spec.h"
+
+namespace xpu {
+
+struct DenseTensor {
+  void* data = nullptr;
+  DType dtype = DType::kInvalid;
+  std::span<const int64_t> shape;  // any rank
+  Device device{};
+  bool present = false;            // false: an optional input that was not given
+};
+
+class DenseOperands {
+ public:
+  // InvalidArgument (naming the op and both operands) when row operands do not
+  // share the leading axes that fold.
+  Status set_inputs(const OpSpec& spec, std::span<const DenseTensor> inputs);
+  const std::vector<TensorView>& inputs() const { return inputs_; }
+
+  // The caller's shape of output `i`, which infer_outputs described for the views.
+  std::vector<int64_t> output_shape(const OpSpec& spec, size_t i, const OutputDesc& desc) const;
+  // The view of output `i` held in a dense buffer of the caller's shape.
+  TensorView output_view(const OpSpec& spec, size_t i, void* data, DType dtype,
+                         std::span<const int64_t> shape, Device device) const;
+
+ private:
+  bool output_folds(const OpSpec& spec, size_t i, size_t ndim) const;
+
+  std::vector<TensorView> inputs_;
+  std::vector<bool> folded_;     // per input
+  std::vector<int64_t> prefix_;  // sizes of the leading axes that fold; empty: none
+};
+
+}  // namespace xpu
