@@ -205,3 +205,79 @@ def test_generic_call_checks_counts_required_inputs_and_names():
     core.call_op("softmax", "forward", [x], [y], None, {"scale": 2}, "reference", 0)
     e = np.exp(2 * (x - x.max(-1, keepdims=True)))
     np.testing.assert_allclose(y, e / e.sum(-1, keepdims=True), rtol=1e-5)
+
+
+# ---- xpuruntime._spec: the Python view of the specs ---------------------------------------
+
+from xpuruntime import _spec  # noqa: E402
+
+
+def _sample_inputs(s):
+    """Concrete shapes and dtypes for every input of a spec (optional ones present)."""
+    rows, n = (2, 3), 8
+    by_role = {"rows": rows + (n,), "parameter": (n,), "labels": rows, "row_stat": rows,
+               "table": (3, n // 2), "scalar": ()}
+    dtype = {"float": "float16", "float_or_f32": "float32", "index": "int64", "f32": "float32",
+             "i32": "int32"}
+    shapes = [by_role[i.role] for i in s.inputs]
+    if s.op == "rope":
+        shapes[0] = (2, 3, 4, n)  # [B, S, H, D]
+    return shapes, [dtype[i.dtype] for i in s.inputs]
+
+
+@pytest.mark.parametrize("s", _spec.all_specs(), ids=lambda s: f"{s.op}-{s.direction}")
+@pytest.mark.parametrize("drop_optional", [False, True])
+def test_python_evaluator_agrees_with_the_core(s, drop_optional):
+    shapes, dtypes = _sample_inputs(s)
+    if drop_optional:
+        shapes = [None if i.optional else sh for i, sh in zip(s.inputs, shapes)]
+        dtypes = [None if i.optional else d for i, d in zip(s.inputs, dtypes)]
+    for attrs in [{}] + ([{"reduction": "none"}] if s.op == "cross_entropy" else []):
+        want = core.output_descs(s.op, s.direction, shapes, dtypes, attrs)
+        py_shapes = _spec.output_shapes(s, shapes, _spec.normalize_attrs(s, attrs))
+        py_dtypes = _spec.output_dtypes(s, dtypes)
+        got = [None if sh is None else (sh, dt) for sh, dt in zip(py_shapes, py_dtypes)]
+        assert got == want
+
+
+class Sym:
+    """A stand-in for a symbolic dimension: supports nothing but identity."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+def test_shape_evaluator_works_on_symbolic_dims():
+    b, t, n = Sym("b"), Sym("t"), Sym("n")
+    fwd = _spec.get("rms_norm")
+    assert _spec.output_shapes(fwd, [(b, t, n), (n,), None]) == [(b, t, n), None, (b, t)]
+    ce = _spec.get("cross_entropy")
+    assert _spec.output_shapes(ce, [(t, n), (t,)], {"reduction": "none"}) == [(t,), (t,)]
+    assert _spec.output_shapes(ce, [(t, n), (t,)]) == [(), (t,)]
+    assert _spec.output_dtypes(fwd, ["bf16", "bf16", None], f32="F32") == ["bf16", None, "F32"]
+
+
+def test_spec_lookup_and_attribute_normalisation():
+    assert _spec.op_names() == tuple(OPS)
+    assert _spec.by_onnx_type("CrossEntropy") is _spec.get("cross_entropy")
+    s = _spec.get("rms_norm", "backward")
+    assert s.input_names == ("dy", "x", "weight", "rstd", "dh")
+    assert _spec.get("layer_norm").saved_indices == (1, 2)
+    assert _spec.get("rms_norm").result_indices == (0, 1)
+    with pytest.raises(ValueError, match="unknown op 'nope'; known ops: rms_norm, layer_norm"):
+        _spec.get("nope")
+    ce = _spec.get("cross_entropy")
+    assert _spec.normalize_attrs(ce, {"ignore_index": True, "label_smoothing": 0}) == {
+        "ignore_index": 1, "label_smoothing": 0.0, "reduction": "mean"}
+    assert _spec.normalize_attrs(_spec.get("rope"), {"interleaved": 1}) == {"interleaved": True}
+    assert _spec.normalize_attrs(_spec.get("rms_norm"), {"epsilon": 1, "policy": "reference"},
+                                 onnx_names=True) == {"epsilon": 1.0, "policy": "reference"}
+    with pytest.raises(ValueError, match="^cross_entropy: unknown reduction 'avg'"):
+        _spec.normalize_attrs(ce, {"reduction": "avg"})
+    with pytest.raises(ValueError, match="^rms_norm: unknown policy 'nope'"):
+        _spec.normalize_attrs(_spec.get("rms_norm"), {"policy": "nope"})
+    assert _spec.workspace_bytes(ce, [(9, 4), (9,)], {"reduction": "sum"}) == 9 * 4
+    assert _spec.workspace_bytes(_spec.get("softmax"), [(9, 4)]) == 0

@@ -66,13 +66,39 @@ std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
 }
 
 AttrValues parse(const OpSpec& spec, const nb::dict& attrs, const std::string* policy,
-                 Policy* parsed) {
+                 Policy* parsed, bool onnx_names = false) {
   std::deque<std::string> keep;  // stable addresses for the string views
   std::vector<GivenAttr> given = given_attrs(spec, attrs, &keep);
   if (policy) given.push_back({"policy", GivenType::kString, 0, *policy});
   AttrValues values;
-  throw_if_error(parse_attrs(spec, given, /*onnx_names=*/false, &values, parsed));
+  throw_if_error(parse_attrs(spec, given, onnx_names, &values, parsed));
   return values;
+}
+
+// One parsed value as the Python type of its attribute.
+nb::object attr_value(const AttrSpec& a, const AttrValue& v) {
+  switch (a.type) {
+    case AttrType::kFloat: return nb::float_(v.number);
+    case AttrType::kInt: return nb::int_(static_cast<int64_t>(v.number));
+    case AttrType::kBool: return nb::bool_(v.number != 0);
+    default: return nb::str(v.text.c_str());
+  }
+}
+
+// Every attribute of the spec (defaults filled in) after the one attribute rule,
+// plus "policy" when one was given.
+nb::dict parse_to_dict(const std::string& op, const std::string& direction,
+                       const nb::dict& attrs, bool onnx_names) {
+  const OpSpec& spec = spec_of(op, direction);
+  Policy policy = Policy::kFast;
+  bool has_policy = attrs.contains("policy");
+  const AttrValues values = parse(spec, attrs, nullptr, &policy, onnx_names);
+  nb::dict out;
+  for (size_t i = 0; i < spec.attrs.size(); ++i)
+    out[onnx_names ? spec.attrs[i].onnx_name : spec.attrs[i].name] =
+        attr_value(spec.attrs[i], values[i]);
+  if (has_policy) out["policy"] = std::string(policy_name(policy));
+  return out;
 }
 
 // One list of arrays (None: absent) as views; `keep` holds the imports alive.
@@ -246,6 +272,10 @@ void bind_op_call(nb::module_& m) {
         nb::arg("stream"),
         "Runs one op and direction on DLPack arrays (None: absent), writing into `outputs`. "
         "`attrs` holds Python keywords; an unknown or invalid one raises InvalidArgumentError.");
+  m.def("parse_attrs", &parse_to_dict, nb::arg("op"), nb::arg("direction"), nb::arg("attrs"),
+        nb::arg("onnx_names") = false,
+        "Every attribute of the spec after the one attribute rule (defaults filled in, values "
+        "as float / int / bool / str), plus 'policy' when given; raises InvalidArgumentError.");
   m.def("workspace_bytes", &workspace, nb::arg("op"), nb::arg("direction"),
         nb::arg("input_shapes"), nb::arg("attrs"),
         "Scratch bytes of one call, from the input shapes (None: absent) and attributes.");
