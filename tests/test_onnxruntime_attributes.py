@@ -107,10 +107,11 @@ def run(sess, spec, inputs):
 
 
 def native(spec, inputs, **attrs):
-    """The native op's results (a tuple), required inputs positional, optional ones by name."""
+    """The native op's results (a tuple): required inputs positional, optional ones and every
+    attribute (the spec's default unless given) by name."""
     args = [a for i, a in zip(spec.inputs, inputs) if not i.optional]
     kwargs = {i.name: a for i, a in zip(spec.inputs, inputs) if i.optional and a is not None}
-    out = getattr(xpuruntime.ops, spec.op)(*args, **kwargs, **attrs)
+    out = getattr(xpuruntime.ops, spec.op)(*args, **kwargs, **{**spec.defaults, **attrs})
     return out if isinstance(out, tuple) else (out,)
 
 

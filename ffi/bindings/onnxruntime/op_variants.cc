@@ -1,7 +1,5 @@
 #include "bindings/onnxruntime/op_variants.h"
 
-#include <algorithm>
-
 #include "bindings/onnxruntime/ort_adapter.h"
 
 namespace xpu::ort {
