@@ -152,6 +152,14 @@ def test_matches_native(rng, spec, dtype, table, labels, optional):
 
 
 @pytest.mark.parametrize("spec", FORWARD, ids=ids(FORWARD))
+def test_zero_rows(rng, spec):
+    inputs = [a if a is None or i.role not in ("rows", "labels") else a[:0]
+              for i, a in zip(spec.inputs, example_inputs(spec, rng))]
+    got = run(xo.inference_session(node_model(spec, inputs)), spec, inputs)
+    assert_matches_native(got, native(spec, inputs))
+
+
+@pytest.mark.parametrize("spec", FORWARD, ids=ids(FORWARD))
 def test_every_choice_and_policy(rng, spec):
     inputs = example_inputs(spec, rng)
     for a in spec.attrs:
