@@ -28,7 +28,10 @@ def library_path(missing_ok: bool = False) -> Optional[str]:
 
 
 def session_options(options: Any = None) -> Any:
-    """``onnxruntime.SessionOptions`` (new or given) with xpuruntime's ops registered."""
+    """``onnxruntime.SessionOptions`` (new or given) with xpuruntime's ops registered.
+
+    Sessions made with these check attribute types and values when they are created;
+    call ``check_model(model)`` first to also catch misspelled attribute names."""
     from .._extras import require
 
     ort = require("onnxruntime", "onnx")
