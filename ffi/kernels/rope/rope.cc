@@ -55,10 +55,7 @@ Status run(const char* in_name, const TensorView& in, const TensorView& cos,
   const int64_t seq = in.shape[1], heads = in.shape[2], d = in.shape[3];
   XPU_RETURN_IF_ERROR(check_table("cos", cos, DType::kInvalid, in, in_name, seq, d / 2));
   XPU_RETURN_IF_ERROR(check_table("sin", sin, cos.dtype, in, in_name, seq, d / 2));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, out_name, out));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, out_name, out, in_name, in));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, out_name, out, in.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, out_name, out, in));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, out_name, out, in_name, in));
 
   rope_detail::Kernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(
