@@ -19,5 +19,7 @@ require("torch", "torch")
 from . import _registration, _autograd  # noqa: E402,F401  (registers the ops, then autograd)
 from ._functions import (cross_entropy, geglu, layer_norm, rms_norm, rope, softmax,  # noqa: E402
                          swiglu)
+from ._fused_linear_cross_entropy import fused_linear_cross_entropy  # noqa: E402
 
-__all__ = ["cross_entropy", "geglu", "layer_norm", "rms_norm", "rope", "softmax", "swiglu"]
+__all__ = ["cross_entropy", "fused_linear_cross_entropy", "geglu", "layer_norm", "rms_norm",
+           "rope", "softmax", "swiglu"]

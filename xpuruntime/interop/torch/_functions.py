@@ -17,19 +17,19 @@ import torch
 
 from ... import _spec
 from ._common import policy_for_call
+from ._registration import call
 
 Tensor = torch.Tensor
-_ATTRS = {op: tuple(a.name for a in _spec.get(op).attrs) for op in _spec.op_names()}
 _CAST = {"float": float, "int": int, "bool": bool, "string": str}
-_TYPES = {op: tuple(_CAST[a.type] for a in _spec.get(op).attrs) for op in _spec.op_names()}
+_TYPES = {op: {a.name: _CAST[a.type] for a in _spec.get(op).attrs} for op in _spec.op_names()}
 
 
 def _call(op: str, *tensors, policy: Optional[str], **attrs):
     """``torch.ops.xpuruntime.<op>`` on ``tensors`` with the attributes in spec order.
     Python numbers take the attribute's type (``eps=1`` is a float); the core checks
     ranges and choices and raises ValueError naming the op and the attribute."""
-    values = [_coerce(cast, attrs[name]) for name, cast in zip(_ATTRS[op], _TYPES[op])]
-    return getattr(torch.ops.xpuruntime, op)(*tensors, *values, policy_for_call(policy))
+    values = {name: _coerce(cast, attrs[name]) for name, cast in _TYPES[op].items()}
+    return call(op, _spec.FORWARD, tensors, values, policy_for_call(policy))
 
 
 def _coerce(cast, value):

@@ -106,3 +106,15 @@ def registered(spec: _spec.OpSpec):
 
 for _s in _spec.all_specs():
     _register(_s)
+
+# (op, direction) -> (the registered op, its attribute names in spec order): plain
+# data, so that torch.compile traces `call` without stepping into the spec module.
+_CALLS = {(s.op, s.direction): (registered(s), tuple(a.name for a in s.attrs))
+          for s in _spec.all_specs()}
+
+
+def call(op: str, direction: str, tensors: Sequence[Any], attrs: dict, policy: str):
+    """``torch.ops.xpuruntime.<op>[_backward]`` on ``tensors``, the attributes (by
+    name, every one given) in spec order, and a resolved policy string."""
+    packet, names = _CALLS[(op, direction)]
+    return packet(*tensors, *[attrs[n] for n in names], policy)
