@@ -18,14 +18,16 @@ Status check_logits(const TensorView& logits, int64_t k, RowLayout* rows) {
                            " experts (last dimension); at most ", kTopKSoftmaxMaxExperts,
                            " are supported");
   if (k < 1 || k > e)
-    return InvalidArgument(kOp, ": 'k' must be in [1, E] with E = ", e,
+    return InvalidArgument(kOp, ": 'k' (required) must be in [1, E] with E = ", e,
                            " (the last dimension of 'logits'), got ", k);
   return Status::Ok();
 }
 
-// A [..., k] tensor of `dtype`: logits' leading shape, then k.
+// A [..., k] tensor of `dtype` (logits' leading shape, then k) on logits' device, with
+// data: an output is dense; an input may have a row stride (*stride).
 Status check_per_choice(const char* name, const TensorView& v, DType dtype,
-                        const TensorView& logits, int64_t k) {
+                        const TensorView& logits, int64_t k, int64_t* stride = nullptr) {
+  if (!stride) XPU_RETURN_IF_ERROR(check::dense_output(kOp, name, v));
   XPU_RETURN_IF_ERROR(check::dtype_is(kOp, name, v, dtype));
   bool same = v.ndim == logits.ndim && v.shape[v.ndim - 1] == k;
   for (int i = 0; same && i < v.ndim - 1; ++i) same = v.shape[i] == logits.shape[i];
@@ -35,21 +37,15 @@ Status check_per_choice(const char* name, const TensorView& v, DType dtype,
     return InvalidArgument(kOp, ": '", name, "' must have shape ", shape_string(want),
                            " (the leading shape of 'logits', then k), got ", shape_string(v));
   }
-  return check::same_device(kOp, name, v, logits);
-}
-
-// An input [..., k]: as check_per_choice, walkable as rows; its row stride.
-Status check_choice_input(const char* name, const TensorView& v, DType dtype,
-                          const TensorView& logits, int64_t k, int64_t* stride) {
-  XPU_RETURN_IF_ERROR(check_per_choice(name, v, dtype, logits, k));
-  RowLayout rows;
+  XPU_RETURN_IF_ERROR(check::same_device(kOp, name, v, logits));
   if (v.numel() > 0 && v.data == nullptr)
     return InvalidArgument(kOp, ": '", name, "' has no data pointer");
-  if (!as_rows(v, &rows))
+  RowLayout rows;
+  if (stride && !as_rows(v, &rows))
     return InvalidArgument(kOp, ": '", name, "' ", describe(v),
                            " must be contiguous in its last dimension with leading dimensions "
                            "that collapse to one row stride; make it contiguous first");
-  *stride = rows.row_stride;
+  if (stride) *stride = rows.row_stride;
   return Status::Ok();
 }
 
@@ -58,9 +54,7 @@ Status check_choice_input(const char* name, const TensorView& v, DType dtype,
 Status topk_softmax_forward(const TopKSoftmaxForwardArgs& a, const ExecContext& ctx) {
   RowLayout x;
   XPU_RETURN_IF_ERROR(check_logits(a.logits, a.k, &x));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "weights", a.weights));
   XPU_RETURN_IF_ERROR(check_per_choice("weights", a.weights, DType::kF32, a.logits, a.k));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "indices", a.indices));
   XPU_RETURN_IF_ERROR(check_per_choice("indices", a.indices, DType::kI32, a.logits, a.k));
 
   topk_softmax_detail::ForwardKernel* kernel = nullptr;
@@ -75,15 +69,12 @@ Status topk_softmax_backward(const TopKSoftmaxBackwardArgs& a, const ExecContext
   topk_softmax_detail::BackwardProblem p{&a};
   XPU_RETURN_IF_ERROR(check_logits(a.logits, a.k, &x));
   XPU_RETURN_IF_ERROR(
-      check_choice_input("dweights", a.dweights, DType::kF32, a.logits, a.k, &p.dweights_stride));
+      check_per_choice("dweights", a.dweights, DType::kF32, a.logits, a.k, &p.dweights_stride));
   XPU_RETURN_IF_ERROR(
-      check_choice_input("indices", a.indices, DType::kI32, a.logits, a.k, &p.indices_stride));
+      check_per_choice("weights", a.weights, DType::kF32, a.logits, a.k, &p.weights_stride));
   XPU_RETURN_IF_ERROR(
-      check_choice_input("weights", a.weights, DType::kF32, a.logits, a.k, &p.weights_stride));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "dlogits", a.dlogits));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dlogits", a.dlogits, "logits", a.logits));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dlogits", a.dlogits, a.logits.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dlogits", a.dlogits, a.logits));
+      check_per_choice("indices", a.indices, DType::kI32, a.logits, a.k, &p.indices_stride));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "dlogits", a.dlogits, "logits", a.logits));
 
   topk_softmax_detail::BackwardKernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(
@@ -99,10 +90,12 @@ Status topk_softmax_backward(const TopKSoftmaxBackwardArgs& a, const ExecContext
 // ---- the op spec -------------------------------------------------------------------------------
 namespace {
 
-// k has no default in OPS.md: 0 stands for "not given" and is refused by check_logits.
+// k has no default in OPS.md: the default 0 stands for "not given" (check_logits refuses it).
 constexpr AttrSpec kAttrs[] = {
-    {"k", "k", AttrType::kInt, 0, "", 0, double(kTopKSoftmaxMaxExperts)},
-    {"renormalize", "renormalize", AttrType::kBool, 1},
+    {.name = "k", .onnx_name = "k", .type = AttrType::kInt, .default_number = 0, .min = 1,
+     .max = double(kTopKSoftmaxMaxExperts)},
+    {.name = "renormalize", .onnx_name = "renormalize", .type = AttrType::kBool,
+     .default_number = 1},
 };
 
 constexpr InputSpec kForwardInputs[] = {{"logits", Role::kRows, DTypeRule::kFloat}};
@@ -111,12 +104,12 @@ constexpr OutputSpec kForwardOutputs[] = {
     {"indices", ShapeRule::kLeadingAndAttr, 0, OutputDType::kI32, OutputUse::kResult, -1, "k"},
 };
 
-// The gradient of weights, then what the forward saw and gave.
+// The gradient of weights, the forward's input, then its outputs (op_spec.h's order).
 constexpr InputSpec kBackwardInputs[] = {
     {"dweights", Role::kRows, DTypeRule::kF32},
     {"logits", Role::kRows, DTypeRule::kFloat},
-    {"indices", Role::kRows, DTypeRule::kI32},
     {"weights", Role::kRows, DTypeRule::kF32},
+    {"indices", Role::kRows, DTypeRule::kI32},
 };
 constexpr OutputSpec kBackwardOutputs[] = {
     {"dlogits", ShapeRule::kLike, 1, OutputDType::kLikeRef},
@@ -127,27 +120,30 @@ bool attr_renormalize(const AttrValues& attrs) { return attrs[1].number != 0; }
 
 Status run_forward(const OpSpec&, std::span<const TensorView> in, std::span<const TensorView> out,
                    const TensorView&, const AttrValues& attrs, const ExecContext& ctx) {
-  return topk_softmax_forward({in[0], out[0], out[1], attr_k(attrs), attr_renormalize(attrs)},
+  return topk_softmax_forward({.logits = in[0], .weights = out[0], .indices = out[1],
+                               .k = attr_k(attrs), .renormalize = attr_renormalize(attrs)},
                               ctx);
 }
 
 Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<const TensorView> out,
                     const TensorView&, const AttrValues& attrs, const ExecContext& ctx) {
-  return topk_softmax_backward(
-      {in[0], in[1], in[2], in[3], out[0], attr_k(attrs), attr_renormalize(attrs)}, ctx);
+  return topk_softmax_backward({.dweights = in[0], .logits = in[1], .weights = in[2],
+                                .indices = in[3], .dlogits = out[0], .k = attr_k(attrs),
+                                .renormalize = attr_renormalize(attrs)},
+                               ctx);
 }
 
 }  // namespace
 
 const OpSpec& topk_softmax_forward_spec() {
-  static const OpSpec spec{kOp, "TopKSoftmax", Direction::kForward, kForwardInputs,
-                           kForwardOutputs, kAttrs, nullptr, run_forward};
+  static constexpr OpSpec spec{kOp, "TopKSoftmax", Direction::kForward, kForwardInputs,
+                               kForwardOutputs, kAttrs, nullptr, run_forward};
   return spec;
 }
 
 const OpSpec& topk_softmax_backward_spec() {
-  static const OpSpec spec{kOp, "TopKSoftmax", Direction::kBackward, kBackwardInputs,
-                           kBackwardOutputs, kAttrs, nullptr, run_backward};
+  static constexpr OpSpec spec{kOp, "TopKSoftmax", Direction::kBackward, kBackwardInputs,
+                               kBackwardOutputs, kAttrs, nullptr, run_backward};
   return spec;
 }
 

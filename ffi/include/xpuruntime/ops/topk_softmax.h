@@ -41,8 +41,8 @@ struct TopKSoftmaxForwardArgs {
 struct TopKSoftmaxBackwardArgs {
   TensorView dweights;  // f32 [..., k]: gradient of weights
   TensorView logits;    // [..., E], the forward input (read only without renormalize)
-  TensorView indices;   // int32 [..., k], the forward's
   TensorView weights;   // f32 [..., k], the forward's
+  TensorView indices;   // int32 [..., k], the forward's
   TensorView dlogits;   // out, logits' shape and dtype (dense)
   int64_t k = 1;        // the forward's
   bool renormalize = true;  // the forward's
