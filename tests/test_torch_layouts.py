@@ -256,3 +256,28 @@ def test_rope_in_hf_attention_backward(device):
         model(x, cos, sin).square().mean().backward()
     for (name, p), p_ref in zip(xpu.named_parameters(), ref.parameters()):
         assert_close(to_numpy(p.grad), to_numpy(p_ref.grad), "float32", name, factor=10)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("dtype", list(TDT))
+@pytest.mark.parametrize("renormalize", [False, True])
+@pytest.mark.parametrize("grad", ["contiguous", "transposed", "expanded"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_topk_softmax_every_layout(device, dtype, renormalize, grad, layout):
+    gen = torch.Generator().manual_seed(5)
+    k = 3
+    base_shape, view = rows_view(layout, SHAPE)
+    base = torch.randn(base_shape, generator=gen).to(device, TDT[dtype]).requires_grad_()
+    weights, indices = xt.topk_softmax(view(base), k, renormalize=renormalize)
+    gshape, gview = grad_view(grad, SHAPE[:-1] + (k,))
+    dw = gview(torch.randn(gshape, generator=gen).to(device))
+    weights.backward(dw)
+    b64 = base.detach().double().cpu().requires_grad_()
+    x64 = view(b64)
+    ref_idx = x64.sort(-1, descending=True, stable=True).indices[..., :k]  # ties: lower index
+    p = torch.softmax(x64, -1).gather(-1, ref_idx)
+    ref_w = p / p.sum(-1, keepdim=True) if renormalize else p
+    ref_w.backward(dw.double().cpu())
+    assert torch.equal(indices.cpu().long(), ref_idx), "indices differ"
+    assert_close(to_numpy(weights), to_numpy(ref_w), dtype, "weights")
+    assert_close(to_numpy(base.grad), to_numpy(b64.grad), dtype, "dlogits")

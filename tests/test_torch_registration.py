@@ -109,7 +109,8 @@ def test_compile_fullgraph_matches_eager(device, op):
     eager = [t.clone().requires_grad_() if t.dtype.is_floating_point else t for t in tensors]
     compiled_in = [t.clone().requires_grad_() if t.dtype.is_floating_point else t for t in tensors]
     out = public_call(op, eager, attrs)
-    weights = [torch.randn_like(o) for o in (out if isinstance(out, tuple) else (out,))]
+    weights = [torch.randn_like(o) if o.dtype.is_floating_point else None
+               for o in (out if isinstance(out, tuple) else (out,))]
     weighted_sum(out, weights).backward()
 
     fn = torch.compile(lambda *ts: weighted_sum(public_call(op, list(ts), attrs), weights),

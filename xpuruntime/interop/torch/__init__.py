@@ -18,9 +18,9 @@ require("torch", "torch")
 
 from . import _registration, _autograd  # noqa: E402,F401  (registers the ops, then autograd)
 from ._functions import (cross_entropy, geglu, layer_norm, rms_norm, rope, softmax,  # noqa: E402
-                         swiglu)
+                         swiglu, topk_softmax)
 from ._fused_linear_cross_entropy import fused_linear_cross_entropy  # noqa: E402
 from ._onnx import export_onnx, onnx_translation_table  # noqa: E402  (onnxscript on first use)
 
 __all__ = ["cross_entropy", "export_onnx", "fused_linear_cross_entropy", "geglu", "layer_norm",
-           "onnx_translation_table", "rms_norm", "rope", "softmax", "swiglu"]
+           "onnx_translation_table", "rms_norm", "rope", "softmax", "swiglu", "topk_softmax"]

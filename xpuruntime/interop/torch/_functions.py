@@ -135,6 +135,25 @@ def rope(x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = False,
     return _call("rope", x, cos, sin, policy=policy, interleaved=interleaved)
 
 
+def topk_softmax(logits: Tensor, k: int, *, renormalize: bool = True,
+                 policy: Optional[str] = None) -> tuple[Tensor, Tensor]:
+    """Mixture-of-experts routing (``torch.ops.xpuruntime.topk_softmax``): the ``k``
+    largest logits of each row (descending, ties to the lower index) and their
+    softmax probabilities, renormalized over the chosen ``k`` when ``renormalize``.
+
+    Args:
+      logits: ``[..., E]`` float32, float16 or bfloat16, E up to 4096 (copied when not
+        walkable as rows).
+      k: experts a row, ``1 <= k <= E``.
+      renormalize: divide the chosen probabilities by their sum.
+
+    Returns:
+      ``(weights, indices)``: float32 ``[..., k]`` and int32 ``[..., k]``. Differentiable
+      in logits through ``weights``.
+    """
+    return _call("topk_softmax", logits, policy=policy, k=k, renormalize=renormalize)
+
+
 def cross_entropy(logits: Tensor, labels: Tensor, *, ignore_index: int = -100,
                   label_smoothing: float = 0.0, reduction: str = "mean",
                   policy: Optional[str] = None) -> Tensor:
