@@ -274,7 +274,7 @@ def test_topk_softmax_every_layout(device, dtype, renormalize, grad, layout):
     weights.backward(dw)
     b64 = base.detach().double().cpu().requires_grad_()
     x64 = view(b64)
-    ref_idx = x64.sort(-1, descending=True, stable=True).indices[..., :k]  # ties: lower index
+    ref_idx = x64.sort(dim=-1, descending=True, stable=True).indices[..., :k]  # ties: lower index
     p = torch.softmax(x64, -1).gather(-1, ref_idx)
     ref_w = p / p.sum(-1, keepdim=True) if renormalize else p
     ref_w.backward(dw.double().cpu())
