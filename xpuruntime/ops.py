@@ -357,9 +357,46 @@ def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, lse: Any, *,
     return _backward("cross_entropy", (dloss, logits, labels, lse), attrs, policy, stream)
 
 
+def topk_softmax(logits: Any, k: int, *, renormalize: bool = True, policy: str | None = None,
+                 stream: Any = None) -> tuple[Any, Any]:
+    """Mixture-of-experts routing: softmax over the last axis, its ``k`` largest entries.
+
+    Args:
+      logits: ``[..., E]`` float32, float16 or bfloat16, E up to 4096 (f32 arithmetic).
+      k: experts a row, ``1 <= k <= E``; indices in descending order, ties to the lower index.
+      renormalize: divide the chosen probabilities by their sum.
+      {policy_stream}
+
+    Returns:
+      ``(weights, indices)``: float32 ``[..., k]`` and int32 ``[..., k]``.
+    """
+    return _forward("topk_softmax", (logits,), {"k": k, "renormalize": renormalize}, policy,
+                    stream, False)
+
+
+def topk_softmax_backward(dweights: Any, logits: Any, weights: Any, indices: Any, *, k: int,
+                          renormalize: bool = True, policy: str | None = None,
+                          stream: Any = None) -> Any:
+    """Gradient of ``topk_softmax`` with respect to ``logits``, through ``weights``.
+
+    Args:
+      dweights: float32 ``[..., k]``, the gradient of weights.
+      logits: ``[..., E]``, the forward input.
+      weights, indices: the forward's outputs.
+      k, renormalize: the forward's.
+      {policy_stream}
+
+    Returns:
+      ``dlogits``, logits' shape and dtype.
+    """
+    return _backward("topk_softmax", (dweights, logits, weights, indices),
+                     {"k": k, "renormalize": renormalize}, policy, stream)
+
+
 for _fn in (rms_norm, rms_norm_backward, layer_norm, layer_norm_backward, softmax,
             softmax_backward, swiglu, swiglu_backward, geglu, geglu_backward, rope, rope_backward,
-            cross_entropy, cross_entropy_backward):
+            cross_entropy, cross_entropy_backward,
+            topk_softmax, topk_softmax_backward):
     if _fn.__doc__:  # None under python -OO
         _fn.__doc__ = _fn.__doc__.replace("{policy_stream}", _POLICY_STREAM)
 del _fn
