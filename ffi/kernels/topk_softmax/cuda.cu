@@ -498,49 +498,56 @@ int pow2_at_least(int64_t n) {
 }
 
 // The fast forward's row group: `lanes` = G * W lanes a row holding `items` vectors
-// of `vec` each (at most kMaxElems<T> elements a lane); at least one lane per
-// chosen entry.
+// of `vec` each. Rows of a warp or less take the fewest lanes (at least 8, and one per
+// chosen entry) that keep kTargetElems<T> elements a lane: a selection round costs the
+// same few instructions for a group of 8 as for a warp, so smaller groups (more rows a
+// warp) cost less a row, until the rescans of lanes holding many keys outweigh that
+// (docs/kernels/topk_softmax.md). Longer rows hold kMaxElems<T> a lane, over W warps.
 struct FastShape {
   int vec, items, lanes;
 };
+template <typename T>
+inline constexpr int kTargetElems = sizeof(T) == 4 ? 8 : 16;  // f32 keys take 64 bits
 template <typename T>
 inline constexpr int kMaxElems = sizeof(T) == 4 ? 16 : 32;
 
 template <typename T>
 FastShape fast_shape(int64_t e, int64_t k, int vec) {
   const int64_t nvec = (e + vec - 1) / vec;
-  const int min_lanes = std::max(8, pow2_at_least(k));
-  for (int items = 1;; items *= 2) {
-    const int lanes = std::max(min_lanes, pow2_at_least((nvec + items - 1) / items));
-    if (lanes <= 32 || items * vec == kMaxElems<T>) return {vec, items, lanes};
-  }
+  const int target = std::max(1, kTargetElems<T> / vec), most = kMaxElems<T> / vec;
+  int lanes = std::max({8, pow2_at_least(k), pow2_at_least((nvec + target - 1) / target)});
+  if (lanes > 32) lanes = std::max(32, pow2_at_least((nvec + most - 1) / most));
+  const int items = lanes > 32 ? most : pow2_at_least((nvec + lanes - 1) / lanes);
+  return {vec, items, lanes};
 }
 
 // Returns f.template operator()<V, I, G, W>() for the shape (only shapes fast_shape returns).
 template <typename T, typename F>
 Status with_fast_shape(const FastShape& s, F&& f) {
   auto by_vec = [&]<int V>() -> Status {
-    constexpr int kI = kMaxElems<T> / V;  // items of rows longer than a warp
-    auto warp_row = [&]<int I>() -> Status {
-      if constexpr (I <= kI) return f.template operator()<V, I, 32, 1>();
-      return Error(StatusCode::kInternal, kOp, ": no kernel for ", I, " items a lane");
+    constexpr int kTarget = std::max(1, kTargetElems<T> / V), kMost = kMaxElems<T> / V;
+    auto by_items = [&]<int G, int kItems>() -> Status {
+      auto one = [&]<int I>() -> Status {
+        if constexpr (I <= kItems) return f.template operator()<V, I, G, 1>();
+        return Error(StatusCode::kInternal, kOp, ": no kernel for ", I, " items a lane");
+      };
+      switch (s.items) {
+        case 1: return one.template operator()<1>();
+        case 2: return one.template operator()<2>();
+        case 4: return one.template operator()<4>();
+        case 8: return one.template operator()<8>();
+        case 16: return one.template operator()<16>();
+        default: return one.template operator()<32>();
+      }
     };
     switch (s.lanes) {
-      case 8: return f.template operator()<V, 1, 8, 1>();
-      case 16: return f.template operator()<V, 1, 16, 1>();
-      case 32:
-        switch (s.items) {
-          case 1: return warp_row.template operator()<1>();
-          case 2: return warp_row.template operator()<2>();
-          case 4: return warp_row.template operator()<4>();
-          case 8: return warp_row.template operator()<8>();
-          case 16: return warp_row.template operator()<16>();
-          default: return warp_row.template operator()<32>();
-        }
-      case 64: return f.template operator()<V, kI, 32, 2>();
-      case 128: return f.template operator()<V, kI, 32, 4>();
+      case 8: return by_items.template operator()<8, kTarget>();
+      case 16: return by_items.template operator()<16, kTarget>();
+      case 32: return by_items.template operator()<32, kMost>();
+      case 64: return f.template operator()<V, kMost, 32, 2>();
+      case 128: return f.template operator()<V, kMost, 32, 4>();
       default:
-        if constexpr (kMaxElems<T> == 16) return f.template operator()<V, kI, 32, 8>();  // f32 only
+        if constexpr (kMaxElems<T> == 16) return f.template operator()<V, kMost, 32, 8>();  // f32 only
         return Error(StatusCode::kInternal, kOp, ": no kernel for ", s.lanes, " lanes a row");
     }
   };
