@@ -4,8 +4,8 @@ that reference).
 
 Inputs are rounded to their dtype first, so the reference sees what the kernel saw:
 indices must match exactly (ties to the lower index, NaN above +inf), weights to f32
-precision, dlogits to the dtype's tolerance. Calls go through the generic native
-path: outputs allocated from the op spec, then ``core.call_op``.
+precision, dlogits to the dtype's tolerance. Calls go through the native frontend
+(``xpuruntime.ops``: outputs allocated from the op spec, then ``core.call_op``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpuruntime import _spec
+from xpuruntime import ops
 from xpuruntime._native import InvalidArgumentError, core
 
 torch = pytest.importorskip("torch")
@@ -82,29 +82,20 @@ def topk_softmax_grad_ref(logits, indices, dweights, renormalize=True):
     return x.grad.numpy()
 
 
-# ---- the call: outputs from the spec, one generic entry ----------------------------------------
-
-def run(direction, inputs, policy="fast", **attrs):
-    """The op's outputs for torch ``inputs``, allocated by the spec's shape and dtype rules."""
-    spec = _spec.get(OP, direction)
-    attrs = _spec.normalize_attrs(spec, attrs)
-    like = inputs[1] if direction == "backward" else inputs[0]  # logits
-    shapes = _spec.output_shapes(spec, [tuple(t.shape) for t in inputs], attrs)
-    dtypes = _spec.output_dtypes(spec, [t.dtype for t in inputs], f32=torch.float32,
-                                 i32=torch.int32)
-    outs = [torch.empty(s, dtype=d, device=like.device) for s, d in zip(shapes, dtypes)]
-    stream = torch.cuda.current_stream(like.device).cuda_stream if like.is_cuda else 0
-    core.call_op(OP, direction, list(inputs), outs, None, attrs, policy, stream)
-    return outs
-
+# ---- the calls ---------------------------------------------------------------------------------
 
 def forward(logits, k, renormalize=True, policy="fast"):
-    return run("forward", [logits], policy, k=k, renormalize=renormalize)
+    return ops.topk_softmax(logits, k, renormalize=renormalize, policy=policy)
 
 
 def backward(dweights, logits, weights, indices, renormalize=True, policy="fast"):
-    return run("backward", [dweights, logits, weights, indices], policy, k=indices.shape[-1],
-               renormalize=renormalize)[0]
+    return ops.topk_softmax_backward(dweights, logits, weights, indices, renormalize=renormalize,
+                                     policy=policy)
+
+
+def call_forward(logits, outputs, attrs):
+    """The generic core entry with caller-made outputs (wrong ones included)."""
+    core.call_op(OP, "forward", [logits], outputs, None, attrs, "fast", 0)
 
 
 def make_logits(shape, dtype, device, seed=0, scale=2.0):
@@ -276,31 +267,33 @@ def test_deterministic_run_to_run(policy, device):
 
 def test_errors_name_the_op_and_the_argument():
     x = torch.randn(4, 16)
-    for attrs, match in [({"k": 0}, r"'k' must be in \[1, 4096\], got 0"),
-                         ({}, r"'k'.* must be in \[1, .*got 0"),  # k has no default
-                         ({"k": 17}, "'k'.*got 17"),
-                         ({"k": 5000}, "'k' must be in"), ({"k": 2.0}, "'k' must be an int"),
-                         ({"k": 2, "renormalize": 3}, "'renormalize' must be a bool"),
-                         ({"k": 2, "topk": 2}, "topk")]:
+    for k, attrs, match in [(0, {}, r"'k' must be in \[1, 4096\], got 0"),
+                            (17, {}, r"'k' \(required\) must be in \[1, E\] with E = 16 "
+                                     r"\(the last dimension of 'logits'\), got 17"),
+                            (5000, {}, r"'k' must be in \[1, 4096\], got 5000"),
+                            (2.0, {}, "attribute 'k' must be an int, got a float"),
+                            (2, {"renormalize": 3}, "'renormalize' must be a bool")]:
         with pytest.raises(InvalidArgumentError, match="topk_softmax: .*" + match):
-            run("forward", [x], **attrs)
+            ops.topk_softmax(x, k, **attrs)
+    w, i = torch.empty(4, 2), torch.empty(4, 2, dtype=torch.int32)
+    with pytest.raises(InvalidArgumentError, match=r"topk_softmax: 'k' \(required\).*got 0"):
+        call_forward(x, [w, i], {})  # OPS.md gives k no default
+    with pytest.raises(InvalidArgumentError, match="topk_softmax: .*'topk'"):
+        call_forward(x, [w, i], {"k": 2, "topk": 2})
     bad_logits = [(torch.zeros(4, 16, dtype=torch.int32), "'logits' must be float32, float16"),
                   (torch.zeros(4, 16, dtype=torch.float64), "'logits' must be float32"),
                   (torch.tensor(1.0), "'logits' must have at least 1 dimension"),
                   (torch.zeros(2, 5000), "'logits' .* has 5000 experts.*at most 4096"),
                   (torch.zeros(16, 4).t(), "'logits'.*contiguous")]
     for logits, match in bad_logits:
-        w, i = torch.empty(logits.shape[:-1] + (2,)), torch.empty(logits.shape[:-1] + (2,),
-                                                                   dtype=torch.int32)
         with pytest.raises(InvalidArgumentError, match="topk_softmax: " + match):
-            core.call_op(OP, "forward", [logits], [w, i], None, {"k": 2}, "fast", 0)
-    w, i = torch.empty(4, 2), torch.empty(4, 2, dtype=torch.int32)
+            ops.topk_softmax(logits, 2)
     for outs, match in [([torch.empty(4, 3), i], "'weights' must have shape \\[4, 2\\]"),
                         ([w.double(), i], "'weights' must be float32"),
                         ([w, i.long()], "'indices' must be int32"),
                         ([w, torch.empty(2, 4, dtype=torch.int32).t()], "'indices' must be dense")]:
         with pytest.raises(InvalidArgumentError, match="topk_softmax: .*" + match):
-            core.call_op(OP, "forward", [x], outs, None, {"k": 2}, "fast", 0)
+            call_forward(x, outs, {"k": 2})
 
 
 def test_backward_errors_name_the_argument():
@@ -308,12 +301,13 @@ def test_backward_errors_name_the_argument():
     w, idx = forward(x, 3)
     g = torch.ones_like(w)
     for args, match in [((g[:, :2], x, w, idx), "'dweights' must have shape \\[4, 3\\]"),
+                        ((g, x, w, idx[:, :2]), "'dweights' must have shape \\[4, 2\\]"),
                         ((g.double(), x, w, idx), "'dweights' must be float32"),
                         ((g, x, w.half(), idx), "'weights' must be float32"),
                         ((g, x, w, idx.long()), "'indices' must be int32"),
                         ((g, x[:3], w, idx), "'dweights' must have shape \\[3, 3\\]")]:
         with pytest.raises(InvalidArgumentError, match="topk_softmax: " + match):
-            run("backward", list(args), k=3)
+            backward(*args)
 
 
 @pytest.mark.parametrize("renormalize", [True, False])

@@ -53,36 +53,49 @@ constexpr int kRowThreads = 256;    // blocks of the one-block-a-row kernels
 
 // ---- keys ----------------------------------------------------------------------------------
 
-// Order-preserving maps of sign-magnitude bits onto unsigned integers: every NaN
-// to the top, -0 onto +0, the most negative value at 1 or more (0 means "no key").
-__device__ __forceinline__ uint32_t ordered16(uint32_t b, uint32_t inf) {
-  const uint32_t mag = b & 0x7fffu;
-  const uint32_t o = (b & 0x8000u) ? 0x8000u - mag : 0x8000u + mag;
-  return mag > inf ? 0xffffu : o;
+// Order-preserving maps of sign-magnitude bits onto unsigned integers: 0x80000000
+// plus or minus the magnitude (so -0 and +0 meet), every NaN at the top, the most
+// negative value at 1 or more (0 means "no key"). `u` holds the value's bits at the
+// top of the word; for 16-bit types the low half is ignored and comes back zero.
+template <uint32_t kMag, uint32_t kInf>
+__device__ __forceinline__ uint32_t ordered(uint32_t u) {
+  const uint32_t s = static_cast<uint32_t>(static_cast<int32_t>(u) >> 31);  // 0 or ~0
+  const uint32_t m = u & kMag;
+  const uint32_t o = ((m ^ s) - s) + 0x80000000u;  // conditional negate, then offset
+  return m > kInf ? kMag | 0x80000000u : o;
 }
 __device__ __forceinline__ uint32_t ordered32(float f) {
-  const uint32_t u = __float_as_uint(f), mag = u & 0x7fffffffu;
-  const uint32_t o = (u >> 31) ? 0x80000000u - mag : 0x80000000u + mag;
-  return mag > 0x7f800000u ? 0xffffffffu : o;
+  return ordered<0x7fffffffu, 0x7f800000u>(__float_as_uint(f));
 }
-// The inverses (a NaN comes back as the quiet NaN 0x7fff / 0x7fffffff).
-__device__ __forceinline__ uint32_t unordered16(uint32_t o) {
-  return o >= 0x8000u ? o - 0x8000u : 0x8000u | (0x8000u - o);
+// The inverse, from the top 32 - `shift` bits (a NaN comes back as a quiet NaN).
+__device__ __forceinline__ uint32_t unordered(uint32_t o, int shift) {
+  const uint32_t half = 0x80000000u >> shift;
+  return o >= half ? o - half : half | (half - o);
 }
-__device__ __forceinline__ float unordered32(uint32_t o) {
-  return __uint_as_float(o >= 0x80000000u ? o - 0x80000000u : 0x80000000u | (0x80000000u - o));
-}
+__device__ __forceinline__ float unordered32(uint32_t o) { return __uint_as_float(unordered(o, 0)); }
 
 // A key per element: the ordered value above the inverted column.
 template <typename T>
-struct Keys {  // float16 and bfloat16: 32 bits
+struct Keys {  // float16 and bfloat16: 32 bits, the ordered value in the high half
   using Key = uint32_t;
-  static constexpr uint32_t kInf = std::is_same_v<T, __half> ? 0x7c00u : 0x7f80u;
-  __device__ __forceinline__ static Key make(T v, int col) {
-    return (ordered16(cuda::bits16(v), kInf) << 16) | (0xffffu - static_cast<uint32_t>(col));
+  static constexpr uint32_t kInf = std::is_same_v<T, __half> ? 0x7c000000u : 0x7f800000u;
+  // The V (even, or 1) elements of one vector, in memory order.
+  template <int V>
+  __device__ __forceinline__ static void make(const Vec<T, V>& v, int col, Key* out) {
+    if constexpr (V == 1) {
+      out[0] = ordered<0x7fff0000u, kInf>(cuda::bits16(v.v[0]) << 16) | (0xffffu - col);
+    } else {
+      uint32_t w[V / 2];
+      memcpy(w, &v, sizeof(w));
+#pragma unroll
+      for (int i = 0; i < V / 2; ++i) {  // low half: element 2i; high half: 2i + 1
+        out[2 * i] = ordered<0x7fff0000u, kInf>(w[i] << 16) | (0xffffu - (col + 2 * i));
+        out[2 * i + 1] = ordered<0x7fff0000u, kInf>(w[i]) | (0xffffu - (col + 2 * i + 1));
+      }
+    }
   }
   __device__ __forceinline__ static float value(Key k) {
-    const auto bits = static_cast<unsigned short>(unordered16(k >> 16));
+    const auto bits = static_cast<unsigned short>(unordered(k >> 16, 16));
     if constexpr (std::is_same_v<T, __half>) return __half2float(__ushort_as_half(bits));
     else return __bfloat162float(__ushort_as_bfloat16(bits));
   }
@@ -94,6 +107,11 @@ struct Keys64 {
   using Key = uint64_t;
   __device__ __forceinline__ static Key make(float v, int col) {
     return (uint64_t{ordered32(v)} << 32) | (0xffffffffu - static_cast<uint32_t>(col));
+  }
+  template <int V>
+  __device__ __forceinline__ static void make(const Vec<float, V>& v, int col, Key* out) {
+#pragma unroll
+    for (int j = 0; j < V; ++j) out[j] = make(v.v[j], col + j);
   }
   __device__ __forceinline__ static float value(Key k) { return unordered32(static_cast<uint32_t>(k >> 32)); }
   __device__ __forceinline__ static int index(Key k) {
@@ -152,34 +170,36 @@ __device__ __forceinline__ bool group_any(bool v) {
 
 // The k (<= G) largest of the group's keys, round r's winner returned in lane r
 // (0 elsewhere, and for rounds past the group's keys); *top = round 0's winner in
-// every lane. `g`: this lane's place in the group.
+// every lane. `g`: this lane's place in the group. A lane keeps its best two keys; the
+// winner of a round moves to its second, or, once that is spent (h2 == 0), rescans
+// for its best key below the one it gave (a group out of keys gives 0 and rescans
+// to 0 again).
 template <int G, typename Key, int M>
 __device__ __forceinline__ Key select_top(const Key (&keys)[M], int k, int g, Key* top) {
-  Key h1 = 0, h2 = 0;  // this lane's best two
+  Key h1 = 0, h2 = 0;
 #pragma unroll
   for (int i = 0; i < M; ++i) {
     h2 = max(h2, min(h1, keys[i]));
     h1 = max(h1, keys[i]);
   }
-  bool have_h2 = true;
   Key mine = 0;
 #pragma unroll 1
   for (int r = 0; r < k; ++r) {
     const Key w = group_max<G>(h1);
-    if (r == 0) *top = w;
-    if (g == r) mine = w;
-    if (w != 0 && h1 == w) {  // keys are distinct: one lane of the group won
-      if (have_h2) {
+    mine = g == r ? w : mine;
+    if (h1 == w) {  // keys are distinct: one lane of the group won
+      if (h2 != 0) {
         h1 = h2;
+        h2 = 0;
       } else {
-        Key next = 0;  // the best key below the one just taken
+        Key next = 0;
 #pragma unroll
         for (int i = 0; i < M; ++i) next = max(next, keys[i] < w ? keys[i] : Key{0});
         h1 = next;
       }
-      have_h2 = false;
     }
   }
+  *top = __shfl_sync(0xffffffffu, mine, 0, G);
   return mine;
 }
 
@@ -224,10 +244,12 @@ __global__ void __launch_bounds__(W > 1 ? 32 * W : kGroupThreads)
     Key keys[M];
 #pragma unroll
     for (int it = 0; it < I; ++it) {
+      const int col = first + it * kStride;  // whole vectors lie inside the row or past it
+      if (live && col < e) {
+        K::make(r.v[it], col, keys + it * V);
+      } else {
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const int col = first + it * kStride + j;
-        keys[it * V + j] = live && col < e ? K::make(r.v[it].v[j], col) : Key{0};
+        for (int j = 0; j < V; ++j) keys[it * V + j] = 0;
       }
     }
     // This lane's sum of exp2(v log2e - base) over its part of the row.
@@ -476,49 +498,56 @@ int pow2_at_least(int64_t n) {
 }
 
 // The fast forward's row group: `lanes` = G * W lanes a row holding `items` vectors
-// of `vec` each (at most kMaxElems<T> elements a lane); at least one lane per
-// chosen entry.
+// of `vec` each. Rows of a warp or less take the fewest lanes (at least 8, and one per
+// chosen entry) that keep kTargetElems<T> elements a lane: a selection round costs the
+// same few instructions for a group of 8 as for a warp, so smaller groups (more rows a
+// warp) cost less a row, until the rescans of lanes holding many keys outweigh that
+// (docs/kernels/topk_softmax.md). Longer rows hold kMaxElems<T> a lane, over W warps.
 struct FastShape {
   int vec, items, lanes;
 };
+template <typename T>
+inline constexpr int kTargetElems = sizeof(T) == 4 ? 8 : 16;  // f32 keys take 64 bits
 template <typename T>
 inline constexpr int kMaxElems = sizeof(T) == 4 ? 16 : 32;
 
 template <typename T>
 FastShape fast_shape(int64_t e, int64_t k, int vec) {
   const int64_t nvec = (e + vec - 1) / vec;
-  const int min_lanes = std::max(8, pow2_at_least(k));
-  for (int items = 1;; items *= 2) {
-    const int lanes = std::max(min_lanes, pow2_at_least((nvec + items - 1) / items));
-    if (lanes <= 32 || items * vec == kMaxElems<T>) return {vec, items, lanes};
-  }
+  const int target = std::max(1, kTargetElems<T> / vec), most = kMaxElems<T> / vec;
+  int lanes = std::max({8, pow2_at_least(k), pow2_at_least((nvec + target - 1) / target)});
+  if (lanes > 32) lanes = std::max(32, pow2_at_least((nvec + most - 1) / most));
+  const int items = lanes > 32 ? most : pow2_at_least((nvec + lanes - 1) / lanes);
+  return {vec, items, lanes};
 }
 
 // Returns f.template operator()<V, I, G, W>() for the shape (only shapes fast_shape returns).
 template <typename T, typename F>
 Status with_fast_shape(const FastShape& s, F&& f) {
   auto by_vec = [&]<int V>() -> Status {
-    constexpr int kI = kMaxElems<T> / V;  // items of rows longer than a warp
-    auto warp_row = [&]<int I>() -> Status {
-      if constexpr (I <= kI) return f.template operator()<V, I, 32, 1>();
-      return Error(StatusCode::kInternal, kOp, ": no kernel for ", I, " items a lane");
+    constexpr int kTarget = std::max(1, kTargetElems<T> / V), kMost = kMaxElems<T> / V;
+    auto by_items = [&]<int G, int kItems>() -> Status {
+      auto one = [&]<int I>() -> Status {
+        if constexpr (I <= kItems) return f.template operator()<V, I, G, 1>();
+        return Error(StatusCode::kInternal, kOp, ": no kernel for ", I, " items a lane");
+      };
+      switch (s.items) {
+        case 1: return one.template operator()<1>();
+        case 2: return one.template operator()<2>();
+        case 4: return one.template operator()<4>();
+        case 8: return one.template operator()<8>();
+        case 16: return one.template operator()<16>();
+        default: return one.template operator()<32>();
+      }
     };
     switch (s.lanes) {
-      case 8: return f.template operator()<V, 1, 8, 1>();
-      case 16: return f.template operator()<V, 1, 16, 1>();
-      case 32:
-        switch (s.items) {
-          case 1: return warp_row.template operator()<1>();
-          case 2: return warp_row.template operator()<2>();
-          case 4: return warp_row.template operator()<4>();
-          case 8: return warp_row.template operator()<8>();
-          case 16: return warp_row.template operator()<16>();
-          default: return warp_row.template operator()<32>();
-        }
-      case 64: return f.template operator()<V, kI, 32, 2>();
-      case 128: return f.template operator()<V, kI, 32, 4>();
+      case 8: return by_items.template operator()<8, kTarget>();
+      case 16: return by_items.template operator()<16, kTarget>();
+      case 32: return by_items.template operator()<32, kMost>();
+      case 64: return f.template operator()<V, kMost, 32, 2>();
+      case 128: return f.template operator()<V, kMost, 32, 4>();
       default:
-        if constexpr (kMaxElems<T> == 16) return f.template operator()<V, kI, 32, 8>();  // f32 only
+        if constexpr (kMaxElems<T> == 16) return f.template operator()<V, kMost, 32, 8>();  // f32 only
         return Error(StatusCode::kInternal, kOp, ": no kernel for ", s.lanes, " lanes a row");
     }
   };

@@ -1,7 +1,7 @@
 // topk_softmax: validation, the entry points, the op spec of each direction and the
 // registration of its kernels (the one place that knows all four).
+#include "kernels/common/spec_util.h"
 #include "kernels/common/validate.h"
-#include "xpuruntime/op_spec.h"
 #include "xpuruntime/ops/topk_softmax.h"
 
 namespace xpu::ops {
@@ -133,25 +133,20 @@ Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<con
                                ctx);
 }
 
+constexpr OpSpec kForward{.op = kOp, .onnx_type = "TopKSoftmax", .direction = Direction::kForward,
+    .inputs = kForwardInputs, .outputs = kForwardOutputs, .attrs = kAttrs, .run = run_forward};
+constexpr OpSpec kBackward{.op = kOp, .onnx_type = "TopKSoftmax",
+    .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
+    .attrs = kAttrs, .run = run_backward};
+
 }  // namespace
 
-const OpSpec& topk_softmax_forward_spec() {
-  static constexpr OpSpec spec{kOp, "TopKSoftmax", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, kAttrs, nullptr, run_forward};
-  return spec;
-}
-
-const OpSpec& topk_softmax_backward_spec() {
-  static constexpr OpSpec spec{kOp, "TopKSoftmax", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, kAttrs, nullptr, run_backward};
-  return spec;
-}
+const OpSpec& topk_softmax_forward_spec() { return kForward; }
+const OpSpec& topk_softmax_backward_spec() { return kBackward; }
 
 void register_topk_softmax_kernels(Registry& r) {
   topk_softmax_detail::register_cpu(r);
-#if XPURUNTIME_WITH_CUDA
-  topk_softmax_detail::register_cuda(r);
-#endif
+  XPU_IF_CUDA(topk_softmax_detail::register_cuda(r));
 }
 
 }  // namespace xpu::ops
