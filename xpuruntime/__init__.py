@@ -24,9 +24,25 @@ from ._info import info, kernels
 from ._device import Device, devices, get_device, set_device
 from ._stream import Event, Stream, current_stream, stream
 from ._tensor import Array, asarray, empty
-from . import memory
 
 __version__ = _core.__version__
+
+# Submodules reachable as attributes (``xpuruntime.ops.rms_norm(...)`` after a bare
+# ``import xpuruntime``), imported on first use: the frontends need their framework,
+# and importing xpuruntime stays cheap and works without jax or torch.
+_LAZY_SUBMODULES = ("interop", "jax", "memory", "ops")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)  # also binds it on the package
+    raise AttributeError(f"module 'xpuruntime' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
 
 __all__ = [
     "Array",
@@ -39,6 +55,7 @@ __all__ = [
     "empty",
     "get_device",
     "memory",
+    "ops",
     "set_device",
     "stream",
     "Error",

@@ -191,6 +191,7 @@ nb::list op_specs() {
       e["role"] = std::string(role_name(i.role));
       e["dtype"] = std::string(dtype_rule_name(i.dtype));
       e["optional"] = i.optional;
+      e["strided"] = i.strided;
       inputs.append(e);
     }
     for (const OutputSpec& o : s->outputs) {
