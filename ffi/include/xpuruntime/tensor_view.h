@@ -47,6 +47,14 @@ struct TensorView {
 // Builds a dense row-major view (the layout XLA and ONNX Runtime hand out).
 TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, Device device);
 
+// dense_view for a shape of any rank, seen with at most `max_ndim` (1..kMaxDims)
+// axes: a longer shape has its leading axes folded into the first one (axes of a
+// dense row-major tensor always merge), so [a, b, ..., N] keeps its last
+// max_ndim - 1 axes. OPS.md allows any number of leading axes; folding them is
+// how a rank above kMaxDims reaches the core without writing past its arrays.
+TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, Device device,
+                             int max_ndim = kMaxDims);
+
 // "[32, 4096]" for error messages.
 std::string shape_string(const TensorView& v);
 // "float32[32, 4096] on cuda:0"
