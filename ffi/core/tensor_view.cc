@@ -31,6 +31,10 @@ TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int 
   return dense_view(data, dtype, folded.data(), max_ndim, device);
 }
 
+int folded_max_ndim(int ndim, int max_rank) {
+  return ndim >= max_rank - 1 ? kMaxDims - (max_rank - ndim) : kMaxDims;
+}
+
 std::string shape_string(const TensorView& v) {
   std::string s = "[";
   for (int i = 0; i < v.ndim; ++i) s += str_cat(i ? ", " : "", v.shape[i]);

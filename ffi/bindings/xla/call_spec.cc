@@ -1,5 +1,6 @@
 // The body of every XLA FFI handler: the call frame's buffers and attributes
 // mapped onto an op spec, then the core's generic call.
+#include <algorithm>
 #include <vector>
 
 #include "bindings/xla/xla_adapter.h"
@@ -43,32 +44,31 @@ ffi::Error call_spec(const OpSpec& spec, void* stream, Device device, ffi::Remai
 
   // Decode every buffer first: their ranks decide how leading axes fold.
   std::vector<ffi::AnyBuffer> in_bufs, out_bufs;
-  std::vector<int> ranks;
+  int max_rank = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     auto b = args.get<ffi::AnyBuffer>(i);
     if (!b.has_value())
       return to_error(InvalidArgument(spec.op, ": operand '", spec.inputs[i].name, "' is not a buffer"));
     in_bufs.push_back(*b);
-    ranks.push_back(static_cast<int>(b->dimensions().size()));
+    max_rank = std::max(max_rank, static_cast<int>(b->dimensions().size()));
   }
   for (size_t i = 0; i < rets.size(); ++i) {
     auto r = rets.get<ffi::AnyBuffer>(i);
     if (!r.has_value()) return to_error(InvalidArgument(spec.op, ": result ", i, " is not a buffer"));
     out_bufs.push_back(**r);
-    if (i < n_out) ranks.push_back(static_cast<int>((**r).dimensions().size()));
+    if (i < n_out) max_rank = std::max(max_rank, static_cast<int>((**r).dimensions().size()));
   }
-  const FoldPlan plan = fold_plan(ranks);
 
   std::vector<TensorView> inputs(n_in), outputs(spec.outputs.size());
-  for (size_t i = 0; i < in_bufs.size(); ++i) inputs[i] = view(in_bufs[i], device, plan);
+  for (size_t i = 0; i < in_bufs.size(); ++i) inputs[i] = view(in_bufs[i], device, max_rank);
   for (size_t i = 0, next = 0; i < outputs.size(); ++i)
-    if (present[i]) outputs[i] = view(out_bufs[next++], device, plan);
+    if (present[i]) outputs[i] = view(out_bufs[next++], device, max_rank);
   TensorView workspace;
   if (rets.size() == n_out + 1) {
     const ffi::AnyBuffer& ws = out_bufs.back();
     if (ws.element_type() != ffi::DataType::U8 || ws.dimensions().size() != 1)
       return to_error(InvalidArgument(spec.op, ": the workspace result must be 1-d uint8"));
-    workspace = view(ws, device, FoldPlan{});
+    workspace = view(ws, device, 1);
   }
 
   std::vector<GivenAttr> given_list;

@@ -2,7 +2,6 @@
 // errors; and the capture counter of the CUDA handlers.
 #include "bindings/xla/xla_adapter.h"
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -106,24 +105,11 @@ Status given_attrs(const OpSpec& spec, const ffi::Dictionary& attrs, std::vector
   return Status::Ok();
 }
 
-FoldPlan fold_plan(std::span<const int> ranks) {
-  FoldPlan plan;
-  for (int r : ranks) plan.max_rank = std::max(plan.max_rank, r);
-  return plan;
-}
-
-// The largest tensors are [lead..., N] and those one axis shorter [lead...]
-// (row statistics, labels): both fold the same leading axes. Smaller tensors
-// (parameters, tables) never exceed kMaxDims and stay as they are.
-int FoldPlan::max_ndim(int ndim) const {
-  return ndim >= max_rank - 1 ? kMaxDims - (max_rank - ndim) : kMaxDims;
-}
-
-TensorView view(const ffi::AnyBuffer& b, Device device, const FoldPlan& plan) {
+TensorView view(const ffi::AnyBuffer& b, Device device, int max_rank) {
   const auto dims = b.dimensions();
   const int ndim = static_cast<int>(dims.size());
   return dense_view_folded(b.untyped_data(), dtype_of(b.element_type()), dims.begin(), ndim, device,
-                           plan.max_ndim(ndim));
+                           folded_max_ndim(ndim, max_rank));
 }
 
 }  // namespace xpu::xla_adapter

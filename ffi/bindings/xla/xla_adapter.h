@@ -29,15 +29,9 @@ ffi::Error to_error(const Status& s);
 Status given_attrs(const OpSpec& spec, const ffi::Dictionary& attrs, std::vector<GivenAttr>* out);
 
 // XLA buffers are dense row-major. A call whose tensors exceed kMaxDims axes is
-// seen with the leading axes of its largest tensors folded (dense_view_folded),
-// the same count for every tensor that carries those axes, so that rows and their
-// per-row statistics stay aligned. `ranks` lists every tensor of the call.
-struct FoldPlan {
-  int max_rank = 0;
-  int max_ndim(int ndim) const;  // the max_ndim to give dense_view_folded for a rank
-};
-FoldPlan fold_plan(std::span<const int> ranks);
-TensorView view(const ffi::AnyBuffer& b, Device device, const FoldPlan& plan);
+// seen with the leading axes of its largest tensors folded (folded_max_ndim);
+// `max_rank` is the largest rank among the call's tensors.
+TensorView view(const ffi::AnyBuffer& b, Device device, int max_rank);
 
 // The handler of spec's target: operands are the spec's inputs in order (absent
 // optional inputs last, left out), results its outputs in order (those whose

@@ -54,6 +54,12 @@ TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, D
 // how a rank above kMaxDims reaches the core without writing past its arrays.
 TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, Device device,
                              int max_ndim = kMaxDims);
+// The max_ndim for dense_view_folded of one tensor of a call whose largest tensor
+// has `max_rank` axes. The largest are [lead..., N] and those one axis shorter
+// [lead...] (row statistics, labels): both fold the same leading axes, so rows and
+// their per-row values stay aligned. Smaller tensors (parameters, tables) never
+// exceed kMaxDims and keep their axes.
+int folded_max_ndim(int ndim, int max_rank);
 
 // "[32, 4096]" for error messages.
 std::string shape_string(const TensorView& v);

@@ -1,0 +1,74 @@
+"""vmap of any op from its operand roles: the batch axis is one more leading axis of
+the operands that carry the rows' leading axes (rows, labels, row statistics), so a
+vmapped call is one kernel launch over more rows. Rows of fixed rank (``[B, S, H, D]``
+with a table) take the batch into B instead.
+
+The kernel cannot fold the batch when a shared operand (a parameter, a table, a 0-d
+scalar) is batched, when an output is a reduction over every row (a reduced loss), or
+when an output is a parameter gradient (a sum over each example's rows): those calls
+run once per example (``lax.map``), which is correct for any op.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
+
+from .._spec import OpSpec
+from . import _roles
+
+
+def _batch_front(a, batched: bool, size: int):
+    """Batched operands arrive with their batch axis first; broadcast unbatched ones."""
+    return a if batched else jnp.broadcast_to(a, (size,) + a.shape)
+
+
+def _folds_outputs(spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any]) -> bool:
+    for o in spec.outputs:
+        if o.present_if is not None and not present[o.present_if]:
+            continue
+        if o.shape == "loss" and attrs.get(o.attr) != "none":
+            return False
+        if o.shape == "like" and spec.inputs[o.ref].role in ("parameter", "table"):
+            return False
+    return True
+
+
+def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any]):
+    """``call(*present_operands) -> tuple`` with a batching rule from the spec's roles."""
+    index = [i for i, p in enumerate(present) if p]
+    ref = index.index(_roles.ref_index(spec))
+    table = _roles.has_table(spec)
+    folds_outputs = _folds_outputs(spec, present, attrs)
+
+    @custom_vmap
+    def fn(*args):
+        return call(*args)
+
+    def sequential(in_batched, args):
+        def one(slices):
+            it = iter(slices)
+            return fn(*(next(it) if b else a for a, b in zip(args, in_batched)))
+        outs = jax.lax.map(one, tuple(a for a, b in zip(args, in_batched) if b))
+        return tuple(outs), (True,) * len(outs)
+
+    @fn.def_vmap
+    def rule(size, in_batched, *args):
+        ref_ndim = args[ref].ndim - in_batched[ref]
+        rowwise = [_roles.per_row(spec, i, a.ndim - b, ref_ndim)
+                   for i, a, b in zip(index, args, in_batched)]
+        if not folds_outputs or any(b and not r for b, r in zip(in_batched, rowwise)):
+            return sequential(in_batched, args)
+        args = [_batch_front(a, b, size) if r else a for a, b, r in zip(args, in_batched, rowwise)]
+        if not table:
+            outs = fn(*args)
+            return tuple(outs), (True,) * len(outs)
+        # Fixed-rank rows: the batch joins B (every output is shaped like the rows).
+        merge = lambda a: a.reshape((size * a.shape[1],) + a.shape[2:])  # noqa: E731
+        outs = fn(*(merge(a) if r else a for a, r in zip(args, rowwise)))
+        return tuple(o.reshape((size, -1) + o.shape[1:]) for o in outs), (True,) * len(outs)
+
+    return fn
