@@ -11,7 +11,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import _spec
 from .._spec import BACKWARD, FORWARD
@@ -19,12 +18,11 @@ from ._call import call
 
 
 def zero_cotangent(a):
-    """The cotangent of an input that gets no gradient."""
-    if a is None:
+    """The cotangent of an input that gets no gradient (``None``, a zero cotangent to
+    custom_vjp, for integer inputs: float0 arrays cannot take symbolic shapes)."""
+    if a is None or not jnp.issubdtype(a.dtype, jnp.floating):
         return None
-    if jnp.issubdtype(a.dtype, jnp.floating):
-        return jnp.zeros_like(a)
-    return np.zeros(a.shape, dtype=jax.dtypes.float0)
+    return jnp.zeros_like(a)
 
 
 def results_of(op: str, outs: list):
