@@ -37,7 +37,10 @@ def example(op: str, lead: tuple, *, optional: bool = False, seed: int = 0,
             out.append(rng.integers(0, N, rows[:-1]).astype(np.int32))
         else:
             raise AssertionError(f"{op}: no example for a forward input of role {s.role}")
-    return out, dict(attrs or {})
+    # Attributes without a default (their default lies outside their range, as topk's k).
+    given = {a.name: int(min(a.max, max(a.min, 2))) for a in spec.attrs
+             if a.type == "int" and a.min is not None and a.default < a.min}
+    return out, {**given, **(attrs or {})}
 
 
 def float_inputs(op: str, inputs: list) -> tuple[int, ...]:

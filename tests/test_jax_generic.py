@@ -111,6 +111,18 @@ def test_vmap_folds_the_batch_into_rows():
     text = jax.jit(jax.vmap(xj.rope, in_axes=(0, None, None))).lower(
         jnp.ones((3, 2, 8, 2, 16)), jnp.ones((8, 8)), jnp.ones((8, 8))).as_text()
     assert text.count("xpuruntime_rope_fwd") == 1 and "while" not in text
+    # Per-example weight gradients (vmap of grad): the kernel once for dx, the
+    # per-example sums from the glue; same numbers as one example at a time.
+    for op, params in (("rms_norm", (w,)), ("layer_norm", (w, jnp.zeros(16)))):
+        loss = lambda a, *p, op=op: jnp.sum(jnp.sin(getattr(xj, op)(a, *p)))  # noqa: E731
+        grad = jax.vmap(jax.grad(loss, tuple(range(1 + len(params)))), in_axes=(0,) + (None,) * len(params))
+        xs = jnp.asarray(np.random.default_rng(1).standard_normal((3, 4, 16)), jnp.float32)
+        text = jax.jit(grad).lower(xs, *params).as_text()
+        assert text.count(f"xpuruntime_{op}_bwd") == 1 and "while" not in text, op
+        got = grad(xs, *params)
+        for i in range(3):
+            for g, want in zip(got, jax.grad(loss, tuple(range(1 + len(params))))(xs[i], *params)):
+                np.testing.assert_allclose(np.asarray(g[i]), np.asarray(want), rtol=2e-5, atol=1e-5)
     # Per-example weights cannot fold: one call per example, still correct.
     ws = jnp.stack([w, 2 * w, 3 * w])
     got = jax.vmap(xj.rms_norm)(x, ws)

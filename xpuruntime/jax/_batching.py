@@ -6,7 +6,10 @@ with a table) take the batch into B instead.
 The kernel cannot fold the batch when a shared operand (a parameter, a table, a 0-d
 scalar) is batched, when an output is a reduction over every row (a reduced loss), or
 when an output is a parameter gradient (a sum over each example's rows): those calls
-run once per example (``lax.map``), which is correct for any op.
+run once per example (``lax.map``), which is correct for any op. An op's glue module
+may give its parameter gradients per example (``PER_EXAMPLE``: output name ->
+function of the backward's named, batched inputs); then the kernel still runs once
+over all rows for the other outputs.
 """
 
 from __future__ import annotations
@@ -26,23 +29,35 @@ def _batch_front(a, batched: bool, size: int):
     return a if batched else jnp.broadcast_to(a, (size,) + a.shape)
 
 
-def _folds_outputs(spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any]) -> bool:
+def sum_per_example(a):
+    """Sums batched ``[V, ..., N]`` over every axis but the batch and the last, in f32
+    (a parameter gradient per example, for the glue modules' ``PER_EXAMPLE``)."""
+    return jnp.sum(a.astype(jnp.float32), axis=tuple(range(1, a.ndim - 1)))
+
+
+def _folds_outputs(spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
+                   per_example: Mapping[str, Callable]) -> bool:
     for o in spec.outputs:
         if o.present_if is not None and not present[o.present_if]:
             continue
         if o.shape == "loss" and attrs.get(o.attr) != "none":
             return False
-        if o.shape == "like" and spec.inputs[o.ref].role in ("parameter", "table"):
+        if (o.shape == "like" and spec.inputs[o.ref].role in ("parameter", "table")
+                and o.name not in per_example):
             return False
     return True
 
 
-def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any]):
-    """``call(*present_operands) -> tuple`` with a batching rule from the spec's roles."""
+def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
+            per_example: Mapping[str, Callable] | None = None):
+    """``call(*present_operands) -> tuple`` with a batching rule from the spec's roles;
+    ``per_example``: the op's glue for parameter gradients (see above)."""
+    per_example = dict(per_example or {})
     index = [i for i, p in enumerate(present) if p]
     ref = index.index(_roles.ref_index(spec))
     table = _roles.has_table(spec)
-    folds_outputs = _folds_outputs(spec, present, attrs)
+    folds_outputs = _folds_outputs(spec, present, attrs, per_example)
+    outputs = [o.name for o in spec.outputs if o.present_if is None or present[o.present_if]]
 
     @custom_vmap
     def fn(*args):
@@ -65,6 +80,9 @@ def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mappin
         args = [_batch_front(a, b, size) if r else a for a, b, r in zip(args, in_batched, rowwise)]
         if not table:
             outs = fn(*args)
+            if per_example:
+                named = {spec.inputs[i].name: a for i, a in zip(index, args)}
+                outs = [per_example[n](named) if n in per_example else o for n, o in zip(outputs, outs)]
             return tuple(outs), (True,) * len(outs)
         # Fixed-rank rows: the batch joins B (every output is shaped like the rows).
         merge = lambda a: a.reshape((size * a.shape[1],) + a.shape[2:])  # noqa: E731

@@ -6,6 +6,8 @@ has scratch, the batching and sharding rules of the operand roles, and the targe
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 from typing import Any, Callable, Mapping
 
 import jax
@@ -38,7 +40,7 @@ def _signature(args) -> tuple:
     return tuple(a.shape for a in args), tuple(jnp.dtype(a.dtype) for a in args)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4096)
 def _ffi(op: str, direction: str, attrs: tuple, present: tuple, shapes: tuple,
          dtypes: tuple) -> tuple[Callable, list]:
     """The FFI call for operands of these shapes and dtypes, and its result types."""
@@ -61,7 +63,7 @@ def _ffi(op: str, direction: str, attrs: tuple, present: tuple, shapes: tuple,
     return ffi, results
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4096)
 def _partitioned(op: str, direction: str, attrs: tuple, present: tuple, shapes: tuple,
                  dtypes: tuple) -> Callable:
     """The FFI call with its sharding rule; each device's part is traced for its shapes."""
@@ -74,14 +76,22 @@ def _partitioned(op: str, direction: str, attrs: tuple, present: tuple, shapes: 
                        [r.shape for r in results])
 
 
+def glue(op: str):
+    """The op's glue module ``_<op>.py`` (autodiff and batching beyond the generic
+    rules), or ``None``."""
+    name = f"{__package__}._{op}"
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+
+
 @functools.lru_cache(maxsize=None)
 def _batched(op: str, direction: str, attrs: tuple, present: tuple) -> Callable:
     spec = _spec.get(op, direction)
+    per_example = getattr(glue(op), "PER_EXAMPLE", {}) if direction != FORWARD else {}
 
     def call(*args):
         return _partitioned(op, direction, attrs, present, *_signature(args))(*args)
 
-    return batched(call, spec, present, dict(attrs))
+    return batched(call, spec, present, dict(attrs), per_example)
 
 
 def call(op: str, direction: str, attrs: Mapping[str, Any], *inputs) -> list:

@@ -6,8 +6,6 @@ attribute and policy checking by the core's one rule, and the differentiable cal
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 from typing import Callable
 
@@ -17,6 +15,7 @@ from .. import _spec
 from .._policy import get_policy
 from .._spec import FORWARD, OpSpec
 from . import _roles, _vjp
+from ._call import glue
 
 _DTYPES = {"float": "float32, float16 or bfloat16 (all float operands alike)",
            "float_or_f32": "float32 or the float operands' dtype", "index": "int32 or int64",
@@ -41,9 +40,10 @@ def _input_doc(spec: OpSpec, i: int) -> str:
 
 def _attr_doc(a: _spec.AttrSpec) -> str:
     limits = (f"; one of {', '.join(a.choices)}" if a.choices else
-              f"; in [{a.min}, {a.max}]" if a.min is not None and a.max is not None and a.type == "float"
-              else f"; >= {a.min}" if a.min is not None and a.type == "float" else "")
-    return f"{a.name}: {a.type}, default {a.default!r}{limits}."
+              f"; in [{a.min:g}, {a.max:g}]" if a.min is not None and a.max is not None and a.type != "bool"
+              else f"; >= {a.min:g}" if a.min is not None and a.type != "bool" else "")
+    default = "required" if required_attr(a) else f"default {a.default!r}"
+    return f"{a.name}: {a.type}, {default}{limits}."
 
 
 def _output_doc(spec: OpSpec, i: int) -> str:
@@ -57,17 +57,25 @@ def _output_doc(spec: OpSpec, i: int) -> str:
     return f"{o.name}: {shape}, {dtype}{given}."
 
 
+def required_attr(a: _spec.AttrSpec) -> bool:
+    """An attribute whose default lies outside its own range has none (topk's k)."""
+    return a.type in ("int", "float") and ((a.min is not None and a.default < a.min)
+                                           or (a.max is not None and a.default > a.max))
+
+
 def _signature(spec: OpSpec) -> inspect.Signature:
     kind, kw = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter(s.name, kind) for s in spec.inputs if not s.optional]
-    params += [inspect.Parameter(a.name, kind, default=a.default) for a in spec.attrs]
+    params += [inspect.Parameter(a.name, kind) for a in spec.attrs if required_attr(a)]
+    params += [inspect.Parameter(a.name, kind, default=a.default) for a in spec.attrs
+               if not required_attr(a)]
     params += [inspect.Parameter(s.name, kw, default=None) for s in spec.inputs if s.optional]
     params.append(inspect.Parameter("policy", kw, default=None))
     return inspect.Signature(params)
 
 
 def _docstring(spec: OpSpec, sig: inspect.Signature) -> str:
-    lines = [f"``{spec.op}{sig}`` as an XLA FFI call (CPU and CUDA), with its meaning in OPS.md.",
+    lines = [f"xpuruntime's ``{spec.op}`` (its meaning: OPS.md) as an XLA FFI call on CPU and CUDA.",
              "", "Usable under ``jit``, ``grad`` (its backward kernel), ``vmap`` and sharding "
              "(rows stay sharded); shape-polymorphic under ``jax.export``.", "", "Args:"]
     lines += [f"  {_input_doc(spec, i)}" for i in range(len(spec.inputs))]
@@ -81,11 +89,9 @@ def _docstring(spec: OpSpec, sig: inspect.Signature) -> str:
 
 
 def _differentiable(op: str) -> Callable:
-    """The op's glue module's ``differentiable`` where one exists, the generic one else."""
-    name = f"{__package__}._{op}"
-    if importlib.util.find_spec(name) is not None:
-        return importlib.import_module(name).differentiable()
-    return _vjp.differentiable(op)
+    """The op's glue module's ``differentiable`` where it has one, the generic one else."""
+    module = glue(op)
+    return module.differentiable() if hasattr(module, "differentiable") else _vjp.differentiable(op)
 
 
 def make_op(op: str) -> Callable:

@@ -1,15 +1,18 @@
-"""rms_norm's autodiff glue: with a residual, the forward returns ``(y, h)`` with
-``h = x + residual``; the backward reads ``h`` where the generic glue would pass
-``x``, and ``x`` and ``residual`` get the same gradient. Without a residual the
-generic custom_vjp serves."""
+"""rms_norm's autodiff and batching glue. With a residual the forward returns
+``(y, h)`` with ``h = x + residual``; the backward reads ``h`` where the generic
+custom_vjp would pass ``x``, and ``x`` and ``residual`` get the same gradient
+(without a residual the generic one serves). Under vmap, the weight gradient of each
+example comes from jnp while the kernel runs once over all rows."""
 
 from __future__ import annotations
 
 import functools
 
 import jax
+import jax.numpy as jnp
 
 from .._spec import BACKWARD, FORWARD
+from ._batching import sum_per_example
 from ._call import call
 from ._vjp import differentiable as generic
 
@@ -43,3 +46,12 @@ def differentiable():
         return with_residual(attrs, x, weight, residual)
 
     return apply
+
+
+# Batching glue: the weight gradient of each example of a vmapped backward (the
+# kernel's dweight sums over every row), dweight = sum_rows dy * x * rstd.
+PER_EXAMPLE = {
+    "dweight": lambda a: sum_per_example(
+        a["dy"].astype(jnp.float32) * a["x"].astype(jnp.float32) * a["rstd"][..., None]
+    ).astype(a["weight"].dtype),
+}
