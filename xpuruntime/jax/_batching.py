@@ -37,15 +37,8 @@ def sum_per_example(a):
 
 def _folds_outputs(spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
                    per_example: Mapping[str, Callable]) -> bool:
-    for o in spec.outputs:
-        if o.present_if is not None and not present[o.present_if]:
-            continue
-        if o.shape == "loss" and attrs.get(o.attr) != "none":
-            return False
-        if (o.shape == "like" and spec.inputs[o.ref].role in ("parameter", "table")
-                and o.name not in per_example):
-            return False
-    return True
+    kinds = [(o.name, _roles.output_kind(spec, o, attrs)) for o in _roles.present_outputs(spec, present)]
+    return all(k in ("row", "lead") or (k == "param" and n in per_example) for n, k in kinds)
 
 
 def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
@@ -57,7 +50,7 @@ def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mappin
     ref = index.index(_roles.ref_index(spec))
     table = _roles.has_table(spec)
     folds_outputs = _folds_outputs(spec, present, attrs, per_example)
-    outputs = [o.name for o in spec.outputs if o.present_if is None or present[o.present_if]]
+    outputs = [o.name for o in _roles.present_outputs(spec, present)]
 
     @custom_vmap
     def fn(*args):

@@ -17,6 +17,7 @@ import numpy as np
 from .. import _spec
 from .._spec import FORWARD, OpSpec
 from ._batching import batched
+from ._roles import present_outputs
 from ._sharding import partitioned
 from ._workspace import workspace_bytes
 
@@ -30,10 +31,6 @@ def _ffi_attrs(spec: OpSpec, attrs: Mapping[str, Any]) -> dict:
     types = {a.name: a.type for a in spec.attrs}
     convert = {"float": np.float32, "int": np.int64, "bool": bool, "string": str}
     return {k: convert[types.get(k, "string")](v) for k, v in attrs.items()}
-
-
-def _shape_key(a) -> tuple:
-    return tuple(str(d) for d in a.shape)
 
 
 def _signature(args) -> tuple:
@@ -106,5 +103,5 @@ def call(op: str, direction: str, attrs: Mapping[str, Any], *inputs) -> list:
         raise ValueError(f"{op}: an absent optional input must come after every given one")
     outs = iter(_batched(op, direction, tuple(sorted(attrs.items())), present)(
         *(a for a in inputs if a is not None)))
-    return [None if o.present_if is not None and not present[o.present_if] else next(outs)
-            for o in spec.outputs]
+    given = present_outputs(spec, present)
+    return [next(outs) if o in given else None for o in spec.outputs]

@@ -101,7 +101,10 @@ def make_op(op: str) -> Callable:
     apply = _differentiable(op)
 
     def public(*args, **kwargs):
-        bound = sig.bind(*args, **kwargs)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{op}: {e}; expected {op}{sig}") from None
         bound.apply_defaults()
         values = bound.arguments
         inputs = [None if values[s.name] is None else jnp.asarray(values[s.name]) for s in spec.inputs]

@@ -45,6 +45,24 @@ def per_row(spec: OpSpec, index: int, ndim: int, ref_ndim: int) -> bool:
     return role == "scalar" and ndim == ref_ndim - 1
 
 
+def present_outputs(spec: OpSpec, present: Sequence[bool]) -> list:
+    """The spec's outputs that exist when these inputs are given."""
+    return [o for o in spec.outputs if o.present_if is None or present[o.present_if]]
+
+
+def output_kind(spec: OpSpec, o, attrs) -> str:
+    """What an output is to the rows: "reduced" (a loss over every row), "lead" (one
+    value per row), "param" (shaped like a parameter or table: in a backward, a sum
+    over rows) or "row" (rows of its own)."""
+    if o.shape == "loss" and attrs.get(o.attr) != "none":
+        return "reduced"
+    if o.shape in ("leading", "loss"):
+        return "lead"
+    if o.shape == "like" and spec.inputs[o.ref].role in ("parameter", "table"):
+        return "param"
+    return "row"
+
+
 def _dtype_name(d) -> str:
     return str(jnp.dtype(d))
 

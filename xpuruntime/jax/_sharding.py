@@ -51,19 +51,10 @@ def _kinds(spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
             in_kinds.append("row" if role == "rows" else "table")
         else:
             in_kinds.append("lead" if _roles.per_row(spec, i, len(shape), ref_rank) else "whole")
-    out_kinds, reduces = [], False
-    for o in spec.outputs:
-        if o.present_if is not None and not present[o.present_if]:
-            continue
-        if o.shape == "loss" and attrs.get(o.attr) != "none":
-            reduces = True
-            out_kinds.append("whole")
-        elif o.shape in ("leading", "loss"):
-            out_kinds.append("lead")
-        elif o.shape == "like" and spec.inputs[o.ref].role in ("parameter", "table"):
-            out_kinds.append("param_sum" if spec.direction == BACKWARD else "whole")
-        else:
-            out_kinds.append("row")
+    kinds = [_roles.output_kind(spec, o, attrs) for o in _roles.present_outputs(spec, present)]
+    reduces = "reduced" in kinds
+    out_kinds = [{"reduced": "whole", "param": "param_sum" if spec.direction == BACKWARD else "whole"}
+                 .get(k, k) for k in kinds]
     return in_kinds, out_kinds, reduces
 
 

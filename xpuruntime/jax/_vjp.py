@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from .. import _spec
 from .._spec import BACKWARD, FORWARD
 from ._call import call
+from ._roles import present_outputs
 
 
 def zero_cotangent(a):
@@ -67,8 +68,8 @@ def differentiable(op: str) -> Callable:
     def apply_bwd(attrs, present, saved, cts):
         ins, outs, zeros_for = saved
         # The cotangents of the results the forward returned (absent ones excluded).
-        returned = [i for i in fwd.result_indices
-                    if fwd.outputs[i].present_if is None or present[fwd.outputs[i].present_if]]
+        given = present_outputs(fwd, present)
+        returned = [i for i in fwd.result_indices if fwd.outputs[i] in given]
         ct_of = dict(zip(returned, cts if isinstance(cts, tuple) else (cts,)))
         args = []
         for kind, i in sources:
