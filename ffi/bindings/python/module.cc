@@ -74,7 +74,7 @@ nb::dict ffi_targets() {
     nb::dict platforms;
     platforms["cpu"] = nb::capsule(t.cpu);
     if (t.cuda) platforms["CUDA"] = nb::capsule(t.cuda);
-    out[t.name] = platforms;
+    out[t.name.c_str()] = platforms;
   }
 #endif
   return out;
