@@ -21,6 +21,7 @@ void bind_swiglu(nb::module_& m);
 void bind_geglu(nb::module_& m);
 void bind_rope(nb::module_& m);
 void bind_cross_entropy(nb::module_& m);
+void bind_op_call(nb::module_& m);
 void bind_memory(nb::module_& m);
 void bind_memory_bench(nb::module_& m);
 
@@ -159,6 +160,7 @@ NB_MODULE(_core, m) {
   bind_geglu(m);
   bind_rope(m);
   bind_cross_entropy(m);
+  bind_op_call(m);
   bind_memory(m);
   bind_memory_bench(m);
 }
