@@ -38,19 +38,13 @@ Status guarded(Fn&& fn) noexcept {
 // the spec's DTypeRule, with every kFloat operand of the call of one dtype and
 // kFloatOrF32 operands f32 or that dtype.
 bool input_dtype_ok(const OpSpec& spec, int pos, DType t, const DType* before) {
-  DType call_float = DType::kInvalid;
-  for (int i = 0; i < pos && call_float == DType::kInvalid; ++i)
-    if (spec.inputs[i].dtype == DTypeRule::kFloat) call_float = before[i];
-  switch (spec.inputs[pos].dtype) {
-    case DTypeRule::kFloat:
-      return is_op_float(t) && (call_float == DType::kInvalid || t == call_float);
-    case DTypeRule::kFloatOrF32:
-      return is_op_float(t) && (call_float == DType::kInvalid || t == call_float || t == DType::kF32);
-    case DTypeRule::kIndex: return t == DType::kI32 || t == DType::kI64;
-    case DTypeRule::kF32: return t == DType::kF32;
-    case DTypeRule::kI32: return t == DType::kI32;
-  }
-  return false;
+  const DTypeRule rule = spec.inputs[pos].dtype;
+  if (!dtype_allowed(rule, t)) return false;
+  if (rule != DTypeRule::kFloat && rule != DTypeRule::kFloatOrF32) return true;
+  for (int i = 0; i < pos; ++i)  // the call's float dtype: its first kFloat operand's
+    if (spec.inputs[i].dtype == DTypeRule::kFloat)
+      return t == before[i] || (rule == DTypeRule::kFloatOrF32 && t == DType::kF32);
+  return true;
 }
 
 std::string_view dtype_rule_text(DTypeRule r) {
@@ -247,7 +241,7 @@ int64_t SpecPlugin::workspace_at(const Dims* in_dims, const DataType* in_types, 
   std::vector<TensorView> inputs(spec.inputs.size());
   for (int i = 0; i < nb_inputs && i < static_cast<int>(inputs.size()); ++i)
     inputs[i] = view_of(in_dims[i], in_types[i], nullptr, Device{});
-  return spec.workspace_bytes ? spec.workspace_bytes(inputs, config_.attrs) : 0;
+  return workspace_bytes(spec, inputs, config_.attrs);
 }
 
 int32_t SpecPlugin::configurePlugin(const DynamicPluginTensorDesc* in, int32_t nb_inputs,

@@ -1,0 +1,87 @@
+"""TensorRT frontend: the plugin library (one ``IPluginV3`` per op, namespace
+``xpuruntime``) and loading it into a TensorRT plugin registry.
+
+The library works with the full ``tensorrt`` package and with the lean runtime
+(``tensorrt_lean``, ``pip install tensorrt-lean-cu13``), which has the real plugin
+registry but no builder. See docs/tensorrt.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+from typing import Any, Optional
+
+NAMESPACE = "xpuruntime"
+VERSION = "1"
+_LIB_NAME = "libxpuruntime_trt.so"
+_MODULES = ("tensorrt", "tensorrt_lean")
+
+# Registries the library was loaded into (by id), with the handle they returned:
+# loading twice would register every creator twice.
+_loaded: dict[int, Any] = {}
+
+
+def library_path(missing_ok: bool = False) -> Optional[str]:
+    """Absolute path of the TensorRT plugin library (``libxpuruntime_trt.so``).
+
+    Raises FileNotFoundError (or returns None with ``missing_ok``) when this build
+    has none: TensorRT's headers were not found when it was built, or it was built
+    without CUDA.
+    """
+    path = pathlib.Path(__file__).resolve().parent.parent / "lib" / _LIB_NAME
+    if path.exists():
+        return str(path)
+    if missing_ok:
+        return None
+    raise FileNotFoundError(
+        f"{path} does not exist: xpuruntime was built without the TensorRT plugin library "
+        "(it needs TensorRT's headers, found through XPURUNTIME_TENSORRT_ROOT=<folder with "
+        "include/NvInferRuntime.h> or the system include paths, and the CUDA build); set it "
+        "and reinstall"
+    )
+
+
+def tensorrt_module() -> Any:
+    """The importable TensorRT Python module: ``tensorrt``, else ``tensorrt_lean``.
+
+    Raises ImportError naming both when neither is installed.
+    """
+    errors = []
+    for name in _MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        if hasattr(module, "get_plugin_registry"):
+            return module
+        errors.append(f"{name}: has no get_plugin_registry")
+    raise ImportError("xpuruntime: TensorRT is not importable; install tensorrt or the lean runtime "
+                      "(`pip install tensorrt-lean-cu13`): " + "; ".join(errors))
+
+
+def load(registry: Any = None) -> dict[str, Any]:
+    """Loads the plugin library into ``registry`` (default: the plugin registry of
+    ``tensorrt`` or ``tensorrt_lean``, whichever is importable) and returns its
+    creators, ``{plugin name (the ONNX op type): IPluginCreatorV3One}``.
+
+    Loading into the same registry again returns the same creators. Raises
+    FileNotFoundError when the library was not built and RuntimeError when the
+    registry refuses it.
+    """
+    path = library_path()
+    if registry is None:
+        registry = tensorrt_module().get_plugin_registry()
+    if id(registry) not in _loaded:
+        handle = registry.load_library(path)
+        if handle is None:
+            raise RuntimeError(f"the TensorRT plugin registry did not load {path} (see TensorRT's log)")
+        _loaded[id(registry)] = (registry, handle)
+    return creators(registry)
+
+
+def creators(registry: Any) -> dict[str, Any]:
+    """The xpuruntime creators registered in ``registry``, by plugin name."""
+    return {c.name: c for c in registry.all_creators
+            if c.plugin_namespace == NAMESPACE and c.plugin_version == VERSION}
