@@ -27,7 +27,7 @@ def library() -> str:
 def require_tensorrt_module() -> str:
     """Name of the importable TensorRT module. With the library built, one must be
     importable: the registry tests are meant to run, not to skip."""
-    for name in ("tensorrt", "tensorrt_lean"):
+    for name in xt._MODULES:
         if importlib.util.find_spec(name) is not None:
             return name
     pytest.fail("the TensorRT plugin library is built but neither tensorrt nor tensorrt_lean is "

@@ -31,8 +31,8 @@ B, S, N, H, D, T, V, E = 2, 8, 64, 4, 32, 16, 50, 8
 # kind "float": the model's float dtype; "f32"; "labels": int64.
 NODES = [
     ("RMSNorm", {"epsilon": 1e-5}, {"x": ((B, S, N), "float"), "weight": ((N,), "float")}, ["y"]),
-    ("RMSNorm", {"has_residual": 1}, {"x": ((B, S, N), "float"), "weight": ((N,), "float"),
-                                      "residual": ((B, S, N), "float")}, ["y", "h"]),
+    ("RMSNorm", {}, {"x": ((B, S, N), "float"), "weight": ((N,), "float"),
+                     "residual": ((B, S, N), "float")}, ["y", "h"]),  # has_residual: onnx_for_tensorrt
     ("LayerNorm", {"epsilon": 1e-5}, {"x": ((B, S, N), "float"), "weight": ((N,), "float"),
                                       "bias": ((N,), "float")}, ["y"]),
     ("Softmax", {"scale": 0.5}, {"x": ((B, S, N), "float")}, ["y"]),
@@ -78,7 +78,7 @@ def model(dtype) -> tuple[bytes, dict]:
     graph = helper.make_graph(nodes, "xpuruntime_all_ops", graph_inputs, graph_outputs)
     m = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 17),
                                                                helper.make_opsetid(xt.NAMESPACE, 1)])
-    return m.SerializeToString(), feeds
+    return xt.onnx_for_tensorrt(m).SerializeToString(), feeds
 
 
 def native(i: int, feeds: dict) -> list:

@@ -15,7 +15,7 @@ from typing import Any, Optional
 NAMESPACE = "xpuruntime"
 VERSION = "1"
 _LIB_NAME = "libxpuruntime_trt.so"
-_MODULES = ("tensorrt", "tensorrt_lean")
+_MODULES = ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings")
 
 # Registries the library was loaded into (by id), with the handle they returned:
 # loading twice would register every creator twice.
@@ -43,7 +43,8 @@ def library_path(missing_ok: bool = False) -> Optional[str]:
 
 
 def tensorrt_module() -> Any:
-    """The importable TensorRT Python module: ``tensorrt``, else ``tensorrt_lean``.
+    """The importable TensorRT Python module: ``tensorrt``, else ``tensorrt_lean`` (or its
+    bindings wheel alone, ``tensorrt_lean_bindings``).
 
     Raises ImportError naming both when neither is installed.
     """
@@ -85,3 +86,52 @@ def creators(registry: Any) -> dict[str, Any]:
     """The xpuruntime creators registered in ``registry``, by plugin name."""
     return {c.name: c for c in registry.all_creators
             if c.plugin_namespace == NAMESPACE and c.plugin_version == VERSION}
+
+
+def onnx_for_tensorrt(model: Any) -> Any:
+    """A copy of the ``onnx.ModelProto`` ``model`` for TensorRT's ONNX parser.
+
+    Every ``xpuruntime``-domain node (in the graph, its subgraphs and local
+    functions) gets ``plugin_namespace="xpuruntime"`` (parsers that do not fall back
+    to the node's domain look plugins up by that attribute) and, where it is given an
+    optional input that adds outputs, the plugin field declaring it (``has_residual=1``
+    on an ``RMSNorm`` with three inputs): TensorRT fixes a plugin's outputs when the
+    plugin is created. The model itself is not changed, so it still runs unchanged in
+    ONNX Runtime. Accepts a ModelProto, bytes or a path; returns a ModelProto.
+    """
+    from .._extras import require
+    from .. import _spec
+
+    onnx = require("onnx", "onnx")
+    if isinstance(model, (str, pathlib.Path)):
+        model = onnx.load(str(model))
+    elif isinstance(model, (bytes, bytearray)):
+        model = onnx.load_from_string(bytes(model))
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+
+    def visit(nodes: Any) -> None:
+        for node in nodes:
+            for attr in node.attribute:  # subgraphs of If / Loop / Scan
+                for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    visit(g.node)
+            if node.domain != NAMESPACE:
+                continue
+            have = {a.name for a in node.attribute}
+            if "plugin_namespace" not in have:
+                node.attribute.append(onnx.helper.make_attribute("plugin_namespace", NAMESPACE))
+            try:
+                spec = _spec.by_onnx_type(node.op_type)
+            except ValueError:
+                continue  # the parser will name the unknown op type
+            given = [i < len(node.input) and node.input[i] != "" for i in range(len(spec.inputs))]
+            for i in sorted({o.present_if for o in spec.outputs
+                             if o.use == "result" and o.present_if is not None}):
+                field = f"has_{spec.inputs[i].name}"
+                if given[i] and field not in have:
+                    node.attribute.append(onnx.helper.make_attribute(field, 1))
+
+    visit(out.graph.node)
+    for function in out.functions:
+        visit(function.node)
+    return out
