@@ -281,3 +281,21 @@ def test_spec_lookup_and_attribute_normalisation():
         _spec.normalize_attrs(_spec.get("rms_norm"), {"policy": "nope"})
     assert _spec.workspace_bytes(ce, [(9, 4), (9,)], {"reduction": "sum"}) == 9 * 4
     assert _spec.workspace_bytes(_spec.get("softmax"), [(9, 4)]) == 0
+
+
+def test_native_frontend_has_a_documented_function_per_op_and_direction():
+    import inspect
+
+    from xpuruntime import ops
+    for op in _spec.op_names():
+        for name in (op, f"{op}_backward"):
+            fn = getattr(ops, name)
+            assert "{policy_stream}" not in fn.__doc__ and "stream:" in fn.__doc__, name
+            params = inspect.signature(fn).parameters
+            assert "policy" in params and "stream" in params, name
+    # Backward functions take the saved tensors, positionally, in spec order.
+    for op in ("rms_norm", "layer_norm", "cross_entropy"):
+        bwd = _spec.get(op, "backward")
+        params = list(inspect.signature(getattr(ops, f"{op}_backward")).parameters)
+        required = [i.name for i in bwd.inputs if not i.optional]
+        assert params[: len(required)] == required, op

@@ -17,7 +17,8 @@ _scoped_policy: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def _check(name: str) -> str:
     if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
+        # The core's wording (parse_attrs), so every frontend reads the same.
+        raise ValueError(f"unknown policy {name!r}; expected fast, deterministic or reference")
     return name
 
 

@@ -20,7 +20,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ._native import core
+from ._native import InvalidArgumentError, core
 
 FORWARD = "forward"
 BACKWARD = "backward"
@@ -113,13 +113,15 @@ def op_names() -> tuple[str, ...]:
 
 @functools.cache
 def get(op: str, direction: str = FORWARD) -> OpSpec:
-    """The spec of one op and direction; ``ValueError`` naming the known ops otherwise."""
+    """The spec of one op and direction; ``InvalidArgumentError`` (a ``ValueError``)
+    naming the known ops otherwise."""
     for s in all_specs():
         if s.op == op and s.direction == direction:
             return s
     if direction not in (FORWARD, BACKWARD):
-        raise ValueError(f"unknown direction {direction!r}; expected forward or backward")
-    raise ValueError(f"unknown op {op!r}; known ops: {', '.join(op_names())}")
+        raise InvalidArgumentError(
+            f"unknown direction {direction!r}; expected forward or backward")
+    raise InvalidArgumentError(f"unknown op {op!r}; known ops: {', '.join(op_names())}")
 
 
 def by_onnx_type(onnx_type: str) -> OpSpec:
@@ -127,7 +129,7 @@ def by_onnx_type(onnx_type: str) -> OpSpec:
     for s in all_specs():
         if s.direction == FORWARD and s.onnx_type == onnx_type:
             return s
-    raise ValueError(f"unknown ONNX op type {onnx_type!r}")
+    raise InvalidArgumentError(f"unknown ONNX op type {onnx_type!r}")
 
 
 def normalize_attrs(spec: OpSpec, attrs: Mapping[str, Any], *,
@@ -161,14 +163,15 @@ def output_shapes(spec: OpSpec, input_shapes: Sequence[Sequence[Any] | None],
             continue
         ref = input_shapes[o.ref]
         if ref is None:
-            raise ValueError(f"{spec.op}: argument '{spec.inputs[o.ref].name}' is required")
+            raise InvalidArgumentError(
+                f"{spec.op}: argument '{spec.inputs[o.ref].name}' is required")
         ref = tuple(ref)
         if o.shape == "like":
             out.append(ref)
             continue
         if len(ref) < 1:
-            raise ValueError(f"{spec.op}: '{spec.inputs[o.ref].name}' must have at least "
-                             "1 dimension, got a 0-d tensor")
+            raise InvalidArgumentError(f"{spec.op}: '{spec.inputs[o.ref].name}' must have at "
+                                       "least 1 dimension, got a 0-d tensor")
         if o.shape == "leading":
             out.append(ref[:-1])
         elif o.shape == "leading_and_attr":

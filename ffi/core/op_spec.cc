@@ -83,7 +83,8 @@ bool is_choice(std::string_view choices, std::string_view value) {
 
 std::string attr_names(const OpSpec& spec, bool onnx_names) {
   std::string out;
-  for (const AttrSpec& a : spec.attrs) out += str_cat(out.empty() ? "" : ", ", attr_name(a, onnx_names));
+  for (const AttrSpec& a : spec.attrs)
+    out += str_cat(out.empty() ? "" : ", ", attr_name(a, onnx_names));
   return out.empty() ? "none" : out;
 }
 
@@ -111,8 +112,8 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
       break;
     case AttrType::kBool:
       if (g.type == GivenType::kInt && g.number != 0 && g.number != 1)
-        return InvalidArgument(spec.op, ": attribute '", name, "' must be a bool (or int 0/1), got ",
-                               g.number);
+        return InvalidArgument(spec.op, ": attribute '", name,
+                               "' must be a bool (or int 0/1), got ", g.number);
       if (g.type != GivenType::kBool && g.type != GivenType::kInt)
         return wrong_type("a bool (or int 0/1)");
       break;
@@ -121,7 +122,8 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
   if (std::isnan(v)) return InvalidArgument(spec.op, ": attribute '", name, "' must not be NaN");
   if (v < a.min || v > a.max) {
     if (a.min > -kUnbounded && a.max < kUnbounded)
-      return InvalidArgument(spec.op, ": '", name, "' must be in [", a.min, ", ", a.max, "], got ", v);
+      return InvalidArgument(spec.op, ": '", name, "' must be in [", a.min, ", ", a.max,
+                             "], got ", v);
     if (a.min > -kUnbounded)
       return InvalidArgument(spec.op, ": '", name, "' must be >= ", a.min, ", got ", v);
     return InvalidArgument(spec.op, ": '", name, "' must be <= ", a.max, ", got ", v);
@@ -258,7 +260,8 @@ Status call_op(const OpSpec& spec, std::span<const TensorView> inputs,
     return Status::Ok();
   };
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!spec.inputs[i].optional) XPU_RETURN_IF_ERROR(required(spec, static_cast<int>(i), inputs[i]));
+    if (!spec.inputs[i].optional)
+      XPU_RETURN_IF_ERROR(required(spec, static_cast<int>(i), inputs[i]));
     XPU_RETURN_IF_ERROR(same_device(spec.inputs[i].name, inputs[i]));
   }
   for (size_t i = 0; i < outputs.size(); ++i)

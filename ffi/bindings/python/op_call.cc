@@ -236,8 +236,8 @@ int64_t workspace(const std::string& op, const std::string& direction,
   const AttrValues values = parse(spec, attrs, nullptr, nullptr);
   const std::vector<TensorView> in = shape_views(input_shapes, nullptr);
   if (in.size() != spec.inputs.size())
-    throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(), " input shapes, got ",
-                                   in.size()));
+    throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
+                                   " input shapes, got ", in.size()));
   return workspace_bytes(spec, in, values);
 }
 

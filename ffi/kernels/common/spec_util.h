@@ -1,10 +1,19 @@
 // Helpers for the op specs of ffi/kernels/<family>/spec.cc: row counts for the
-// workspace functions, read from shapes only (the views carry no data there).
+// workspace functions (read from shapes only: the views carry no data there) and
+// the CUDA half of each op's kernel registration.
 #pragma once
 
 #include <cstdint>
 
 #include "xpuruntime/op_spec.h"
+
+// `XPU_IF_CUDA(register_cuda(r));` compiles the call only in a CUDA build (where
+// the CUDA kernels exist), so each op's register function is written once.
+#if XPURUNTIME_WITH_CUDA
+#define XPU_IF_CUDA(...) __VA_ARGS__
+#else
+#define XPU_IF_CUDA(...)
+#endif
 
 namespace xpu::ops {
 

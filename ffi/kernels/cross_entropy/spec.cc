@@ -69,27 +69,21 @@ int64_t backward_workspace(std::span<const TensorView> in, const AttrValues& att
   return cross_entropy_backward_workspace_bytes(rows_of(in[1]), reduction_of(attrs));
 }
 
+constexpr OpSpec kCrossEntropyForward{.op = "cross_entropy", .onnx_type = "CrossEntropy",
+    .direction = Direction::kForward, .inputs = kForwardInputs, .outputs = kForwardOutputs,
+    .attrs = kAttrs, .workspace_bytes = forward_workspace, .run = run_forward};
+constexpr OpSpec kCrossEntropyBackward{.op = "cross_entropy", .onnx_type = "CrossEntropy",
+    .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
+    .attrs = kAttrs, .workspace_bytes = backward_workspace, .run = run_backward};
+
 }  // namespace
 
-const OpSpec& cross_entropy_forward_spec() {
-  static constexpr OpSpec spec{"cross_entropy", "CrossEntropy", Direction::kForward,
-                               kForwardInputs, kForwardOutputs, kAttrs, forward_workspace,
-                               run_forward};
-  return spec;
-}
-
-const OpSpec& cross_entropy_backward_spec() {
-  static constexpr OpSpec spec{"cross_entropy", "CrossEntropy", Direction::kBackward,
-                               kBackwardInputs, kBackwardOutputs, kAttrs, backward_workspace,
-                               run_backward};
-  return spec;
-}
+const OpSpec& cross_entropy_forward_spec() { return kCrossEntropyForward; }
+const OpSpec& cross_entropy_backward_spec() { return kCrossEntropyBackward; }
 
 void register_cross_entropy_kernels(Registry& r) {
   cross_entropy_detail::register_cpu(r);
-#if XPURUNTIME_WITH_CUDA
-  cross_entropy_detail::register_cuda(r);
-#endif
+  XPU_IF_CUDA(cross_entropy_detail::register_cuda(r));
 }
 
 }  // namespace xpu::ops

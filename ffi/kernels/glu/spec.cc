@@ -36,33 +36,32 @@ Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<con
 
 void register_kernels(Registry& r, const char* op) {
   glu_detail::register_cpu(r, op);
-#if XPURUNTIME_WITH_CUDA
-  glu_detail::register_cuda(r, op);
-#endif
+  XPU_IF_CUDA(glu_detail::register_cuda(r, op));
 }
+
+// The four specs differ only in the op's names and entry points.
+constexpr OpSpec glu_spec(const char* op, const char* onnx_type, Direction direction, RunFn run) {
+  const bool forward = direction == Direction::kForward;
+  return {.op = op, .onnx_type = onnx_type, .direction = direction,
+          .inputs = forward ? std::span<const InputSpec>(kForwardInputs) : kBackwardInputs,
+          .outputs = forward ? std::span<const OutputSpec>(kForwardOutputs) : kBackwardOutputs,
+          .run = run};
+}
+constexpr OpSpec kSwigluForward =
+    glu_spec("swiglu", "SwiGLU", Direction::kForward, run_forward<swiglu_forward>);
+constexpr OpSpec kSwigluBackward =
+    glu_spec("swiglu", "SwiGLU", Direction::kBackward, run_backward<swiglu_backward>);
+constexpr OpSpec kGegluForward =
+    glu_spec("geglu", "GeGLU", Direction::kForward, run_forward<geglu_forward>);
+constexpr OpSpec kGegluBackward =
+    glu_spec("geglu", "GeGLU", Direction::kBackward, run_backward<geglu_backward>);
 
 }  // namespace
 
-const OpSpec& swiglu_forward_spec() {
-  static constexpr OpSpec spec{"swiglu", "SwiGLU", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, {}, nullptr, run_forward<swiglu_forward>};
-  return spec;
-}
-const OpSpec& swiglu_backward_spec() {
-  static constexpr OpSpec spec{"swiglu", "SwiGLU", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, {}, nullptr, run_backward<swiglu_backward>};
-  return spec;
-}
-const OpSpec& geglu_forward_spec() {
-  static constexpr OpSpec spec{"geglu", "GeGLU", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, {}, nullptr, run_forward<geglu_forward>};
-  return spec;
-}
-const OpSpec& geglu_backward_spec() {
-  static constexpr OpSpec spec{"geglu", "GeGLU", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, {}, nullptr, run_backward<geglu_backward>};
-  return spec;
-}
+const OpSpec& swiglu_forward_spec() { return kSwigluForward; }
+const OpSpec& swiglu_backward_spec() { return kSwigluBackward; }
+const OpSpec& geglu_forward_spec() { return kGegluForward; }
+const OpSpec& geglu_backward_spec() { return kGegluBackward; }
 
 void register_swiglu_kernels(Registry& r) { register_kernels(r, "swiglu"); }
 void register_geglu_kernels(Registry& r) { register_kernels(r, "geglu"); }

@@ -51,25 +51,21 @@ int64_t backward_workspace(std::span<const TensorView> in, const AttrValues&) {
   return layer_norm_backward_workspace_bytes(rows_of(in[1]), cols_of(in[1]));
 }
 
+constexpr OpSpec kLayerNormForward{.op = "layer_norm", .onnx_type = "LayerNorm",
+    .direction = Direction::kForward, .inputs = kForwardInputs, .outputs = kForwardOutputs,
+    .attrs = kAttrs, .run = run_forward};
+constexpr OpSpec kLayerNormBackward{.op = "layer_norm", .onnx_type = "LayerNorm",
+    .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
+    .attrs = kAttrs, .workspace_bytes = backward_workspace, .run = run_backward};
+
 }  // namespace
 
-const OpSpec& layer_norm_forward_spec() {
-  static constexpr OpSpec spec{"layer_norm", "LayerNorm", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, kAttrs, nullptr, run_forward};
-  return spec;
-}
-
-const OpSpec& layer_norm_backward_spec() {
-  static constexpr OpSpec spec{"layer_norm", "LayerNorm", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, kAttrs, backward_workspace, run_backward};
-  return spec;
-}
+const OpSpec& layer_norm_forward_spec() { return kLayerNormForward; }
+const OpSpec& layer_norm_backward_spec() { return kLayerNormBackward; }
 
 void register_layer_norm_kernels(Registry& r) {
   layer_norm_detail::register_cpu(r);
-#if XPURUNTIME_WITH_CUDA
-  layer_norm_detail::register_cuda(r);
-#endif
+  XPU_IF_CUDA(layer_norm_detail::register_cuda(r));
 }
 
 }  // namespace xpu::ops

@@ -49,25 +49,21 @@ int64_t backward_workspace(std::span<const TensorView> in, const AttrValues&) {
   return rms_norm_backward_workspace_bytes(rows_of(in[1]), cols_of(in[1]));
 }
 
+constexpr OpSpec kRmsNormForward{.op = "rms_norm", .onnx_type = "RMSNorm",
+    .direction = Direction::kForward, .inputs = kForwardInputs, .outputs = kForwardOutputs,
+    .attrs = kAttrs, .run = run_forward};
+constexpr OpSpec kRmsNormBackward{.op = "rms_norm", .onnx_type = "RMSNorm",
+    .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
+    .attrs = kAttrs, .workspace_bytes = backward_workspace, .run = run_backward};
+
 }  // namespace
 
-const OpSpec& rms_norm_forward_spec() {
-  static constexpr OpSpec spec{"rms_norm", "RMSNorm", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, kAttrs, nullptr, run_forward};
-  return spec;
-}
-
-const OpSpec& rms_norm_backward_spec() {
-  static constexpr OpSpec spec{"rms_norm", "RMSNorm", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, kAttrs, backward_workspace, run_backward};
-  return spec;
-}
+const OpSpec& rms_norm_forward_spec() { return kRmsNormForward; }
+const OpSpec& rms_norm_backward_spec() { return kRmsNormBackward; }
 
 void register_rms_norm_kernels(Registry& r) {
   rms_norm_detail::register_cpu(r);
-#if XPURUNTIME_WITH_CUDA
-  rms_norm_detail::register_cuda(r);
-#endif
+  XPU_IF_CUDA(rms_norm_detail::register_cuda(r));
 }
 
 }  // namespace xpu::ops

@@ -36,25 +36,19 @@ Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<con
                        ctx);
 }
 
+constexpr OpSpec kRopeForward{.op = "rope", .onnx_type = "RoPE", .direction = Direction::kForward,
+    .inputs = kForwardInputs, .outputs = kForwardOutputs, .attrs = kAttrs, .run = run_forward};
+constexpr OpSpec kRopeBackward{.op = "rope", .onnx_type = "RoPE", .direction = Direction::kBackward,
+    .inputs = kBackwardInputs, .outputs = kBackwardOutputs, .attrs = kAttrs, .run = run_backward};
+
 }  // namespace
 
-const OpSpec& rope_forward_spec() {
-  static constexpr OpSpec spec{"rope", "RoPE", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, kAttrs, nullptr, run_forward};
-  return spec;
-}
-
-const OpSpec& rope_backward_spec() {
-  static constexpr OpSpec spec{"rope", "RoPE", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, kAttrs, nullptr, run_backward};
-  return spec;
-}
+const OpSpec& rope_forward_spec() { return kRopeForward; }
+const OpSpec& rope_backward_spec() { return kRopeBackward; }
 
 void register_rope_kernels(Registry& r) {
   rope_detail::register_cpu(r);
-#if XPURUNTIME_WITH_CUDA
-  rope_detail::register_cuda(r);
-#endif
+  XPU_IF_CUDA(rope_detail::register_cuda(r));
 }
 
 }  // namespace xpu::ops

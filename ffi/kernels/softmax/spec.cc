@@ -27,25 +27,21 @@ Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<con
       {.dy = in[0], .y = in[1], .dx = out[0], .scale = float(attrs[0].number)}, ctx);
 }
 
+constexpr OpSpec kSoftmaxForward{.op = "softmax", .onnx_type = "Softmax",
+    .direction = Direction::kForward, .inputs = kForwardInputs, .outputs = kForwardOutputs,
+    .attrs = kAttrs, .run = run_forward};
+constexpr OpSpec kSoftmaxBackward{.op = "softmax", .onnx_type = "Softmax",
+    .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
+    .attrs = kAttrs, .run = run_backward};
+
 }  // namespace
 
-const OpSpec& softmax_forward_spec() {
-  static constexpr OpSpec spec{"softmax", "Softmax", Direction::kForward, kForwardInputs,
-                               kForwardOutputs, kAttrs, nullptr, run_forward};
-  return spec;
-}
-
-const OpSpec& softmax_backward_spec() {
-  static constexpr OpSpec spec{"softmax", "Softmax", Direction::kBackward, kBackwardInputs,
-                               kBackwardOutputs, kAttrs, nullptr, run_backward};
-  return spec;
-}
+const OpSpec& softmax_forward_spec() { return kSoftmaxForward; }
+const OpSpec& softmax_backward_spec() { return kSoftmaxBackward; }
 
 void register_softmax_kernels(Registry& r) {
   softmax_detail::register_cpu(r);
-#if XPURUNTIME_WITH_CUDA
-  softmax_detail::register_cuda(r);
-#endif
+  XPU_IF_CUDA(softmax_detail::register_cuda(r));
 }
 
 }  // namespace xpu::ops
