@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "bindings/tensorrt/descriptors.h"
 #include "expr.h"
 #include "suites.h"
 #include "xpuruntime/op_spec.h"
@@ -172,10 +173,7 @@ int64_t core_workspace(const OpSpec& spec, const Case& c, const Dtypes& d, Bound
   std::vector<TensorView> views(spec.inputs.size());
   for (size_t i = 0; i < c.inputs.size(); ++i) {
     const nvinfer1::Dims dims = dims_of(c.inputs[i].shape, bound);
-    const DataType t = input_type(c.inputs[i], d);
-    const DType dt = t == DataType::kFLOAT ? DType::kF32 : t == DataType::kHALF ? DType::kF16
-                     : t == DataType::kBF16 ? DType::kBF16 : t == DataType::kINT32 ? DType::kI32 : DType::kI64;
-    views[i] = dense_view(nullptr, dt, dims.d, dims.nbDims, Device{});
+    views[i] = dense_view(nullptr, trt::to_dtype(input_type(c.inputs[i], d)), dims.d, dims.nbDims, Device{});
   }
   return workspace_bytes(spec, views, attrs);
 }

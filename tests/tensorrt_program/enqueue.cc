@@ -10,12 +10,14 @@
 #include <memory>
 #include <random>
 
+#include "bindings/tensorrt/descriptors.h"
 #include "suites.h"
 #include "xpuruntime/op_spec.h"
 
 namespace xpu::trt_test {
 
 using nvinfer1::DataType;
+using trt::to_dtype;
 
 bool have_gpu() {
   int n = 0;
@@ -26,16 +28,6 @@ namespace {
 
 size_t type_size(DataType t) {
   return t == DataType::kHALF || t == DataType::kBF16 ? 2 : t == DataType::kINT64 ? 8 : 4;
-}
-
-DType to_dtype(DataType t) {
-  switch (t) {
-    case DataType::kFLOAT: return DType::kF32;
-    case DataType::kHALF: return DType::kF16;
-    case DataType::kBF16: return DType::kBF16;
-    case DataType::kINT32: return DType::kI32;
-    default: return DType::kI64;
-  }
 }
 
 uint16_t to_bf16(float f) {

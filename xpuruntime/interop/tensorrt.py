@@ -12,6 +12,8 @@ import importlib
 import pathlib
 from typing import Any, Optional
 
+from ._library import packaged_library
+
 NAMESPACE = "xpuruntime"
 VERSION = "1"
 _LIB_NAME = "libxpuruntime_trt.so"
@@ -29,17 +31,11 @@ def library_path(missing_ok: bool = False) -> Optional[str]:
     has none: TensorRT's headers were not found when it was built, or it was built
     without CUDA.
     """
-    path = pathlib.Path(__file__).resolve().parent.parent / "lib" / _LIB_NAME
-    if path.exists():
-        return str(path)
-    if missing_ok:
-        return None
-    raise FileNotFoundError(
-        f"{path} does not exist: xpuruntime was built without the TensorRT plugin library "
-        "(it needs TensorRT's headers, found through XPURUNTIME_TENSORRT_ROOT=<folder with "
-        "include/NvInferRuntime.h> or the system include paths, and the CUDA build); set it "
-        "and reinstall"
-    )
+    return packaged_library(
+        _LIB_NAME, missing_ok,
+        "xpuruntime was built without the TensorRT plugin library (it needs TensorRT's headers, "
+        "found through XPURUNTIME_TENSORRT_ROOT=<folder with include/NvInferRuntime.h> or the "
+        "system include paths, and the CUDA build); set it and reinstall")
 
 
 def tensorrt_module() -> Any:

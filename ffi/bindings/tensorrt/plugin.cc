@@ -84,6 +84,27 @@ Status output_types(const Signature& sig, const DataType* in_types, int nb_input
   return Status::Ok();
 }
 
+// The bounds of an optimization profile, as configurePlugin and getWorkspaceSize read them.
+struct ProfileBound {
+  const char* name;
+  Dims DynamicPluginTensorDesc::*dims;
+};
+constexpr ProfileBound kProfileBounds[] = {{"min", &DynamicPluginTensorDesc::min},
+                                           {"opt", &DynamicPluginTensorDesc::opt},
+                                           {"max", &DynamicPluginTensorDesc::max}};
+
+std::vector<Dims> dims_at(const DynamicPluginTensorDesc* d, int n, const ProfileBound& bound) {
+  std::vector<Dims> out(n);
+  for (int i = 0; i < n; ++i) out[i] = d[i].*(bound.dims);
+  return out;
+}
+
+std::vector<DataType> types_of(const DynamicPluginTensorDesc* d, int n) {
+  std::vector<DataType> out(n);
+  for (int i = 0; i < n; ++i) out[i] = d[i].desc.type;
+  return out;
+}
+
 // Input dims tagged for getOutputShapes: dim k of input i is the negative number
 // tag(i, k), which infer_outputs copies through (it moves dims and adds attribute
 // values, never computes with them); a non-negative result is a constant.
@@ -249,19 +270,10 @@ int32_t SpecPlugin::configurePlugin(const DynamicPluginTensorDesc* in, int32_t n
   return report("configurePlugin", guarded([&]() -> Status {
     XPU_RETURN_IF_ERROR(signature_.check_counts(nb_inputs, nb_outputs));
     nb_inputs_ = nb_inputs;
-    std::vector<DataType> in_types(nb_inputs), out_types(nb_outputs);
-    for (int i = 0; i < nb_inputs; ++i) in_types[i] = in[i].desc.type;
-    for (int j = 0; j < nb_outputs; ++j) out_types[j] = out[j].desc.type;
+    const std::vector<DataType> in_types = types_of(in, nb_inputs), out_types = types_of(out, nb_outputs);
     // Every bound of the profile must be a valid call: min, opt and max shapes.
-    const struct {
-      const char* name;
-      Dims DynamicPluginTensorDesc::*dims;
-    } bounds[] = {{"min", &DynamicPluginTensorDesc::min},
-                  {"opt", &DynamicPluginTensorDesc::opt},
-                  {"max", &DynamicPluginTensorDesc::max}};
-    for (const auto& b : bounds) {
-      std::vector<Dims> dims(nb_inputs);
-      for (int i = 0; i < nb_inputs; ++i) dims[i] = in[i].*(b.dims);
+    for (const ProfileBound& b : kProfileBounds) {
+      const std::vector<Dims> dims = dims_at(in, nb_inputs, b);
       Status s = validate(dims.data(), in_types.data(), nb_inputs, nullptr, out_types.data(), nb_outputs);
       if (!s.ok())
         return Status(s.code(), str_cat("at the profile's ", b.name, " shapes: ", s.message()));
@@ -274,15 +286,10 @@ size_t SpecPlugin::getWorkspaceSize(const DynamicPluginTensorDesc* inputs, int32
                                     const DynamicPluginTensorDesc*, int32_t) const noexcept {
   int64_t bytes = 0;
   const Status s = guarded([&] {
-    std::vector<DataType> types(nb_inputs);
-    for (int i = 0; i < nb_inputs; ++i) types[i] = inputs[i].desc.type;
+    const std::vector<DataType> types = types_of(inputs, nb_inputs);
     // Enough for any shape of the profile: the largest of its bounds.
-    for (auto bound : {&DynamicPluginTensorDesc::min, &DynamicPluginTensorDesc::opt,
-                       &DynamicPluginTensorDesc::max}) {
-      std::vector<Dims> dims(nb_inputs);
-      for (int i = 0; i < nb_inputs; ++i) dims[i] = inputs[i].*bound;
-      bytes = std::max(bytes, workspace_at(dims.data(), types.data(), nb_inputs));
-    }
+    for (const ProfileBound& b : kProfileBounds)
+      bytes = std::max(bytes, workspace_at(dims_at(inputs, nb_inputs, b).data(), types.data(), nb_inputs));
     return Status::Ok();
   });
   report("getWorkspaceSize", s);
