@@ -147,11 +147,22 @@ def test_field_names_are_the_onnx_attributes_of_ops_md():
             assert FIELD_TYPE[a.type] == ops_md[a.onnx_name], (spec.onnx_type, a.onnx_name)
 
 
+def required(spec) -> list:
+    """Attributes without a default: the spec's default lies outside their range (topk's k)."""
+    return [a for a in spec.attrs if a.type != "string" and not
+            ((a.min is None or a.default >= a.min) and (a.max is None or a.default <= a.max))]
+
+
 def valid_collections(spec) -> list[list[dict]]:
     """Field collections the op must accept: defaults, each attribute in each type
-    the rule allows, each choice and policy, the range bounds, the declarations."""
+    the rule allows, each choice and policy, the range bounds, the declarations;
+    each with a valid value (the minimum) for the attributes that have no default."""
     out: list[list[dict]] = [[]]
     for a in spec.attrs:
+        if a in required(spec):
+            out += [[num(a.onnx_name, t, v)] for t in ("INT8", "INT32", "INT64")
+                    for v in {a.min, a.max} if abs(v) < 128 or t != "INT8"]
+            continue
         if a.type == "float":
             out += [[num(a.onnx_name, "FLOAT32", a.default)], [num(a.onnx_name, "FLOAT64", a.default)],
                     [num(a.onnx_name, "INT32", round(a.default))] if a.min is None or round(a.default) >= a.min
@@ -166,10 +177,13 @@ def valid_collections(spec) -> list[list[dict]]:
             out += [[text(a.onnx_name, a.default + "\0")]]  # a C string's terminator
     out += [[text("policy", p)] for p in POLICIES]
     out += [[num(d, "INT32", v)] for d in declared_fields(spec) for v in (0, 1)]
-    out.append([num(a.onnx_name, "FLOAT32" if a.type == "float" else "INT32", a.default)
+    out.append([num(a.onnx_name, "FLOAT32" if a.type == "float" else "INT32",
+                    a.min if a in required(spec) else a.default)
                 if a.type != "string" else text(a.onnx_name, a.default) for a in spec.attrs]
                + [text("policy", "deterministic")])
-    return [c for c in out if c is not None]
+    given_required = [num(a.onnx_name, FIELD_TYPE[a.type], a.min) for a in required(spec)]
+    return [c + [f for f in given_required if f["name"] not in {g["name"] for g in c}]
+            for c in out]
 
 
 def test_creates_plugins_from_valid_fields_in_both_phases():
@@ -220,6 +234,10 @@ def bad_collections(spec) -> list[tuple[list[dict], str]]:
     for d in declared_fields(spec):
         out += [([num(d, "INT32", 2)], d), ([num(d, "FLOAT32", 1.0)], d), ([text(d, "1")], d),
                 ([num(d, "INT32", 1)] * 2, d)]
+    given_required = [num(a.onnx_name, FIELD_TYPE[a.type], a.min) for a in required(spec)]
+    out = [(fields + [f for f in given_required if f["name"] not in {g["name"] for g in fields}], name)
+           for fields, name in out]
+    out += [([], a.onnx_name) for a in required(spec)]  # missing
     return out
 
 
@@ -302,8 +320,9 @@ def random_field(rng: random.Random, spec, all_names: list[str], used: set[str])
 
 def expected_valid(spec, fields: list[dict]) -> bool:
     """Whether the library must accept these fields: the field types that hold a value
-    exactly, one value per numeric field, has_<input> 0/1 once each, and then the
-    core's one attribute rule (normalize_attrs) on what the fields hold."""
+    exactly, one value per numeric field, has_<input> 0/1 once each, the core's one
+    attribute rule (normalize_attrs) on what the fields hold, and the attributes that
+    have no default given."""
     declared = set(declared_fields(spec))
     seen: set[str] = set()
     given: dict = {}
@@ -331,7 +350,7 @@ def expected_valid(spec, fields: list[dict]) -> bool:
         _spec.normalize_attrs(spec, given, onnx_names=True)
     except ValueError:
         return False
-    return True
+    return all(a.onnx_name in given for a in required(spec))
 
 
 def test_random_field_collections():

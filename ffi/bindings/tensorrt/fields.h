@@ -27,7 +27,8 @@ PluginConfig default_config(const OpSpec& spec);
 // Reads a field collection (from the user, the ONNX parser or a serialized
 // engine). A field of a type that cannot hold its attribute, of a length other
 // than one number, with no data, unknown, given twice, or out of the attribute's
-// range is an InvalidArgument naming the op and the field.
+// range is an InvalidArgument naming the op and the field; so is a missing field
+// whose attribute has no default (the spec's default lies outside its range).
 Status parse_fields(const OpSpec& spec, const nvinfer1::PluginFieldCollection* fc,
                     PluginConfig* out);
 
