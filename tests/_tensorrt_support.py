@@ -20,7 +20,8 @@ def library() -> str:
     """The plugin library's path; skips when this build has none (no TensorRT headers)."""
     path = xt.library_path(missing_ok=True)
     if path is None:
-        pytest.skip("xpuruntime was built without TensorRT headers (set XPURUNTIME_TENSORRT_ROOT)")
+        pytest.skip("xpuruntime was built without the TensorRT plugin library (no TensorRT headers "
+                    "found, or no CUDA build; see docs/tensorrt.md)")
     return path
 
 

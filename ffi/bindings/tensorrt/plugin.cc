@@ -58,8 +58,8 @@ std::string_view dtype_rule_text(DTypeRule r) {
 }
 
 // The TensorRT types of the outputs for these input types, from the spec's rules.
-Status output_types(const Signature& sig, const DataType* in_types, int nb_inputs,
-                    std::vector<DataType>* out) {
+Status output_types(const Signature& sig, const AttrValues& attrs, const DataType* in_types,
+                    int nb_inputs, std::vector<DataType>* out) {
   const OpSpec& spec = sig.spec();
   std::vector<DType> dtypes(nb_inputs);
   std::vector<TensorView> views(spec.inputs.size());
@@ -72,7 +72,7 @@ Status output_types(const Signature& sig, const DataType* in_types, int nb_input
     views[i] = dense_view(nullptr, dtypes[i], &one, 1, Device{});
   }
   std::vector<OutputDesc> descs;
-  XPU_RETURN_IF_ERROR(infer_outputs(spec, views, default_attrs(spec), &descs));
+  XPU_RETURN_IF_ERROR(infer_outputs(spec, views, attrs, &descs));
   out->clear();
   for (int o : sig.outputs()) {
     DataType t{};
@@ -168,7 +168,7 @@ int32_t SpecPlugin::getOutputDataTypes(DataType* output_types_out, int32_t nb_ou
   return report("getOutputDataTypes", guarded([&] {
     XPU_RETURN_IF_ERROR(signature_.check_counts(nb_inputs, nb_outputs));
     std::vector<DataType> types;
-    XPU_RETURN_IF_ERROR(output_types(signature_, input_types, nb_inputs, &types));
+    XPU_RETURN_IF_ERROR(output_types(signature_, config_.attrs, input_types, nb_inputs, &types));
     std::copy(types.begin(), types.end(), output_types_out);
     return Status::Ok();
   }));
@@ -225,7 +225,7 @@ bool SpecPlugin::supportsFormatCombination(int32_t pos, const DynamicPluginTenso
     }
     std::vector<DataType> in_types(nb_inputs), types;
     for (int i = 0; i < nb_inputs; ++i) in_types[i] = in_out[i].desc.type;
-    if (!output_types(signature_, in_types.data(), nb_inputs, &types).ok()) return false;
+    if (!output_types(signature_, config_.attrs, in_types.data(), nb_inputs, &types).ok()) return false;
     return in_out[pos].desc.type == types[pos - nb_inputs];
   } catch (...) {
     return false;
