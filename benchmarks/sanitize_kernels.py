@@ -15,10 +15,11 @@ from xpuruntime import ops
 SHAPES = [(3, 1), (5, 33), (4, 4096), (3, 4097), (2, 70000), (2, 20000), (2048, 256)]
 # The row kernels' shared-memory ring (row_pipe.cuh) at two stages and at its
 # deepest, one CTA an SM: each row group walks several rows, so every stage is
-# refilled while the ring wraps (one CTA a row, one and two vectors a thread, and
-# clusters of 8).
+# refilled while the ring wraps (one CTA a row and clusters; four vectors a thread,
+# and one).
 RING_SETTINGS = [{"XPURUNTIME_ROW_INFLIGHT_KB": "1", "XPURUNTIME_ROW_CTAS": "1"},
-                 {"XPURUNTIME_ROW_INFLIGHT_KB": "100000", "XPURUNTIME_ROW_CTAS": "1"}]
+                 {"XPURUNTIME_ROW_INFLIGHT_KB": "100000", "XPURUNTIME_ROW_CTAS": "1"},
+                 {"XPURUNTIME_ROW_ITEMS": "1", "XPURUNTIME_ROW_CTAS": "1"}]
 RING_SHAPES = [(600, 1024), (300, 8192), (50, 65536)]
 
 
@@ -37,8 +38,8 @@ def ring_paths(dtype) -> None:
             _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
             ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
             ops.softmax_backward(dy, ops.softmax(x), scale=1.0)
-    for k in RING_SETTINGS[0]:
-        os.environ.pop(k, None)
+        for k in env:
+            os.environ.pop(k, None)
 
 
 def main() -> None:

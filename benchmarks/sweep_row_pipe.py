@@ -1,6 +1,7 @@
-"""The row kernels' ring (kernels/common/row_pipe.cuh) against its one tuning
-input: the bytes kept in flight per SM (XPURUNTIME_ROW_INFLIGHT_KB; default: the
-device's read bandwidth x 4 us / SMs) and the most CTAs an SM
+"""The pipelined row kernels (kernels/common/row_pipe.cuh) against their launch
+inputs: the vectors a thread holds (XPURUNTIME_ROW_ITEMS: 1, 2, default 4, i.e.
+threads a row), the bytes kept in flight per SM (XPURUNTIME_ROW_INFLIGHT_KB;
+default: the device's read bandwidth x 4 us / SMs) and the most CTAs an SM
 (XPURUNTIME_ROW_CTAS). For each setting, xpuruntime's torch ops at the benchmark's
 row shapes, forward and forward + backward, as CUDA-graph replays (device time),
 with each forward checked against torch in f32 (relative error).
@@ -26,13 +27,11 @@ from _timing import copy_bandwidth_tbs, torch_median_ms  # noqa: E402
 SHAPES = [((32768, 4096), torch.bfloat16), ((8192, 8192), torch.bfloat16),
           ((4096, 65536), torch.bfloat16), ((16384, 4096), torch.float32)]
 # (name, env): None leaves the variable unset (the device-derived default).
-SETTINGS = [("default", {}), ("24KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "24"}),
-            ("48KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "48"}),
-            ("96KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "96"}),
-            ("144KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "144"}),
-            ("192KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "192"}),
-            ("ctas2", {"XPURUNTIME_ROW_CTAS": "2"})]
-ENV_KEYS = ("XPURUNTIME_ROW_INFLIGHT_KB", "XPURUNTIME_ROW_CTAS")
+SETTINGS = [("default", {}), ("items2", {"XPURUNTIME_ROW_ITEMS": "2"}),
+            ("items1", {"XPURUNTIME_ROW_ITEMS": "1"}),
+            ("24KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "24"}),
+            ("144KB", {"XPURUNTIME_ROW_INFLIGHT_KB": "144"})]
+ENV_KEYS = ("XPURUNTIME_ROW_INFLIGHT_KB", "XPURUNTIME_ROW_CTAS", "XPURUNTIME_ROW_ITEMS")
 
 
 def _ops():

@@ -1,7 +1,8 @@
 """The row kernels' shared-memory ring (ffi/kernels/common/row_pipe.cuh) at its
 extremes, on CUDA: two stages and the deepest ring that fits, at one CTA an SM
 (XPURUNTIME_ROW_INFLIGHT_KB, XPURUNTIME_ROW_CTAS), so that each row group walks
-many rows and the ring wraps many times; every pipelined kernel (rms_norm with
+many rows and the ring wraps many times, and at one and two vectors a thread
+(XPURUNTIME_ROW_ITEMS) besides the default four; every pipelined kernel (rms_norm with
 and without a residual, layer_norm, softmax; forward and backward) against
 float64 torch on random data."""
 
@@ -14,7 +15,9 @@ pytestmark = [pytest.mark.gpu,
 
 SETTINGS = {"default": {},
             "two stages": {"XPURUNTIME_ROW_INFLIGHT_KB": "1", "XPURUNTIME_ROW_CTAS": "1"},
-            "deepest": {"XPURUNTIME_ROW_INFLIGHT_KB": "100000", "XPURUNTIME_ROW_CTAS": "1"}}
+            "deepest": {"XPURUNTIME_ROW_INFLIGHT_KB": "100000", "XPURUNTIME_ROW_CTAS": "1"},
+            "one vector": {"XPURUNTIME_ROW_ITEMS": "1", "XPURUNTIME_ROW_INFLIGHT_KB": "1"},
+            "two vectors": {"XPURUNTIME_ROW_ITEMS": "2", "XPURUNTIME_ROW_CTAS": "2"}}
 # One CTA a row at one and two 16-byte vectors a thread, idle tail threads
 # (125 or 250 vectors in 128 or 256 threads), and clusters of 8 CTAs.
 SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536)]

@@ -71,6 +71,20 @@ struct Cached {
 
 }  // namespace
 
+SplitShape pipe_split(int64_t n, int vec, int max_cluster, int max_items) {
+  if (const int e = env_int("XPURUNTIME_ROW_ITEMS")) max_items = std::min(max_items, e >= 4 ? 4 : e >= 2 ? 2 : 1);
+  const int64_t nvec = (n + vec - 1) / vec;
+  for (int c = 1; c <= max_cluster; c *= 2) {
+    const int64_t per = (nvec + c - 1) / c;  // vectors a CTA
+    if (per > int64_t{kMaxRowThreads} * max_items) continue;
+    int items = max_items;
+    while (items > 1 && (per + items - 1) / items < 32) items /= 2;  // at least one full warp
+    const int threads = static_cast<int>(((per + items - 1) / items + 31) / 32 * 32);
+    return {c, items, threads, threads * items * vec};
+  }
+  return {0, 0, 0, 0};
+}
+
 Status plan_row_pipe(const void* kernel, int threads, int cluster, int stage_bytes, int64_t rows,
                      PipePlan* plan) {
   *plan = {};
@@ -136,7 +150,13 @@ Status plan_row_pipe(const void* kernel, int threads, int cluster, int stage_byt
   if (c.stages == 0) return Status::Ok();
   plan->stages = c.stages;
   plan->smem = c.smem;
-  plan->groups = std::min<int64_t>({rows, int64_t{c.resident}, kMaxGrid / cluster});
+  // As many groups as are resident, then as few as keep the same number of rounds,
+  // so that every group walks the same number of rows (e.g. 32768 rows over 1056
+  // resident groups: 32 rounds, the last with 32 rows; over 1024 groups every round is
+  // full and each group's share of the bandwidth larger).
+  const int64_t most = std::min<int64_t>({rows, int64_t{c.resident}, kMaxGrid / cluster});
+  const int64_t rounds = (rows + most - 1) / most;
+  plan->groups = (rows + rounds - 1) / rounds;
   return Status::Ok();
 }
 

@@ -121,7 +121,8 @@ struct PipePlan {
 // count; then the most CTAs an SM that registers allow whose rings, each as few
 // stages as reach that target together, fit the SM's shared memory (the deepest
 // that fit where none reach it); groups = row groups resident at once (no second
-// wave), at most `rows`. Depends only on the device and the shape, so a kernel's
+// wave), then as few as walk the same number of rounds, at most `rows`. Depends
+// only on the device and the shape, so a kernel's
 // row -> group map (and any per-group partial sums) is reproducible.
 // XPURUNTIME_ROW_INFLIGHT_KB (bytes in flight an SM) and XPURUNTIME_ROW_CTAS (most
 // CTAs an SM) override the target, for measurements.
@@ -133,14 +134,17 @@ Status plan_row_pipe(const void* kernel, int threads, int cluster, int stage_byt
 inline constexpr double kPipeCoverNs = 4000.0;
 
 // The pipelined kernels' split rule: the fewest CTAs (<= max_cluster) whose slices
-// fit 512 threads at kPipeItems 16-byte vectors a thread. Only the current row is
-// held in registers (the rows ahead wait in the ring), so slices stay small: more
-// CTAs an SM, whose row reductions overlap. (H200 bf16: 4096 columns one CTA at
-// one vector a thread, 8192 one CTA at two, 65536 clusters of 8 at two.)
-inline constexpr int kPipeItems = 2;
-inline SplitShape pipe_split(int64_t n, int vec, int max_cluster) {
-  return split_shape(n, vec, kPipeItems * vec, kMaxRowThreads, max_cluster);
-}
+// fit 512 threads at kPipeItems 16-byte vectors a thread, then the fewest threads
+// (the most vectors a thread, down to what keeps a warp busy) for that slice. The
+// per-row work that does not scale with the row (the block reduction's shuffles
+// and barrier, the row loop, addressing) is paid by every warp of the row, so fewer
+// warps a row cost fewer instructions: H200 run 11 held 512 threads x 1 vector at
+// 4096 bf16 columns and stayed at 78% of copy whatever the ring depth, while
+// Liger's 8 warps x 16 elements reached 96%. (bf16: 4096 columns one CTA of 128 x 4
+// vectors, 8192 256 x 4, 65536 clusters of 4 x 512 x 4.) `max_items` (1, 2 or 4):
+// a kernel's own limit; XPURUNTIME_ROW_ITEMS lowers it, for measurements.
+inline constexpr int kPipeItems = 4;
+SplitShape pipe_split(int64_t n, int vec, int max_cluster, int max_items = kPipeItems);
 
 // Plans (plan_row_pipe) and launches a pipelined kernel over split `s` streaming
 // `tensors` tensors, at most `max_groups` row groups; the kernel's last parameter

@@ -70,9 +70,9 @@ constexpr int forward_min_blocks() {
 template <typename T, int VEC, int ITEMS>
 constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 // The pipelined kernels hold one copy of the row (the rows ahead wait in the ring):
-// 4 blocks (32 registers) at one vector a thread, 3 (40) at two.
+// 4 blocks (32 registers) at one vector a thread, 3 (40) at two, 2 (64) at four.
 template <int ITEMS>
-constexpr int kPipeMinBlocks = ITEMS == 1 ? 4 : 3;
+constexpr int kPipeMinBlocks = ITEMS == 1 ? 4 : ITEMS == 2 ? 3 : 2;
 
 // Blocks of the looped and reference kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;

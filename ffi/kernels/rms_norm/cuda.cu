@@ -23,11 +23,14 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// CTAs of 512 an SM that the register cap of the pipelined kernels allows (ptxas
-// -v, sm_90: 32 registers at one vector a thread, 40 at two; with the residual at
-// two, 64, since 40 spilled 24 bytes). 0: no cap (the register kernels, as v2).
+// The register cap (__launch_bounds__'s blocks of 512 an SM): the pipelined
+// kernels hold one copy of the row (ptxas -v, sm_90: 32 registers at one vector a
+// thread, 40 at two, 64 at four; with the residual 64 at two, uncapped at four,
+// where 64 spilled 56 bytes); 0 (no cap) for the register kernels, which keeps
+// v2's counts (an explicit 1 raised them by 8-16).
 template <bool PIPE, int ITEMS, bool RES>
-constexpr int kForwardMinBlocks = PIPE ? (ITEMS == 1 ? 4 : RES ? 2 : 3) : 0;
+constexpr int kForwardMinBlocks =
+    !PIPE ? 0 : ITEMS == 1 ? 4 : ITEMS == 2 ? (RES ? 2 : 3) : (RES ? 0 : 2);
 
 // Rows of which this CTA holds columns [rank * slice, rank * slice + slice);
 // csize 1 is one CTA a row. PIPE (16-byte rows, persistent grid): the rows ahead

@@ -32,9 +32,10 @@ using cuda::Vec;
 // a cluster of csize CTAs owns a row and CTA `rank` holds columns
 // [rank * slice, rank * slice + slice). PIPE (16-byte rows, CTA or cluster rows):
 // the rows ahead stream through a shared-memory ring of `stages`
-// (cuda::pipe_rows) and each exponential is evaluated once, kept in f32
-// registers; otherwise the next row is loaded into registers (walk_rows) and the
-// exponentials are evaluated twice, to keep the row packed (opaque).
+// (cuda::pipe_rows); otherwise the next row is loaded into registers (walk_rows).
+// ONCE (PIPE at one or two vectors a thread): each exponential is evaluated once,
+// kept in f32 registers; otherwise twice, to keep the row packed (opaque): at four
+// vectors the 32 kept exponentials spilled 76 bytes at 64 registers (bf16).
 template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
 __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP, PIPE>(1))
     forward_resident(const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int64_t rows,
@@ -50,6 +51,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
 
   using Row = cuda::RowVecs<T, VEC, ITEMS, 1>;
   const cuda::RowSources<T, 1> src{{x}, {x_stride}};
+  constexpr bool ONCE = PIPE && ITEMS <= 2;
   // The row's (max, sum of exp2) pair, merged over the warp, the block and the
   // cluster in a fixed order; `s` is this thread's sum against its warp's max.
   auto row_max_sum = [&](float m, float s, int parity) {
@@ -71,21 +73,21 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
         for (int j = 0; j < VEC; ++j) m = fmaxf(m, k * to_f(r.v[0][it].v[j]));
       }
     }
-    if constexpr (!PIPE) {
+    if constexpr (!ONCE) {
 #pragma unroll
       for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
     }
     m = cuda::warp_max(m);
     const float wbase = m == -INFINITY ? 0.f : m;
     float s = 0.f;
-    float e[PIPE ? ITEMS : 1][VEC];  // PIPE: this thread's exp2 against wbase
+    float e[ONCE ? ITEMS : 1][VEC];  // ONCE: this thread's exp2 against wbase
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       if (sl.col(it) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
           const float v = exp2f(k * to_f(r.v[0][it].v[j]) - wbase);
-          if constexpr (PIPE) e[it][j] = v;
+          if constexpr (ONCE) e[it][j] = v;
           s += v;
         }
       }
@@ -96,12 +98,12 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
     // ms.y = 0 and gives NaN, as the definition 0 / 0 does.
     const float base = ms.x == -INFINITY ? 0.f : ms.x;
     const float inv = __fdividef(1.0f, ms.y);
-    if constexpr (!PIPE) {
+    if constexpr (!ONCE) {
 #pragma unroll
       for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
     }
-    // PIPE: exp2(v - base) = exp2(v - wbase) * exp2(wbase - base), wbase <= base.
-    const float rescale = PIPE ? exp2f(wbase - base) * inv : inv;
+    // ONCE: exp2(v - base) = exp2(v - wbase) * exp2(wbase - base), wbase <= base.
+    const float rescale = ONCE ? exp2f(wbase - base) * inv : inv;
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       const int col = sl.col(it);
@@ -109,7 +111,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
         Vec<T, VEC> out;
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          if constexpr (PIPE) out.v[j] = from_f<T>(e[it][j] * rescale);
+          if constexpr (ONCE) out.v[j] = from_f<T>(e[it][j] * rescale);
           else out.v[j] = from_f<T>(exp2f(k * to_f(r.v[0][it].v[j]) - base) * rescale);
         }
         store_vec<T, VEC>(y + row * n + col, out);
@@ -205,12 +207,12 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   Kernel kernel = nullptr;
   ResidentLaunch l;
   int64_t blocks = 0;
-  XPU_RETURN_IF_ERROR(plan_resident<T>(
+  XPU_RETURN_IF_ERROR((plan_resident<T, cuda::kPipeItems>(
       p.n, vec, p.rows, /*tensors=*/1,
       []<int V, int I, bool WARP, bool PIPE>(ResidentTag<V, I, WARP, PIPE>) {
         return &forward_resident<T, V, I, WARP, PIPE>;
       },
-      &kernel, &l, &blocks));
+      &kernel, &l, &blocks)));
   if (blocks > 0) {
     return cuda::cuda_status(
         cuda::launch_clustered_smem(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,

@@ -19,6 +19,10 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
+// The pipelined backward holds y and dy: at most two vectors a thread of each (at
+// four, bf16 spilled 148 bytes at 64 registers).
+constexpr int kBackwardPipeItems = 2;
+
 // Layout and row walk as forward_resident (cuda.cu); PIPE streams y and dy
 // through the ring.
 template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
@@ -130,12 +134,12 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   Kernel kernel = nullptr;
   ResidentLaunch l;
   int64_t blocks = 0;
-  XPU_RETURN_IF_ERROR(plan_resident<T>(
+  XPU_RETURN_IF_ERROR((plan_resident<T, kBackwardPipeItems>(
       p.n, vec, p.rows, /*tensors=*/2,
       []<int V, int I, bool WARP, bool PIPE>(ResidentTag<V, I, WARP, PIPE>) {
         return &backward_resident<T, V, I, WARP, PIPE>;
       },
-      &kernel, &l, &blocks));
+      &kernel, &l, &blocks)));
   if (blocks > 0) {
     return cuda::cuda_status(
         cuda::launch_clustered_smem(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,

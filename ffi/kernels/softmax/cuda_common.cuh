@@ -56,11 +56,13 @@ constexpr int min_blocks(int data_regs) {
 // The register cap of a resident kernel (__launch_bounds__'s blocks an SM). The
 // register walks hold two copies of the row (current and next) of `tensors`
 // tensors; the pipelined ones (PIPE) hold one, the rows ahead waiting in shared
-// memory: 4 blocks (32 registers) at one vector a thread, 3 (40) at two, but 2 (64)
-// for the 16-bit backward (y and dy converted), which spilled 48 bytes at 40.
+// memory: 4 blocks (32 registers) at one vector a thread, 3 (40) at two (2, 64, for
+// the 16-bit backward, which spilled 48 bytes at 40), 2 at four (the forward keeps
+// its 32 exponentials in f32).
 template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
 constexpr int resident_min_blocks(int tensors) {
-  if constexpr (PIPE) return ITEMS == 1 ? 4 : (tensors == 1 || sizeof(T) == 4) ? 3 : 2;
+  if constexpr (PIPE)
+    return ITEMS == 1 ? 4 : ITEMS == 4 ? 2 : (tensors == 1 || sizeof(T) == 4) ? 3 : 2;
   return min_blocks<T, VEC, WARP>(2 * tensors * kVecRegs<T, VEC, ITEMS>);
 }
 
@@ -182,7 +184,8 @@ struct ResidentTag {};
 // warp take the pipelined kernel (cuda::pipe_split, cuda::plan_row_pipe) where its
 // ring fits; the others the register walk (row_plan). Leaves *blocks == 0 when no
 // resident kernel fits (the caller then takes the looped fallback).
-template <typename T, typename Kernel, typename Make>
+// PIPE_ITEMS: the most vectors a thread of the pipelined kernel holds.
+template <typename T, int PIPE_ITEMS, typename Kernel, typename Make>
 Status plan_resident(int64_t n, int vec, int64_t rows, int tensors, Make make, Kernel* kernel,
                      ResidentLaunch* l, int64_t* blocks) {
   constexpr int kVec = 16 / sizeof(T);
@@ -191,9 +194,9 @@ Status plan_resident(int64_t n, int vec, int64_t rows, int tensors, Make make, K
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
   const RowPlan plan = row_plan(n, vec, max_cluster);
-  const cuda::SplitShape ps = cuda::pipe_split(n, vec, max_cluster);
+  const cuda::SplitShape ps = cuda::pipe_split(n, vec, max_cluster, PIPE_ITEMS);
   if (plan.warp.items == 0 && vec == kVec && ps.cluster > 0) {
-    cuda::with_vec_items<kVec, kVec * cuda::kPipeItems, cuda::kPipeItems>(vec, ps.items, [&]<int V, int I>() {
+    cuda::with_vec_items<kVec, kVec * PIPE_ITEMS, PIPE_ITEMS>(vec, ps.items, [&]<int V, int I>() {
       if constexpr (V == kVec) *kernel = make(ResidentTag<V, I, false, true>{});
     });
     if (*kernel) {
