@@ -8,7 +8,9 @@
 //   first 16 bytes; rows whose shift lies far from the mean (row_shift's note) take
 //   a second, centred reduction, so the variance is never E[x^2] - E[x]^2 in
 //   disguise. One read of x, one write of y, up to 8 CTAs' worth of row (131072
-//   elements when 16-byte aligned, 32768 scalar).
+//   elements when 16-byte aligned, 32768 scalar). 16-byte rows that
+//   cuda::pipe_split covers stream through a shared-memory ring on a persistent
+//   grid (kernels/common/row_pipe.cuh).
 // Longer rows, devices without clusters: a looped kernel (statistics per vector
 //   merged with Chan's formula in a fixed tree, RowStats, then a second pass that
 //   re-reads the row).

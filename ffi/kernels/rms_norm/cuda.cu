@@ -3,7 +3,10 @@
 //   too long for one CTA is split over a thread-block cluster of 2-8 CTAs, each
 //   holding a slice; the slices' sums of squares meet through DSMEM in rank
 //   order. One read of x, one write of y, no re-read, at any row length up to 8
-//   CTAs' worth (bf16/f16/f32: 131072 elements when 16-byte aligned).
+//   CTAs' worth (bf16/f16/f32: 131072 elements when 16-byte aligned). 16-byte rows
+//   that cuda::pipe_split covers walk a persistent grid whose rows ahead stream
+//   through a shared-memory ring (kernels/common/row_pipe.cuh); the others load
+//   straight into registers, one cluster a row.
 // reference and longer rows: a plain loop that re-reads the row from memory.
 // Backward: cuda_backward.cu.
 #include "kernels/common/row_pipe.cuh"

@@ -7,8 +7,10 @@
 //   and the pairs are merged once per row: shuffles in the warp, shared memory
 //   across warps, DSMEM across the cluster's CTAs, always in a fixed order (one
 //   block barrier and one cluster barrier a row instead of a max pass and a sum
-//   pass). A persistent grid walks the rows, loading the next row while the
-//   current one reduces and stores. No atomics, so `fast` is also deterministic.
+//   pass). A persistent grid walks the rows: 16-byte rows of a CTA or a cluster
+//   stream the rows ahead through a shared-memory ring (kernels/common/row_pipe.cuh),
+//   the others load the next row into registers while the current one reduces and
+//   stores. No atomics, so `fast` is also deterministic.
 // Rows longer than 8 CTAs' worth (and devices without clusters, if a cluster
 //   does not fit): an online (max, sum) pass, then a write pass that re-reads.
 // reference: a plain scalar kernel, one block per row, exp(s - max) / sum.

@@ -3,7 +3,8 @@
 //   warp per row for short rows, one CTA per row, or a thread-block cluster of
 //   2-8 CTAs each holding a slice, whose dot products meet through DSMEM in rank
 //   order. One read of y and dy, one write of dx. A persistent grid walks the
-//   rows, loading the next row while the current one reduces and stores. Fixed
+//   rows with the rows ahead in flight (the shared-memory ring of row_pipe.cuh for
+//   16-byte CTA and cluster rows, the next row in registers otherwise). Fixed
 //   order everywhere, no atomics: `fast` is also deterministic.
 // Rows longer than 8 CTAs' worth (and reference, with scalar accesses): a dot
 //   pass, then a write pass that re-reads y and dy.
