@@ -7,6 +7,8 @@ import contextvars
 import os
 from typing import Iterator
 
+from ._native import InvalidArgumentError, InvalidArgumentTypeError
+
 POLICIES = ("fast", "deterministic", "reference")
 
 _global_policy: str | None = None
@@ -16,8 +18,11 @@ _scoped_policy: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def _check(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidArgumentTypeError(
+            f"policy must be a string, one of {', '.join(POLICIES)}; got {type(name).__name__} {name!r}")
     if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
+        raise InvalidArgumentError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
     return name
 
 

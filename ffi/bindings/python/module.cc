@@ -22,7 +22,6 @@ void bind_geglu(nb::module_& m);
 void bind_rope(nb::module_& m);
 void bind_cross_entropy(nb::module_& m);
 void bind_memory(nb::module_& m);
-void bind_memory_bench(nb::module_& m);
 
 namespace {
 
@@ -160,7 +159,6 @@ NB_MODULE(_core, m) {
   bind_rope(m);
   bind_cross_entropy(m);
   bind_memory(m);
-  bind_memory_bench(m);
 }
 
 }  // namespace xpu::python

@@ -21,12 +21,18 @@ Status check_param(const char* name, const TensorView& p, const TensorView& x, i
   return Status::Ok();
 }
 
-// A per-row statistic (mean or rstd): f32, one dense element per row, on x's device.
-Status check_stat(const char* name, const TensorView& s, const TensorView& x, int64_t rows) {
+// A per-row statistic (mean or rstd): f32, one dense element per row, on x's
+// device; written by the forward (an output), read by the backward (an input).
+Status check_stat(const char* name, const TensorView& s, const TensorView& x, int64_t rows, bool output) {
   XPU_RETURN_IF_ERROR(check::dtype_is(kOp, name, s, DType::kF32));
   if (s.numel() != rows)
     return InvalidArgument(kOp, ": '", name, "' must have ", rows, " elements, got ", s.numel());
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, name, s));
+  if (output) {
+    XPU_RETURN_IF_ERROR(check::dense_output(kOp, name, s));
+  } else if (!check::dense_output(kOp, name, s).ok()) {
+    return InvalidArgument(kOp, ": input '", name, "' must be dense (one float32 per row of 'x', "
+                           "as layer_norm(..., return_stats=True) returns it)");
+  }
   XPU_RETURN_IF_ERROR(check::same_device(kOp, name, s, x));
   if (s.data == nullptr && rows > 0) return InvalidArgument(kOp, ": '", name, "' has no data pointer");
   return Status::Ok();
@@ -63,8 +69,8 @@ Status layer_norm_forward(const LayerNormForwardArgs& a, const ExecContext& ctx)
   XPU_RETURN_IF_ERROR(check_param("weight", a.weight, a.x, x.cols));
   XPU_RETURN_IF_ERROR(check_param("bias", a.bias, a.x, x.cols));
   XPU_RETURN_IF_ERROR(check_out("y", a.y, "x", a.x, a.x.dtype, a.x));
-  if (a.mean.present()) XPU_RETURN_IF_ERROR(check_stat("mean", a.mean, a.x, x.rows));
-  if (a.rstd.present()) XPU_RETURN_IF_ERROR(check_stat("rstd", a.rstd, a.x, x.rows));
+  if (a.mean.present()) XPU_RETURN_IF_ERROR(check_stat("mean", a.mean, a.x, x.rows, true));
+  if (a.rstd.present()) XPU_RETURN_IF_ERROR(check_stat("rstd", a.rstd, a.x, x.rows, true));
   if (!(a.eps >= 0.0f)) return InvalidArgument(kOp, ": 'eps' must be >= 0, got ", a.eps);
 
   layer_norm_detail::ForwardKernel* kernel = nullptr;
@@ -82,8 +88,8 @@ Status layer_norm_backward(const LayerNormBackwardArgs& a, const ExecContext& ct
   XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dy", a.dy, "x", a.x));
   XPU_RETURN_IF_ERROR(check::same_device(kOp, "dy", a.dy, a.x));
   XPU_RETURN_IF_ERROR(check_param("weight", a.weight, a.x, x.cols));
-  XPU_RETURN_IF_ERROR(check_stat("mean", a.mean, a.x, x.rows));
-  XPU_RETURN_IF_ERROR(check_stat("rstd", a.rstd, a.x, x.rows));
+  XPU_RETURN_IF_ERROR(check_stat("mean", a.mean, a.x, x.rows, false));
+  XPU_RETURN_IF_ERROR(check_stat("rstd", a.rstd, a.x, x.rows, false));
   XPU_RETURN_IF_ERROR(check_out("dx", a.dx, "x", a.x, a.x.dtype, a.x));
   XPU_RETURN_IF_ERROR(check_out("dweight", a.dweight, "weight", a.weight, a.weight.dtype, a.x));
   XPU_RETURN_IF_ERROR(check_out("dbias", a.dbias, "weight", a.weight, a.weight.dtype, a.x));

@@ -22,9 +22,13 @@ Status run(const char* in_name, const TensorView& in, const TensorView& cos,
                            "') must be even, got ", d);
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "cos", cos, &cr));
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "sin", sin, &sr));
-  if (cos.dtype != DType::kF32 && cos.dtype != in.dtype)
-    return InvalidArgument(kOp, ": 'cos' must be float32 or ", dtype_name(in.dtype),
-                           " (the dtype of '", in_name, "'), got ", dtype_name(cos.dtype));
+  if (cos.dtype != DType::kF32 && cos.dtype != in.dtype) {
+    if (in.dtype == DType::kF32)
+      return InvalidArgument(kOp, ": 'cos' must be float32 (the dtype of '", in_name, "'), got ",
+                             dtype_name(cos.dtype));
+    return InvalidArgument(kOp, ": 'cos' must be float32 or ", dtype_name(in.dtype), " (the dtype of '",
+                           in_name, "'), got ", dtype_name(cos.dtype));
+  }
   XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "sin", sin, cos.dtype));
   XPU_RETURN_IF_ERROR(check::shape_is(kOp, "cos", cos, {seq, d / 2}));
   XPU_RETURN_IF_ERROR(check::shape_is(kOp, "sin", sin, {seq, d / 2}));
