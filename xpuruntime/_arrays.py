@@ -116,10 +116,6 @@ def read_dlpack(x: Any, op: str | None = None, name: str | None = None) -> DLPac
     where = _where(op, name)
     if x is None:
         raise InvalidArgumentTypeError(f"{where} is required, got None")
-    if not hasattr(x, "__dlpack__"):
-        raise InvalidArgumentTypeError(
-            f"{where} must be an array (numpy, torch, jax, cupy or another DLPack producer), "
-            f"got {_type_name(x)}")
     problem = _numpy_problem(x)
     if problem:
         raise InvalidArgumentError(f"{where} {problem}")
@@ -127,7 +123,11 @@ def read_dlpack(x: Any, op: str | None = None, name: str | None = None) -> DLPac
         ptr, code, bits, shape, strides, kind, index = core.dlpack_info(x)
     except Error as exc:  # already in xpuruntime's words; say which argument
         raise type(exc)(f"{where}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - the producer refused or gave something unreadable
+    except Exception as exc:  # noqa: BLE001 - not an array, or the producer refused
+        if not hasattr(x, "__dlpack__"):  # (numpy scalars pass: the buffer protocol)
+            raise InvalidArgumentTypeError(
+                f"{where} must be an array (numpy, torch, jax, cupy or another DLPack producer), "
+                f"got {_type_name(x)}") from None
         raise InvalidArgumentError(f"{where} cannot be read through DLPack: {_export_failure(x, exc)}") from None
     dtype = DTYPE_BY_CODE.get((code, bits))
     if dtype is None:
@@ -264,27 +264,18 @@ def stream_handle(stream: Any, like: Any, info: ArrayInfo, op: str | None = None
     cupy, torch >= 2.6) or ``cuda_stream`` (torch). ``None`` picks torch's current
     stream for torch tensors and the legacy default stream otherwise.
     """
-    if info.device_kind != "cuda":
-        return 0
     if stream is None:
-        if _framework(like) == "torch":
+        if info.device_kind == "cuda" and _framework(like) == "torch":
             torch = sys.modules["torch"]
             return torch.cuda.current_stream(info.device_index).cuda_stream
         return 0
-    from ._stream import Stream
-    if isinstance(stream, Stream):
-        return stream.handle
-    if isinstance(stream, int) and not isinstance(stream, bool):
-        return int_arg(stream, op or "stream", "stream", lo=0, hi=(1 << 64) - 1)
-    if hasattr(stream, "__cuda_stream__"):
-        proto = stream.__cuda_stream__
-        version, handle = proto() if callable(proto) else proto
-        return int(handle)
-    if hasattr(stream, "cuda_stream"):
-        return int(stream.cuda_stream)
-    raise InvalidArgumentTypeError(
-        f"{_where(op, 'stream')} must be an int handle, an xpuruntime.Stream or expose __cuda_stream__, "
-        f"got {type(stream)!r}")
+    from ._stream import foreign_handle
+    handle = foreign_handle(stream, op or "stream", "stream")
+    if handle is None:
+        raise InvalidArgumentTypeError(
+            f"{_where(op, 'stream')} must be an int handle, an xpuruntime.Stream or expose __cuda_stream__, "
+            f"got {type(stream)!r}")
+    return handle if info.device_kind == "cuda" else 0  # CPU work is not stream-ordered
 
 
 def empty_like_framework(like: Any, shape: tuple, dtype: str, info: ArrayInfo, stream: int) -> Any:

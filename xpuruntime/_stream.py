@@ -25,12 +25,12 @@ def _stack() -> dict:
     return s
 
 
-def _foreign_handle(obj: Any) -> int | None:
+def foreign_handle(obj: Any, op: str = "Stream.from_handle", name: str = "handle") -> int | None:
     """cudaStream_t of an int, a __cuda_stream__ object or a torch-style ``cuda_stream``."""
     if isinstance(obj, Stream):
         return obj.handle
     if isinstance(obj, int) and not isinstance(obj, bool):
-        return obj
+        return int_arg(obj, op, name, lo=0, hi=(1 << 64) - 1)
     proto = getattr(obj, "__cuda_stream__", None)
     if proto is not None:
         version, handle = proto() if callable(proto) else proto
@@ -70,7 +70,7 @@ class Stream:
     @classmethod
     def from_handle(cls, handle: Any, device: Any = None) -> "Stream":
         """Wraps an existing stream (an int or an object exposing ``__cuda_stream__``); not owned."""
-        h = _foreign_handle(handle)
+        h = foreign_handle(handle)
         if h is None:
             raise InvalidArgumentTypeError(
                 f"Stream.from_handle: expected a stream handle or a __cuda_stream__ object, got {type(handle)!r}")
@@ -122,7 +122,7 @@ class Stream:
 
     def __exit__(self, *exc) -> None:
         st = _stack().get(self.device)
-        if not st or st[-1] != self:
+        if not st or st[-1] is not self:
             raise InvalidArgumentError(
                 f"Stream.__exit__: {self!r} is not the current stream of {self.device} "
                 "(__exit__ without a matching __enter__, or blocks exited out of order)")
@@ -243,6 +243,5 @@ def stream_for(s: Any, device: Device) -> int:
     on CUDA. An ``xpuruntime.Stream`` of another device is an error."""
     if isinstance(s, Stream) and s.device != device:
         raise InvalidArgumentError(f"stream of {s.device} used for an allocation on {device}")
-    if device.kind != "cuda":
-        return 0
-    return as_stream(s, device).handle
+    handle = as_stream(s, device).handle  # checks what `s` is on the CPU too
+    return handle if device.kind == "cuda" else 0

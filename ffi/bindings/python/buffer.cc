@@ -136,7 +136,7 @@ void bind_buffer(nb::module_& m) {
              nogil([&] {
                return memory::fill_bytes(b.ptr, b.device, v, b.nbytes, reinterpret_cast<void*>(b.stream));
              });
-           }, nb::arg("value"), nb::sig("def fill(self, value: int) -> None"),
+           }, nb::arg("value").none(), nb::sig("def fill(self, value: int) -> None"),
            "Sets every byte to `value`, an int in 0..255 (stream-ordered on CUDA).")
       .def("count_not_equal", [](const Buffer& b, nb::handle value) {
              b.check_live("count_not_equal");
@@ -147,7 +147,7 @@ void bind_buffer(nb::module_& m) {
                                                     reinterpret_cast<void*>(b.stream), &bad);
              });
              return bad;
-           }, nb::arg("value"), nb::sig("def count_not_equal(self, value: int) -> int"),
+           }, nb::arg("value").none(), nb::sig("def count_not_equal(self, value: int) -> int"),
            "How many bytes differ from `value`, an int in 0..255 (waits for the buffer's stream on CUDA).")
       .def("__enter__", [](nb::handle self) { return nb::borrow(self); }, nb::sig("def __enter__(self) -> Buffer"))
       .def("__exit__", [](Buffer& b, nb::handle, nb::handle, nb::handle) {
