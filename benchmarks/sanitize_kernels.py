@@ -19,14 +19,14 @@ def main() -> None:
             for policy in ("fast", "reference"):
                 x, r, dy = (torch.randn(m, n, device="cuda", dtype=dtype) for _ in range(3))
                 w = torch.randn(n, device="cuda", dtype=dtype)
-                y, h = ops.rms_norm(x, w, residual=r, policy=policy)
-                dx, dw = ops.rms_norm_backward(dy, h, w, policy=policy)
+                y, h, rstd = ops.rms_norm(x, w, residual=r, return_stats=True, policy=policy)
+                dx, dw = ops.rms_norm_backward(dy, h, w, rstd, policy=policy)
                 ref = torch.nn.functional.rms_norm((x + r).float(), (n,), w.float(), 1e-6)
                 err = ((y.float() - ref).norm() / ref.norm()).item()
                 assert err < 1e-2, (dtype, m, n, policy, err)
                 b = torch.randn(n, device="cuda", dtype=dtype)
                 yl, mean, rstd = ops.layer_norm(x, w, b, return_stats=True, policy=policy)
-                ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd, policy=policy)
+                ops.layer_norm_backward(dy, x, w, mean, rstd, policy=policy)
                 ys = ops.softmax(x, scale=0.5, policy=policy)
                 ops.softmax_backward(dy, ys, scale=0.5, policy=policy)
                 for fwd, bwd in ((ops.swiglu, ops.swiglu_backward), (ops.geglu, ops.geglu_backward)):
@@ -44,8 +44,8 @@ def main() -> None:
             labels[0] = -100
             for reduction in ("mean", "sum", "none"):
                 loss, lse = ops.cross_entropy(logits, labels, label_smoothing=0.1,
-                                              reduction=reduction, return_lse=True)
-                ops.cross_entropy_backward(torch.ones_like(loss), logits, labels, lse=lse,
+                                              reduction=reduction, return_stats=True)
+                ops.cross_entropy_backward(torch.ones_like(loss), logits, labels, lse,
                                            label_smoothing=0.1, reduction=reduction)
     torch.cuda.synchronize()
     print("sanitize_kernels: ok")

@@ -63,7 +63,8 @@ def test_xla_forward_and_backward(jax_ffi):
     ry, rmean, rrstd = ref_forward(x, w, b)
     assert rel_err(y, ry) <= 1e-5 and rel_err(mean, rmean) <= 1e-5 and rel_err(rstd, rrstd) <= 1e-5
 
-    ws = core.layer_norm_backward_workspace_bytes(rows, n)
+    ws = core.workspace_bytes("layer_norm", "backward",
+                              [x.shape, x.shape, w.shape, (rows,), (rows,)], {})
 
     @jax.jit
     def bwd(dy, x, w, mean, rstd):

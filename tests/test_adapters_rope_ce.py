@@ -168,7 +168,8 @@ def test_xla_cross_entropy(jax_ffi, reduction):
     attrs = dict(ignore_index=np.int64(-100), label_smoothing=np.float32(0.1),
                  reduction=reduction, policy="fast")
     loss_sds = jax.ShapeDtypeStruct((t,) if reduction == "none" else (), np.float32)
-    ws = core.cross_entropy_forward_workspace_bytes(t, reduction)
+    ws = core.workspace_bytes("cross_entropy", "forward", [x.shape, lab.shape],
+                              {"reduction": reduction})
     loss, lse, _ = jax.ffi.ffi_call(
         "xpuruntime_cross_entropy_fwd",
         (loss_sds, jax.ShapeDtypeStruct((t,), np.float32), jax.ShapeDtypeStruct((ws,), np.uint8)),
@@ -176,7 +177,8 @@ def test_xla_cross_entropy(jax_ffi, reduction):
     ref, _ = ce_ref(x.astype(np.float64), lab, 0.1, reduction)
     assert rel(loss, ref) <= 1e-5
     dloss = np.ones(loss_sds.shape, np.float32)
-    bws = core.cross_entropy_backward_workspace_bytes(t, reduction)
+    bws = core.workspace_bytes("cross_entropy", "backward",
+                               [dloss.shape, x.shape, lab.shape, (t,)], {"reduction": reduction})
     dx, _ = jax.ffi.ffi_call(
         "xpuruntime_cross_entropy_bwd",
         (jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct((bws,), np.uint8)),

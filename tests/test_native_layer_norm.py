@@ -52,6 +52,12 @@ def ref_backward(dy, x, w, eps=EPS):
     return dx, (dy * xhat).sum(lead), dy.sum(lead)
 
 
+def backward(dy, x, w, b=None, policy=None):
+    """layer_norm_backward with the statistics its forward saved (return_stats)."""
+    _, mean, rstd = ops.layer_norm(x, w, w if b is None else b, return_stats=True, policy=policy)
+    return ops.layer_norm_backward(dy, x, w, mean, rstd, policy=policy)
+
+
 def rel_err(out, ref):
     out = np.asarray(out, np.float64)
     ref = np.asarray(ref, np.float64)
@@ -156,7 +162,7 @@ def test_outlier_first_elements_are_accurate(device, n):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_f32(shape, policy, device):
     x, w, b, dy = make(shape, "float32", device, seed=3)
-    dx, dw, db = ops.layer_norm_backward(dy, x, w, policy=policy)
+    dx, dw, db = backward(dy, x, w, policy=policy)
     rdx, rdw, rdb = ref_backward(to_np(dy), to_np(x), to_np(w))
     assert dx.dtype == torch.float32 and tuple(dx.shape) == shape
     assert tuple(dw.shape) == (shape[-1],) and tuple(db.shape) == (shape[-1],)
@@ -176,11 +182,15 @@ def test_backward_f32(shape, policy, device):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_backward_with_saved_stats(shape, device):
     x, w, b, dy = make(shape, "float32", device, seed=4)
+    # The saved statistics do not depend on bias: the backward is the same either way.
     _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
-    saved = ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
-    recomputed = ops.layer_norm_backward(dy, x, w)
-    for a, r in zip(saved, recomputed):
+    saved = ops.layer_norm_backward(dy, x, w, mean, rstd)
+    other_bias = backward(dy, x, w)
+    for a, r in zip(saved, other_bias):
         assert torch.equal(a, r)
+    _, rmean, rrstd = ref_forward(to_np(x), to_np(w), to_np(b))
+    assert rel_err(to_np(mean), rmean) <= 1e-5
+    assert rel_err(to_np(rstd), rrstd) <= 1e-5
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -190,7 +200,7 @@ def test_backward_half(shape, dtype, device):
     x, w, b, dy = make(shape, dtype, device, seed=5)
     rdx, rdw, rdb = ref_backward(to_np(dy), to_np(x), to_np(w))
     for policy in POLICIES:
-        dx, dw, db = ops.layer_norm_backward(dy, x, w, policy=policy)
+        dx, dw, db = backward(dy, x, w, policy=policy)
         assert dx.dtype == dw.dtype == db.dtype == TORCH_DTYPES[dtype]
         assert rel_err(to_np(dx), rdx) <= TOL[dtype]
         assert rel_err(to_np(dw), rdw) <= TOL[dtype]
@@ -201,7 +211,7 @@ def test_backward_matches_torch_autograd():
     x, w, b, dy = make((6, 5, 96), "float32", seed=6)
     xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
     torch.nn.functional.layer_norm(xd, (96,), wd, bd, EPS).backward(dy.double())
-    dx, dw, db = ops.layer_norm_backward(dy, x, w)
+    dx, dw, db = backward(dy, x, w)
     assert rel_err(to_np(dx), to_np(xd.grad)) <= 1e-5
     assert rel_err(to_np(dw), to_np(wd.grad)) <= 1e-5
     assert rel_err(to_np(db), to_np(bd.grad)) <= 1e-5
@@ -217,11 +227,11 @@ def test_policies_agree_and_are_repeatable(shape, dtype, device):
     outs = {}
     for policy in POLICIES:
         fwd = ops.layer_norm(x, w, b, return_stats=True, policy=policy)
-        bwd = ops.layer_norm_backward(dy, x, w, policy=policy)
+        bwd = backward(dy, x, w, policy=policy)
         outs[policy] = fwd + bwd
         # Every policy reduces in a fixed order: bitwise identical run to run.
         again = ops.layer_norm(x, w, b, return_stats=True, policy=policy) + \
-            ops.layer_norm_backward(dy, x, w, policy=policy)
+            backward(dy, x, w, policy=policy)
         for a, r in zip(outs[policy], again):
             assert torch.equal(a, r), policy
     tol = TOL[dtype]
@@ -250,7 +260,7 @@ def test_strided_rows(device):
     assert not xs.is_contiguous()
     y = ops.layer_norm(xs, ws, bs)
     assert rel_err(to_np(y), ref_forward(to_np(xs), to_np(ws), to_np(bs))[0]) <= 1e-5
-    dx, dw, db = ops.layer_norm_backward(dys, xs, ws)
+    dx, dw, db = backward(dys, xs, ws)
     for out, ref in zip((dx, dw, db), ref_backward(to_np(dys), to_np(xs), to_np(ws))):
         assert rel_err(to_np(out), ref) <= 1e-5
 
@@ -260,7 +270,7 @@ def test_zero_rows(device):
     x, w, b, dy = make((0, 16), "float32", device)
     y, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
     assert tuple(y.shape) == (0, 16) and tuple(mean.shape) == (0,) and tuple(rstd.shape) == (0,)
-    dx, dw, db = ops.layer_norm_backward(dy, x, w)
+    dx, dw, db = backward(dy, x, w)
     assert tuple(dx.shape) == (0, 16)
     assert torch.equal(dw, torch.zeros_like(w)) and torch.equal(db, torch.zeros_like(b))
 
@@ -281,7 +291,7 @@ def test_nan_propagates_to_its_row(device, n):
     y = ops.layer_norm(x, w, b)
     assert torch.isnan(y[1]).all()
     assert torch.isfinite(y[0]).all() and torch.isfinite(y[2]).all()
-    dx, _, _ = ops.layer_norm_backward(dy, x, w)
+    dx, _, _ = backward(dy, x, w)
     assert torch.isnan(dx[1]).all() and torch.isfinite(dx[0]).all()
 
 
@@ -312,19 +322,19 @@ def test_bad_forward_inputs(x, w, b):
 
 
 def test_bad_backward_inputs():
-    x, w = _np((4, 8)), _np((8,))
+    x, w, stat = _np((4, 8)), _np((8,)), _np((4,))
     with pytest.raises(ValueError, match="layer_norm"):
-        ops.layer_norm_backward(_np((4, 7)), x, w)                      # dy shape
+        ops.layer_norm_backward(_np((4, 7)), x, w, stat, stat)          # dy shape
     with pytest.raises(ValueError, match="layer_norm"):
-        ops.layer_norm_backward(_np((4, 8), np.float64), x, w)          # dy dtype
+        ops.layer_norm_backward(_np((4, 8), np.float64), x, w, stat, stat)  # dy dtype
     with pytest.raises(ValueError, match="layer_norm"):
-        ops.layer_norm_backward(_np((4, 8)), x, _np((9,)))              # weight shape
+        ops.layer_norm_backward(_np((4, 8)), x, _np((9,)), stat, stat)  # weight shape
     with pytest.raises(ValueError, match="layer_norm"):
-        ops.layer_norm_backward(_np((4, 8)), x, w, mean=_np((3,)), rstd=_np((4,)))  # stats size
+        ops.layer_norm_backward(_np((4, 8)), x, w, _np((3,)), stat)    # stats size
     with pytest.raises(ValueError, match="layer_norm"):
-        ops.layer_norm_backward(_np((4, 8)), x, w, mean=_np((4,), np.float64), rstd=_np((4,)))
-    with pytest.raises(ValueError, match="layer_norm"):
-        ops.layer_norm_backward(_np((4, 8)), x, w, mean=_np((4,)))     # only one stat
+        ops.layer_norm_backward(_np((4, 8)), x, w, _np((4,), np.float64), stat)  # stats dtype
+    with pytest.raises(ValueError, match="^layer_norm: argument 'mean' is required"):
+        ops.layer_norm_backward(_np((4, 8)), x, w, None, stat)         # a stat missing
 
 
 def test_bad_eps():
@@ -333,10 +343,13 @@ def test_bad_eps():
 
 
 def test_workspace_size_is_a_pure_function_of_shape():
-    assert core.layer_norm_backward_workspace_bytes(0, 16) == 2 * 16 * 4
-    assert core.layer_norm_backward_workspace_bytes(3, 7) == 2 * 3 * 7 * 4
-    assert core.layer_norm_backward_workspace_bytes(10**6, 128) == 2 * 512 * 128 * 4
-    assert core.layer_norm_backward_workspace_bytes(10**6, 65536) == 2 * 128 * 65536 * 4
+    def ws(rows, n):
+        shapes = [(rows, n), (rows, n), (n,), (rows,), (rows,)]
+        return core.workspace_bytes("layer_norm", "backward", shapes, {})
+    assert ws(0, 16) == 2 * 16 * 4
+    assert ws(3, 7) == 2 * 3 * 7 * 4
+    assert ws(10**6, 128) == 2 * 512 * 128 * 4
+    assert ws(10**6, 65536) == 2 * 128 * 65536 * 4
 
 
 # ---- v2 CUDA forward paths (docs/kernels/layer_norm.md) ------------------------------------------

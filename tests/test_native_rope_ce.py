@@ -221,8 +221,8 @@ def test_rope_launch_shapes_cuda(dtype, interleaved, device):
             c, s = tables(9, d, cs_dtype, device, seed=21)
             for backward in (False, True):
                 y = torch.full_like(x, float("nan"))
-                fn = core.rope_backward if backward else core.rope_forward
-                fn(x, c, s, y, interleaved, "fast", stream)
+                core.call_op("rope", "backward" if backward else "forward", [x, c, s], [y], None,
+                             {"interleaved": interleaved}, "fast", stream)
                 torch.cuda.synchronize()
                 ref = rope_ref(f64(x), f64(c), -f64(s) if backward else f64(s), interleaved)
                 assert not torch.isnan(y).any(), f"unwritten elements H={h} D={d}"
@@ -249,7 +249,8 @@ def test_rope_bad_inputs():
     with raises("rope", "contiguous"):
         ops.rope(x[..., ::2], c[:, :2], s[:, :2])
     with raises("rope", "'dx' must have the shape of 'dy'"):
-        core.rope_backward(x, c, s, np.empty((2, 3, 2, 6), np.float32), False, "fast", 0)
+        core.call_op("rope", "backward", [x, c, s], [np.empty((2, 3, 2, 6), np.float32)], None,
+                     {}, "fast", 0)
     # x in bfloat16 takes float32 or bfloat16 tables, not float16.
     xb = torch.from_numpy(x).bfloat16()
     with raises("rope", "'cos' must be float32 or bfloat16"):
@@ -292,6 +293,12 @@ def _ce_case(shape, dtype, ltype, device, seed=10):
     return x, lab, lab_np
 
 
+def ce_backward(dloss, x, lab, *, policy=None, **attrs):
+    """cross_entropy_backward with the lse its forward saved (return_stats)."""
+    _, lse = ops.cross_entropy(x, lab, return_stats=True, policy=policy, **attrs)
+    return ops.cross_entropy_backward(dloss, x, lab, lse, policy=policy, **attrs)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("ltype", ["int32", "int64"])
@@ -305,13 +312,17 @@ def test_cross_entropy(shape, dtype, ls, reduction, ltype, policy, device):
     dloss_np = (g.standard_normal(shape[0]) if reduction == "none" else np.array(0.7))
     ref_loss, ref_dx = ce_ref(f64(x), lab_np, ls, reduction, dloss_np)
     loss, lse = ops.cross_entropy(x, lab, ignore_index=IGNORE, label_smoothing=ls,
-                                  reduction=reduction, return_lse=True, policy=policy)
+                                  reduction=reduction, return_stats=True, policy=policy)
     assert dtype_of(loss) == "float32" and tuple(loss.shape) == ref_loss.shape
     # The loss is f32 whatever the logits' dtype: judged at f32 accuracy.
     assert_close(loss, ref_loss, "float32", "cross_entropy loss")
     dloss = like(dloss_np.astype(np.float32), x)
-    for saved in (lse, None):  # with the forward's lse, and recomputed
-        dx = ops.cross_entropy_backward(dloss, x, lab, lse=saved, ignore_index=IGNORE,
+    # With the forward's lse, and with one saved by a forward of another reduction
+    # (lse depends on the logits and ignore_index only).
+    other = ops.cross_entropy(x, lab, ignore_index=IGNORE, reduction="none", return_stats=True,
+                              policy=policy)[1]
+    for saved in (lse, other):
+        dx = ops.cross_entropy_backward(dloss, x, lab, saved, ignore_index=IGNORE,
                                         label_smoothing=ls, reduction=reduction, policy=policy)
         assert tuple(dx.shape) == shape and dtype_of(dx) == dtype
         assert_close(dx, ref_dx, dtype, "cross_entropy dlogits")
@@ -332,12 +343,11 @@ def test_cross_entropy_long_rows_and_strides(device):
     for policy in POLICIES:
         assert_close(ops.cross_entropy(x, lab, label_smoothing=0.1, reduction="sum",
                                        policy=policy), ref, "float32", f"V=256000 ({policy})")
-        dx = ops.cross_entropy_backward(1.0, x, lab, label_smoothing=0.1, reduction="sum",
-                                        policy=policy)
+        dx = ce_backward(1.0, x, lab, label_smoothing=0.1, reduction="sum", policy=policy)
         assert_close(dx, ref_dx, "float32", f"V=256000 dlogits ({policy})")
         assert_close(ops.cross_entropy(xs, lab_s, policy=policy), ref_s, "float32",
                      f"strided ({policy})")
-        assert_close(ops.cross_entropy_backward(1.0, xs, lab_s, policy=policy), ref_sdx,
+        assert_close(ce_backward(1.0, xs, lab_s, policy=policy), ref_sdx,
                      "bfloat16", f"strided dlogits ({policy})")
 
 
@@ -350,7 +360,7 @@ def test_cross_entropy_policies_agree_and_are_deterministic(dtype, device):
     for reduction in ("mean", "sum", "none"):
         run = lambda p: (ops.cross_entropy(x, lab, label_smoothing=0.1, reduction=reduction,  # noqa: E731
                                            policy=p),
-                         ops.cross_entropy_backward(
+                         ce_backward(
                              torch.ones(33, device=x.device) if reduction == "none" else 1.0,
                              x, lab, label_smoothing=0.1, reduction=reduction, policy=p))
         out = {p: run(p) for p in POLICIES}
@@ -370,7 +380,7 @@ def test_cross_entropy_edge_cases(device):
     all_ignored = torch.full((3,), IGNORE, device=x.device)
     assert np.isnan(f64(ops.cross_entropy(x, all_ignored)))  # mean over no rows: NaN, like torch
     assert f64(ops.cross_entropy(x, all_ignored, reduction="sum")) == 0
-    assert np.all(f64(ops.cross_entropy_backward(1.0, x, all_ignored)) == 0)
+    assert np.all(f64(ce_backward(1.0, x, all_ignored)) == 0)
     # A custom ignore_index; -100 is then an ordinary (out-of-range) label only if used.
     lab = torch.tensor([2, 7, 0], device=x.device)
     ref, _ = ce_ref(f64(x)[[0, 2]], np.array([2, 0]), 0.0, "sum")
@@ -382,7 +392,7 @@ def test_cross_entropy_edge_cases(device):
     assert tuple(ops.cross_entropy(e, el, reduction="none").shape) == (0,)
     assert f64(ops.cross_entropy(e, el, reduction="sum")) == 0
     assert np.isnan(f64(ops.cross_entropy(e, el)))
-    assert tuple(ops.cross_entropy_backward(1.0, e, el).shape) == (0, 5)
+    assert tuple(ce_backward(1.0, e, el).shape) == (0, 5)
     # NaN in a row propagates to that row only.
     xn = x.clone()
     xn[1, 3] = float("nan")
@@ -402,7 +412,8 @@ def test_cross_entropy_out_of_range_labels_cuda(device):
         loss = f64(ops.cross_entropy(x, lab, reduction="none", policy=policy))
         assert np.isnan(loss[1]) and np.isnan(loss[2]) and np.isfinite(loss[[0, 3]]).all()
         assert np.isnan(f64(ops.cross_entropy(x, lab, policy=policy)))
-        dx = f64(ops.cross_entropy_backward(torch.ones(4, device=x.device), x, lab,
+        _, lse = ops.cross_entropy(x, lab, return_stats=True, policy=policy)
+        dx = f64(ops.cross_entropy_backward(torch.ones(4, device=x.device), x, lab, lse,
                                             reduction="none", policy=policy))
         assert np.isnan(dx[1:3]).all() and np.isfinite(dx[[0, 3]]).all()
 
@@ -429,17 +440,19 @@ def test_cross_entropy_backward_launch_shapes_cuda(dtype, device):
                         else np.array(0.7))
             _, ref_dx = ce_ref(f64(x), lab_np, 0.1, reduction, dloss_np)
             _, lse = ops.cross_entropy(x, lab, label_smoothing=0.1, reduction=reduction,
-                                       return_lse=True)
+                                       return_stats=True)
             dloss = torch.tensor(dloss_np, dtype=torch.float32, device=device)
             dx = torch.full_like(x, float("nan"))
-            ws = torch.empty(core.cross_entropy_backward_workspace_bytes(t, reduction),
-                             dtype=torch.uint8, device=device)
-            core.cross_entropy_backward(dloss, x, lab, lse, dx, ws if ws.numel() else None,
-                                        IGNORE, 0.1, reduction, "fast", stream)
+            attrs = {"ignore_index": IGNORE, "label_smoothing": 0.1, "reduction": reduction}
+            nbytes = core.workspace_bytes("cross_entropy", "backward",
+                                          [dloss.shape, x.shape, lab.shape, lse.shape], attrs)
+            ws = torch.empty(nbytes, dtype=torch.uint8, device=device)
+            core.call_op("cross_entropy", "backward", [dloss, x, lab, lse], [dx],
+                         ws if ws.numel() else None, attrs, "fast", stream)
             torch.cuda.synchronize()
             assert not torch.isnan(dx).any(), f"unwritten dlogits T={t} V={v}"
             assert_close(dx, ref_dx, dtype, f"dlogits T={t} V={v} {reduction}")
-            again = ops.cross_entropy_backward(dloss, x, lab, lse=lse, label_smoothing=0.1,
+            again = ops.cross_entropy_backward(dloss, x, lab, lse, label_smoothing=0.1,
                                                reduction=reduction)
             assert same_bits(again, dx), "fast backward is not bitwise stable"
 
@@ -450,7 +463,7 @@ def test_cross_entropy_bad_inputs():
     with raises("cross_entropy", "label 8 of row 2 is out of range"):
         ops.cross_entropy(x, np.array([1, 2, 8, 4], np.int64))
     with raises("cross_entropy", "label -1 of row 0 is out of range"):
-        ops.cross_entropy_backward(1.0, x, np.array([-1, 2, 3, 4], np.int32))
+        ce_backward(1.0, x, np.array([-1, 2, 3, 4], np.int32))
     with raises("cross_entropy", "'labels' must be int32 or int64, got float32"):
         ops.cross_entropy(x, lab.astype(np.float32))
     with raises("cross_entropy", "'labels' must be int32 or int64, got uint8"):
@@ -458,7 +471,7 @@ def test_cross_entropy_bad_inputs():
     with raises("cross_entropy", "unknown reduction 'avg'"):
         ops.cross_entropy(x, lab, reduction="avg")
     with raises("cross_entropy", "unknown reduction 'avg'"):
-        ops.cross_entropy_backward(1.0, x, lab, reduction="avg")
+        ops.cross_entropy_backward(1.0, x, lab, np.zeros(4, np.float32), reduction="avg")
     with raises("cross_entropy", "'labels' must have the leading shape"):
         ops.cross_entropy(x, lab[:3])
     with raises("cross_entropy", "'label_smoothing' must be in"):
@@ -470,10 +483,11 @@ def test_cross_entropy_bad_inputs():
     with raises("cross_entropy", "at least one class"):
         ops.cross_entropy(np.zeros((4, 0), np.float32), lab)
     with raises("cross_entropy", "'dloss' must have the shape of 'labels'"):
-        ops.cross_entropy_backward(np.ones(3, np.float32), x, lab, reduction="none")
+        ops.cross_entropy_backward(np.ones(3, np.float32), x, lab, np.zeros(4, np.float32),
+                                   reduction="none")
     with raises("cross_entropy", "workspace"):
-        core.cross_entropy_forward(x, lab, np.empty((), np.float32), None, None, -100, 0.0,
-                                   "mean", "fast", 0)
+        core.call_op("cross_entropy", "forward", [x, lab], [np.empty((), np.float32), None],
+                     None, {}, "fast", 0)
 
 
 def test_kernels_registered():

@@ -324,9 +324,11 @@ def test_softmax_bad_inputs():
     with raises("softmax", "'dy' must be float32"):
         ops.softmax_backward(torch.from_numpy(x).half(), torch.from_numpy(x))
     with raises("softmax", "'y' must have the shape of 'x'"):
-        core.softmax_forward(x, np.empty((4, 9), np.float32), 1.0, "fast", 0)
+        core.call_op("softmax", "forward", [x], [np.empty((4, 9), np.float32)], None, {},
+                     "fast", 0)
     with raises("softmax", "'y' must be float32"):
-        core.softmax_forward(x, np.empty((4, 8), np.float16), 1.0, "fast", 0)
+        core.call_op("softmax", "forward", [x], [np.empty((4, 8), np.float16)], None, {},
+                     "fast", 0)
     with raises("softmax", "'scale' must not be NaN"):
         ops.softmax(x, scale=float("nan"))
 
@@ -348,10 +350,10 @@ def test_glu_bad_inputs(op):
     with raises(op, "'dy' must be float32"):
         bwd(torch.from_numpy(g).bfloat16(), torch.from_numpy(g), torch.from_numpy(g))
     with raises(op, "output 'y' must be dense"):
-        getattr(core, f"{op}_forward")(g, g, np.empty((8, 4), np.float32).T, "fast", 0)
+        core.call_op(op, "forward", [g, g], [np.empty((8, 4), np.float32).T], None, {}, "fast", 0)
     with raises(op, "'dup' must have the shape of 'gate'"):
-        getattr(core, f"{op}_backward")(g, g, g, np.empty_like(g), np.empty((4, 9), np.float32),
-                                        "fast", 0)
+        core.call_op(op, "backward", [g, g, g], [np.empty_like(g), np.empty((4, 9), np.float32)],
+                     None, {}, "fast", 0)
 
 
 # ---- softmax v2 CUDA paths (docs/kernels/softmax.md) --------------------------------------------

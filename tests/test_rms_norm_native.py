@@ -13,6 +13,12 @@ SHAPES = [(1, 1), (3, 7), (5, 4097), (2, 65536), (64, 128), (2, 3, 33), (4, 4096
 POLICIES = ["fast", "deterministic", "reference"]
 
 
+def backward(dy, x, w, dh=None, policy=None):
+    """rms_norm_backward with the rstd its forward saved (return_stats)."""
+    _, rstd = ops.rms_norm(x, w, return_stats=True, policy=policy)
+    return ops.rms_norm_backward(dy, x, w, rstd, dh=dh, policy=policy)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("policy", POLICIES)
 def test_forward_numpy_f32(rng, shape, policy):
@@ -37,7 +43,7 @@ def test_residual_numpy_f32(rng, shape):
 def test_backward_numpy_f32(rng, shape):
     x, dy = random_inputs(rng, shape), random_inputs(rng, shape)
     w = random_inputs(rng, shape[-1:])
-    dx, dw = ops.rms_norm_backward(dy, x, w)
+    dx, dw = backward(dy, x, w)
     ref = rms_norm_reference(x, w, dy=dy)
     if shape[-1] == 1:
         # dx is a cancellation of two terms of size |dy w rstd| down to O(eps):
@@ -80,7 +86,7 @@ def test_forward_backward_torch_tensors(rng, device, dtype, shape):
     ref = rms_norm_reference(x, w, residual=r, dtype=dtype)
     assert_close(to_numpy(h), ref["h"], dtype, "h")
     assert_close(to_numpy(y), ref["y"], dtype, "y")
-    dx, dw = ops.rms_norm_backward(t(dy), t(x), t(w))
+    dx, dw = backward(t(dy), t(x), t(w))
     ref = rms_norm_reference(x, w, dy=dy, dtype=dtype)
     assert_close(to_numpy(dx), ref["dx"], dtype, "dx")
     assert_close(to_numpy(dw), ref["dw"], dtype, "dweight")
@@ -93,11 +99,11 @@ def test_policies_agree_and_deterministic_repeats(rng, device):
     x = torch.from_numpy(random_inputs(rng, (257, 1000))).to(device, torch.bfloat16)
     w = torch.from_numpy(random_inputs(rng, (1000,))).to(device, torch.bfloat16)
     dy = torch.from_numpy(random_inputs(rng, (257, 1000))).to(device, torch.bfloat16)
-    outs = {p: ops.rms_norm_backward(dy, x, w, policy=p) for p in POLICIES}
+    outs = {p: backward(dy, x, w, policy=p) for p in POLICIES}
     for p in POLICIES:
         for a, b in zip(outs[p], outs["reference"]):
             assert_close(to_numpy(a), to_numpy(b), "bfloat16", p)
-    runs = [ops.rms_norm_backward(dy, x, w, policy="deterministic") for _ in range(5)]
+    runs = [backward(dy, x, w, policy="deterministic") for _ in range(5)]
     for dx, dw in runs[1:]:
         assert torch.equal(dx, runs[0][0]) and torch.equal(dw, runs[0][1])
 
@@ -161,8 +167,8 @@ def test_cluster_paths_cuda(rng, device, dtype, shape):
     assert_close(to_numpy(y), ref["y"], dtype, "y")
     hn = to_numpy(h)
     for grad_h in (None, dh):
-        runs = [ops.rms_norm_backward(t(dy), h, t(w), dh=None if grad_h is None else t(grad_h),
-                                      policy=p) for p in ("fast", "fast", "reference")]
+        runs = [backward(t(dy), h, t(w), dh=None if grad_h is None else t(grad_h),
+                         policy=p) for p in ("fast", "fast", "reference")]
         ref = rms_norm_reference(hn, w, dy=dy, dtype=dtype)
         if grad_h is not None:
             ref["dx"] = ref["dx"] + grad_h.astype(np.float64)  # dh flows straight into dx
@@ -171,3 +177,20 @@ def test_cluster_paths_cuda(rng, device, dtype, shape):
             assert_close(to_numpy(dw), ref["dw"], dtype, "dweight")
         # `fast` is bitwise deterministic, dweight included.
         assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
+def test_return_stats_gives_the_rstd_the_backward_takes(rng):
+    x, r, dy = (random_inputs(rng, (2, 3, 40)) for _ in range(3))
+    w = random_inputs(rng, (40,))
+    y, rstd = ops.rms_norm(x, w, 1e-5, return_stats=True)
+    ref = 1.0 / np.sqrt((x.astype(np.float64) ** 2).mean(-1) + 1e-5)
+    assert rstd.dtype == np.float32 and rstd.shape == (2, 3)
+    assert_close(rstd, ref, "float32")
+    y2, h, rstd_h = ops.rms_norm(x, w, residual=r, return_stats=True)
+    assert y2.shape == h.shape == x.shape and rstd_h.shape == (2, 3)
+    dx, dw = ops.rms_norm_backward(dy, h, w, rstd_h)
+    want = rms_norm_reference(h, w, dy=dy)
+    assert_close(dx, want["dx"], "float32", "dx")
+    assert_close(dw, want["dw"], "float32", "dweight")
+    with pytest.raises(ValueError, match=r"^rms_norm: 'rstd' must have 6 elements, got shape \[5\]"):
+        ops.rms_norm_backward(dy, h, w, rstd_h.reshape(-1)[:5])

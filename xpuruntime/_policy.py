@@ -22,7 +22,8 @@ def _check(name: str) -> str:
         raise InvalidArgumentTypeError(
             f"policy must be a string, one of {', '.join(POLICIES)}; got {type(name).__name__} {name!r}")
     if name not in POLICIES:
-        raise InvalidArgumentError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
+        # The core's wording (parse_attrs), so every frontend reads the same.
+        raise InvalidArgumentError(f"unknown policy {name!r}; expected fast, deterministic or reference")
     return name
 
 

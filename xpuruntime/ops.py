@@ -3,79 +3,113 @@ jax, cupy). Results come back in the caller's array type, zero-copy.
 
 Every op here calls the same C++ entry point as the JAX, torch and ONNX Runtime
 frontends; ``policy=`` picks the kernel policy and ``stream=`` the CUDA stream.
+The functions are one generic call over the op spec (``_spec.py``): outputs and
+workspace are allocated from its shape and dtype rules, so no rule is written here.
+
+Backward functions are uniform: they take the gradient, the forward inputs they
+read and the tensors the forward saved (``return_stats=True`` returns those), and
+return the gradients of the forward inputs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from . import _arrays
-from ._native import core
-from ._policy import resolve_policy
+from . import _arrays, _spec
+from ._native import InvalidArgumentError, core
+from ._policy import get_policy
+
+
+def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
+          policy: str | None, stream: Any, want_saved: bool = False) -> list[Any]:
+    """Runs one op and direction: allocates its outputs (saved ones only with
+    ``want_saved``) and workspace from the spec in the framework of the first ``rows``
+    input, and returns every output (``None``: absent) in that framework."""
+    spec = _spec.get(op, direction)
+    attrs = _spec.normalize_attrs(spec, attrs)
+    infos = [None if a is None else _arrays.array_info(a) for a in inputs]
+    like_index = next((i for i, s in enumerate(spec.inputs)
+                       if s.role == "rows" and inputs[i] is not None), None)
+    if like_index is None:
+        raise InvalidArgumentError(f"{op}: argument '{spec.inputs[0].name}' is required")
+    like, info = inputs[like_index], infos[like_index]
+    shapes = [None if i is None else i.shape for i in infos]
+    s = _arrays.stream_handle(stream, like, info)
+    out_shapes = _spec.output_shapes(spec, shapes, attrs)
+    out_dtypes = _spec.output_dtypes(spec, [None if i is None else i.dtype for i in infos])
+    outputs = [None if shape is None or (o.use == "saved" and not want_saved)
+               else _arrays.empty_like_framework(like, shape, dtype, info, s)
+               for o, shape, dtype in zip(spec.outputs, out_shapes, out_dtypes)]
+    ws_bytes = _spec.workspace_bytes(spec, shapes, attrs)
+    ws = _arrays.empty_like_framework(like, (ws_bytes,), "uint8", info, s) if ws_bytes else None
+    # An explicit policy goes to the core unchecked: its error names the op.
+    core.call_op(op, direction, list(inputs), outputs, ws, attrs,
+                 get_policy() if policy is None else policy, s)
+    return [None if o is None else _arrays.as_framework(o, like) for o in outputs]
+
+
+def _forward(op: str, inputs: Sequence[Any], attrs: dict[str, Any], policy: str | None,
+             stream: Any, return_stats: bool) -> Any:
+    """The present results (and with ``return_stats`` the saved outputs), one array
+    alone or a tuple in the spec's output order."""
+    outs = [o for o in _call(op, "forward", inputs, attrs, policy, stream, return_stats)
+            if o is not None]
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _backward(op: str, inputs: Sequence[Any], attrs: dict[str, Any], policy: str | None,
+              stream: Any) -> Any:
+    outs = _call(op, "backward", inputs, attrs, policy, stream)
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+_POLICY_STREAM = """policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: the current
+        policy, see ``xpuruntime.policy``).
+      stream: CUDA stream (int handle, ``xpuruntime.Stream`` or ``__cuda_stream__`` object);
+        default: torch's current stream for torch tensors, else the default stream."""
 
 
 def rms_norm(x: Any, weight: Any, eps: float = 1e-6, *, residual: Any = None,
-             policy: str | None = None, stream: Any = None) -> Any:
-    """RMS normalization over the last axis.
+             return_stats: bool = False, policy: str | None = None, stream: Any = None) -> Any:
+    """RMS normalization over the last axis: ``y = x * rsqrt(mean(x^2, -1) + eps) * weight``.
+
+    With ``residual``: ``h = x + residual`` (rounded to x's dtype) and ``y = rms_norm(h)``.
+    f32 arithmetic.
 
     Args:
       x: ``[..., N]`` float32, float16 or bfloat16.
       weight: ``[N]``, x's dtype.
-      eps: added to the mean square.
-      residual: optional, x's shape and dtype; normalizes ``h = x + residual``.
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+      eps: added to the mean square, ``>= 0``.
+      residual: optional, x's shape and dtype.
+      return_stats: also return ``rstd`` (float32, ``x.shape[:-1]``), as
+        ``rms_norm_backward`` takes it.
+      {policy_stream}
 
     Returns:
-      ``y`` (x's shape and dtype), or ``(y, h)`` when ``residual`` is given.
+      ``y`` (x's shape and dtype); ``(y, h)`` with ``residual``; ``rstd`` appended
+      with ``return_stats``: ``(y, rstd)`` or ``(y, h, rstd)``.
     """
-    info = _arrays.array_info(x)
-    s = _arrays.stream_handle(stream, x, info)
-    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    h = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s) if residual is not None else None
-    core.rms_norm_forward(x, weight, residual, y, h, None, float(eps), resolve_policy(policy), s)
-    if residual is None:
-        return _arrays.as_framework(y, x)
-    return _arrays.as_framework(y, x), _arrays.as_framework(h, x)
+    return _forward("rms_norm", (x, weight, residual), {"eps": eps}, policy, stream, return_stats)
 
 
-def rms_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-6, *, dh: Any = None,
+def rms_norm_backward(dy: Any, x: Any, weight: Any, rstd: Any, *, dh: Any = None,
                       policy: str | None = None, stream: Any = None) -> tuple[Any, Any]:
-    """Gradients of ``rms_norm`` (no residual, or with ``x`` = h and ``dh`` its incoming gradient).
+    """Gradients of ``rms_norm``.
 
     Args:
-      dy: ``[..., N]``, the gradient of y.
-      x: ``[..., N]``, the forward input (h when a residual was added).
-      weight: ``[N]``.
-      dh: optional ``[..., N]`` gradient flowing into the h output.
+      dy: ``[..., N]``, the gradient of y; x's dtype.
+      x: ``[..., N]``, the normalized input (``h`` when a residual was added).
+      weight: ``[N]``, x's dtype.
+      rstd: float32 ``x.shape[:-1]``, from ``rms_norm(..., return_stats=True)``.
+      dh: optional ``[..., N]`` gradient flowing into the ``h`` output.
+      {policy_stream}
 
     Returns:
-      ``(dx, dweight)``; dx is also the residual's gradient when a residual was used.
+      ``(dx, dweight)``: dx x's shape and dtype (also the residual's gradient when a
+      residual was used); dweight ``[N]`` in weight's dtype, accumulated in f32 in a
+      fixed order (deterministic).
     """
-    info = _arrays.array_info(x)
-    s = _arrays.stream_handle(stream, x, info)
-    rows = 1
-    for d in info.shape[:-1]:
-        rows *= d
-    n = info.shape[-1] if info.shape else 0
-    pol = resolve_policy(policy)
-    # The forward's rstd is recomputed here: the native API keeps no autograd state.
-    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    rstd = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
-    core.rms_norm_forward(x, weight, None, y, None, rstd, float(eps), pol, s)
-    dx = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    dw = _arrays.empty_like_framework(x, (n,), _arrays.array_info(weight).dtype, info, s)
-    ws = _arrays.empty_like_framework(
-        x, (core.rms_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
-    core.rms_norm_backward(dy, x, weight, rstd, dh, dx, dw, ws, pol, s)
-    return _arrays.as_framework(dx, x), _arrays.as_framework(dw, x)
-
-
-def _rows_and_n(shape: tuple) -> tuple[int, int]:
-    rows = 1
-    for d in shape[:-1]:
-        rows *= d
-    return rows, (shape[-1] if shape else 0)
+    return _backward("rms_norm", (dy, x, weight, rstd, dh), {}, policy, stream)
 
 
 def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5, *, return_stats: bool = False,
@@ -89,69 +123,33 @@ def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5, *, return_stat
       x: ``[..., N]`` float32, float16 or bfloat16.
       weight: ``[N]``, x's dtype.
       bias: ``[N]``, x's dtype.
-      eps: added to the variance.
+      eps: added to the variance, ``>= 0``.
       return_stats: also return the per-row ``mean`` and ``rstd = rsqrt(var + eps)``
-        (float32, one per row of ``x`` flattened to ``[rows, N]``), as saved for the
-        backward pass.
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+        (float32, ``x.shape[:-1]``), as ``layer_norm_backward`` takes them.
+      {policy_stream}
 
     Returns:
       ``y`` (x's shape and dtype), or ``(y, mean, rstd)`` with ``return_stats``.
     """
-    info = _arrays.array_info(x)
-    s = _arrays.stream_handle(stream, x, info)
-    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    mean = rstd = None
-    if return_stats:
-        rows, _ = _rows_and_n(info.shape)
-        mean = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
-        rstd = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
-    core.layer_norm_forward(x, weight, bias, y, mean, rstd, float(eps), resolve_policy(policy), s)
-    if not return_stats:
-        return _arrays.as_framework(y, x)
-    return (_arrays.as_framework(y, x), _arrays.as_framework(mean, x),
-            _arrays.as_framework(rstd, x))
+    return _forward("layer_norm", (x, weight, bias), {"eps": eps}, policy, stream, return_stats)
 
 
-def layer_norm_backward(dy: Any, x: Any, weight: Any, eps: float = 1e-5, *, mean: Any = None,
-                        rstd: Any = None, policy: str | None = None,
-                        stream: Any = None) -> tuple[Any, Any, Any]:
+def layer_norm_backward(dy: Any, x: Any, weight: Any, mean: Any, rstd: Any, *,
+                        policy: str | None = None, stream: Any = None) -> tuple[Any, Any, Any]:
     """Gradients of ``layer_norm``.
 
     Args:
-      dy: ``[..., N]``, the gradient of y (x's dtype).
+      dy: ``[..., N]``, the gradient of y; x's dtype.
       x: ``[..., N]``, the forward input.
-      weight: ``[N]``.
-      eps: the forward's eps (used only when ``mean``/``rstd`` are recomputed).
-      mean, rstd: optional float32 ``[rows]`` statistics from
-        ``layer_norm(..., return_stats=True)``; recomputed from ``x`` when absent.
+      weight: ``[N]``, x's dtype.
+      mean, rstd: float32 ``x.shape[:-1]``, from ``layer_norm(..., return_stats=True)``.
+      {policy_stream}
 
     Returns:
-      ``(dx, dweight, dbias)``; the parameter gradients are accumulated in f32 in a
-      fixed order (deterministic) and returned in weight's dtype.
+      ``(dx, dweight, dbias)``: dx x's shape and dtype; the parameter gradients ``[N]``
+      in weight's dtype, accumulated in f32 in a fixed order (deterministic).
     """
-    info = _arrays.array_info(x)
-    s = _arrays.stream_handle(stream, x, info)
-    rows, n = _rows_and_n(info.shape)
-    pol = resolve_policy(policy)
-    if (mean is None) != (rstd is None):
-        raise ValueError("layer_norm_backward: pass both 'mean' and 'rstd', or neither")
-    if mean is None:
-        # The native API keeps no autograd state: recompute the statistics. They do
-        # not depend on bias, so weight stands in for it and y is discarded.
-        y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-        mean = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
-        rstd = _arrays.empty_like_framework(x, (rows,), "float32", info, s)
-        core.layer_norm_forward(x, weight, weight, y, mean, rstd, float(eps), pol, s)
-    wdtype = _arrays.array_info(weight).dtype
-    dx = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    dw = _arrays.empty_like_framework(x, (n,), wdtype, info, s)
-    db = _arrays.empty_like_framework(x, (n,), wdtype, info, s)
-    ws = _arrays.empty_like_framework(x, (core.layer_norm_backward_workspace_bytes(rows, n),), "uint8", info, s)
-    core.layer_norm_backward(dy, x, weight, mean, rstd, dx, dw, db, ws, pol, s)
-    return (_arrays.as_framework(dx, x), _arrays.as_framework(dw, x),
-            _arrays.as_framework(db, x))
+    return _backward("layer_norm", (dy, x, weight, mean, rstd), {}, policy, stream)
 
 
 def softmax(x: Any, *, scale: float = 1.0, policy: str | None = None, stream: Any = None) -> Any:
@@ -159,18 +157,13 @@ def softmax(x: Any, *, scale: float = 1.0, policy: str | None = None, stream: An
 
     Args:
       x: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
-      scale: multiplies ``x`` before the softmax (e.g. ``1 / sqrt(d)`` for attention scores).
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+      scale: multiplies ``x`` before the softmax (e.g. ``1 / sqrt(d)``); not NaN.
+      {policy_stream}
 
     Returns:
       ``y``, x's shape and dtype.
     """
-    info = _arrays.array_info(x)
-    s = _arrays.stream_handle(stream, x, info)
-    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    core.softmax_forward(x, y, float(scale), resolve_policy(policy), s)
-    return _arrays.as_framework(y, x)
+    return _forward("softmax", (x,), {"scale": scale}, policy, stream, False)
 
 
 def softmax_backward(dy: Any, y: Any, *, scale: float = 1.0, policy: str | None = None,
@@ -181,33 +174,12 @@ def softmax_backward(dy: Any, y: Any, *, scale: float = 1.0, policy: str | None 
       dy: ``[..., N]``, the gradient of y; y's dtype.
       y: ``[..., N]``, the forward output (float32, float16 or bfloat16).
       scale: the forward's ``scale``.
+      {policy_stream}
 
     Returns:
       ``dx``, y's shape and dtype.
     """
-    info = _arrays.array_info(y)
-    s = _arrays.stream_handle(stream, y, info)
-    dx = _arrays.empty_like_framework(y, info.shape, info.dtype, info, s)
-    core.softmax_backward(dy, y, dx, float(scale), resolve_policy(policy), s)
-    return _arrays.as_framework(dx, y)
-
-
-def _glu(fwd: Any, gate: Any, up: Any, policy: str | None, stream: Any) -> Any:
-    info = _arrays.array_info(gate)
-    s = _arrays.stream_handle(stream, gate, info)
-    y = _arrays.empty_like_framework(gate, info.shape, info.dtype, info, s)
-    fwd(gate, up, y, resolve_policy(policy), s)
-    return _arrays.as_framework(y, gate)
-
-
-def _glu_backward(bwd: Any, dy: Any, gate: Any, up: Any, policy: str | None,
-                  stream: Any) -> tuple[Any, Any]:
-    info = _arrays.array_info(gate)
-    s = _arrays.stream_handle(stream, gate, info)
-    dgate = _arrays.empty_like_framework(gate, info.shape, info.dtype, info, s)
-    dup = _arrays.empty_like_framework(gate, info.shape, info.dtype, info, s)
-    bwd(dy, gate, up, dgate, dup, resolve_policy(policy), s)
-    return _arrays.as_framework(dgate, gate), _arrays.as_framework(dup, gate)
+    return _backward("softmax", (dy, y), {"scale": scale}, policy, stream)
 
 
 def swiglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:
@@ -216,13 +188,12 @@ def swiglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None)
     Args:
       gate: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
       up: gate's shape and dtype.
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object).
+      {policy_stream}
 
     Returns:
       ``y``, gate's shape and dtype.
     """
-    return _glu(core.swiglu_forward, gate, up, policy, stream)
+    return _forward("swiglu", (gate, up), {}, policy, stream, False)
 
 
 def swiglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
@@ -232,11 +203,12 @@ def swiglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
     Args:
       dy: ``[..., N]``, the gradient of y; gate's shape and dtype.
       gate, up: the forward inputs, ``[..., N]``, one dtype.
+      {policy_stream}
 
     Returns:
       ``(dgate, dup)``, gate's shape and dtype.
     """
-    return _glu_backward(core.swiglu_backward, dy, gate, up, policy, stream)
+    return _backward("swiglu", (dy, gate, up), {}, policy, stream)
 
 
 def geglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:
@@ -246,13 +218,12 @@ def geglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) 
     Args:
       gate: ``[..., N]`` float32, float16 or bfloat16 (f32 arithmetic).
       up: gate's shape and dtype.
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object).
+      {policy_stream}
 
     Returns:
       ``y``, gate's shape and dtype.
     """
-    return _glu(core.geglu_forward, gate, up, policy, stream)
+    return _forward("geglu", (gate, up), {}, policy, stream, False)
 
 
 def geglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
@@ -262,11 +233,12 @@ def geglu_backward(dy: Any, gate: Any, up: Any, *, policy: str | None = None,
     Args:
       dy: ``[..., N]``, the gradient of y; gate's shape and dtype.
       gate, up: the forward inputs, ``[..., N]``, one dtype.
+      {policy_stream}
 
     Returns:
       ``(dgate, dup)``, gate's shape and dtype.
     """
-    return _glu_backward(core.geglu_backward, dy, gate, up, policy, stream)
+    return _backward("geglu", (dy, gate, up), {}, policy, stream)
 
 
 def rope(x: Any, cos: Any, sin: Any, *, interleaved: bool = False, policy: str | None = None,
@@ -284,17 +256,12 @@ def rope(x: Any, cos: Any, sin: Any, *, interleaved: bool = False, policy: str |
       cos: ``[S, D/2]``, float32 or x's dtype, broadcast over ``B`` and ``H``.
       sin: ``[S, D/2]``, cos's dtype.
       interleaved: the pair layout (see above).
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+      {policy_stream}
 
     Returns:
       ``y``, x's shape and dtype.
     """
-    info = _arrays.array_info(x)
-    s = _arrays.stream_handle(stream, x, info)
-    y = _arrays.empty_like_framework(x, info.shape, info.dtype, info, s)
-    core.rope_forward(x, cos, sin, y, bool(interleaved), resolve_policy(policy), s)
-    return _arrays.as_framework(y, x)
+    return _forward("rope", (x, cos, sin), {"interleaved": interleaved}, policy, stream, False)
 
 
 def rope_backward(dy: Any, cos: Any, sin: Any, *, interleaved: bool = False,
@@ -305,35 +272,17 @@ def rope_backward(dy: Any, cos: Any, sin: Any, *, interleaved: bool = False,
       dy: ``[B, S, H, D]``, the gradient of y (float32, float16 or bfloat16).
       cos, sin: the forward's ``[S, D/2]`` tables (float32 or dy's dtype).
       interleaved: the forward's layout.
+      {policy_stream}
 
     Returns:
       ``dx``, dy's shape and dtype. (cos and sin get no gradient.)
     """
-    info = _arrays.array_info(dy)
-    s = _arrays.stream_handle(stream, dy, info)
-    dx = _arrays.empty_like_framework(dy, info.shape, info.dtype, info, s)
-    core.rope_backward(dy, cos, sin, dx, bool(interleaved), resolve_policy(policy), s)
-    return _arrays.as_framework(dx, dy)
-
-
-def _scalar_f32_like(value: float, like: Any, info: _arrays.ArrayInfo) -> Any:
-    """A 0-d float32 array holding ``value`` on ``like``'s device (numpy or torch)."""
-    fw = _arrays._framework(like)
-    if fw == "numpy":
-        import numpy as np
-        return np.full((), value, dtype=np.float32)
-    if fw == "torch":
-        import sys
-        torch = sys.modules["torch"]
-        device = "cpu" if info.device_kind == "cpu" else f"cuda:{info.device_index}"
-        return torch.full((), float(value), dtype=torch.float32, device=device)
-    raise TypeError("cross_entropy_backward: pass 'dloss' as a float32 array for "
-                    f"{type(like)!r} logits")
+    return _backward("rope", (dy, cos, sin), {"interleaved": interleaved}, policy, stream)
 
 
 def cross_entropy(logits: Any, labels: Any, *, ignore_index: int = -100,
                   label_smoothing: float = 0.0, reduction: str = "mean",
-                  return_lse: bool = False, policy: str | None = None,
+                  return_stats: bool = False, policy: str | None = None,
                   stream: Any = None) -> Any:
     """Cross-entropy of ``logits`` against integer ``labels`` (softmax over the last axis).
 
@@ -349,32 +298,36 @@ def cross_entropy(logits: Any, labels: Any, *, ignore_index: int = -100,
       ignore_index: label value of rows to skip.
       label_smoothing: ``ls`` in ``[0, 1]``.
       reduction: ``"mean"`` (over counted rows; NaN when none count), ``"sum"`` or ``"none"``.
-      return_lse: also return ``lse`` (float32, labels' shape; 0 for ignored rows), as
-        saved for the backward pass.
-      policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (default: current policy).
-      stream: CUDA stream (int handle or ``__cuda_stream__`` object); see ``_arrays.stream_handle``.
+      return_stats: also return ``lse`` (float32, labels' shape; 0 for ignored rows), as
+        ``cross_entropy_backward`` takes it.
+      {policy_stream}
 
     Returns:
       ``loss``: float32, 0-d for ``"mean"`` / ``"sum"``, labels' shape for ``"none"``;
-      or ``(loss, lse)`` with ``return_lse``.
+      or ``(loss, lse)`` with ``return_stats``.
     """
-    info = _arrays.array_info(logits)
-    linfo = _arrays.array_info(labels)
-    s = _arrays.stream_handle(stream, logits, info)
-    rows, _ = _rows_and_n(info.shape)
-    ws_bytes = core.cross_entropy_forward_workspace_bytes(rows, reduction)  # checks reduction
-    loss_shape = linfo.shape if reduction == "none" else ()
-    loss = _arrays.empty_like_framework(logits, loss_shape, "float32", info, s)
-    lse = _arrays.empty_like_framework(logits, linfo.shape, "float32", info, s)
-    ws = _arrays.empty_like_framework(logits, (ws_bytes,), "uint8", info, s) if ws_bytes else None
-    core.cross_entropy_forward(logits, labels, loss, lse, ws, int(ignore_index),
-                               float(label_smoothing), reduction, resolve_policy(policy), s)
-    if not return_lse:
-        return _arrays.as_framework(loss, logits)
-    return _arrays.as_framework(loss, logits), _arrays.as_framework(lse, logits)
+    attrs = {"ignore_index": ignore_index, "label_smoothing": label_smoothing,
+             "reduction": reduction}
+    return _forward("cross_entropy", (logits, labels), attrs, policy, stream, return_stats)
 
 
-def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, *, lse: Any = None,
+def _f32_scalar_like(value: float, like: Any) -> Any:
+    """A 0-d float32 array holding ``value`` in ``like``'s framework and device."""
+    info = _arrays.array_info(like)
+    fw = _arrays._framework(like)
+    if fw == "numpy":
+        import numpy as np
+        return np.full((), value, dtype=np.float32)
+    if fw == "torch":
+        import sys
+        torch = sys.modules["torch"]
+        device = "cpu" if info.device_kind == "cpu" else f"cuda:{info.device_index}"
+        return torch.full((), float(value), dtype=torch.float32, device=device)
+    raise TypeError("cross_entropy_backward: pass 'dloss' as a float32 array for "
+                    f"{type(like)!r} logits")
+
+
+def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, lse: Any, *,
                            ignore_index: int = -100, label_smoothing: float = 0.0,
                            reduction: str = "mean", policy: str | None = None,
                            stream: Any = None) -> Any:
@@ -382,34 +335,31 @@ def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, *, lse: Any = N
 
     ``dlogits[t, v] = g_t * (softmax(t, v) - (1 - ls) * [v == label_t] - ls / V)`` with
     ``g_t = dloss`` (sum), ``dloss / count`` (mean) or ``dloss[t]`` (none), and 0 for
-    ignored rows. The softmax is recomputed from ``logits`` and ``lse``.
+    ignored rows. The softmax is recomputed from ``logits`` and ``lse`` (no f32
+    ``[T, V]`` buffer).
 
     Args:
-      dloss: the gradient of the loss, float32: 0-d (or a Python float) for ``"mean"`` /
+      dloss: the gradient of the loss, float32: 0-d (or a Python number) for ``"mean"`` /
         ``"sum"``, labels' shape for ``"none"``.
       logits: ``[T, V]``, the forward input.
       labels: ``[T]``, the forward labels (int32 or int64).
-      lse: optional float32 ``[T]`` from ``cross_entropy(..., return_lse=True)``;
-        recomputed when absent.
+      lse: float32, labels' shape, from ``cross_entropy(..., return_stats=True)``.
       ignore_index, label_smoothing, reduction: the forward's.
+      {policy_stream}
 
     Returns:
       ``dlogits``, logits' shape and dtype.
     """
-    info = _arrays.array_info(logits)
-    s = _arrays.stream_handle(stream, logits, info)
-    rows, _ = _rows_and_n(info.shape)
-    pol = resolve_policy(policy)
-    ws_bytes = core.cross_entropy_backward_workspace_bytes(rows, reduction)  # checks reduction
     if isinstance(dloss, (int, float)):
-        dloss = _scalar_f32_like(float(dloss), logits, info)
-    if lse is None:
-        # The native API keeps no autograd state: recompute lse (loss is discarded).
-        _, lse = cross_entropy(logits, labels, ignore_index=ignore_index,
-                               label_smoothing=label_smoothing, reduction="none",
-                               return_lse=True, policy=pol, stream=stream)
-    dx = _arrays.empty_like_framework(logits, info.shape, info.dtype, info, s)
-    ws = _arrays.empty_like_framework(logits, (ws_bytes,), "uint8", info, s) if ws_bytes else None
-    core.cross_entropy_backward(dloss, logits, labels, lse, dx, ws, int(ignore_index),
-                                float(label_smoothing), reduction, pol, s)
-    return _arrays.as_framework(dx, logits)
+        dloss = _f32_scalar_like(float(dloss), logits)
+    attrs = {"ignore_index": ignore_index, "label_smoothing": label_smoothing,
+             "reduction": reduction}
+    return _backward("cross_entropy", (dloss, logits, labels, lse), attrs, policy, stream)
+
+
+for _fn in (rms_norm, rms_norm_backward, layer_norm, layer_norm_backward, softmax,
+            softmax_backward, swiglu, swiglu_backward, geglu, geglu_backward, rope, rope_backward,
+            cross_entropy, cross_entropy_backward):
+    if _fn.__doc__:  # None under python -OO
+        _fn.__doc__ = _fn.__doc__.replace("{policy_stream}", _POLICY_STREAM)
+del _fn

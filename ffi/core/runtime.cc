@@ -23,32 +23,6 @@ int cuda_device_count() {
 #endif
 }
 
-DeviceGuard::DeviceGuard(Device device) {
-#if XPURUNTIME_WITH_CUDA
-  if (device.kind != DeviceKind::kCUDA) return;
-  int current = 0;
-  if (cudaGetDevice(&current) != cudaSuccess) {
-    cudaGetLastError();
-    return;
-  }
-  if (current != device.index) {
-    if (cudaSetDevice(device.index) != cudaSuccess) {
-      cudaGetLastError();
-      return;
-    }
-    previous_ = current;
-  }
-#else
-  (void)device;
-#endif
-}
-
-DeviceGuard::~DeviceGuard() {
-#if XPURUNTIME_WITH_CUDA
-  if (previous_ >= 0 && cudaSetDevice(previous_) != cudaSuccess) cudaGetLastError();
-#endif
-}
-
 Status allocate(Device device, size_t bytes, void* stream, void** out) {
   *out = nullptr;
   memory::CachingPool* pool = nullptr;

@@ -52,9 +52,9 @@ def _rms_norm_op(x: Tensor, weight: Tensor, residual: Optional[Tensor], eps: flo
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     h = torch.empty(x.shape if residual is not None else (0,), dtype=x.dtype, device=x.device)
     rstd = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
-    core.rms_norm_forward(_arg(x), _arg(weight), _arg(residual), _arg(y),
-                          _arg(h) if residual is not None else None, _arg(rstd), eps, policy,
-                          _stream(x))
+    core.call_op("rms_norm", "forward", [_arg(x), _arg(weight), _arg(residual)],
+                 [_arg(y), _arg(h) if residual is not None else None, _arg(rstd)], None,
+                 {"eps": eps}, policy, _stream(x))
     return y, h, rstd
 
 
@@ -71,14 +71,15 @@ def _rms_norm_backward_op(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor,
     """Returns (dx, dweight) for the rms_norm of x (h when a residual was added)."""
     dy, x = _rows_layout(dy), _rows_layout(x)
     dh = None if dh is None else _rows_layout(dh)
-    n = x.shape[-1]
-    rows = x.numel() // n if n else 0
     dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     dw = torch.empty(weight.shape, dtype=weight.dtype, device=x.device)
-    ws = torch.empty(core.rms_norm_backward_workspace_bytes(rows, n), dtype=torch.uint8,
+    shapes = [list(dy.shape), list(x.shape), list(weight.shape), list(rstd.shape),
+              None if dh is None else list(dh.shape)]
+    ws = torch.empty(core.workspace_bytes("rms_norm", "backward", shapes, {}), dtype=torch.uint8,
                      device=x.device)
-    core.rms_norm_backward(_arg(dy), _arg(x), _arg(weight), _arg(rstd.contiguous()), _arg(dh),
-                           _arg(dx), _arg(dw), _arg(ws), policy, _stream(x))
+    core.call_op("rms_norm", "backward",
+                 [_arg(dy), _arg(x), _arg(weight), _arg(rstd.contiguous()), _arg(dh)],
+                 [_arg(dx), _arg(dw)], _arg(ws), {}, policy, _stream(x))
     return dx, dw
 
 
@@ -133,8 +134,8 @@ def _layer_norm_op(x: Tensor, weight: Tensor, bias: Tensor, eps: float,
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     mean = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
     rstd = torch.empty(x.shape[:-1], dtype=torch.float32, device=x.device)
-    core.layer_norm_forward(_arg(x), _arg(weight), _arg(bias), _arg(y), _arg(mean), _arg(rstd),
-                            eps, policy, _stream(x))
+    core.call_op("layer_norm", "forward", [_arg(x), _arg(weight), _arg(bias)],
+                 [_arg(y), _arg(mean), _arg(rstd)], None, {"eps": eps}, policy, _stream(x))
     return y, mean, rstd
 
 
@@ -149,16 +150,15 @@ def _layer_norm_backward_op(dy: Tensor, x: Tensor, weight: Tensor, mean: Tensor,
                             policy: str) -> tuple[Tensor, Tensor, Tensor]:
     """Returns (dx, dweight, dbias)."""
     dy, x = _rows_layout(dy), _rows_layout(x)
-    n = x.shape[-1]
-    rows = x.numel() // n if n else 0
     dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     dw = torch.empty(weight.shape, dtype=weight.dtype, device=x.device)
     db = torch.empty(weight.shape, dtype=weight.dtype, device=x.device)
-    ws = torch.empty(core.layer_norm_backward_workspace_bytes(rows, n), dtype=torch.uint8,
-                     device=x.device)
-    core.layer_norm_backward(_arg(dy), _arg(x), _arg(weight), _arg(mean.contiguous()),
-                             _arg(rstd.contiguous()), _arg(dx), _arg(dw), _arg(db), _arg(ws),
-                             policy, _stream(x))
+    shapes = [list(t.shape) for t in (dy, x, weight, mean, rstd)]
+    ws = torch.empty(core.workspace_bytes("layer_norm", "backward", shapes, {}),
+                     dtype=torch.uint8, device=x.device)
+    core.call_op("layer_norm", "backward",
+                 [_arg(dy), _arg(x), _arg(weight), _arg(mean.contiguous()), _arg(rstd.contiguous())],
+                 [_arg(dx), _arg(dw), _arg(db)], _arg(ws), {}, policy, _stream(x))
     return dx, dw, db
 
 
@@ -205,7 +205,8 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, *,
 def _softmax_op(x: Tensor, scale: float, policy: str) -> Tensor:
     x = _rows_layout(x)
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    core.softmax_forward(_arg(x), _arg(y), scale, policy, _stream(x))
+    core.call_op("softmax", "forward", [_arg(x)], [_arg(y)], None, {"scale": scale}, policy,
+                 _stream(x))
     return y
 
 
@@ -218,7 +219,8 @@ def _(x, scale, policy):
 def _softmax_backward_op(dy: Tensor, y: Tensor, scale: float, policy: str) -> Tensor:
     dy, y = _rows_layout(dy), _rows_layout(y)
     dx = torch.empty(y.shape, dtype=y.dtype, device=y.device)
-    core.softmax_backward(_arg(dy), _arg(y), _arg(dx), scale, policy, _stream(y))
+    core.call_op("softmax", "backward", [_arg(dy), _arg(y)], [_arg(dx)], None, {"scale": scale},
+                 policy, _stream(y))
     return dx
 
 
@@ -256,14 +258,12 @@ def softmax(x: Tensor, *, scale: float = 1.0, policy: Optional[str] = None) -> T
 # ---- swiglu, geglu (one definition, two activations) -----------------------------------------
 
 def _register_glu(name: str):
-    forward = getattr(core, f"{name}_forward")
-    backward = getattr(core, f"{name}_backward")
-
     @torch.library.custom_op(f"xpuruntime::{name}", mutates_args=())
     def op(gate: Tensor, up: Tensor, policy: str) -> Tensor:
         gate, up = _rows_layout(gate), _rows_layout(up)
         y = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
-        forward(_arg(gate), _arg(up), _arg(y), policy, _stream(gate))
+        core.call_op(name, "forward", [_arg(gate), _arg(up)], [_arg(y)], None, {}, policy,
+                     _stream(gate))
         return y
 
     @op.register_fake
@@ -275,7 +275,8 @@ def _register_glu(name: str):
         dy, gate, up = _rows_layout(dy), _rows_layout(gate), _rows_layout(up)
         dgate = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
         dup = torch.empty(up.shape, dtype=up.dtype, device=up.device)
-        backward(_arg(dy), _arg(gate), _arg(up), _arg(dgate), _arg(dup), policy, _stream(gate))
+        core.call_op(name, "backward", [_arg(dy), _arg(gate), _arg(up)], [_arg(dgate), _arg(dup)],
+                     None, {}, policy, _stream(gate))
         return dgate, dup
 
     @op_backward.register_fake
@@ -327,22 +328,23 @@ def geglu(gate: Tensor, up: Tensor, *, policy: Optional[str] = None) -> Tensor:
 
 # ---- rope -----------------------------------------------------------------------------------
 
-def _rope_apply(fn, x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, policy: str) -> Tensor:
+def _rope_apply(direction: str, x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool,
+                policy: str) -> Tensor:
     x = _rows_layout(x)
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    fn(_arg(x), _arg(_rows_layout(cos)), _arg(_rows_layout(sin)), _arg(y), interleaved, policy,
-       _stream(x))
+    core.call_op("rope", direction, [_arg(x), _arg(_rows_layout(cos)), _arg(_rows_layout(sin))],
+                 [_arg(y)], None, {"interleaved": interleaved}, policy, _stream(x))
     return y
 
 
 @torch.library.custom_op("xpuruntime::rope", mutates_args=())
 def _rope_op(x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, policy: str) -> Tensor:
-    return _rope_apply(core.rope_forward, x, cos, sin, interleaved, policy)
+    return _rope_apply("forward", x, cos, sin, interleaved, policy)
 
 
 @torch.library.custom_op("xpuruntime::rope_backward", mutates_args=())
 def _rope_backward_op(dy: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, policy: str) -> Tensor:
-    return _rope_apply(core.rope_backward, dy, cos, sin, interleaved, policy)
+    return _rope_apply("backward", dy, cos, sin, interleaved, policy)
 
 
 @_rope_op.register_fake
@@ -394,10 +396,13 @@ def _cross_entropy_op(logits: Tensor, labels: Tensor, ignore_index: int, label_s
     dev = logits.device
     loss = torch.empty(labels.shape if reduction == "none" else (), dtype=torch.float32, device=dev)
     lse = torch.empty(labels.shape, dtype=torch.float32, device=dev)
-    ws = torch.empty(core.cross_entropy_forward_workspace_bytes(labels.numel(), reduction),
+    attrs = {"ignore_index": ignore_index, "label_smoothing": label_smoothing,
+             "reduction": reduction}
+    ws = torch.empty(core.workspace_bytes("cross_entropy", "forward",
+                                          [list(logits.shape), list(labels.shape)], attrs),
                      dtype=torch.uint8, device=dev)
-    core.cross_entropy_forward(_arg(logits), _arg(labels), _arg(loss), _arg(lse), _arg(ws),
-                               ignore_index, label_smoothing, reduction, policy, _stream(logits))
+    core.call_op("cross_entropy", "forward", [_arg(logits), _arg(labels)], [_arg(loss), _arg(lse)],
+                 _arg(ws), attrs, policy, _stream(logits))
     return loss, lse
 
 
@@ -413,12 +418,15 @@ def _cross_entropy_backward_op(dloss: Tensor, logits: Tensor, labels: Tensor, ls
                                policy: str) -> Tensor:
     logits = _rows_layout(logits)
     dlogits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
-    ws = torch.empty(core.cross_entropy_backward_workspace_bytes(labels.numel(), reduction),
+    attrs = {"ignore_index": ignore_index, "label_smoothing": label_smoothing,
+             "reduction": reduction}
+    shapes = [list(t.shape) for t in (dloss, logits, labels, lse)]
+    ws = torch.empty(core.workspace_bytes("cross_entropy", "backward", shapes, attrs),
                      dtype=torch.uint8, device=logits.device)
-    core.cross_entropy_backward(_arg(dloss.float().contiguous()), _arg(logits),
-                                _arg(labels.contiguous()), _arg(lse.contiguous()), _arg(dlogits),
-                                _arg(ws), ignore_index, label_smoothing, reduction, policy,
-                                _stream(logits))
+    core.call_op("cross_entropy", "backward",
+                 [_arg(dloss.float().contiguous()), _arg(logits), _arg(labels.contiguous()),
+                  _arg(lse.contiguous())], [_arg(dlogits)], _arg(ws), attrs, policy,
+                 _stream(logits))
     return dlogits
 
 

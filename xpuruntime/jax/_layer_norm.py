@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
 
-from .._native import core
+from .. import _spec
 from .._policy import resolve_policy
 from ._common import batch_front, check_float, check_param, out_like, per_example, sum_per_example
 from ._sharding import row_partitioned
@@ -53,9 +53,8 @@ def _backward_call(policy: str):
     """(dy, x, w, mean, rstd) -> (dx, dw, db)."""
 
     def ffi(dy, x, w, mean, rstd):
-        n = x.shape[-1]
-        rows = x.size // n if n else 0
-        ws = core.layer_norm_backward_workspace_bytes(rows, n)
+        shapes = [t.shape for t in (dy, x, w, mean, rstd)]
+        ws = _spec.workspace_bytes(_spec.get("layer_norm", "backward"), shapes)
         outs = (out_like(x), out_like(w), out_like(w), jax.ShapeDtypeStruct((ws,), jnp.uint8))
         dx, dw, db, _ = jax.ffi.ffi_call("xpuruntime_layer_norm_bwd", outs)(dy, x, w, mean, rstd,
                                                                             policy=policy)

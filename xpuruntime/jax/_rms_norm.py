@@ -4,14 +4,13 @@ custom_vmap (batch axes become rows: no loop, no weight broadcast)."""
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
 
-from .._native import core
+from .. import _spec
 from .._policy import resolve_policy
 from ._common import (batch_front, check_float, check_like, check_param, per_example,
                       sum_per_example)
@@ -60,8 +59,8 @@ def _backward_call(policy: str, with_dh: bool):
     """FFI backward: (dy, x, w, rstd[, dh]) -> (dx, dw)."""
 
     def ffi(dy, x, w, rstd, *dh):
-        rows = math.prod(x.shape[:-1])
-        ws = core.rms_norm_backward_workspace_bytes(rows, x.shape[-1])
+        shapes = [dy.shape, x.shape, w.shape, rstd.shape, dh[0].shape if dh else None]
+        ws = _spec.workspace_bytes(_spec.get("rms_norm", "backward"), shapes)
         out = [jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(w.shape, w.dtype),
                jax.ShapeDtypeStruct((ws,), jnp.uint8)]
         dx, dw, _ = jax.ffi.ffi_call("xpuruntime_rms_norm_bwd", out)(dy, x, w, rstd, *dh,

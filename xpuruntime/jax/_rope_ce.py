@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
 
-from .._native import core
+from .. import _spec
 from .._policy import resolve_policy
 from ._common import batch_front, check_float, out_like
 from ._sharding import row_partitioned
@@ -124,7 +124,8 @@ def _ce_rows(ignore_index: int, ls: float, policy: str):
     """
 
     def ffi(logits, labels):
-        ws = core.cross_entropy_forward_workspace_bytes(labels.size, "none")
+        ws = _spec.workspace_bytes(_spec.get("cross_entropy"), [logits.shape, labels.shape],
+                                   {"reduction": "none"})
         outs = (jax.ShapeDtypeStruct(labels.shape, jnp.float32),
                 jax.ShapeDtypeStruct(labels.shape, jnp.float32), jax.ShapeDtypeStruct((ws,), jnp.uint8))
         loss, lse, _ = jax.ffi.ffi_call("xpuruntime_cross_entropy_fwd", outs)(
@@ -151,7 +152,9 @@ def _ce_rows_backward(ignore_index: int, ls: float, policy: str):
     """(per-row dloss, logits, labels, lse) -> dlogits."""
 
     def ffi(drows, logits, labels, lse):
-        ws = core.cross_entropy_backward_workspace_bytes(labels.size, "none")
+        ws = _spec.workspace_bytes(_spec.get("cross_entropy", "backward"),
+                                   [drows.shape, logits.shape, labels.shape, lse.shape],
+                                   {"reduction": "none"})
         outs = (out_like(logits), jax.ShapeDtypeStruct((ws,), jnp.uint8))
         dlogits, _ = jax.ffi.ffi_call("xpuruntime_cross_entropy_bwd", outs)(
             drows, logits, labels, lse, ignore_index=np.int64(ignore_index),

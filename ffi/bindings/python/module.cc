@@ -1,5 +1,5 @@
 // The `xpuruntime._core` extension: registry and build facts, output
-// allocation for the native frontend, native op bindings, XLA FFI capsules.
+// allocation for the native frontend, the generic op call (op_call.cc), XLA FFI capsules.
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -14,13 +14,7 @@
 
 namespace xpu::python {
 
-void bind_rms_norm(nb::module_& m);
-void bind_layer_norm(nb::module_& m);
-void bind_softmax(nb::module_& m);
-void bind_swiglu(nb::module_& m);
-void bind_geglu(nb::module_& m);
-void bind_rope(nb::module_& m);
-void bind_cross_entropy(nb::module_& m);
+void bind_op_call(nb::module_& m);
 void bind_memory(nb::module_& m);
 
 namespace {
@@ -151,13 +145,7 @@ NB_MODULE(_core, m) {
       nb::arg("op"), nb::arg("direction"), nb::arg("device"), nb::arg("dtype"), nb::arg("policy"),
       "Raises KernelNotFoundError (listing what exists) when no kernel matches.");
 
-  bind_rms_norm(m);
-  bind_layer_norm(m);
-  bind_softmax(m);
-  bind_swiglu(m);
-  bind_geglu(m);
-  bind_rope(m);
-  bind_cross_entropy(m);
+  bind_op_call(m);
   bind_memory(m);
 }
 

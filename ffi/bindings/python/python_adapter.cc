@@ -119,15 +119,6 @@ void throw_type_error(const std::string& message) {
   throw nb::python_error();
 }
 
-ExecContext make_context(const char* op, const std::string& policy, uintptr_t stream) {
-  ExecContext ctx;
-  ctx.stream = reinterpret_cast<void*>(stream);
-  if (!parse_policy(policy, &ctx.policy))
-    throw_if_error(InvalidArgument(op, ": unknown policy '", policy,
-                                   "'; expected fast, deterministic or reference"));
-  return ctx;
-}
-
 void register_exceptions(nb::module_& m) {
   auto make = [&](const char* name, PyObject* bases) {
     const std::string qual = std::string("xpuruntime._core.") + name;

@@ -44,8 +44,6 @@ void nogil(Fn&& fn) {
   throw_if_error(s);
 }
 
-ExecContext make_context(const char* op, const std::string& policy, uintptr_t stream);
-
 void register_exceptions(nb::module_& m);
 
 }  // namespace xpu::python

@@ -7,9 +7,25 @@
 // `workspace_bytes` sizes its scratch. Output shapes and dtypes are *rules*
 // (data), not code, so that symbolic evaluators (torch fake tensors, JAX shape
 // polymorphism, TensorRT's IExprBuilder) can apply them to symbolic dimensions.
+//
+// Conventions every spec follows (frontends rely on them):
+// - Forward outputs: the kResult outputs first (what the op returns, in OPS.md /
+//   ONNX order), then the kSaved outputs (row statistics for the backward).
+// - Backward inputs: the gradient of the forward's first result, then the forward
+//   inputs the backward reads (forward order), then the forward outputs it reads
+//   (saved or result, forward order), then gradients of further, optional results
+//   (rms_norm's dh). E.g. rms_norm (dy, x, weight, rstd, dh?), layer_norm
+//   (dy, x, weight, mean, rstd), softmax (dy, y), rope (dy, cos, sin), swiglu /
+//   geglu (dy, gate, up), cross_entropy (dloss, logits, labels, lse).
+// - Backward outputs: gradients of the forward inputs that get one, in forward
+//   order ("d" + the input's name): rms_norm (dx, dweight), layer_norm
+//   (dx, dweight, dbias), rope (dx), cross_entropy (dlogits).
+// - A backward spec takes the same attributes as its forward (the same list, so
+//   autodiff frontends pass the forward's attributes unchanged), used or not.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +49,16 @@ enum class Role : uint8_t {
   kRowStat,    // [...] f32, one per row: saved by the forward for the backward
   kScalar,     // a 0-d or loss-shaped f32 (cross_entropy's dloss)
 };
+constexpr std::string_view role_name(Role r) {
+  switch (r) {
+    case Role::kRows: return "rows";
+    case Role::kParameter: return "parameter";
+    case Role::kTable: return "table";
+    case Role::kLabels: return "labels";
+    case Role::kRowStat: return "row_stat";
+    default: return "scalar";
+  }
+}
 
 // Allowed dtypes of an input. Every kFloat operand of one call has the same
 // dtype (the op's "float dtype"); the others are checked on their own.
@@ -43,6 +69,25 @@ enum class DTypeRule : uint8_t {
   kF32,
   kI32,
 };
+constexpr std::string_view dtype_rule_name(DTypeRule r) {
+  switch (r) {
+    case DTypeRule::kFloat: return "float";
+    case DTypeRule::kFloatOrF32: return "float_or_f32";
+    case DTypeRule::kIndex: return "index";
+    case DTypeRule::kF32: return "f32";
+    default: return "i32";
+  }
+}
+// Whether `t` may be given for an input of this rule (the rule on its own: the
+// "same float dtype" part of kFloat / kFloatOrF32 is checked by the entry point).
+constexpr bool dtype_allowed(DTypeRule r, DType t) {
+  switch (r) {
+    case DTypeRule::kFloat: case DTypeRule::kFloatOrF32: return is_op_float(t);
+    case DTypeRule::kIndex: return t == DType::kI32 || t == DType::kI64;
+    case DTypeRule::kF32: return t == DType::kF32;
+    default: return t == DType::kI32;
+  }
+}
 
 struct InputSpec {
   const char* name;  // as in OPS.md and the error messages ("x", "weight", ...)
@@ -58,13 +103,27 @@ enum class ShapeRule : uint8_t {
   kLeadingAndAttr,  // ref's leading axes + [integer attribute `attr`] (topk's k)
   kLoss,            // ref's leading axes when string attribute `attr` is "none", else []
 };
+constexpr std::string_view shape_rule_name(ShapeRule r) {
+  switch (r) {
+    case ShapeRule::kLike: return "like";
+    case ShapeRule::kLeading: return "leading";
+    case ShapeRule::kLeadingAndAttr: return "leading_and_attr";
+    default: return "loss";
+  }
+}
 
 enum class OutputDType : uint8_t { kLikeRef, kF32, kI32 };
+constexpr std::string_view output_dtype_name(OutputDType d) {
+  return d == OutputDType::kLikeRef ? "like_ref" : d == OutputDType::kF32 ? "f32" : "i32";
+}
 
 // kResult outputs are what the op returns (ONNX/TensorRT outputs, in order);
 // kSaved outputs exist only to feed the backward (autodiff frontends request
 // them, inference frontends pass them absent).
 enum class OutputUse : uint8_t { kResult, kSaved };
+constexpr std::string_view output_use_name(OutputUse u) {
+  return u == OutputUse::kResult ? "result" : "saved";
+}
 
 struct OutputSpec {
   const char* name;
@@ -77,6 +136,15 @@ struct OutputSpec {
 };
 
 enum class AttrType : uint8_t { kFloat, kInt, kBool, kString };
+constexpr std::string_view attr_type_name(AttrType t) {
+  switch (t) {
+    case AttrType::kFloat: return "float";
+    case AttrType::kInt: return "int";
+    case AttrType::kBool: return "bool";
+    default: return "string";
+  }
+}
+inline constexpr double kUnbounded = std::numeric_limits<double>::infinity();
 
 struct AttrSpec {
   const char* name;       // Python / JAX / torch keyword ("eps")
@@ -84,7 +152,7 @@ struct AttrSpec {
   AttrType type;
   double default_number = 0;         // kFloat / kInt / kBool
   const char* default_text = "";     // kString
-  double min = -1e300, max = 1e300;  // inclusive range of numbers (NaN always refused)
+  double min = -kUnbounded, max = kUnbounded;  // inclusive range (NaN always refused)
   const char* choices = nullptr;     // kString: allowed values, '|'-separated
 };
 
@@ -140,6 +208,12 @@ Status parse_attrs(const OpSpec& spec, std::span<const GivenAttr> given, bool on
 AttrValues default_attrs(const OpSpec& spec);
 int attr_index(const OpSpec& spec, std::string_view name);  // -1 when absent
 
+// spec.workspace_bytes for these inputs, 0 when the spec has none. The workspace
+// an adapter passes is a uint8 tensor of (at least) that many bytes on the op's
+// device, or absent when 0.
+int64_t workspace_bytes(const OpSpec& spec, std::span<const TensorView> inputs,
+                        const AttrValues& attrs);
+
 // Concrete output shapes and dtypes for these inputs (an absent optional output
 // gets ndim = -1). Shapes are checked by the entry point, not here.
 struct OutputDesc {
@@ -150,7 +224,11 @@ struct OutputDesc {
 Status infer_outputs(const OpSpec& spec, std::span<const TensorView> inputs,
                      const AttrValues& attrs, std::vector<OutputDesc>* out);
 
-// Validates the counts and calls spec.run; the generic path of every adapter.
+// The generic path of every adapter: checks the counts (inputs, outputs and
+// attributes as the spec lists them), that required inputs are present and that
+// every present tensor (workspace included) is on one device, makes that device
+// current for the call (DeviceGuard), then calls spec.run, whose entry point
+// validates shapes and dtypes.
 Status call_op(const OpSpec& spec, std::span<const TensorView> inputs,
                std::span<const TensorView> outputs, const TensorView& workspace,
                const AttrValues& attrs, const ExecContext& ctx);

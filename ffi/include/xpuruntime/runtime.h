@@ -4,6 +4,7 @@
 
 #include <cstddef>
 
+#include "xpuruntime/device_guard.h"
 #include "xpuruntime/status.h"
 #include "xpuruntime/tensor_view.h"
 
@@ -12,17 +13,8 @@ namespace xpu::runtime {
 // Number of usable CUDA devices; 0 without a driver, a GPU, or CUDA in this build.
 int cuda_device_count();
 
-// Makes `device` current for the calling thread while alive (CUDA only).
-class DeviceGuard {
- public:
-  explicit DeviceGuard(Device device);
-  ~DeviceGuard();
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int previous_ = -1;
-};
+// Makes `device` current for the calling thread while alive (device_guard.h).
+using DeviceGuard = ::xpu::DeviceGuard;
 
 // Served by the device's caching pool (memory/pool.h).
 // Stream-ordered: the memory is usable by work queued on `stream` after this

@@ -86,4 +86,46 @@ Status workspace(const char* op, const TensorView& ws, int64_t bytes, const Tens
   return same_device(op, "workspace", ws, ref);
 }
 
+Status input_like(const char* op, const char* name, const TensorView& v, const char* ref_name,
+                  const TensorView& ref, RowLayout* rows) {
+  XPU_RETURN_IF_ERROR(float_rows(op, name, v, rows));
+  XPU_RETURN_IF_ERROR(dtype_is(op, name, v, ref.dtype));
+  XPU_RETURN_IF_ERROR(same_shape(op, name, v, ref_name, ref));
+  return same_device(op, name, v, ref);
+}
+
+Status output_like(const char* op, const char* name, const TensorView& v, const char* ref_name,
+                   const TensorView& ref) {
+  XPU_RETURN_IF_ERROR(dense_output(op, name, v));
+  XPU_RETURN_IF_ERROR(same_shape(op, name, v, ref_name, ref));
+  XPU_RETURN_IF_ERROR(dtype_is(op, name, v, ref.dtype));
+  XPU_RETURN_IF_ERROR(same_device(op, name, v, ref));
+  if (v.data == nullptr && v.numel() > 0)
+    return InvalidArgument(op, ": output '", name, "' has no data pointer");
+  return Status::Ok();
+}
+
+Status parameter(const char* op, const char* name, const TensorView& p, const TensorView& x,
+                 int64_t n) {
+  XPU_RETURN_IF_ERROR(dtype_is(op, name, p, x.dtype));
+  XPU_RETURN_IF_ERROR(shape_is(op, name, p, {n}));
+  XPU_RETURN_IF_ERROR(same_device(op, name, p, x));
+  if (p.strides[0] != 1 && n > 1) return InvalidArgument(op, ": '", name, "' must be contiguous");
+  if (p.data == nullptr && n > 0) return InvalidArgument(op, ": '", name, "' has no data pointer");
+  return Status::Ok();
+}
+
+Status flat_f32(const char* op, const char* name, const TensorView& v, int64_t count,
+                const TensorView& ref) {
+  XPU_RETURN_IF_ERROR(dtype_is(op, name, v, DType::kF32));
+  if (v.numel() != count)
+    return InvalidArgument(op, ": '", name, "' must have ", count, " elements, got shape ",
+                           shape_string(v));
+  if (!dense_output(op, name, v).ok())
+    return InvalidArgument(op, ": '", name, "' must be contiguous");
+  if (count > 0 && v.data == nullptr)
+    return InvalidArgument(op, ": '", name, "' has no data pointer");
+  return same_device(op, name, v, ref);
+}
+
 }  // namespace xpu::check

@@ -22,6 +22,20 @@ Status shape_is(const char* op, const char* name, const TensorView& v,
 Status same_device(const char* op, const char* name, const TensorView& v, const TensorView& ref);
 // A dense row-major output (adapters allocate outputs, so this is their contract).
 Status dense_output(const char* op, const char* name, const TensorView& v);
+// A floating input like `ref` (named `ref_name`): float rows of ref's dtype, shape
+// and device (residual, dy, up, ...).
+Status input_like(const char* op, const char* name, const TensorView& v, const char* ref_name,
+                  const TensorView& ref, RowLayout* rows = nullptr);
+// A dense output like `ref`: ref's shape, dtype and device, with data.
+Status output_like(const char* op, const char* name, const TensorView& v, const char* ref_name,
+                   const TensorView& ref);
+// A [n] parameter (weight, bias): x's dtype and device, contiguous, with data.
+Status parameter(const char* op, const char* name, const TensorView& p, const TensorView& x,
+                 int64_t n);
+// A dense f32 tensor of `count` elements on `ref`'s device, read or written as a
+// flat array: per-row statistics (rstd, mean, lse) and cross_entropy's dloss.
+Status flat_f32(const char* op, const char* name, const TensorView& v, int64_t count,
+                const TensorView& ref);
 // A workspace of at least `bytes` bytes, on `ref`'s device.
 Status workspace(const char* op, const TensorView& ws, int64_t bytes, const TensorView& ref);
 

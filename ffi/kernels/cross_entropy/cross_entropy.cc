@@ -39,28 +39,14 @@ Status check_logits_labels(const TensorView& logits, const TensorView& labels, R
   return Status::Ok();
 }
 
-// An f32 tensor read or written as a flat dense array of `count` elements.
-Status check_f32_flat(const char* name, const TensorView& v, int64_t count,
-                      const TensorView& logits, bool output) {
-  if (output) XPU_RETURN_IF_ERROR(check::dense_output(kOp, name, v));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, name, v, DType::kF32));
-  if (v.numel() != count)
-    return InvalidArgument(kOp, ": '", name, "' must have ", count, " elements, got shape ",
-                           shape_string(v));
-  if (!output && count > 1 && !is_dense(v))
-    return InvalidArgument(kOp, ": '", name, "' must be contiguous");
-  if (count > 0 && v.data == nullptr) return InvalidArgument(kOp, ": '", name, "' has no data");
-  return check::same_device(kOp, name, v, logits);
-}
-
 // loss (or dloss): one element for mean / sum, labels' shape for none.
 Status check_loss(const char* name, const TensorView& v, CrossEntropyReduction r,
-                  const TensorView& labels, const TensorView& logits, bool output) {
+                  const TensorView& labels, const TensorView& logits) {
   if (!v.present()) return InvalidArgument(kOp, ": argument '", name, "' is required");
   if (r == CrossEntropyReduction::kNone)
     XPU_RETURN_IF_ERROR(check::same_shape(kOp, name, v, "labels", labels));
-  return check_f32_flat(name, v, r == CrossEntropyReduction::kNone ? labels.numel() : 1, logits,
-                        output);
+  return check::flat_f32(kOp, name, v, r == CrossEntropyReduction::kNone ? labels.numel() : 1,
+                         logits);
 }
 
 Status check_smoothing(float ls) {
@@ -93,8 +79,8 @@ Status cross_entropy_forward(const CrossEntropyForwardArgs& a, const ExecContext
   RowLayout x;
   bool labels64 = false;
   XPU_RETURN_IF_ERROR(check_logits_labels(a.logits, a.labels, &x, &labels64));
-  XPU_RETURN_IF_ERROR(check_loss("loss", a.loss, a.reduction, a.labels, a.logits, true));
-  if (a.lse.present()) XPU_RETURN_IF_ERROR(check_f32_flat("lse", a.lse, x.rows, a.logits, true));
+  XPU_RETURN_IF_ERROR(check_loss("loss", a.loss, a.reduction, a.labels, a.logits));
+  if (a.lse.present()) XPU_RETURN_IF_ERROR(check::flat_f32(kOp, "lse", a.lse, x.rows, a.logits));
   XPU_RETURN_IF_ERROR(check_smoothing(a.label_smoothing));
   XPU_RETURN_IF_ERROR(check::workspace(
       kOp, a.workspace, cross_entropy_forward_workspace_bytes(x.rows, a.reduction), a.logits));
@@ -111,12 +97,9 @@ Status cross_entropy_backward(const CrossEntropyBackwardArgs& a, const ExecConte
   RowLayout x;
   bool labels64 = false;
   XPU_RETURN_IF_ERROR(check_logits_labels(a.logits, a.labels, &x, &labels64));
-  XPU_RETURN_IF_ERROR(check_loss("dloss", a.dloss, a.reduction, a.labels, a.logits, false));
-  XPU_RETURN_IF_ERROR(check_f32_flat("lse", a.lse, x.rows, a.logits, false));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "dlogits", a.dlogits));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dlogits", a.dlogits, "logits", a.logits));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dlogits", a.dlogits, a.logits.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dlogits", a.dlogits, a.logits));
+  XPU_RETURN_IF_ERROR(check_loss("dloss", a.dloss, a.reduction, a.labels, a.logits));
+  XPU_RETURN_IF_ERROR(check::flat_f32(kOp, "lse", a.lse, x.rows, a.logits));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "dlogits", a.dlogits, "logits", a.logits));
   XPU_RETURN_IF_ERROR(check_smoothing(a.label_smoothing));
   XPU_RETURN_IF_ERROR(check::workspace(
       kOp, a.workspace, cross_entropy_backward_workspace_bytes(x.rows, a.reduction), a.logits));

@@ -43,13 +43,19 @@ Status backward(const BackwardProblem& p, const ExecContext&) {
   return Status::Ok();
 }
 
+// Registers the kernels of the one activation whose op is `op` (swiglu or geglu).
+template <typename Act>
+void register_if(Registry& r, std::string_view op) {
+  if (op != Act::kOp) return;
+  register_float_family<float, host::f16, host::bf16>(
+      r, Act::kOp, DeviceKind::kCPU, []<typename T>() { return std::pair{&forward<T, Act>, &backward<T, Act>}; });
+}
+
 }  // namespace
 
-void register_cpu(Registry& r) {
-  register_float_family<float, host::f16, host::bf16>(
-      r, Silu::kOp, DeviceKind::kCPU, []<typename T>() { return std::pair{&forward<T, Silu>, &backward<T, Silu>}; });
-  register_float_family<float, host::f16, host::bf16>(
-      r, GeluTanh::kOp, DeviceKind::kCPU, []<typename T>() { return std::pair{&forward<T, GeluTanh>, &backward<T, GeluTanh>}; });
+void register_cpu(Registry& r, std::string_view op) {
+  register_if<Silu>(r, op);
+  register_if<GeluTanh>(r, op);
 }
 
 }  // namespace xpu::ops::glu_detail

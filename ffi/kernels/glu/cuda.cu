@@ -173,13 +173,19 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   return cuda::launch_status(Act::kOp);
 }
 
+// Registers the kernels of the one activation whose op is `op` (swiglu or geglu).
+template <typename Act>
+void register_if(Registry& r, std::string_view op) {
+  if (op != Act::kOp) return;
+  register_float_family<float, __half, __nv_bfloat16>(
+      r, Act::kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T, Act>, &backward<T, Act>}; });
+}
+
 }  // namespace
 
-void register_cuda(Registry& r) {
-  register_float_family<float, __half, __nv_bfloat16>(
-      r, Silu::kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T, Silu>, &backward<T, Silu>}; });
-  register_float_family<float, __half, __nv_bfloat16>(
-      r, GeluTanh::kOp, DeviceKind::kCUDA, []<typename T>() { return std::pair{&forward<T, GeluTanh>, &backward<T, GeluTanh>}; });
+void register_cuda(Registry& r, std::string_view op) {
+  register_if<Silu>(r, op);
+  register_if<GeluTanh>(r, op);
 }
 
 }  // namespace xpu::ops::glu_detail

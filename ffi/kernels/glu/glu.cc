@@ -8,28 +8,11 @@
 namespace xpu::ops {
 namespace {
 
-// An input of the op: a float rows view with gate's dtype, shape and device.
-Status check_like_gate(const char* op, const char* name, const TensorView& v,
-                       const TensorView& gate, RowLayout* rows) {
-  XPU_RETURN_IF_ERROR(check::float_rows(op, name, v, rows));
-  XPU_RETURN_IF_ERROR(check::dtype_is(op, name, v, gate.dtype));
-  XPU_RETURN_IF_ERROR(check::same_shape(op, name, v, "gate", gate));
-  return check::same_device(op, name, v, gate);
-}
-
-// An output of the op: dense, with gate's dtype, shape and device.
-Status check_output(const char* op, const char* name, const TensorView& v, const TensorView& gate) {
-  XPU_RETURN_IF_ERROR(check::dense_output(op, name, v));
-  XPU_RETURN_IF_ERROR(check::same_shape(op, name, v, "gate", gate));
-  XPU_RETURN_IF_ERROR(check::dtype_is(op, name, v, gate.dtype));
-  return check::same_device(op, name, v, gate);
-}
-
 Status glu_forward(const char* op, const GluForwardArgs& a, const ExecContext& ctx) {
   RowLayout gate, up;
   XPU_RETURN_IF_ERROR(check::float_rows(op, "gate", a.gate, &gate));
-  XPU_RETURN_IF_ERROR(check_like_gate(op, "up", a.up, a.gate, &up));
-  XPU_RETURN_IF_ERROR(check_output(op, "y", a.y, a.gate));
+  XPU_RETURN_IF_ERROR(check::input_like(op, "up", a.up, "gate", a.gate, &up));
+  XPU_RETURN_IF_ERROR(check::output_like(op, "y", a.y, "gate", a.gate));
 
   glu_detail::ForwardKernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(
@@ -41,10 +24,10 @@ Status glu_forward(const char* op, const GluForwardArgs& a, const ExecContext& c
 Status glu_backward(const char* op, const GluBackwardArgs& a, const ExecContext& ctx) {
   RowLayout gate, up, dy;
   XPU_RETURN_IF_ERROR(check::float_rows(op, "gate", a.gate, &gate));
-  XPU_RETURN_IF_ERROR(check_like_gate(op, "up", a.up, a.gate, &up));
-  XPU_RETURN_IF_ERROR(check_like_gate(op, "dy", a.dy, a.gate, &dy));
-  XPU_RETURN_IF_ERROR(check_output(op, "dgate", a.dgate, a.gate));
-  XPU_RETURN_IF_ERROR(check_output(op, "dup", a.dup, a.gate));
+  XPU_RETURN_IF_ERROR(check::input_like(op, "up", a.up, "gate", a.gate, &up));
+  XPU_RETURN_IF_ERROR(check::input_like(op, "dy", a.dy, "gate", a.gate, &dy));
+  XPU_RETURN_IF_ERROR(check::output_like(op, "dgate", a.dgate, "gate", a.gate));
+  XPU_RETURN_IF_ERROR(check::output_like(op, "dup", a.dup, "gate", a.gate));
 
   glu_detail::BackwardKernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(

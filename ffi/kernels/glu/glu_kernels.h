@@ -3,6 +3,8 @@
 // template serves both ops, with the activation (activations.h) as a parameter.
 #pragma once
 
+#include <string_view>
+
 #include "xpuruntime/ops/glu.h"
 #include "xpuruntime/registry.h"
 
@@ -25,7 +27,8 @@ struct BackwardProblem {
 using ForwardKernel = Status(const ForwardProblem&, const ExecContext&);
 using BackwardKernel = Status(const BackwardProblem&, const ExecContext&);
 
-void register_cpu(Registry& r);
-void register_cuda(Registry& r);
+// Register the kernels of one op of the family ("swiglu" or "geglu").
+void register_cpu(Registry& r, std::string_view op);
+void register_cuda(Registry& r, std::string_view op);
 
 }  // namespace xpu::ops::glu_detail

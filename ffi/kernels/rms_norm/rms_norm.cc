@@ -25,31 +25,13 @@ int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t n) {
 Status rms_norm_forward(const RmsNormForwardArgs& a, const ExecContext& ctx) {
   RowLayout x, res;
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "x", a.x, &x));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "weight", a.weight, a.x.dtype));
-  XPU_RETURN_IF_ERROR(check::shape_is(kOp, "weight", a.weight, {x.cols}));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "weight", a.weight, a.x));
-  if (a.weight.strides[0] != 1 && x.cols > 1)
-    return InvalidArgument(kOp, ": 'weight' must be contiguous");
+  XPU_RETURN_IF_ERROR(check::parameter(kOp, "weight", a.weight, a.x, x.cols));
   if (a.residual.present()) {
-    XPU_RETURN_IF_ERROR(check::float_rows(kOp, "residual", a.residual, &res));
-    XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "residual", a.residual, a.x.dtype));
-    XPU_RETURN_IF_ERROR(check::same_shape(kOp, "residual", a.residual, "x", a.x));
-    XPU_RETURN_IF_ERROR(check::same_device(kOp, "residual", a.residual, a.x));
-    XPU_RETURN_IF_ERROR(check::dense_output(kOp, "h", a.h));
-    XPU_RETURN_IF_ERROR(check::same_shape(kOp, "h", a.h, "x", a.x));
-    XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "h", a.h, a.x.dtype));
-    XPU_RETURN_IF_ERROR(check::same_device(kOp, "h", a.h, a.x));
+    XPU_RETURN_IF_ERROR(check::input_like(kOp, "residual", a.residual, "x", a.x, &res));
+    XPU_RETURN_IF_ERROR(check::output_like(kOp, "h", a.h, "x", a.x));
   }
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "y", a.y));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "y", a.y, "x", a.x));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "y", a.y, a.x.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "y", a.y, a.x));
-  if (a.rstd.present()) {
-    XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "rstd", a.rstd, DType::kF32));
-    if (a.rstd.numel() != x.rows)
-      return InvalidArgument(kOp, ": 'rstd' must have ", x.rows, " elements, got ", a.rstd.numel());
-    XPU_RETURN_IF_ERROR(check::same_device(kOp, "rstd", a.rstd, a.x));
-  }
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "y", a.y, "x", a.x));
+  if (a.rstd.present()) XPU_RETURN_IF_ERROR(check::flat_f32(kOp, "rstd", a.rstd, x.rows, a.x));
   if (!(a.eps >= 0.0f)) return InvalidArgument(kOp, ": 'eps' must be >= 0, got ", a.eps);
 
   rms_norm_detail::ForwardKernel* kernel = nullptr;
@@ -62,34 +44,12 @@ Status rms_norm_forward(const RmsNormForwardArgs& a, const ExecContext& ctx) {
 Status rms_norm_backward(const RmsNormBackwardArgs& a, const ExecContext& ctx) {
   RowLayout x, dy, dh;
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "x", a.x, &x));
-  XPU_RETURN_IF_ERROR(check::float_rows(kOp, "dy", a.dy, &dy));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dy", a.dy, a.x.dtype));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dy", a.dy, "x", a.x));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dy", a.dy, a.x));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "weight", a.weight, a.x.dtype));
-  XPU_RETURN_IF_ERROR(check::shape_is(kOp, "weight", a.weight, {x.cols}));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "weight", a.weight, a.x));
-  if (a.weight.strides[0] != 1 && x.cols > 1)
-    return InvalidArgument(kOp, ": 'weight' must be contiguous");
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "rstd", a.rstd, DType::kF32));
-  if (a.rstd.numel() != x.rows)
-    return InvalidArgument(kOp, ": 'rstd' must have ", x.rows, " elements, got ", a.rstd.numel());
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "rstd", a.rstd));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "rstd", a.rstd, a.x));
-  if (a.dh.present()) {
-    XPU_RETURN_IF_ERROR(check::float_rows(kOp, "dh", a.dh, &dh));
-    XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dh", a.dh, a.x.dtype));
-    XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dh", a.dh, "x", a.x));
-    XPU_RETURN_IF_ERROR(check::same_device(kOp, "dh", a.dh, a.x));
-  }
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "dx", a.dx));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dx", a.dx, a.x.dtype));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dx", a.dx, "x", a.x));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dx", a.dx, a.x));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "dweight", a.dweight));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dweight", a.dweight, a.weight.dtype));
-  XPU_RETURN_IF_ERROR(check::shape_is(kOp, "dweight", a.dweight, {x.cols}));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dweight", a.dweight, a.x));
+  XPU_RETURN_IF_ERROR(check::input_like(kOp, "dy", a.dy, "x", a.x, &dy));
+  XPU_RETURN_IF_ERROR(check::parameter(kOp, "weight", a.weight, a.x, x.cols));
+  XPU_RETURN_IF_ERROR(check::flat_f32(kOp, "rstd", a.rstd, x.rows, a.x));
+  if (a.dh.present()) XPU_RETURN_IF_ERROR(check::input_like(kOp, "dh", a.dh, "x", a.x, &dh));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "dx", a.dx, "x", a.x));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "dweight", a.dweight, "weight", a.weight));
   XPU_RETURN_IF_ERROR(
       check::workspace(kOp, a.workspace, rms_norm_backward_workspace_bytes(x.rows, x.cols), a.x));
 

@@ -34,10 +34,7 @@ Status run(const char* in_name, const TensorView& in, const TensorView& cos,
   XPU_RETURN_IF_ERROR(check::shape_is(kOp, "sin", sin, {seq, d / 2}));
   XPU_RETURN_IF_ERROR(check::same_device(kOp, "cos", cos, in));
   XPU_RETURN_IF_ERROR(check::same_device(kOp, "sin", sin, in));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, out_name, out));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, out_name, out, in_name, in));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, out_name, out, in.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, out_name, out, in));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, out_name, out, in_name, in));
 
   rope_detail::Kernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(

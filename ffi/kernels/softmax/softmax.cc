@@ -10,10 +10,7 @@ constexpr const char* kOp = "softmax";
 Status softmax_forward(const SoftmaxForwardArgs& a, const ExecContext& ctx) {
   RowLayout x;
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "x", a.x, &x));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "y", a.y));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "y", a.y, "x", a.x));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "y", a.y, a.x.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "y", a.y, a.x));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "y", a.y, "x", a.x));
   if (!(a.scale == a.scale)) return InvalidArgument(kOp, ": 'scale' must not be NaN");
 
   softmax_detail::ForwardKernel* kernel = nullptr;
@@ -26,14 +23,8 @@ Status softmax_forward(const SoftmaxForwardArgs& a, const ExecContext& ctx) {
 Status softmax_backward(const SoftmaxBackwardArgs& a, const ExecContext& ctx) {
   RowLayout y, dy;
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "y", a.y, &y));
-  XPU_RETURN_IF_ERROR(check::float_rows(kOp, "dy", a.dy, &dy));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dy", a.dy, a.y.dtype));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dy", a.dy, "y", a.y));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dy", a.dy, a.y));
-  XPU_RETURN_IF_ERROR(check::dense_output(kOp, "dx", a.dx));
-  XPU_RETURN_IF_ERROR(check::same_shape(kOp, "dx", a.dx, "y", a.y));
-  XPU_RETURN_IF_ERROR(check::dtype_is(kOp, "dx", a.dx, a.y.dtype));
-  XPU_RETURN_IF_ERROR(check::same_device(kOp, "dx", a.dx, a.y));
+  XPU_RETURN_IF_ERROR(check::input_like(kOp, "dy", a.dy, "y", a.y, &dy));
+  XPU_RETURN_IF_ERROR(check::output_like(kOp, "dx", a.dx, "y", a.y));
   if (!(a.scale == a.scale)) return InvalidArgument(kOp, ": 'scale' must not be NaN");
 
   softmax_detail::BackwardKernel* kernel = nullptr;

@@ -1,0 +1,287 @@
+// The one generic op binding: the specs as plain Python data, and call_op /
+// workspace_bytes / output_descs for any op and direction of ffi/ops.def. The
+// Python layer (xpuruntime/ops.py) allocates outputs and workspace from the spec
+// in the caller's framework; this file only translates.
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "bindings/python/python_adapter.h"
+#include "xpuruntime/op_spec.h"
+
+namespace xpu::python {
+namespace {
+
+Direction direction_of(const std::string& name) {
+  if (name == "forward") return Direction::kForward;
+  if (name != "backward")
+    throw_if_error(InvalidArgument("unknown direction '", name, "'; expected forward or backward"));
+  return Direction::kBackward;
+}
+
+const OpSpec& spec_of(const std::string& op, const std::string& direction) {
+  const OpSpec* spec = find_spec(op, direction_of(direction));
+  if (!spec) {
+    std::string known;
+    for (const OpSpec* s : all_specs())
+      if (s->direction == Direction::kForward) known += str_cat(known.empty() ? "" : ", ", s->op);
+    throw_if_error(InvalidArgument("unknown op '", op, "'; known ops: ", known));
+  }
+  return *spec;
+}
+
+// Python keyword values as given attributes. bool is checked before int (a
+// Python bool is an int); numpy scalars come through __index__ / __float__.
+// The strings stay owned by `keep` while the views are parsed.
+std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
+                                   std::deque<std::string>* keep) {
+  std::vector<GivenAttr> out;
+  for (auto [key, value] : attrs) {
+    keep->push_back(nb::cast<std::string>(nb::str(key)));
+    GivenAttr g{keep->back(), GivenType::kFloat};
+    PyObject* v = value.ptr();
+    if (PyBool_Check(v)) {
+      g.type = GivenType::kBool;
+      g.number = v == Py_True ? 1 : 0;
+    } else if (PyLong_Check(v) || (!PyFloat_Check(v) && PyIndex_Check(v))) {
+      g.type = GivenType::kInt;
+      g.number = nb::cast<double>(nb::int_(value));
+    } else if (PyFloat_Check(v) || PyObject_HasAttrString(v, "__float__")) {
+      g.number = nb::cast<double>(nb::float_(value));
+    } else if (PyUnicode_Check(v)) {
+      g.type = GivenType::kString;
+      keep->push_back(nb::cast<std::string>(value));
+      g.text = keep->back();
+    } else {
+      throw_if_error(InvalidArgument(spec.op, ": attribute '", keep->back(),
+                                     "' must be a bool, int, float or str, got ",
+                                     nb::cast<std::string>(nb::str(value.type()))));
+    }
+    out.push_back(g);
+  }
+  return out;
+}
+
+AttrValues parse(const OpSpec& spec, const nb::dict& attrs, const std::string* policy,
+                 Policy* parsed, bool onnx_names = false) {
+  std::deque<std::string> keep;  // stable addresses for the string views
+  std::vector<GivenAttr> given = given_attrs(spec, attrs, &keep);
+  if (policy) given.push_back({"policy", GivenType::kString, 0, *policy});
+  AttrValues values;
+  throw_if_error(parse_attrs(spec, given, onnx_names, &values, parsed));
+  return values;
+}
+
+// One parsed value as the Python type of its attribute.
+nb::object attr_value(const AttrSpec& a, const AttrValue& v) {
+  switch (a.type) {
+    case AttrType::kFloat: return nb::float_(v.number);
+    case AttrType::kInt: return nb::int_(static_cast<int64_t>(v.number));
+    case AttrType::kBool: return nb::bool_(v.number != 0);
+    default: return nb::str(v.text.c_str());
+  }
+}
+
+// Every attribute of the spec (defaults filled in) after the one attribute rule,
+// plus "policy" when one was given.
+nb::dict parse_to_dict(const std::string& op, const std::string& direction,
+                       const nb::dict& attrs, bool onnx_names) {
+  const OpSpec& spec = spec_of(op, direction);
+  Policy policy = Policy::kFast;
+  bool has_policy = attrs.contains("policy");
+  const AttrValues values = parse(spec, attrs, nullptr, &policy, onnx_names);
+  nb::dict out;
+  for (size_t i = 0; i < spec.attrs.size(); ++i)
+    out[onnx_names ? spec.attrs[i].onnx_name : spec.attrs[i].name] =
+        attr_value(spec.attrs[i], values[i]);
+  if (has_policy) out["policy"] = std::string(policy_name(policy));
+  return out;
+}
+
+// One list of arrays (None: absent) as views; `keep` holds the imports alive.
+std::vector<TensorView> views_of(const OpSpec& spec, const nb::list& arrays, const char* what,
+                                 std::vector<Array>* keep) {
+  std::vector<TensorView> out;
+  for (nb::handle item : arrays) {
+    if (item.is_none()) {
+      out.emplace_back();
+      continue;
+    }
+    Array a;
+    if (!nb::try_cast(item, a))
+      throw_if_error(InvalidArgument(spec.op, ": ", what, " ", out.size(),
+                                     " is not a DLPack array (got ",
+                                     nb::cast<std::string>(nb::str(item.type())), ")"));
+    keep->push_back(a);
+    out.push_back(view_of(a));
+  }
+  return out;
+}
+
+// Views that carry shapes only (workspace sizes and output inference read no data).
+std::vector<TensorView> shape_views(const nb::list& shapes, const nb::list* dtypes) {
+  std::vector<TensorView> out;
+  size_t i = 0;
+  for (nb::handle item : shapes) {
+    TensorView v;
+    if (!item.is_none()) {
+      const auto dims = nb::cast<std::vector<int64_t>>(item);
+      if (dims.size() > static_cast<size_t>(kMaxDims))
+        throw_if_error(InvalidArgument("at most ", kMaxDims, " dimensions, got ", dims.size()));
+      v = dense_view(nullptr, DType::kInvalid, dims.data(), static_cast<int>(dims.size()), {});
+      if (dtypes) {
+        const std::string name = nb::cast<std::string>((*dtypes)[i]);
+        for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
+                        DType::kI64, DType::kU8, DType::kBool})
+          if (dtype_name(t) == name) v.dtype = t;
+      }
+    }
+    out.push_back(v);
+    ++i;
+  }
+  return out;
+}
+
+nb::object number_or_none(double v) {
+  if (v == kUnbounded || v == -kUnbounded) return nb::none();
+  return nb::float_(v);
+}
+
+nb::dict attr_dict(const AttrSpec& a) {
+  nb::dict d;
+  d["name"] = a.name;
+  d["onnx_name"] = a.onnx_name;
+  d["type"] = std::string(attr_type_name(a.type));
+  switch (a.type) {
+    case AttrType::kFloat: d["default"] = nb::float_(a.default_number); break;
+    case AttrType::kInt: d["default"] = nb::int_(static_cast<int64_t>(a.default_number)); break;
+    case AttrType::kBool: d["default"] = nb::bool_(a.default_number != 0); break;
+    case AttrType::kString: d["default"] = nb::str(a.default_text); break;
+  }
+  d["min"] = number_or_none(a.min);
+  d["max"] = number_or_none(a.max);
+  if (a.choices) {
+    nb::list choices;
+    std::string_view all = a.choices;
+    size_t start = 0;
+    for (size_t bar; (bar = all.find('|', start)) != std::string_view::npos; start = bar + 1)
+      choices.append(nb::str(all.data() + start, bar - start));
+    choices.append(nb::str(all.data() + start, all.size() - start));
+    d["choices"] = nb::tuple(choices);
+  } else {
+    d["choices"] = nb::none();
+  }
+  return d;
+}
+
+nb::list op_specs() {
+  nb::list out;
+  for (const OpSpec* s : all_specs()) {
+    nb::dict d;
+    d["op"] = s->op;
+    d["onnx_type"] = s->onnx_type;
+    d["direction"] = std::string(direction_name(s->direction));
+    nb::list inputs, outputs, attrs;
+    for (const InputSpec& i : s->inputs) {
+      nb::dict e;
+      e["name"] = i.name;
+      e["role"] = std::string(role_name(i.role));
+      e["dtype"] = std::string(dtype_rule_name(i.dtype));
+      e["optional"] = i.optional;
+      inputs.append(e);
+    }
+    for (const OutputSpec& o : s->outputs) {
+      nb::dict e;
+      e["name"] = o.name;
+      e["shape"] = std::string(shape_rule_name(o.shape));
+      e["ref"] = o.ref;
+      e["dtype"] = std::string(output_dtype_name(o.dtype));
+      e["use"] = std::string(output_use_name(o.use));
+      e["present_if"] = o.present_if >= 0 ? nb::object(nb::int_(o.present_if)) : nb::none();
+      e["attr"] = o.attr ? nb::object(nb::str(o.attr)) : nb::none();
+      outputs.append(e);
+    }
+    for (const AttrSpec& a : s->attrs) attrs.append(attr_dict(a));
+    d["inputs"] = inputs;
+    d["outputs"] = outputs;
+    d["attrs"] = attrs;
+    d["has_workspace"] = s->workspace_bytes != nullptr;
+    out.append(d);
+  }
+  return out;
+}
+
+void call(const std::string& op, const std::string& direction, const nb::list& inputs,
+          const nb::list& outputs, nb::handle workspace, const nb::dict& attrs,
+          const std::string& policy, uintptr_t stream) {
+  const OpSpec& spec = spec_of(op, direction);
+  ExecContext ctx;
+  ctx.stream = reinterpret_cast<void*>(stream);
+  const AttrValues values = parse(spec, attrs, &policy, &ctx.policy);
+  std::vector<Array> keep;
+  const std::vector<TensorView> in = views_of(spec, inputs, "input", &keep);
+  const std::vector<TensorView> out = views_of(spec, outputs, "output", &keep);
+  nb::list ws_list;
+  ws_list.append(workspace);
+  const TensorView ws = views_of(spec, ws_list, "workspace", &keep)[0];
+  nogil([&] { return call_op(spec, in, out, ws, values, ctx); });
+}
+
+int64_t workspace(const std::string& op, const std::string& direction,
+                  const nb::list& input_shapes, const nb::dict& attrs) {
+  const OpSpec& spec = spec_of(op, direction);
+  const AttrValues values = parse(spec, attrs, nullptr, nullptr);
+  const std::vector<TensorView> in = shape_views(input_shapes, nullptr);
+  if (in.size() != spec.inputs.size())
+    throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
+                                   " input shapes, got ", in.size()));
+  return workspace_bytes(spec, in, values);
+}
+
+nb::list output_descs(const std::string& op, const std::string& direction,
+                      const nb::list& input_shapes, const nb::list& input_dtypes,
+                      const nb::dict& attrs) {
+  const OpSpec& spec = spec_of(op, direction);
+  const AttrValues values = parse(spec, attrs, nullptr, nullptr);
+  const std::vector<TensorView> in = shape_views(input_shapes, &input_dtypes);
+  std::vector<OutputDesc> descs;
+  throw_if_error(infer_outputs(spec, in, values, &descs));
+  nb::list out;
+  for (const OutputDesc& d : descs) {
+    if (d.ndim < 0) {
+      out.append(nb::none());
+      continue;
+    }
+    nb::list shape;
+    for (int i = 0; i < d.ndim; ++i) shape.append(d.shape[i]);
+    out.append(nb::make_tuple(nb::tuple(shape), std::string(dtype_name(d.dtype))));
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_op_call(nb::module_& m) {
+  m.def("op_specs", &op_specs,
+        "Every op spec (forward and backward of each op of ffi/ops.def) as plain dicts.");
+  m.def("call_op", &call, nb::arg("op"), nb::arg("direction"), nb::arg("inputs"),
+        nb::arg("outputs"), nb::arg("workspace").none(), nb::arg("attrs"), nb::arg("policy"),
+        nb::arg("stream"),
+        "Runs one op and direction on DLPack arrays (None: absent), writing into `outputs`. "
+        "`attrs` holds Python keywords; an unknown or invalid one raises InvalidArgumentError.");
+  m.def("parse_attrs", &parse_to_dict, nb::arg("op"), nb::arg("direction"), nb::arg("attrs"),
+        nb::arg("onnx_names") = false,
+        "Every attribute of the spec after the one attribute rule (defaults filled in, values "
+        "as float / int / bool / str), plus 'policy' when given; raises InvalidArgumentError.");
+  m.def("workspace_bytes", &workspace, nb::arg("op"), nb::arg("direction"),
+        nb::arg("input_shapes"), nb::arg("attrs"),
+        "Scratch bytes of one call, from the input shapes (None: absent) and attributes.");
+  m.def("output_descs", &output_descs, nb::arg("op"), nb::arg("direction"),
+        nb::arg("input_shapes"), nb::arg("input_dtypes"), nb::arg("attrs"),
+        "[(shape, dtype) or None per output], inferred by the C++ core from the spec.");
+}
+
+}  // namespace xpu::python
