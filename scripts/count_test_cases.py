@@ -29,7 +29,7 @@ FRONTENDS = ("native", "jax", "torch", "onnxruntime", "tensorrt", "reference")
 PREFIXES = {"native": "native", "jax": "jax", "xla": "jax", "torch": "torch", "ort": "onnxruntime",
             "onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "trt": "tensorrt",
             "reference": "reference"}
-# Tests of the old layout that cover several ops without naming them.
+# Tests that cover several ops without naming them (most of the old layout).
 MULTI = {
     "test_native_softmax_glu.py::test_policies_agree_and_are_deterministic": {"softmax", "swiglu", "geglu"},
     "test_native_softmax_glu.py::test_kernels_registered": {"softmax", "swiglu", "geglu"},
@@ -42,6 +42,7 @@ MULTI = {
     "test_jax_ops.py::test_trace_time_errors": {"layer_norm", "swiglu", "geglu", "softmax"},
     "test_torch_ops.py::test_compile_fullgraph_chain": {"layer_norm", "swiglu", "softmax"},
     "test_torch_ops.py::test_errors": {"layer_norm", "swiglu", "softmax"},
+    "test_torch_registration.py::test_compile_fullgraph_chain": {"layer_norm", "swiglu", "softmax"},
 }
 
 

@@ -129,7 +129,7 @@ def like(a: np.ndarray, ref, dtype=None):
     if isinstance(ref, np.ndarray):
         return a if dtype is None else a.astype(dtype)
     import torch
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    t = torch.from_numpy(np.array(a, order="C"))  # (ascontiguousarray makes 0-d arrays 1-d)
     if dtype is not None:
         t = t.to(getattr(torch, dtype))
     return t.to(ref.device)

@@ -188,7 +188,9 @@ def cross_entropy(logits, labels, *, ignore_index=-100, label_smoothing=0.0, red
     row is NaN, as in torch."""
     x, _, keep, _, lse, picked = _ce_parts(logits, labels, ignore_index)
     smooth = x.mean(-1) if x.shape[-1] else lse
-    per_row = np.where(keep, lse - (1 - label_smoothing) * picked - label_smoothing * smooth, 0.0)
+    # In log-softmax terms, exact where they vanish (one class: lse == picked == smooth).
+    per_row = np.where(keep, (1 - label_smoothing) * (lse - picked)
+                       + label_smoothing * (lse - smooth), 0.0)
     if reduction == "none":
         loss = per_row
     elif reduction == "sum":
@@ -214,7 +216,7 @@ def cross_entropy_vjp(logits, labels, *, dloss, ignore_index=-100, label_smoothi
     onehot = np.zeros_like(x)
     if x.size:
         np.put_along_axis(onehot, safe[..., None], 1.0, -1)
-    d = p - (1 - label_smoothing) * onehot - label_smoothing / max(v, 1)
+    d = (1 - label_smoothing) * (p - onehot) + label_smoothing * (p - 1 / max(v, 1))
     return {"dlogits": np.where(keep[..., None], g[..., None] * d, 0.0)}
 
 

@@ -142,7 +142,8 @@ class Frontend:
 
 def _torch_tensor(a, dtype, device, grad=False):
     import torch
-    t = torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=getattr(torch, dtype))
+    # (np.ascontiguousarray would make a 0-d array 1-d.)
+    t = torch.from_numpy(np.array(a, order="C")).to(device=device, dtype=getattr(torch, dtype))
     return t.requires_grad_() if grad else t
 
 
