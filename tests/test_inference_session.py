@@ -25,7 +25,7 @@ from xpuruntime import InferenceSession, InvalidArgumentError, _session_ort, _sp
 from xpuruntime.interop import onnxruntime as xo  # noqa: E402
 from conftest import HAS_JAX, HAS_TORCH  # noqa: E402
 from test_onnxruntime_attributes import (  # noqa: E402
-    FORWARD, NODE, dtype_variants, example_inputs, ids, native, node_model, result_names)
+    FORWARD, NODE, dtype_variants, example_inputs, native, node_model, result_names)
 
 if xo.library_path(missing_ok=True) is None:
     pytest.skip("libxpuruntime_ort.so is not built", allow_module_level=True)
@@ -450,7 +450,7 @@ def test_placement_probe_in_a_child(model):
 
 def test_reasons_from_the_log():
     log = ("2026-12-01 [W:onnxruntime:Default, cuda_execution_provider.cc:2100 GetCapability] CUDA "
-           "kernel not found in registries for Op type: Det node name: det0\n"
+           "kernel not found in registries for Op type: Det node name: det0\x1b[m\n"
            "2026-12-01 [I:onnxruntime:, fallback_cpu_capability.cc:160 GetCpuPreferredNodes] Force "
            "fallback to CPU execution for node: shape_of_x\n")
     reasons = _session_ort._reasons(log)
@@ -470,34 +470,60 @@ def _bf16_model(spec, inputs):
     return m
 
 
-CASES = [(s, *v) for s in FORWARD for v in dtype_variants(s)]
-CASES += [(s, "bfloat16", "float", "int64") for s in FORWARD]
+def op_cases(dtypes=("float32", "float16", "bfloat16")):
+    """(spec, dtype, table, labels) for every forward op type and dtype variant (bfloat16
+    takes float16's: rope's tables in x's dtype or f32; int32 or int64 labels)."""
+    return [(s, d, table, labels) for s in FORWARD for d in dtypes
+            for v, table, labels in dtype_variants(s) if v == ("float32" if d == "float32" else "float16")]
+
+
+def op_case(spec, rng, dtype, table, labels, device="cpu"):
+    """(model, inputs in spec order) of one case: numpy on the CPU for f32/f16, torch
+    otherwise (bfloat16, CUDA)."""
+    proto_dtype = "float16" if dtype == "bfloat16" else dtype
+    inputs = example_inputs(spec, rng, proto_dtype, table=table, labels=labels)
+    model = _bf16_model(spec, inputs) if dtype == "bfloat16" else node_model(spec, inputs)
+    if dtype == "bfloat16" or device != "cpu":
+        torch = pytest.importorskip("torch")
+        as_torch = {"float16": getattr(torch, dtype)}
+        inputs = [None if a is None else torch.from_numpy(a).to(device=device,
+                  dtype=as_torch.get(a.dtype.name)) for a in inputs]
+    return model, inputs
+
+
+def assert_identical(got, want, names):
+    """The session and the native op run the same kernel (deterministic): same bits."""
+    assert len(got) == len(names)
+    for g, w, name in zip(got, want, names):
+        assert g.dtype == w.dtype and tuple(g.shape) == tuple(w.shape), name
+        if hasattr(g, "cpu"):  # torch
+            g, w = g.cpu(), w.cpu()
+            if g.is_floating_point():  # compare bits: NaN == NaN, -0 != +0
+                g, w = g.reshape(-1).view(_int_of(g)), w.reshape(-1).view(_int_of(w))
+            assert bool((g == w).all()), name
+        else:
+            np.testing.assert_array_equal(g, np.asarray(w), err_msg=name)
+
+
+def _int_of(t):
+    import torch
+    return {2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]
+
+
+CASES = op_cases()
 
 
 @pytest.mark.parametrize("spec,dtype,table,labels", CASES,
                          ids=[f"{s.onnx_type}-{d}-{t}-{lb}" for s, d, t, lb in CASES])
 def test_every_op_type_matches_native(rng, spec, dtype, table, labels):
-    proto_dtype = "float16" if dtype == "bfloat16" else dtype
-    inputs = example_inputs(spec, rng, proto_dtype, table=table, labels=labels)
-    model = _bf16_model(spec, inputs) if dtype == "bfloat16" else node_model(spec, inputs)
-    if dtype == "bfloat16":  # numpy has no bfloat16: torch tensors through DLPack
-        torch = pytest.importorskip("torch")
-        inputs = [None if a is None else torch.from_numpy(a).to(torch.bfloat16)
-                  if a.dtype == np.float16 else torch.from_numpy(a) for a in inputs]
+    model, inputs = op_case(spec, rng, dtype, table, labels)
     sess = InferenceSession(model, policy="deterministic")
     assert sess.output_names == tuple(result_names(spec, inputs))
     feed = {i.name: a for i, a in zip(spec.inputs, inputs) if a is not None}
     got = sess.run(feed, like="input")
-    want = native(spec, inputs, policy="deterministic")
-    for g, w, name in zip(got, want, sess.output_names):
-        if dtype == "bfloat16":
-            assert g.dtype == w.dtype and g.shape == w.shape, name
-            assert bool((g.view(-1).view(torch.int16) == w.view(-1).view(torch.int16)).all()), name
-        else:
-            w = np.asarray(w)
-            assert g.dtype == w.dtype and g.shape == w.shape, name
-            np.testing.assert_array_equal(g, w, err_msg=name)
+    assert_identical(got, native(spec, inputs, policy="deterministic"), sess.output_names)
 
 
 def test_every_forward_op_is_covered():
-    assert {c[0].onnx_type for c in CASES} == {s.onnx_type for s in FORWARD}
+    assert {(c[0].onnx_type, c[1]) for c in CASES} == {
+        (s.onnx_type, d) for s in FORWARD for d in ("float32", "float16", "bfloat16")}

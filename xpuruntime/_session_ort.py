@@ -339,8 +339,9 @@ def provider_per_node(profile_path: str) -> dict:
 # ---- why strict refused: the nodes ORT would put on the CPU, found in a child -----------------
 
 _MARK = "XPURUNTIME_PROBE "
-_NOT_FOUND = re.compile(r"CUDA kernel not found in registries for Op type: (\S+) node name: (.*)$")
-_FORCED = re.compile(r"Force fallback to CPU execution for node: (.*)$")
+_NOT_FOUND = re.compile(r"CUDA kernel not found in registries for Op type: (\S+) node name: (.+?)\s*$")
+_FORCED = re.compile(r"Force fallback to CPU execution for node: (.+?)\s*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # ORT colours its log lines on a terminal
 
 
 # Run by ``cpu_nodes`` in a child that needs nothing but onnxruntime: create the session
@@ -406,17 +407,17 @@ _UNKNOWN = "ONNX Runtime assigned it to the CPU (its log gives no reason)"
 def _reasons(log: str) -> dict:
     """{node name: why it is on the CPU} from ORT's verbose log."""
     out = {}
-    for ln in log.splitlines():
+    for ln in _ANSI.sub("", log).splitlines():
         m = _NOT_FOUND.search(ln)
         if m:
             op = m.group(1)
-            out[m.group(2).strip()] = (
+            out[m.group(2)] = (
                 f"no CUDA kernel for {op} with these input types in the CUDA provider"
                 + ("" if core.built_with_cuda else " (this xpuruntime was built without CUDA)"))
             continue
         m = _FORCED.search(ln)
         if m:
-            out[m.group(1).strip()] = ("ONNX Runtime keeps it on the CPU on purpose (a small "
+            out[m.group(1)] = ("ONNX Runtime keeps it on the CPU on purpose (a small "
                                        "shape computation it deems cheaper on the host)")
     return out
 

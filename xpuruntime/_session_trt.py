@@ -5,6 +5,7 @@ context run on the session's stream with outputs from xpuruntime's pool."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib
 import os
@@ -128,18 +129,30 @@ def _load_plugins(trt: Any) -> str | None:
     return None
 
 
-def deserialize(trt: Any, data: bytes) -> tuple[Any, Any, Any]:
-    """(runtime, engine, logger) from a serialized engine, with xpuruntime's plugins
-    loaded first. A runtime that cannot start (no usable GPU) or an engine it cannot read
-    (corrupt, another TensorRT version or GPU) is a clear error, never a crash: nothing is
-    deserialized by a runtime that reported an error."""
-    if not data:
-        raise InvalidArgumentError("InferenceSession (tensorrt): the engine is empty")
+def start_runtime(trt: Any) -> tuple[Any, Any]:
+    """(runtime, logger), or a clear error when the runtime reports that it cannot start
+    (no usable GPU or driver). TensorRT crashes destroying such a runtime, so it is kept
+    alive for the life of the process instead."""
     logger = _logger(trt)
     runtime = trt.Runtime(logger)
     if runtime is None or logger.errors:
+        if runtime is not None:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(runtime))  # never destroyed
         raise Error(f"InferenceSession (tensorrt): the {trt.__name__} {trt.__version__} runtime "
                     f"could not start: {'; '.join(logger.errors) or 'no runtime'}")
+    return runtime, logger
+
+
+def deserialize(trt: Any, data: bytes) -> tuple[Any, Any, Any]:
+    """(runtime, engine, logger) from a serialized engine, with xpuruntime's plugins
+    loaded first. No GPU, a runtime that cannot start or an engine it cannot read
+    (corrupt, another TensorRT version or GPU) is a clear error, never a crash."""
+    if not data:
+        raise InvalidArgumentError("InferenceSession (tensorrt): the engine is empty")
+    if core.cuda_device_count() == 0:
+        raise Error("InferenceSession (tensorrt): no CUDA device is usable, and TensorRT's runtime "
+                    "needs one")
+    runtime, logger = start_runtime(trt)
     missing = _load_plugins(trt)
     engine = runtime.deserialize_cuda_engine(bytes(data))
     if engine is None:
