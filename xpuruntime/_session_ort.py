@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from ._native import Error, InvalidArgumentError, KernelNotFoundError, core
 from ._tensor import Array
+from .session import _MAX_SIGNATURES
 
 # ONNX element types (TensorProto.DataType) and ORT's type strings, by xpuruntime dtype name.
 ELEMENT_TYPES = {
@@ -178,7 +179,11 @@ class Backend:
     def _planned_shapes(self, key: tuple, names: tuple, symbols: dict) -> dict:
         """Output shapes to allocate for this input signature: from the model's shapes and
         the inputs' named dimensions, or as ORT gave them last time; None: ORT allocates."""
-        known = self._shapes.setdefault(key, {})
+        known = self._shapes.get(key)
+        if known is None:
+            if len(self._shapes) >= _MAX_SIGNATURES:
+                self._shapes.clear()
+            known = self._shapes[key] = {}
         for n in names:
             if n not in known:
                 t = self._out[n]

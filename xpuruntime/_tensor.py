@@ -173,10 +173,18 @@ def empty(shape: Any, dtype: Any = "float32", device: Any = None, stream: Any = 
         raise InvalidArgumentError(f"empty: negative dimension in {shape}")
     name = _dtype_name(dtype)
     d = as_device(device)
-    h = stream_for(stream, d)
-    nbytes = math.prod(shape) * (_DTYPES[name][1] // 8)
-    raw = core.allocate(nbytes, d.kind, d.index, h)
-    return Array(raw, raw.ptr, shape, name, None, d, h if d.kind == "cuda" else None)
+    return allocate_dense(shape, name, d, stream_for(stream, d))
+
+
+def allocate_dense(shape: tuple, dtype: str, device: Device, stream: int,
+                   strides: tuple | None = None) -> Array:
+    """``empty`` with its arguments already checked (a tuple of ints, a dtype name, a
+    Device, a stream handle; optionally the contiguous strides), for callers that
+    allocate on every call (InferenceSession.run)."""
+    nbytes = math.prod(shape) * (_DTYPES[dtype][1] // 8)
+    raw = core.allocate(nbytes, device.kind, device.index, stream)
+    return Array(raw, raw.ptr, shape, dtype, strides, device,
+                 stream if device.kind == "cuda" else None)
 
 
 def asarray(obj: Any) -> Array:

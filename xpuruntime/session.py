@@ -18,9 +18,10 @@ from ._device import Device, as_device
 from ._native import InvalidArgumentError, core
 from ._policy import POLICIES
 from ._stream import Stream, as_stream
-from ._tensor import _NAMES, Array, _contiguous_strides, empty
+from ._tensor import _NAMES, Array, _contiguous_strides, allocate_dense
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
+_MAX_SIGNATURES = 1024  # input signatures remembered (checked plans, output shapes)
 _ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 _LIKE = ("input", "numpy", "torch", "jax", "cupy")
 _DLPACK_CUDA = (2, 13)  # kDLCUDA, kDLCUDAManaged
@@ -226,15 +227,18 @@ class InferenceSession:
                                   options)
         self.inputs: tuple[TensorInfo, ...] = tuple(self._impl.inputs)
         self.outputs: tuple[TensorInfo, ...] = tuple(self._impl.outputs)
-        self._input_index = {t.name: k for k, t in enumerate(self.inputs)}
+        self._input_names = tuple(t.name for t in self.inputs)
+        self._input_index = {n: k for k, n in enumerate(self._input_names)}
         self._output_info = {t.name: t for t in self.outputs}
         self._all_outputs = tuple(t.name for t in self.outputs)
-        self._plans: dict = {}
+        self._stream_handle = 0 if self.stream is None else self.stream.handle
+        self._plans: dict = {}      # input signature -> _Plan
+        self._strides: dict = {}    # output shape -> contiguous strides
 
     # ---- introspection ----
     @property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.inputs)
+        return self._input_names
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -283,8 +287,13 @@ class InferenceSession:
     __call__ = run
 
     def _ordered(self, inputs: Any) -> list[Any]:
-        names = self.input_names
+        names = self._input_names
         if isinstance(inputs, dict):
+            if len(inputs) == len(names):
+                try:
+                    return [inputs[n] for n in names]
+                except KeyError:
+                    pass  # say which below
             unknown = [k for k in inputs if k not in self._input_index]
             if unknown:
                 raise InvalidArgumentError(
@@ -335,10 +344,12 @@ class InferenceSession:
                 f"InferenceSession.run: input {name!r} cannot be read through DLPack: {exc}") from exc
 
     def _feeds(self, arrays: list[Any]) -> tuple[list[Feed], "_Plan"]:
-        infos = [self._import(t.name, x) for t, x in zip(self.inputs, arrays)]
-        key = tuple(i[1:] for i in infos)  # everything but the pointer
+        infos = [self._import(n, x) for n, x in zip(self._input_names, arrays)]
+        key = tuple([i[1:] for i in infos])  # everything but the pointer
         plan = self._plans.get(key)
         if plan is None:
+            if len(self._plans) >= _MAX_SIGNATURES:
+                self._plans.clear()
             plan = self._plans[key] = self._plan(infos, key)
         feeds = []
         for t, x, i in zip(self.inputs, arrays, infos):
@@ -379,7 +390,13 @@ class InferenceSession:
         return _Plan(key, dtypes, frozenset(copies), {s: v for s, (v, _) in symbols.items()})
 
     def _allocate(self, shape: tuple, dtype: str) -> Array:
-        return empty(shape, dtype, device=self.device, stream=self.stream)
+        """A dense output on the session's device from its pool, on the session's stream."""
+        strides = self._strides.get(shape)
+        if strides is None:
+            if len(self._strides) >= _MAX_SIGNATURES:
+                self._strides.clear()
+            strides = self._strides[shape] = _contiguous_strides(shape)
+        return allocate_dense(shape, dtype, self.device, self._stream_handle, strides)
 
     def _convert(self, outs: list[Array], names: tuple, like: str, arrays: list[Any]) -> list[Any]:
         if like not in _LIKE:
@@ -396,6 +413,14 @@ class InferenceSession:
                 raise InvalidArgumentError(f"InferenceSession.run: output {name!r} ({a.dtype} on "
                                            f"{a.device}) cannot become a {fw} array: {exc}") from exc
         return result
+
+
+def provider_per_node(profile_path: str) -> dict[str, str]:
+    """``{node name: execution provider}`` from an ONNX Runtime profile file (what
+    ``session._impl.ort_session.end_profiling()`` returns after runs with
+    ``SessionOptions.enable_profiling``): every node that ran, as ORT's profiler names it."""
+    from ._session_ort import provider_per_node as read
+    return read(profile_path)
 
 
 class _Plan(NamedTuple):
