@@ -229,3 +229,55 @@ SPECS["cross_entropy"] = CrossEntropySpec(
     xpu_torch=lambda lg, lb: xt.cross_entropy(lg, lb), xpu_jax=lambda lg, lb: xj.cross_entropy(lg, lb),
     torch_eager=lambda lg, lb: F.cross_entropy(lg.float(), lb), jnp_ref=_jnp_cross_entropy,
     liger=_liger_cross_entropy())
+
+
+class TopKSoftmaxSpec(Spec):
+    """MoE routing at shape ``(T, E, k)``: logits ``[T, E]`` in the given dtype; the timed
+    output is the renormalized weights ``[T, k]`` (f32; the indices come with them), the
+    gradient is for logits through the weights. ``make_inputs`` starts a group and sets its
+    ``k``, which the implementations read when they run."""
+
+    k = 0
+
+    def make_inputs(self, shape, dtype, gen):
+        self.k = shape[2]
+        return [torch.randn(shape[:2], device="cuda", dtype=getattr(torch, dtype), generator=gen)]
+
+    def out_shape(self, shape):
+        return (shape[0], shape[2])
+
+    def out_dtype(self, dtype):
+        return "float32"
+
+    def min_bytes(self, shape, dtype, backward):
+        """Read logits, write weights and indices (T·k·8); the backward (renormalize) reads
+        dweights, weights and indices (T·k·12) and writes dlogits."""
+        t, e, k = shape
+        s = 4 if dtype == "float32" else 2
+        return t * e * s + t * k * 8 + ((t * k * 12 + t * e * s) if backward else 0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.n_diff = 1
+
+
+def _torch_topk_softmax(logits, k):
+    """softmax + topk + renormalize, as MoE routers write it."""
+    w, _ = torch.topk(torch.softmax(logits.float(), -1), k, dim=-1)
+    return w / w.sum(-1, keepdim=True)
+
+
+def _jnp_topk_softmax(logits, k):
+    w, _ = jax.lax.top_k(jax.nn.softmax(_f32(logits), -1), k)
+    return w / w.sum(-1, keepdims=True)
+
+
+# The issue's shapes: T = 32768 tokens, E in {64, 128, 256} experts, k in {2, 8}; bf16
+# router logits (f32 at one shape).
+SPECS["topk_softmax"] = _TOPK = TopKSoftmaxSpec(
+    [((32768, e, k), "bfloat16") for k in (2, 8) for e in (64, 128, 256)]
+    + [((32768, 256, 8), "float32")], 1, 0, 0, 0,
+    xpu_torch=lambda lg: xt.topk_softmax(lg, _TOPK.k)[0],
+    xpu_jax=lambda lg: xj.topk_softmax(lg, _TOPK.k)[0],
+    torch_eager=lambda lg: _torch_topk_softmax(lg, _TOPK.k),
+    jnp_ref=lambda lg: _jnp_topk_softmax(lg, _TOPK.k))

@@ -261,7 +261,7 @@ def test_shape_evaluator_works_on_symbolic_dims():
 
 
 def test_spec_lookup_and_attribute_normalisation():
-    assert _spec.op_names() == tuple(OPS)
+    assert _spec.op_names()[: len(OPS)] == tuple(OPS)  # ops.def order; later ops may follow
     assert _spec.by_onnx_type("CrossEntropy") is _spec.get("cross_entropy")
     s = _spec.get("rms_norm", "backward")
     assert s.input_names == ("dy", "x", "weight", "rstd", "dh")

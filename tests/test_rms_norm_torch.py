@@ -52,7 +52,8 @@ def test_opcheck(device):
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm.default, (x, w, r, 1e-6, "fast"))
     rstd = torch.rand(3, device=device) + 0.5
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm_backward.default,
-                          (torch.randn(3, 5, device=device), x.detach(), w.detach(), rstd, None, "fast"))
+                          (torch.randn(3, 5, device=device), x.detach(), w.detach(), rstd, None, 1e-6,
+                           "fast"))
 
 
 @pytest.mark.parametrize("device", TORCH_DEVICES)

@@ -14,50 +14,23 @@ from typing import Any, Callable
 
 from ._native import Error, InvalidArgumentError, core
 
-_MODULES = ("tensorrt", "tensorrt_lean", "tensorrt_lean_bindings")
 _OPTION_KEYS = ("cache_dir", "shapes")
 # TensorRT DataType names -> xpuruntime dtype names.
 _DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8",
            "INT32": "int32", "INT64": "int64", "BOOL": "bool", "UINT8": "uint8"}
 
 
-def _tensorrt_module() -> Any:
-    """Stand-in for ``xpuruntime.interop.tensorrt.tensorrt_module`` until branch ``trt``
-    (the plugin library) is merged: the first importable TensorRT runtime module."""
-    errors = []
-    for name in _MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            errors.append(f"{name}: {exc}")
-            continue
-        if hasattr(module, "Runtime"):
-            return module
-    raise ImportError("; ".join(errors))
-
-
-def _interop() -> Any:
-    """``xpuruntime.interop.tensorrt`` (the plugin library), None in a build without it."""
-    try:
-        from .interop import tensorrt
-    except ImportError:
-        return None
-    return tensorrt
-
-
 def runtime_module(missing_ok: bool = False) -> Any:
     """The TensorRT module that deserializes and runs engines: ``tensorrt``, else the lean
     runtime (``pip install tensorrt-lean-cu13``). ImportError (None with ``missing_ok``)
     when neither is installed."""
-    interop = _interop()
-    find = getattr(interop, "tensorrt_module", None) or _tensorrt_module
+    from .interop import tensorrt as xt
     try:
-        return find()
+        return xt.tensorrt_module()
     except ImportError as exc:
         if missing_ok:
             return None
-        raise ImportError("InferenceSession(backend='tensorrt'): TensorRT is not importable; "
-                          f"install tensorrt or the lean runtime (tensorrt-lean-cu13): {exc}") from exc
+        raise ImportError(f"InferenceSession(backend='tensorrt'): {exc}") from exc
 
 
 def has_builder() -> bool:
@@ -119,11 +92,9 @@ def _logger(trt: Any) -> Any:
 
 def _load_plugins(trt: Any) -> str | None:
     """Loads xpuruntime's plugin library into ``trt``'s registry; why not, or None."""
-    interop = _interop()
-    if interop is None:
-        return "this xpuruntime has no TensorRT plugin support (xpuruntime.interop.tensorrt)"
+    from .interop import tensorrt as xt
     try:
-        interop.load(trt.get_plugin_registry())
+        xt.load(trt.get_plugin_registry())
     except (FileNotFoundError, RuntimeError) as exc:
         return str(exc)
     return None
@@ -221,8 +192,8 @@ def _cached_plan(source: Any, device: Any, policy: str | None, options: dict) ->
     if os.path.isfile(path):
         with open(path, "rb") as f:
             return f.read(), path
-    interop = _interop()
-    proto = interop.onnx_for_tensorrt(source.onnx) if interop is not None else source.onnx
+    from .interop import tensorrt as xt
+    proto = xt.onnx_for_tensorrt(source.onnx)
     has_nodes = any(n.domain == DOMAIN for n in proto.graph.node)
     plan = build(trt, proto.SerializeToString(), shapes, has_nodes)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -32,6 +32,7 @@ class InputSpec:
     role: str        # "rows", "parameter", "table", "labels", "row_stat", "scalar"
     dtype: str       # "float", "float_or_f32", "index", "f32", "i32"
     optional: bool
+    strided: bool = False  # read through any leading strides (last axis contiguous), no copy
 
 
 @dataclass(frozen=True)

@@ -357,9 +357,57 @@ def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, lse: Any, *,
     return _backward("cross_entropy", (dloss, logits, labels, lse), attrs, policy, stream)
 
 
+def topk_softmax(logits: Any, k: int, *, renormalize: bool = True, policy: str | None = None,
+                 stream: Any = None) -> tuple[Any, Any]:
+    """Mixture-of-experts routing: the ``k`` largest of ``p = softmax(logits)`` over the last axis.
+
+    ``indices`` are the ``k`` largest logits in descending order, ties to the lower index
+    (NaN ranks above ``+inf``); ``weights = p[indices]`` in f32 arithmetic, divided by their
+    sum when ``renormalize`` (a softmax over the chosen logits). A row holding NaN or
+    ``+inf``, or only ``-inf``, gets NaN weights. Exact selection and fixed-order sums:
+    every policy is deterministic.
+
+    Args:
+      logits: ``[..., E]`` float32, float16 or bfloat16, ``E <= 4096``.
+      k: experts a row, ``1 <= k <= E``.
+      renormalize: divide the chosen probabilities by their sum.
+      {policy_stream}
+
+    Returns:
+      ``(weights, indices)``: float32 and int32, ``logits.shape[:-1] + (k,)``.
+    """
+    return _forward("topk_softmax", (logits,), {"k": k, "renormalize": renormalize}, policy,
+                    stream, False)
+
+
+def topk_softmax_backward(dweights: Any, logits: Any, weights: Any, indices: Any, *,
+                          renormalize: bool = True, policy: str | None = None,
+                          stream: Any = None) -> Any:
+    """Gradient of ``topk_softmax`` with respect to ``logits`` (through the weights).
+
+    With ``dot = sum_j dweights_j * weights_j``: ``dlogits[indices_j] = weights_j *
+    (dweights_j - dot)``; every other entry is 0 with ``renormalize``, else ``-p_v * dot``
+    (``p`` recomputed from ``logits`` and the forward's weights).
+
+    Args:
+      dweights: float32 ``[..., k]``, the gradient of weights.
+      logits: ``[..., E]``, the forward input (read only without ``renormalize``).
+      weights, indices: the forward's outputs. Indices outside ``[0, E)`` or repeated in a
+        row raise on the CPU; on CUDA that row's gradient is NaN.
+      renormalize: the forward's.
+      {policy_stream}
+
+    Returns:
+      ``dlogits``, logits' shape and dtype.
+    """
+    k = _arrays.array_info(indices).shape[-1]
+    return _backward("topk_softmax", (dweights, logits, weights, indices),
+                     {"k": k, "renormalize": renormalize}, policy, stream)
+
+
 for _fn in (rms_norm, rms_norm_backward, layer_norm, layer_norm_backward, softmax,
             softmax_backward, swiglu, swiglu_backward, geglu, geglu_backward, rope, rope_backward,
-            cross_entropy, cross_entropy_backward):
+            cross_entropy, cross_entropy_backward, topk_softmax, topk_softmax_backward):
     if _fn.__doc__:  # None under python -OO
         _fn.__doc__ = _fn.__doc__.replace("{policy_stream}", _POLICY_STREAM)
 del _fn

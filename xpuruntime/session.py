@@ -13,12 +13,12 @@ import os
 import pathlib
 from typing import Any, NamedTuple, Sequence
 
-from ._arrays import _framework
+from ._arrays import DTYPE_BY_CODE, _framework, read_dlpack
 from ._device import Device, as_device
 from ._native import InvalidArgumentError, core
 from ._policy import POLICIES
 from ._stream import Stream, as_stream
-from ._tensor import _NAMES, Array, _contiguous_strides, allocate_dense
+from ._tensor import Array, _contiguous_strides, allocate_dense
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 _MAX_SIGNATURES = 1024  # input signatures remembered (checked plans, output shapes)
@@ -327,21 +327,16 @@ class InferenceSession:
 
     def _import(self, name: str, x: Any) -> tuple:
         """(ptr, dtype code, bits, shape, strides, kind, index) of one input. A CUDA input is
-        taken with the session's stream as the DLPack consumer, so its producer orders it."""
-        if not hasattr(x, "__dlpack__"):
-            raise InvalidArgumentError(
-                f"InferenceSession.run: input {name!r} must be a DLPack array (numpy, torch, "
-                f"jax, cupy, xpuruntime.Array), got {type(x).__name__}")
+        taken with the session's stream as the DLPack consumer, so its producer orders it.
+        Anything the fast path cannot read is refused by ``read_dlpack``, which says why."""
         try:
             if self.stream is not None and x.__dlpack_device__()[0] in _DLPACK_CUDA:
                 h = self.stream.handle
                 return core.dlpack_info(x.__dlpack__(stream=h if h else 1))
             return core.dlpack_info(x)
-        except InvalidArgumentError:
+        except Exception:
+            read_dlpack(x, "InferenceSession.run", name)
             raise
-        except Exception as exc:
-            raise InvalidArgumentError(
-                f"InferenceSession.run: input {name!r} cannot be read through DLPack: {exc}") from exc
 
     def _feeds(self, arrays: list[Any]) -> tuple[list[Feed], "_Plan"]:
         infos = [self._import(n, x) for n, x in zip(self._input_names, arrays)]
@@ -367,7 +362,7 @@ class InferenceSession:
         dtypes, copies = {}, set()
         for t, (_, code, bits, shape, strides, kind, index) in zip(self.inputs, infos):
             label = f"InferenceSession.run: input {t.name!r}"
-            dtype = _NAMES.get((code, bits))
+            dtype = DTYPE_BY_CODE.get((code, bits))
             if dtype is None:
                 raise InvalidArgumentError(f"{label}: unsupported DLPack dtype (code {code}, "
                                            f"{bits} bits)")

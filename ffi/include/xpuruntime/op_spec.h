@@ -94,6 +94,11 @@ struct InputSpec {
   Role role;
   DTypeRule dtype;
   bool optional = false;
+  // The entry point reads this input through any strides of its leading axes (the
+  // last axis contiguous), so adapters pass such a view as it is; otherwise a kRows
+  // input must be walkable as rows (leading axes collapsing to one row stride) and
+  // adapters copy other layouts.
+  bool strided = false;
 };
 
 // Output shape as a function of one input (`ref`) and the attributes.

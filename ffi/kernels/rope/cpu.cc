@@ -21,7 +21,7 @@ void rotate(const Problem& p) {
   // Row r = (b * S + s) * H + h: its position is s = (r / H) % S.
   for (int64_t r = 0; r < p.rows; ++r) {
     const int64_t pos = (r / p.heads) % p.seq;
-    const T* x = in + r * p.in_stride;
+    const T* x = in + in_row_offset(p, r);
     T* y = out + r * p.d;
     const C* c = cs + pos * p.cos_stride;
     const C* s = sn + pos * p.sin_stride;

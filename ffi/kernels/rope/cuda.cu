@@ -9,6 +9,9 @@
 // reference: the same kernel with P = R = 1, scalar accesses only.
 // Each output element is written by exactly one thread: no reductions, no atomics.
 // Launch: 1-D, grid-stride over 64-bit unit indices (see Args).
+// x (dy) is read through its B, S and H strides when they do not collapse to one row
+// stride (STRIDED: Hugging Face's q.transpose(1, 2)); the dense case keeps v1's one
+// row stride, so its kernel is unchanged.
 #include <climits>
 
 #include "kernels/common/cuda_utils.cuh"
@@ -77,6 +80,7 @@ struct Args {
   cuda::FastDiv seq;             // token -> position: token % seq
   int64_t heads;
   int64_t in_stride, cos_stride, sin_stride;
+  int64_t in_sb, in_ss, in_sh;   // STRIDED: in's B, S and H strides
   int half;     // D / 2
   float sign;   // +1 forward, -1 backward
 };
@@ -90,7 +94,7 @@ struct RowData {
 
 // At most 64 registers (4 blocks of 256 threads a SM) so that R rows of 32 bytes
 // each stay in flight per thread: 1024 threads x R x 32 bytes a SM.
-template <typename T, typename C, int P, int R, bool IL>
+template <typename T, typename C, int P, int R, bool IL, bool STRIDED>
 __global__ void __launch_bounds__(kThreads, 4) rope_kernel(const T* __restrict__ in,
                                                            T* __restrict__ out,
                                                            const C* __restrict__ cos,
@@ -101,14 +105,19 @@ __global__ void __launch_bounds__(kThreads, 4) rope_kernel(const T* __restrict__
        u += int64_t(gridDim.x) * kThreads) {
     uint64_t g, hb, pos;
     const uint64_t token = a.head_blocks.divmod(a.groups.divmod(u, &g), &hb);
-    a.seq.divmod(token, &pos);
+    const uint64_t batch = a.seq.divmod(token, &pos);
     const int i = static_cast<int>(g) * P;  // first pair of the group
     const int64_t row0 = int64_t(token) * a.heads + int64_t(hb) * R;
+    // STRIDED: in's offset of head hb * R of this token; heads r apart are r * in_sh apart.
+    const T* in0 = STRIDED ? in + int64_t(batch) * a.in_sb + int64_t(pos) * a.in_ss +
+                                 int64_t(hb) * R * a.in_sh
+                           : in + row0 * a.in_stride;
+    const int64_t head_stride = STRIDED ? a.in_sh : a.in_stride;
     // Every load of x first (independent of cos / sin), then cos / sin, then math.
     RowData<T, P, IL> x[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const T* xr = in + (row0 + r) * a.in_stride;
+      const T* xr = in0 + r * head_stride;
       if constexpr (IL) {
         x[r].a = load_x<kVec, T, 2 * P>(xr + 2 * i);
       } else {
@@ -152,7 +161,7 @@ bool aligned_to(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
 
-template <typename T, typename C, int P, int R, bool IL>
+template <typename T, typename C, int P, int R, bool IL, bool STRIDED>
 void launch(const Problem& p, cudaStream_t stream) {
   const int64_t half = p.d / 2, groups = half / P, tokens = p.rows / p.heads;
   Args a{tokens * (p.heads / R) * groups,
@@ -163,16 +172,19 @@ void launch(const Problem& p, cudaStream_t stream) {
          p.in_stride,
          p.cos_stride,
          p.sin_stride,
+         p.in_strides[0],
+         p.in_strides[1],
+         p.in_strides[2],
          static_cast<int>(half),
          p.backward ? -1.f : 1.f};
   const unsigned grid = cuda::grid_for((a.units + kThreads - 1) / kThreads);
-  rope_kernel<T, C, P, R, IL><<<grid, kThreads, 0, stream>>>(
+  rope_kernel<T, C, P, R, IL, STRIDED><<<grid, kThreads, 0, stream>>>(
       static_cast<const T*>(p.in), static_cast<T*>(p.out), static_cast<const C*>(p.cos),
       static_cast<const C*>(p.sin), a);
 }
 
 // Picks P (pairs a thread) and R (heads a thread) for storage types T, C and launches.
-template <typename T, typename C, bool IL>
+template <typename T, typename C, bool IL, bool STRIDED>
 void dispatch(const Problem& p, bool reference, cudaStream_t stream) {
   // Rotate-half: x1 and x2 each move as 16 bytes (P = 16 / sizeof(T) pairs);
   // interleaved: the P pairs are 2P adjacent elements, 16 bytes (P = 8 / sizeof(T)).
@@ -180,7 +192,11 @@ void dispatch(const Problem& p, bool reference, cudaStream_t stream) {
   constexpr int kXElems = IL ? 2 * kP : kP;  // elements of x per 16-byte access
   const int64_t half = p.d / 2;
   bool vec = !reference && half % kP == 0;
-  vec = vec && cuda::aligned16(p.in) && p.in_stride % kXElems == 0 && cuda::aligned16(p.out);
+  vec = vec && cuda::aligned16(p.in) && cuda::aligned16(p.out);
+  if (STRIDED)
+    for (int64_t st : p.in_strides) vec = vec && st % kXElems == 0;
+  else
+    vec = vec && p.in_stride % kXElems == 0;
   vec = vec && aligned_to(p.cos, kP * sizeof(C)) && p.cos_stride % kP == 0;
   vec = vec && aligned_to(p.sin, kP * sizeof(C)) && p.sin_stride % kP == 0;
   // reference and unaligned inputs: one pair, one head a thread, scalar accesses.
@@ -188,10 +204,10 @@ void dispatch(const Problem& p, bool reference, cudaStream_t stream) {
   // pairs a row take 8 registers of x and 16 of f32 cos / sin: R = 2 there, still
   // 64 bytes of x in flight a thread.
   constexpr int kMaxR = !IL && sizeof(T) == 2 ? 2 : 4;
-  if (!vec) return launch<T, C, 1, 1, IL>(p, stream);
-  if (kMaxR == 4 && p.heads % 4 == 0) launch<T, C, kP, kMaxR, IL>(p, stream);
-  else if (p.heads % 2 == 0) launch<T, C, kP, 2, IL>(p, stream);
-  else launch<T, C, kP, 1, IL>(p, stream);
+  if (!vec) return launch<T, C, 1, 1, IL, STRIDED>(p, stream);
+  if (kMaxR == 4 && p.heads % 4 == 0) launch<T, C, kP, kMaxR, IL, STRIDED>(p, stream);
+  else if (p.heads % 2 == 0) launch<T, C, kP, 2, IL, STRIDED>(p, stream);
+  else launch<T, C, kP, 1, IL, STRIDED>(p, stream);
 }
 
 template <typename T>
@@ -200,9 +216,13 @@ Status kernel(const Problem& p, const ExecContext& ctx) {
     return InvalidArgument(kOp, ": D = ", p.d, " is too large for the CUDA kernels");
   auto stream = static_cast<cudaStream_t>(ctx.stream);
   const bool reference = ctx.policy == Policy::kReference;
+  auto by_strides = [&]<typename C, bool IL>() {
+    if (p.in_rows) dispatch<T, C, IL, false>(p, reference, stream);
+    else dispatch<T, C, IL, true>(p, reference, stream);
+  };
   auto by_layout = [&]<typename C>() {
-    if (p.interleaved) dispatch<T, C, true>(p, reference, stream);
-    else dispatch<T, C, false>(p, reference, stream);
+    if (p.interleaved) by_strides.template operator()<C, true>();
+    else by_strides.template operator()<C, false>();
   };
   if (p.cs_dtype == DType::kF32) by_layout.template operator()<float>();
   else by_layout.template operator()<T>();

@@ -9,7 +9,10 @@
 namespace xpu::ops::rope_detail {
 
 // One rotation, forward or backward: out = rotate(in, cos, sign * sin).
-// Rows are the B * S * H vectors of length d; row r uses position (r / heads) % seq.
+// Rows are the B * S * H vectors of length d; row r = (b * S + s) * H + h uses
+// position s. `in` is read through its own strides (any layout whose D axis is
+// contiguous, e.g. Hugging Face's [B, H, S, D] transposed to [B, S, H, D]); `out`
+// is dense.
 struct Problem {
   const void* in;           // x (forward) or dy (backward)
   void* out;                // y or dx, dense (row stride d)
@@ -17,11 +20,21 @@ struct Problem {
   const void* sin;
   DType cs_dtype;           // dtype of cos and sin: float32 or in's dtype
   int64_t rows, seq, heads, d;
-  int64_t in_stride;        // row stride of `in`, in elements
-  int64_t cos_stride, sin_stride;  // row strides of cos and sin, in elements
+  int64_t in_stride;        // when in_rows: row stride of `in`, in elements
+  int64_t in_strides[3];    // strides of in's B, S and H axes, in elements
+  bool in_rows;             // the B, S, H axes collapse to one row stride (in_stride)
+  int64_t cos_stride, sin_stride;  // strides of cos's and sin's S axis, in elements
   bool interleaved;
   bool backward;            // rotate by the negative angle (sin negated)
 };
+
+// Element offset of row r's first element in `in`.
+inline int64_t in_row_offset(const Problem& p, int64_t r) {
+  if (p.in_rows) return r * p.in_stride;
+  const int64_t h = r % p.heads, token = r / p.heads;
+  return (token / p.seq) * p.in_strides[0] + (token % p.seq) * p.in_strides[1] +
+         h * p.in_strides[2];
+}
 
 using Kernel = Status(const Problem&, const ExecContext&);
 

@@ -5,16 +5,18 @@
 namespace xpu::ops {
 namespace {
 
+// x and dy take any B, S, H strides (Hugging Face's q.transpose(1, 2)), cos and sin any
+// S stride (0: expanded): see rope.cc.
 constexpr InputSpec kForwardInputs[] = {
-    {"x", Role::kRows, DTypeRule::kFloat},
-    {"cos", Role::kTable, DTypeRule::kFloatOrF32},
-    {"sin", Role::kTable, DTypeRule::kFloatOrF32},
+    {"x", Role::kRows, DTypeRule::kFloat, false, /*strided=*/true},
+    {"cos", Role::kTable, DTypeRule::kFloatOrF32, false, /*strided=*/true},
+    {"sin", Role::kTable, DTypeRule::kFloatOrF32, false, /*strided=*/true},
 };
 constexpr OutputSpec kForwardOutputs[] = {{"y", ShapeRule::kLike, 0, OutputDType::kLikeRef}};
 constexpr InputSpec kBackwardInputs[] = {
-    {"dy", Role::kRows, DTypeRule::kFloat},
-    {"cos", Role::kTable, DTypeRule::kFloatOrF32},
-    {"sin", Role::kTable, DTypeRule::kFloatOrF32},
+    {"dy", Role::kRows, DTypeRule::kFloat, false, /*strided=*/true},
+    {"cos", Role::kTable, DTypeRule::kFloatOrF32, false, /*strided=*/true},
+    {"sin", Role::kTable, DTypeRule::kFloatOrF32, false, /*strided=*/true},
 };
 constexpr OutputSpec kBackwardOutputs[] = {{"dx", ShapeRule::kLike, 0, OutputDType::kLikeRef}};
 constexpr AttrSpec kAttrs[] = {

@@ -16,16 +16,16 @@
 namespace xpu::ops {
 
 struct RopeForwardArgs {
-  TensorView x;    // [B, S, H, D] f32/f16/bf16, D even; rows of D may be strided
-                   // (last dim contiguous, leading dims collapsing to one row stride)
-  TensorView cos;  // [S, D/2], float32 or x's dtype; last dim contiguous
-  TensorView sin;  // [S, D/2], cos's dtype; last dim contiguous
+  TensorView x;    // [B, S, H, D] f32/f16/bf16, D even and contiguous; B, S and H may
+                   // have any strides (Hugging Face's q.transpose(1, 2)), read as they are
+  TensorView cos;  // [S, D/2], float32 or x's dtype; last dim contiguous, any S stride
+  TensorView sin;  // [S, D/2], cos's dtype; last dim contiguous, any S stride
   TensorView y;    // out, x's shape and dtype (dense)
   bool interleaved = false;  // false: rotate-half (NeoX/Llama); true: adjacent pairs (GPT-J)
 };
 
 struct RopeBackwardArgs {
-  TensorView dy;   // [B, S, H, D], gradient of y; f32/f16/bf16
+  TensorView dy;   // [B, S, H, D], gradient of y; f32/f16/bf16; strides as x
   TensorView cos;  // [S, D/2], the forward's cos (float32 or dy's dtype)
   TensorView sin;  // [S, D/2], the forward's sin (cos's dtype)
   TensorView dx;   // out, dy's shape and dtype (dense): gradient of x

@@ -1,0 +1,121 @@
+"""The torch ops generated from the op specs: every op and direction passes
+``torch.library.opcheck`` (schema, fake kernel, autograd registration, AOT
+dispatch with dynamic shapes), and every public op compiles with
+``torch.compile(fullgraph=True)`` forward and backward, matching eager."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import xpuruntime.interop.torch as xt  # noqa: E402
+from xpuruntime import _spec  # noqa: E402
+from xpuruntime.interop.torch import _autograd, _registration  # noqa: E402
+from conftest import TORCH_DEVICES, assert_close, to_numpy  # noqa: E402
+
+
+def _tables(s, d, device):
+    angles = torch.rand(s, d // 2, device=device) * 6.3
+    return angles.cos(), angles.sin()
+
+
+# op -> device -> (tensor inputs in spec order, attributes as keywords). A new op of
+# ffi/ops.def needs an entry here (test_every_op_has_samples says so).
+SAMPLES = {
+    "rms_norm": lambda dev: ([torch.randn(3, 5, device=dev), torch.randn(5, device=dev),
+                              torch.randn(3, 5, device=dev)], {"eps": 1e-6}),
+    "layer_norm": lambda dev: ([torch.randn(3, 5, device=dev), torch.randn(5, device=dev),
+                                torch.randn(5, device=dev)], {"eps": 1e-5}),
+    "softmax": lambda dev: ([torch.randn(3, 5, device=dev)], {"scale": 0.5}),
+    "swiglu": lambda dev: ([torch.randn(3, 5, device=dev), torch.randn(3, 5, device=dev)], {}),
+    "geglu": lambda dev: ([torch.randn(3, 5, device=dev), torch.randn(3, 5, device=dev)], {}),
+    "rope": lambda dev: ([torch.randn(2, 3, 2, 8, device=dev), *_tables(3, 8, dev)],
+                         {"interleaved": True}),
+    "cross_entropy": lambda dev: ([torch.randn(4, 7, device=dev),
+                                   torch.tensor([1, -100, 6, 0], device=dev)],
+                                  {"ignore_index": -100, "label_smoothing": 0.1,
+                                   "reduction": "mean"}),
+    "topk_softmax": lambda dev: ([torch.randn(4, 16, device=dev)], {"k": 3, "renormalize": True}),
+}
+# Public-function keywords that differ from the positional inputs of the spec.
+KEYWORD_INPUTS = {"rms_norm": {2: "residual"}}
+
+
+def spec_args(spec, tensors, attrs):
+    return (*tensors, *[attrs[a.name] for a in spec.attrs], "fast")
+
+
+def test_every_op_has_samples():
+    missing = set(_spec.op_names()) - set(SAMPLES)
+    assert not missing, f"add sample inputs for {sorted(missing)}"
+
+
+def backward_args(op, device):
+    """Arguments of <op>_backward from a forward call, by the spec conventions."""
+    fwd, bwd = _spec.get(op), _spec.get(op, _spec.BACKWARD)
+    tensors, attrs = SAMPLES[op](device)
+    outs = _registration.registered(fwd)(*spec_args(fwd, tensors, attrs))
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    args = []
+    for kind, i in _autograd._plan(fwd, bwd):
+        if kind == "input":
+            args.append(tensors[i])
+        elif kind == "output":
+            args.append(outs[i])
+        else:  # a random incoming gradient of that output
+            args.append(torch.randn_like(outs[i], dtype=outs[i].dtype)
+                        if outs[i].dtype.is_floating_point else None)
+    return spec_args(bwd, args, attrs)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_opcheck_forward(device, op):
+    spec = _spec.get(op)
+    tensors, attrs = SAMPLES[op](device)
+    tensors = [t.requires_grad_() if t.dtype.is_floating_point else t for t in tensors]
+    torch.library.opcheck(_registration.registered(spec).default, spec_args(spec, tensors, attrs))
+    if any(i.optional for i in spec.inputs):  # and with the optional inputs absent
+        absent = [None if i.optional else t for t, i in zip(tensors, spec.inputs)]
+        torch.library.opcheck(_registration.registered(spec).default,
+                              spec_args(spec, absent, attrs))
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_opcheck_backward(device, op):
+    spec = _spec.get(op, _spec.BACKWARD)
+    torch.library.opcheck(_registration.registered(spec).default, backward_args(op, device))
+
+
+def public_call(op, tensors, attrs):
+    keywords = KEYWORD_INPUTS.get(op, {})
+    positional = [t for i, t in enumerate(tensors) if i not in keywords]
+    named = {name: tensors[i] for i, name in keywords.items()}
+    return getattr(xt, op)(*positional, **named, **attrs)
+
+
+def weighted_sum(out, weights):
+    outs = out if isinstance(out, tuple) else (out,)
+    return sum((o * w).sum() for o, w in zip(outs, weights) if o.dtype.is_floating_point)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_compile_fullgraph_matches_eager(device, op):
+    torch._dynamo.reset()
+    tensors, attrs = SAMPLES[op](device)
+    eager = [t.clone().requires_grad_() if t.dtype.is_floating_point else t for t in tensors]
+    compiled_in = [t.clone().requires_grad_() if t.dtype.is_floating_point else t for t in tensors]
+    out = public_call(op, eager, attrs)
+    weights = [torch.randn_like(o) if o.dtype.is_floating_point else None
+               for o in (out if isinstance(out, tuple) else (out,))]
+    weighted_sum(out, weights).backward()
+
+    fn = torch.compile(lambda *ts: weighted_sum(public_call(op, list(ts), attrs), weights),
+                       fullgraph=True)
+    fn(*compiled_in).backward()
+    for i, (a, b) in enumerate(zip(eager, compiled_in)):
+        if a.dtype.is_floating_point and a.grad is not None:
+            assert_close(to_numpy(b.grad), to_numpy(a.grad), "float32", f"grad {i}", factor=10)

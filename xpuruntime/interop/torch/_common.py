@@ -1,0 +1,31 @@
+"""What every part of the torch frontend shares: the policy at trace time, the
+CUDA stream of a call and the DLPack hand-off."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..._policy import get_policy, resolve_policy
+
+# torch.compile reads the policy once, when it traces (like JAX at trace time).
+_traced_policy = torch.compiler.assume_constant_result(get_policy)
+
+
+def policy_for_call(policy: Optional[str]) -> str:
+    """The policy string a registered op receives: ``policy=`` or the current one."""
+    return resolve_policy(policy) if policy is not None else _traced_policy()
+
+
+def stream_of(t: torch.Tensor) -> int:
+    """torch's current CUDA stream on ``t``'s device (0 on the CPU): kernels run there."""
+    return torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
+
+
+def dlpack(t: Optional[torch.Tensor]):
+    """A DLPack capsule of ``t`` (zero-copy; None stays None). ``to_dlpack`` rather than
+    ``__dlpack__``: the kernel runs on torch's current stream, so the stream handshake
+    of ``__dlpack__`` (an event per tensor) is not needed. The autograd graph is
+    handled by torch.library, so the detached view is safe."""
+    return None if t is None else torch.utils.dlpack.to_dlpack(t.detach())
