@@ -252,7 +252,10 @@ BAD_INPUTS = [
     ("named dim", lambda f: dict(f, labels=f["labels"][:3]),
      r"input 'labels': dimension 0 \('T'\) is 3, but input 'x' has 'T' = 5"),
     ("not an array", lambda f: dict(f, w=[1.0] * 8),
-     r"input 'w' must be a DLPack array \(numpy, torch, jax, cupy, xpuruntime.Array\), got list"),
+     r"'w' must be an array \(numpy, torch, jax, cupy or another DLPack producer\), got list"),
+    ("None", lambda f: dict(f, w=None), r"'w' is required, got None"),
+    ("object array", lambda f: dict(f, w=np.array([None] * 8)), r"'w' is a numpy array of Python "
+                                                                 r"objects"),
 ]
 
 

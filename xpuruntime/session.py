@@ -334,9 +334,10 @@ class InferenceSession:
                 h = self.stream.handle
                 return core.dlpack_info(x.__dlpack__(stream=h if h else 1))
             return core.dlpack_info(x)
-        except Exception:
-            read_dlpack(x, "InferenceSession.run", name)
-            raise
+        except Exception as exc:  # noqa: BLE001 - read_dlpack below says why
+            failure = exc
+        read_dlpack(x, "InferenceSession.run", name)  # raises, naming the input and the reason
+        raise failure
 
     def _feeds(self, arrays: list[Any]) -> tuple[list[Feed], "_Plan"]:
         infos = [self._import(n, x) for n, x in zip(self._input_names, arrays)]
