@@ -86,11 +86,12 @@ def overhead_cpu() -> dict:
 def overhead_cuda() -> dict:
     model = tiny_model()
     dev = xpuruntime.Device("cuda", 0)
-    x = xpuruntime.asarray(np.random.default_rng(0).standard_normal((1, 8)).astype(np.float32))
-    x = x.to(dev)
     sess = InferenceSession(model, device=dev)
     s = sess.stream
-    x.to("cpu")  # the copy is complete
+    # The input is produced on the session's stream: no cross-stream wait in either loop.
+    x = xpuruntime.asarray(np.random.default_rng(0).standard_normal((1, 8)).astype(np.float32))
+    x = x.to(dev, stream=s)
+    s.synchronize()
     opts = xo.session_options()
     raw = ort.InferenceSession(model.SerializeToString(), opts, providers=[(
         "CUDAExecutionProvider", {"device_id": "0", "user_compute_stream": str(s.handle)})])
