@@ -399,7 +399,7 @@ class InferenceSession:
             raise InvalidArgumentError(f"InferenceSession.run: like={like!r}; expected None, "
                                        f"{', '.join(map(repr, _LIKE))}")
         fw = _framework(arrays[0]) if like == "input" else like
-        if fw == "other" or isinstance(arrays[0], Array) and like == "input":
+        if fw == "other":  # xpuruntime.Array or another DLPack producer: Arrays
             return outs
         result = []
         for name, a in zip(names, outs):
