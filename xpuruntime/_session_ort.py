@@ -124,8 +124,10 @@ class Backend:
             if CUDA_EP not in ort.get_available_providers():
                 raise Error(f"InferenceSession: this onnxruntime has no {CUDA_EP} (available: "
                             f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu")
+            # use_tf32=0: ORT's CUDA EP rounds f32 MatMul inputs to TF32 by default, which
+            # torch does not (seen on the H200: an exported block 1.4e-4 off torch in f32).
             cuda = {"device_id": str(device.index), "user_compute_stream": str(self._stream),
-                    **extra}
+                    "use_tf32": "0", **extra}
             # The CPU provider must not be listed when fallback is disabled (ORT refuses both).
             providers = [(CUDA_EP, cuda)] + ([] if strict_cuda else [CPU_EP])
         else:
