@@ -12,6 +12,7 @@
 
 #include "bindings/tensorrt/fields.h"
 #include "bindings/tensorrt/signature.h"
+#include "xpuruntime/dense_operands.h"
 
 namespace xpu::trt {
 
