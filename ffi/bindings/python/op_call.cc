@@ -168,6 +168,7 @@ nb::dict attr_dict(const AttrSpec& a) {
     case AttrType::kBool: d["default"] = nb::bool_(a.default_number != 0); break;
     case AttrType::kString: d["default"] = nb::str(a.default_text); break;
   }
+  d["required"] = attr_required(a);
   d["min"] = number_or_none(a.min);
   d["max"] = number_or_none(a.max);
   if (a.choices) {
