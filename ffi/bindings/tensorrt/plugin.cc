@@ -8,7 +8,6 @@
 
 #include "bindings/tensorrt/descriptors.h"
 #include "bindings/tensorrt/logging.h"
-#include "xpuruntime/validate_op.h"
 
 namespace xpu::trt {
 

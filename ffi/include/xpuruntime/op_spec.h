@@ -249,4 +249,16 @@ Status call_op(const OpSpec& spec, std::span<const TensorView> inputs,
                std::span<const TensorView> outputs, const TensorView& workspace,
                const AttrValues& attrs, const ExecContext& ctx);
 
+// call_op's checks without running the op, for adapters that know shapes and
+// dtypes before any data exists (TensorRT's configurePlugin and onShapeChange):
+// the entry point validates everything and stops at its kernel lookup (a
+// ValidationOnly scope, registry.h), so a bad shape reads the same at build time
+// as at run time. Use CPU views (Device{}; the checks do not depend on the device,
+// and a CUDA device would make the DeviceGuard touch the driver) whose data is
+// placeholder_data() (never dereferenced) or real.
+Status validate_op(const OpSpec& spec, std::span<const TensorView> inputs,
+                   std::span<const TensorView> outputs, const TensorView& workspace,
+                   const AttrValues& attrs);
+void* placeholder_data();
+
 }  // namespace xpu
