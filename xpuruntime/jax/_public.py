@@ -12,7 +12,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from .. import _spec
-from .._policy import get_policy
+from .._policy import requested_policy
 from .._spec import FORWARD, OpSpec
 from . import _roles, _vjp
 from ._call import glue
@@ -105,7 +105,7 @@ def make_op(op: str) -> Callable:
         _roles.check_inputs(spec, inputs)
         policy = values["policy"]
         attrs = _spec.normalize_attrs(spec, {**{a.name: values[a.name] for a in spec.attrs},
-                                             "policy": get_policy() if policy is None else policy})
+                                             "policy": requested_policy() if policy is None else policy})
         return apply(tuple(sorted(attrs.items())), tuple(a is not None for a in inputs), *inputs)
 
     public.__name__ = public.__qualname__ = op
