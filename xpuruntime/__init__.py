@@ -5,9 +5,15 @@ Frontends:
     xpuruntime.jax                    XLA FFI ops for jax.jit / grad / vmap      (extra: [jax])
     xpuruntime.interop.torch          torch.library custom ops                   (extra: [torch])
     xpuruntime.interop.onnxruntime    ONNX Runtime custom-op library            (extra: [onnx])
+    xpuruntime.InferenceSession       ONNX models through ONNX Runtime or TensorRT (extra: [onnx])
 
 Runtime: xpuruntime.memory (caching stream-ordered pools), devices() / Device,
 Stream / Event, empty() / asarray() -> Array (DLPack, __cuda_array_interface__).
+
+Errors: every error is an xpuruntime.Error. InvalidArgumentError (a ValueError) for a
+bad value, shape, dtype, layout or attribute, InvalidArgumentTypeError (an
+InvalidArgumentError and a TypeError) for an argument of the wrong Python type,
+KernelNotFoundError (a LookupError), OutOfMemoryError (a MemoryError).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from ._native import (
     Error,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     KernelNotFoundError,
     OutOfMemoryError,
     core as _core,
@@ -24,6 +31,7 @@ from ._info import info, kernels
 from ._device import Device, devices, get_device, set_device
 from ._stream import Event, Stream, current_stream, stream
 from ._tensor import Array, asarray, empty
+from .session import InferenceSession, TensorInfo
 
 __version__ = _core.__version__
 
@@ -48,6 +56,7 @@ __all__ = [
     "Array",
     "Device",
     "Event",
+    "InferenceSession",
     "Stream",
     "asarray",
     "current_stream",
@@ -58,8 +67,10 @@ __all__ = [
     "ops",
     "set_device",
     "stream",
+    "TensorInfo",
     "Error",
     "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "KernelNotFoundError",
     "OutOfMemoryError",
     "POLICIES",
