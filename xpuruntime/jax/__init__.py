@@ -15,6 +15,7 @@ from ._layer_norm import layer_norm  # noqa: E402
 from ._rms_norm import rms_norm  # noqa: E402
 from ._rope_ce import cross_entropy, rope  # noqa: E402
 from ._softmax_glu import geglu, softmax, swiglu  # noqa: E402
+from ._fused_linear_cross_entropy import fused_linear_cross_entropy  # noqa: E402,F401
 
 __all__ = ["cross_entropy", "export_disabled_checks", "geglu", "layer_norm", "rms_norm", "rope",
            "softmax", "swiglu", "target_names"]
