@@ -27,7 +27,10 @@ def f32(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
 
 
-def check(name, fn, args, sharded_args, want_spec=None):
+COLLECTIVES = ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+def check(name, fn, args, sharded_args, want_spec=None, no_collectives=False):
     jitted = jax.jit(fn)
     hlo = jitted.lower(*sharded_args).compile().as_text()
     got = jitted(*sharded_args)
@@ -36,6 +39,9 @@ def check(name, fn, args, sharded_args, want_spec=None):
         err = float(np.max(np.abs(np.asarray(g) - np.asarray(r)))) / (float(np.max(np.abs(np.asarray(r)))) + 1e-30)
         assert err < 1e-5, (name, err)
     assert "all-gather" not in hlo, f"{name}: all-gather in the compiled program"
+    if no_collectives:
+        found = [c for c in COLLECTIVES if c in hlo]
+        assert not found, f"{name}: {found} in the compiled program"
     if want_spec is not None:
         spec = tuple(jax.tree_util.tree_leaves(got)[0].sharding.spec)
         assert spec[:len(want_spec)] == want_spec, (name, spec)
@@ -63,6 +69,20 @@ def main():
     check("rope", lambda a: xj.rope(a, cos, sin), (q,), (put(q, "data", None, "model", None),), ("data",))
     check("rope grad", jax.grad(lambda a: jnp.sum(xj.rope(a, cos, sin) ** 2)), (q,),
           (put(q, "data", None, "model", None),), ("data",))
+
+    # Context parallelism: x sharded along the sequence, cos/sin replicated. Each device
+    # slices its rows of the tables locally: no communication at all.
+    q = f32(4, 16, 2, 16)
+    cos, sin = np.cos(f32(16, 8)), np.sin(f32(16, 8))
+    rope = lambda a, c, s: xj.rope(a, c, s)  # noqa: E731
+    for name, spec in (("rope sequence-sharded", (None, "data", None, None)),
+                       ("rope batch- and sequence-sharded", ("model", "data", None, None)),
+                       ("rope sequence over both mesh axes", (None, ("data", "model"), None, None))):
+        check(name, rope, (q, cos, sin), (put(q, *spec), put(cos), put(sin)), spec[:2],
+              no_collectives=True)
+    check("rope sequence-sharded grad", jax.grad(lambda a, c, s: jnp.sum(xj.rope(a, c, s) ** 2)),
+          (q, cos, sin), (put(q, None, "data", None, None), put(cos), put(sin)), (None, "data"),
+          no_collectives=True)
 
     logits, labels = f32(64, 40), RNG.integers(0, 40, 64).astype(np.int32)
     labels[::5] = -100

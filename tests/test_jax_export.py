@@ -15,7 +15,9 @@ import jax.numpy as jnp  # noqa: E402
 from jax import export  # noqa: E402
 
 import xpuruntime.jax as xj  # noqa: E402
+from xpuruntime import _spec  # noqa: E402
 from conftest import JAX_PLATFORMS  # noqa: E402
+from _spec_examples import attr_cases, example, float_inputs  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -92,6 +94,53 @@ def test_committed_artifacts_still_load_and_run(fixture):
         want = jax.jit(model)(*inputs())
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def _symbolic(op, inputs):
+    """Input shapes with the leading (batch) axis of every per-row input symbolic."""
+    (b,) = export.symbolic_shape("b")
+    return [None if a is None else jax.ShapeDtypeStruct(
+        (b,) + a.shape[1:] if s.role in ("rows", "labels") else a.shape, a.dtype)
+        for s, a in zip(_spec.get(op).inputs, inputs)]
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["value", "grad"])
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_symbolic_batch_dimension(op, grad):
+    # Issue 15.6: shape-polymorphic export of every op and its gradient (the workspace
+    # of the norm gradients and cross_entropy's forward were sized from symbolic dims).
+    cases = [(attrs, optional) for attrs in attr_cases(op) for optional in (False, True)]
+    for attrs, optional in cases:
+        inputs, attrs = example(op, (3, 2), optional=optional, attrs=attrs)
+        fn = getattr(xj, op)
+        n_req = sum(not s.optional for s in _spec.get(op).inputs)
+        names = [s.name for s in _spec.get(op).inputs]
+
+        def run(*a):
+            out = fn(*a[:n_req], **attrs, **{n: v for n, v in zip(names[n_req:], a[n_req:]) if v is not None})
+            return out if isinstance(out, tuple) else (out,)
+
+        def loss(*a):
+            return sum(jnp.sum(jnp.sin(r)) for r in run(*a) if jnp.issubdtype(r.dtype, jnp.floating))
+
+        f = jax.grad(loss, float_inputs(op, inputs)) if grad else run
+        exp = export.export(jax.jit(f), platforms=["cpu"],
+                            disabled_checks=xj.export_disabled_checks())(*_symbolic(op, inputs))
+        for batch in (1, 3, 5):
+            concrete, _ = example(op, (batch, 2), optional=optional, seed=batch)
+            got, want = exp.call(*concrete), jax.jit(f)(*concrete)
+            for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+                np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6, atol=1e-6,
+                                           err_msg=f"{op} {attrs} batch {batch}")
+
+
+def test_workspace_bound_refuses_a_symbolic_last_axis():
+    # The norm backward's scratch grows with N: no bound exists, and it says so.
+    (n,) = export.symbolic_shape("n")
+    x, w = jax.ShapeDtypeStruct((4, n), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.float32)
+    grad = jax.grad(lambda a, b: jnp.sum(xj.rms_norm(a, b)), (0, 1))
+    with pytest.raises(ValueError, match="rms_norm: the backward workspace grows with the symbolic"):
+        export.export(jax.jit(grad), platforms=["cpu"], disabled_checks=xj.export_disabled_checks())(x, w)
 
 
 if __name__ == "__main__":  # regenerate the fixture: python tests/test_jax_export.py

@@ -7,9 +7,15 @@ Frontends:
     xpuruntime.interop.torch          torch.library custom ops                   (extra: [torch])
     xpuruntime.interop.onnxruntime    ONNX Runtime custom-op library            (extra: [onnx])
     xpuruntime.interop.transformers   patch(model): a Hugging Face model on xpuruntime (extra: [transformers])
+    xpuruntime.InferenceSession       ONNX models through ONNX Runtime or TensorRT (extra: [onnx])
 
 Runtime: xpuruntime.memory (caching stream-ordered pools), devices() / Device,
 Stream / Event, empty() / asarray() -> Array (DLPack, __cuda_array_interface__).
+
+Errors: every error is an xpuruntime.Error. InvalidArgumentError (a ValueError) for a
+bad value, shape, dtype, layout or attribute, InvalidArgumentTypeError (an
+InvalidArgumentError and a TypeError) for an argument of the wrong Python type,
+KernelNotFoundError (a LookupError), OutOfMemoryError (a MemoryError).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 from ._native import (
     Error,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     KernelNotFoundError,
     OutOfMemoryError,
     core as _core,
@@ -26,6 +33,7 @@ from ._info import info, kernels
 from ._device import Device, devices, get_device, set_device
 from ._stream import Event, Stream, current_stream, stream
 from ._tensor import Array, asarray, empty
+from .session import InferenceSession, TensorInfo
 
 __version__ = _core.__version__
 
@@ -50,6 +58,7 @@ __all__ = [
     "Array",
     "Device",
     "Event",
+    "InferenceSession",
     "Stream",
     "asarray",
     "current_stream",
@@ -60,8 +69,10 @@ __all__ = [
     "ops",
     "set_device",
     "stream",
+    "TensorInfo",
     "Error",
     "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "KernelNotFoundError",
     "OutOfMemoryError",
     "POLICIES",

@@ -29,6 +29,22 @@ TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int 
   return v;
 }
 
+TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, Device device,
+                             int max_ndim) {
+  max_ndim = max_ndim < 1 ? 1 : max_ndim > kMaxDims ? kMaxDims : max_ndim;
+  if (ndim <= max_ndim) return dense_view(data, dtype, shape, ndim, device);
+  const int fold = ndim - max_ndim + 1;  // leading axes that become the first one
+  std::array<int64_t, kMaxDims> folded{};
+  folded[0] = 1;
+  for (int i = 0; i < fold; ++i) folded[0] *= shape[i];
+  for (int i = fold; i < ndim; ++i) folded[i - fold + 1] = shape[i];
+  return dense_view(data, dtype, folded.data(), max_ndim, device);
+}
+
+int folded_max_ndim(int ndim, int max_rank) {
+  return ndim >= max_rank - 1 ? kMaxDims - (max_rank - ndim) : kMaxDims;
+}
+
 std::string shape_string(const TensorView& v) {
   std::string s = "[";
   for (int i = 0; i < v.ndim; ++i) s += str_cat(i ? ", " : "", v.shape[i]);

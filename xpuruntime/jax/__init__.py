@@ -1,7 +1,8 @@
 """JAX frontend: xpuruntime ops as XLA FFI custom calls (CPU and CUDA), usable
-under ``jax.jit``, ``jax.grad`` and ``jax.vmap``.
+under ``jax.jit``, ``jax.grad``, ``jax.vmap``, sharding and ``jax.export``.
 
-Importing this module registers every FFI target with XLA.
+Importing this module registers every FFI target with XLA. The functions are made
+from the op specs (one per op of ffi/ops.def; see ``help(xpuruntime.jax.<op>)``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from .._extras import require
 
 require("jax", "jax")
 
+from .._spec import op_names  # noqa: E402
+from ._public import make_op  # noqa: E402
 from ._registration import export_disabled_checks, target_names  # noqa: E402
-from ._layer_norm import layer_norm  # noqa: E402
-from ._rms_norm import rms_norm  # noqa: E402
-from ._rope_ce import cross_entropy, rope  # noqa: E402
-from ._softmax_glu import geglu, softmax, swiglu  # noqa: E402
-from ._fused_linear_cross_entropy import fused_linear_cross_entropy  # noqa: E402,F401
+from ._fused_linear_cross_entropy import fused_linear_cross_entropy  # noqa: E402
 
-__all__ = ["cross_entropy", "export_disabled_checks", "geglu", "layer_norm", "rms_norm", "rope",
-           "softmax", "swiglu", "target_names"]
+for _op in op_names():
+    globals()[_op] = make_op(_op)
+del _op
+
+__all__ = sorted([*op_names(), "export_disabled_checks", "fused_linear_cross_entropy",
+                  "target_names"])

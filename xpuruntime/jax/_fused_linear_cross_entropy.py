@@ -21,7 +21,7 @@ import numpy as np
 
 from .._fused_linear_ce import OP, check_args, default_chunk_size
 from .._policy import resolve_policy
-from ._common import check_float
+from ._roles import FLOAT_DTYPES
 
 
 class _Options(NamedTuple):
@@ -172,7 +172,8 @@ def fused_linear_cross_entropy(hidden, weight, labels, *, bias=None, ignore_inde
     """
     hidden, weight, labels = jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels)
     bias = None if bias is None else jnp.asarray(bias)
-    check_float(OP, "hidden", hidden)
+    if hidden.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{OP}: 'hidden' must be float32, float16 or bfloat16, got {hidden.dtype}")
     check_args(hidden.shape, weight.shape, labels.shape, None if bias is None else bias.shape,
                reduction, label_smoothing, chunk_size)
     for name, p in (("weight", weight), ("bias", bias)):

@@ -1,28 +1,31 @@
-"""Sharding rules for the row-wise ops: under jax.jit with sharded inputs, the
-rows (every axis but the last) stay sharded and each device runs the kernel on
-its own rows; nothing is gathered. An input sharded along the reduced last axis
-is gathered, with a warning saying so.
+"""Sharding rules from the operand roles of an op spec: under ``jax.jit`` with
+sharded inputs the rows (every axis but the last of the rows operands) stay sharded
+and each device runs the kernel on its own rows; nothing is gathered.
 
-Operand kinds:
-  "row"    [..., N]: leading axes sharded like the first row operand, last axis whole
-  "lead"   [...]:    the row operand's leading axes (per-row statistics, labels)
-  "param"  [N]:      replicated
-  "other:<factors>": replicated, with its own Shardy factors (e.g. rope's cos/sin: "other:p q")
-Result kinds add "param_sum": a per-device partial sum over rows, summed across
-the devices that hold different rows (weight gradients).
+- rows, labels, row statistics: sharded like the first rows operand's leading axes;
+  its last axis is whole (an operand sharded along it is gathered, with a warning).
+- parameters: replicated; their gradients (backward outputs shaped like a parameter)
+  are per-device partial sums over rows, summed across the devices holding rows.
+- tables (rope's cos/sin, ``[S, D/2]``): sharded like the rows' sequence axis, so a
+  replicated table is sliced locally on each device (no all-gather).
+- a loss reduced over all rows (shape rule "loss" with a reduction) keeps every
+  operand whole, since the kernel reduces across rows.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from .._spec import BACKWARD, OpSpec
+from . import _roles
 
-def _spec_entries(sharding, rank: int) -> list:
+
+def _entries(sharding, rank: int) -> list:
     spec = list(getattr(sharding, "spec", ()) or ())
     return (spec + [None] * rank)[:rank]
 
@@ -30,49 +33,88 @@ def _spec_entries(sharding, rank: int) -> list:
 def _axis_names(entries) -> tuple:
     names = []
     for e in entries:
-        if e is None:
-            continue
-        names.extend(e if isinstance(e, tuple) else (e,))
+        if e is not None:
+            names.extend(e if isinstance(e, tuple) else (e,))
     return tuple(names)
 
 
-def row_partitioned(fn: Callable, op: str, in_kinds: Sequence[str], out_kinds: Sequence[str],
-                    whole_lead_axes: Sequence[int] = ()) -> Callable:
-    """``fn(*arrays) -> tuple`` wrapped so that XLA partitions it along rows.
+def _kinds(spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
+           in_shapes: Sequence[tuple]) -> tuple[list[str], list[str], bool]:
+    """Kinds of the present operands and outputs: "row", "lead", "table", "param_sum"
+    or "whole"; and whether an output reduces over every row."""
+    index = [i for i, p in enumerate(present) if p]
+    ref_rank = len(in_shapes[index.index(_roles.ref_index(spec))])
+    in_kinds = []
+    for i, shape in zip(index, in_shapes):
+        role = spec.inputs[i].role
+        if role in ("rows", "table"):
+            in_kinds.append("row" if role == "rows" else "table")
+        else:
+            in_kinds.append("lead" if _roles.per_row(spec, i, len(shape), ref_rank) else "whole")
+    kinds = [_roles.output_kind(spec, o, attrs) for o in _roles.present_outputs(spec, present)]
+    reduces = "reduced" in kinds
+    out_kinds = [{"reduced": "whole", "param": "param_sum" if spec.direction == BACKWARD else "whole"}
+                 .get(k, k) for k in kinds]
+    return in_kinds, out_kinds, reduces
 
-    ``whole_lead_axes`` lists leading axes of the row operand that must not be
-    sharded (rope's sequence axis, which indexes the unsharded cos/sin tables).
-    """
-    row_index = [k.split(":")[0] for k in in_kinds].index("row")
 
-    def lead_entries(arg_shapes):
-        row = arg_shapes[row_index]
-        rank = len(row.shape)
-        entries = _spec_entries(row.sharding, rank)
+def _sharding_rule(kinds: Sequence[str], shapes: Sequence[tuple], n, table: bool, tag: str) -> list:
+    """Einsum-like Shardy factors of each operand: the rows' leading axes ("..." or, with
+    a table, "b s h"), then the last axis: "n" where it is the reference's N."""
+    lead = "b s h" if table else "..."
+    out = []
+    for j, (kind, shape) in enumerate(zip(kinds, shapes)):
+        own = lambda k: f"{tag}{j}_{k}"  # noqa: E731  (a factor of this operand alone)
+        last = "n" if shape and str(shape[-1]) == str(n) else own(0)
+        if kind == "row":
+            out.append(f"{lead} {last}")
+        elif kind == "lead":
+            out.append(lead)
+        elif kind == "table":
+            out.append("s t")
+        elif kind == "param_sum" or (len(shape) == 1 and last == "n"):
+            out.append(last)
+        else:
+            out.append(" ".join(own(k) for k in range(len(shape))))
+    return out
+
+
+def partitioned(fn: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mapping[str, Any],
+                in_shapes: Sequence[tuple], out_shapes: Sequence[tuple]) -> Callable:
+    """``fn(*present_operands) -> tuple`` (operands and results of these shapes) wrapped
+    so that XLA partitions it along rows."""
+    op = spec.op
+    in_kinds, out_kinds, reduces = _kinds(spec, present, attrs, in_shapes)
+    ref = in_kinds.index("row")
+    table = _roles.has_table(spec)
+
+    def lead_entries(arg_shapes) -> list:
+        x = arg_shapes[ref]
+        entries = _entries(x.sharding, len(x.shape))
+        if reduces:
+            return [None] * (len(x.shape) - 1)
         if entries and entries[-1] is not None:
             warnings.warn(f"xpuruntime.{op}: an operand is sharded along its last (reduced) axis; "
                           "it is gathered so that each device holds whole rows", stacklevel=2)
-        lead = entries[:-1]
-        for axis in whole_lead_axes:
-            if lead[axis] is not None:
-                warnings.warn(f"xpuruntime.{op}: axis {axis} of the input cannot stay sharded; "
-                              "it is gathered", stacklevel=2)
-                lead[axis] = None
-        return lead
+        return entries[:-1]
 
-    def spec_for(kind: str, lead: list, shape) -> P:
+    def spec_for(kind: str, lead: list, rank: int) -> P:
         if kind == "row":
             return P(*lead, None)
         if kind == "lead":
-            return P(*lead[:len(shape)])
+            return P(*lead[:rank])
+        if kind == "table":
+            return P(lead[_roles.TABLE_ROW_AXIS], None)
         return P()
 
     def shardings(mesh, lead, kinds, shapes):
-        return tuple(NamedSharding(mesh, spec_for(k, lead, s.shape)) for k, s in zip(kinds, shapes))
+        return tuple(NamedSharding(mesh, spec_for(k, lead, len(s.shape))) for k, s in zip(kinds, shapes))
+
+    def as_tuple(result_shape):
+        return result_shape if isinstance(result_shape, (tuple, list)) else (result_shape,)
 
     def infer(mesh, arg_shapes, result_shape):
-        lead = lead_entries(arg_shapes)
-        return shardings(mesh, lead, out_kinds, result_shape)
+        return shardings(mesh, lead_entries(arg_shapes), out_kinds, as_tuple(result_shape))
 
     def partition(mesh, arg_shapes, result_shape):
         lead = lead_entries(arg_shapes)
@@ -83,19 +125,12 @@ def row_partitioned(fn: Callable, op: str, in_kinds: Sequence[str], out_kinds: S
             return tuple(jax.lax.psum(o, row_axes) if k == "param_sum" and row_axes else o
                          for o, k in zip(outs, out_kinds))
 
-        return (mesh, lower, shardings(mesh, lead, out_kinds, result_shape),
+        return (mesh, lower, shardings(mesh, lead, out_kinds, as_tuple(result_shape)),
                 shardings(mesh, lead, in_kinds, arg_shapes))
 
-    def factors(kind: str) -> str:
-        # Einsum-like notation for Shardy: "..." the leading axes, n the last one.
-        if kind.startswith("other:"):
-            return kind[len("other:"):]
-        return {"row": "... n", "lead": "...", "param": "n", "param_sum": "n"}[kind]
-
-    rule = (", ".join(factors(k) for k in in_kinds) + " -> "
-            + ", ".join(factors(k) for k in out_kinds))
-    in_kinds = [k.split(":")[0] for k in in_kinds]
-
+    n = in_shapes[ref][-1]
+    rule = (", ".join(_sharding_rule(in_kinds, in_shapes, n, table, "i")) + " -> "
+            + ", ".join(_sharding_rule(out_kinds, out_shapes, n, table, "o")))
     wrapped = custom_partitioning(fn)
     wrapped.def_partition(infer_sharding_from_operands=infer, partition=partition,
                           sharding_rule=rule)

@@ -16,7 +16,6 @@ namespace xpu::python {
 
 void bind_op_call(nb::module_& m);
 void bind_memory(nb::module_& m);
-void bind_memory_bench(nb::module_& m);
 
 namespace {
 
@@ -74,7 +73,7 @@ nb::dict ffi_targets() {
     nb::dict platforms;
     platforms["cpu"] = nb::capsule(t.cpu);
     if (t.cuda) platforms["CUDA"] = nb::capsule(t.cuda);
-    out[t.name] = platforms;
+    out[t.name.c_str()] = platforms;
   }
 #endif
   return out;
@@ -148,7 +147,6 @@ NB_MODULE(_core, m) {
 
   bind_op_call(m);
   bind_memory(m);
-  bind_memory_bench(m);
 }
 
 }  // namespace xpu::python

@@ -5,6 +5,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <deque>
 #include <string>
 #include <vector>
@@ -122,16 +123,27 @@ std::vector<TensorView> views_of(const OpSpec& spec, const nb::list& arrays, con
 }
 
 // Views that carry shapes only (workspace sizes and output inference read no data).
-std::vector<TensorView> shape_views(const nb::list& shapes, const nb::list* dtypes) {
+// With `fold`, shapes of more than kMaxDims axes are seen as the adapters see them
+// (leading axes folded, folded_max_ndim): enough for sizes, which read rows and columns.
+std::vector<TensorView> shape_views(const nb::list& shapes, const nb::list* dtypes,
+                                    bool fold = false) {
+  std::vector<std::vector<int64_t>> all;
+  int max_rank = 0;
+  for (nb::handle item : shapes) {
+    all.push_back(item.is_none() ? std::vector<int64_t>{} : nb::cast<std::vector<int64_t>>(item));
+    max_rank = std::max(max_rank, static_cast<int>(all.back().size()));
+  }
+  if (max_rank > kMaxDims && !fold)
+    throw_if_error(InvalidArgument("at most ", kMaxDims, " dimensions, got ", max_rank));
   std::vector<TensorView> out;
   size_t i = 0;
   for (nb::handle item : shapes) {
     TensorView v;
     if (!item.is_none()) {
-      const auto dims = nb::cast<std::vector<int64_t>>(item);
-      if (dims.size() > static_cast<size_t>(kMaxDims))
-        throw_if_error(InvalidArgument("at most ", kMaxDims, " dimensions, got ", dims.size()));
-      v = dense_view(nullptr, DType::kInvalid, dims.data(), static_cast<int>(dims.size()), {});
+      const auto& dims = all[i];
+      const int ndim = static_cast<int>(dims.size());
+      v = dense_view_folded(nullptr, DType::kInvalid, dims.data(), ndim, {},
+                            folded_max_ndim(ndim, max_rank));
       if (dtypes) {
         const std::string name = nb::cast<std::string>((*dtypes)[i]);
         for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
@@ -235,7 +247,7 @@ int64_t workspace(const std::string& op, const std::string& direction,
                   const nb::list& input_shapes, const nb::dict& attrs) {
   const OpSpec& spec = spec_of(op, direction);
   const AttrValues values = parse(spec, attrs, nullptr, nullptr);
-  const std::vector<TensorView> in = shape_views(input_shapes, nullptr);
+  const std::vector<TensorView> in = shape_views(input_shapes, nullptr, /*fold=*/true);
   if (in.size() != spec.inputs.size())
     throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
                                    " input shapes, got ", in.size()));

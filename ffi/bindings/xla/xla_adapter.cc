@@ -1,14 +1,36 @@
+// Conversions between XLA FFI values and the core's: dtypes, buffers, attributes,
+// errors; and the capture counter of the CUDA handlers.
 #include "bindings/xla/xla_adapter.h"
-#include "bindings/xla/xla_targets.h"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
-#include <string>
+
+#include "bindings/xla/xla_targets.h"
 
 namespace xpu::xla_adapter {
 
 namespace {
 std::atomic<long long> g_captured_calls{0};
+
+// Reads attribute `it` as a T into `g` when it is one (the FFI's own type test).
+// Values are read by name: get() by iterator does not compile in FFI API 0.3.
+template <typename T>
+bool take_number(const ffi::Dictionary& attrs, const ffi::Dictionary::Iterator& it, GivenType type,
+                 GivenAttr* g) {
+  if (!attrs.isa<T>(it)) return false;
+  auto v = attrs.get<T>(*it);
+  if (!v.has_value()) return false;
+  g->type = type;
+  g->number = static_cast<double>(*v);
+  return true;
+}
+
+template <typename... Ts>
+bool take_any(const ffi::Dictionary& attrs, const ffi::Dictionary::Iterator& it, GivenType type,
+              GivenAttr* g) {
+  return (take_number<Ts>(attrs, it, type, g) || ...);
+}
 }  // namespace
 
 long long captured_calls() { return g_captured_calls.load(); }
@@ -43,18 +65,6 @@ DType dtype_of(ffi::DataType t) {
   }
 }
 
-TensorView view(const ffi::AnyBuffer& b, Device device) {
-  const auto dims = b.dimensions();
-  return dense_view(b.untyped_data(), dtype_of(b.element_type()), dims.begin(),
-                    static_cast<int>(dims.size()), device);
-}
-
-TensorView view(ffi::Result<ffi::AnyBuffer>& b, Device device) { return view(*b, device); }
-
-TensorView view(const std::optional<ffi::AnyBuffer>& b, Device device) {
-  return b ? view(*b, device) : TensorView{};
-}
-
 ffi::Error to_error(const Status& s) {
   switch (s.code()) {
     case StatusCode::kOk: return ffi::Error::Success();
@@ -67,10 +77,39 @@ ffi::Error to_error(const Status& s) {
   }
 }
 
-ffi::Error parse_policy_attr(std::string_view op, std::string_view name, ExecContext* ctx) {
-  if (parse_policy(name, &ctx->policy)) return ffi::Error::Success();
-  return ffi::Error::InvalidArgument(std::string(op) + ": unknown policy '" + std::string(name) +
-                                     "'; expected fast, deterministic or reference");
+Status given_attrs(const OpSpec& spec, const ffi::Dictionary& attrs, std::vector<GivenAttr>* out) {
+  out->clear();
+  out->reserve(attrs.size());
+  for (auto it = attrs.begin(); it != attrs.end(); ++it) {
+    GivenAttr g;
+    g.name = *it;
+    if (attrs.isa<std::string_view>(it)) {
+      auto text = attrs.get<std::string_view>(*it);
+      if (text.has_value()) {
+        g.type = GivenType::kString;
+        g.text = *text;
+        out->push_back(g);
+        continue;
+      }
+    }
+    if (take_number<bool>(attrs, it, GivenType::kBool, &g) ||
+        take_any<int64_t, int32_t, int16_t, int8_t, uint64_t, uint32_t, uint16_t, uint8_t>(
+            attrs, it, GivenType::kInt, &g) ||
+        take_any<float, double>(attrs, it, GivenType::kFloat, &g)) {
+      out->push_back(g);
+      continue;
+    }
+    return InvalidArgument(spec.op, ": attribute '", g.name,
+                           "' must be a number, a bool or a string (XLA gave another kind)");
+  }
+  return Status::Ok();
+}
+
+TensorView view(const ffi::AnyBuffer& b, Device device, int max_rank) {
+  const auto dims = b.dimensions();
+  const int ndim = static_cast<int>(dims.size());
+  return dense_view_folded(b.untyped_data(), dtype_of(b.element_type()), dims.begin(), ndim, device,
+                           folded_max_ndim(ndim, max_rank));
 }
 
 }  // namespace xpu::xla_adapter

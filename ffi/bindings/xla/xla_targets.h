@@ -1,14 +1,16 @@
-// The XLA FFI targets this build provides, gathered for registration from Python.
+// The XLA FFI targets this build provides (one per op and direction of ffi/ops.def),
+// gathered for registration from Python.
 #pragma once
 
+#include <string>
 #include <vector>
 
 namespace xpu::xla_adapter {
 
 struct Target {
-  const char* name;  // the custom-call target name, identical on every platform
-  void* cpu;         // XLA_FFI_Handler* for platform "cpu"
-  void* cuda;        // XLA_FFI_Handler* for platform "CUDA", or null without CUDA
+  std::string name;      // the custom-call target name, identical on every platform
+  void* cpu = nullptr;   // XLA_FFI_Handler* for platform "cpu"
+  void* cuda = nullptr;  // XLA_FFI_Handler* for platform "CUDA", or null without CUDA
 };
 using TargetList = std::vector<Target>;
 
