@@ -121,3 +121,25 @@ def test_empty_rejects_bad_requests():
         _core.empty([1], "float128", "cpu", 0, 0)
     owned = _core.empty([3, 4], "float32", "cpu", 0, 0)
     assert _core.array_info(owned) == ("float32", (3, 4), "cpu", 0)
+
+
+def test_a_bad_environment_policy_reads_the_cores_text_in_every_frontend(monkeypatch):
+    # XPURUNTIME_POLICY is checked by the core's attribute rule, which names the op.
+    monkeypatch.setenv("XPURUNTIME_POLICY", "bogus")
+    want = r"^softmax: unknown policy 'bogus'; expected fast, deterministic or reference$"
+    calls = [lambda: xpuruntime.ops.softmax(np.ones((2, 4), np.float32))]
+    try:
+        import jax.numpy as jnp
+        import xpuruntime.jax as xj
+        calls.append(lambda: xj.softmax(jnp.ones((2, 4))))
+    except ImportError:
+        pass
+    try:
+        import torch
+        import xpuruntime.interop.torch as xt
+        calls.append(lambda: xt.softmax(torch.ones(2, 4)))
+    except ImportError:
+        pass
+    for call in calls:
+        with pytest.raises(ValueError, match=want):
+            call()

@@ -3,8 +3,10 @@
 Frontends:
     xpuruntime.ops                    native ops on any DLPack array (numpy, torch, jax, cupy)
     xpuruntime.jax                    XLA FFI ops for jax.jit / grad / vmap      (extra: [jax])
+    xpuruntime.flax                   flax.linen / flax.nnx RMSNorm, LayerNorm   (extra: [flax])
     xpuruntime.interop.torch          torch.library custom ops                   (extra: [torch])
     xpuruntime.interop.onnxruntime    ONNX Runtime custom-op library            (extra: [onnx])
+    xpuruntime.interop.transformers   patch(model): a Hugging Face model on xpuruntime (extra: [transformers])
     xpuruntime.InferenceSession       ONNX models through ONNX Runtime or TensorRT (extra: [onnx])
 
 Runtime: xpuruntime.memory (caching stream-ordered pools), devices() / Device,
@@ -38,7 +40,7 @@ __version__ = _core.__version__
 # Submodules reachable as attributes (``xpuruntime.ops.rms_norm(...)`` after a bare
 # ``import xpuruntime``), imported on first use: the frontends need their framework,
 # and importing xpuruntime stays cheap and works without jax or torch.
-_LAZY_SUBMODULES = ("interop", "jax", "memory", "ops")
+_LAZY_SUBMODULES = ("flax", "interop", "jax", "memory", "ops")
 
 
 def __getattr__(name: str):
