@@ -138,3 +138,38 @@ def like(a: np.ndarray, ref, dtype=None):
 def shape_id(shape) -> str:
     """A test id for a shape: "3x7", "2x3x33"."""
     return "x".join(map(str, shape))
+
+
+def cases(**axes):
+    """One decorator for several ``pytest.mark.parametrize`` axes, in the order given:
+    ``cases(shape=(SHAPES, shape_id), dtype=DTYPES)``; an axis is its values, or
+    (values, ids) with ids a list or a function."""
+    def apply(fn):
+        for name, values in axes.items():  # the first given is the innermost: first in the ids
+            values, ids = values if isinstance(values, tuple) else (values, None)
+            fn = pytest.mark.parametrize(name, values, ids=ids)(fn)
+        return fn
+    return apply
+
+
+def assert_policies_agree(outs: dict, device: str, dtype: str, what: str = "",
+                          against: str = "reference"):
+    """``outs``: policy -> list of results. On the CPU one kernel serves every policy
+    (bitwise equal); on CUDA they agree within the dtype's tolerance."""
+    for policy, results in outs.items():
+        for a, b in zip(results, outs[against]):
+            if device == "cpu":
+                assert same_bits(a, b), f"{what}: {policy} differs from {against} on the CPU"
+            else:
+                assert rel_err(a, to_numpy(b)) <= TOLERANCE[dtype], f"{what}: {policy} vs {against}"
+
+
+def jax_with_targets(op: str):
+    """jax, with xpuruntime's XLA FFI targets registered; skips without jax or without
+    this op's targets (a build without XLA FFI headers)."""
+    jax = pytest.importorskip("jax")
+    import xpuruntime.jax  # noqa: F401  registers every target on every platform
+    from xpuruntime._native import core
+    if f"xpuruntime_{op}_fwd" not in core.ffi_targets():
+        pytest.skip("built without XLA FFI headers")
+    return jax

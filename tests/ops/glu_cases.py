@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import references
-from helpers import (DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, assert_close, make,
-                     raises, random_inputs, rel_err, same_bits, shape_id, to_numpy)
+from helpers import (DEVICES, DTYPES, POLICIES, TORCH_DEVICES, assert_close, assert_policies_agree,
+                     cases, jax_with_targets, make, raises, random_inputs, rel_err, same_bits,
+                     shape_id, to_numpy)
 from xpuruntime import ops
 from xpuruntime._native import core
 
@@ -22,6 +23,8 @@ __all__ = ["test_forward", "test_backward", "test_shape_error_names_the_argument
            "test_torch_opcheck", "test_torch_errors"]
 
 SHAPES = [(1, 1), (3, 7), (5, 4097), (2, 65536), (64, 128), (2, 3, 64)]
+# Every case of the forward and backward tests (through every frontend).
+EVERY_CASE = cases(shape=(SHAPES, shape_id), dtype=DTYPES, policy=POLICIES, device=DEVICES)
 
 
 def gate_up_dy(rng, shape, dtype):
@@ -31,20 +34,14 @@ def gate_up_dy(rng, shape, dtype):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_forward(op, frontend, shape, dtype, policy, device, rng):
     g, u, _ = gate_up_dy(rng, shape, dtype)
     (y,) = frontend.call(op, g, u, dtype=dtype, device=device, policy=policy)
     assert_close(y, references.forward(op, g, u)["y"], dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_backward(op, grad_frontend, shape, dtype, policy, device, rng):
     g, u, dy = gate_up_dy(rng, shape, dtype)
     (y,), grads = grad_frontend.grad(op, g, u, cotangents=[dy], dtype=dtype, device=device,
@@ -122,12 +119,7 @@ def test_native_policies_agree_and_are_deterministic(op, shape, dtype, device):
     def run(p):
         return [_fwd(op)(x, u, policy=p), *_bwd(op)(u, x, u, policy=p)]
     out = {p: run(p) for p in POLICIES}
-    for p in POLICIES:
-        for a, b in zip(out[p], out["reference"]):
-            if device == "cpu":
-                assert same_bits(a, b), f"{op}: {p} differs from reference on the CPU"
-            else:
-                assert rel_err(a, to_numpy(b)) <= TOLERANCE[dtype], f"{op}: {p} vs reference"
+    assert_policies_agree(out, device, dtype, op)
     for p in ("fast", "deterministic"):
         assert all(same_bits(a, b) for a, b in zip(out[p], run(p))), f"{op}: {p} not bitwise stable"
 
@@ -163,17 +155,9 @@ def test_native_bad_inputs(op):
 
 # ---- jax ----------------------------------------------------------------------------------------
 
-def _jax(op):
-    jax = pytest.importorskip("jax")
-    import xpuruntime.jax  # noqa: F401  registers every target on every platform
-    if f"xpuruntime_{op}_fwd" not in core.ffi_targets():
-        pytest.skip("built without XLA FFI headers")
-    return jax
-
-
 def test_jax_ffi(op):
     """The XLA FFI targets called with jax.ffi directly."""
-    jax = _jax(op)
+    jax = jax_with_targets(op)
     jnp = jax.numpy
     g = np.random.default_rng(5).standard_normal((5, 33)).astype(np.float32)
     u = np.random.default_rng(6).standard_normal((5, 33)).astype(np.float32)
@@ -190,7 +174,7 @@ def test_jax_ffi(op):
 
 
 def test_jax_trace_time_errors(op, rng):
-    jax = _jax(op)
+    jax = jax_with_targets(op)
     import xpuruntime.jax as xj
     x = jax.numpy.asarray(random_inputs(rng, (4, 8)))
     with pytest.raises(TypeError, match=f"{op}: 'up' must be float32, got bfloat16"):

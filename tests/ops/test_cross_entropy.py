@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import references
-from helpers import (DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, assert_close, like, make,
-                     raises, random_inputs, rel_err, same_bits, shape_id, to_numpy)
+from helpers import (DEVICES, DTYPES, POLICIES, TORCH_DEVICES, assert_close, assert_policies_agree,
+                     cases, jax_with_targets, like, make, raises, random_inputs, rel_err,
+                     same_bits, shape_id, to_numpy)
 from xpuruntime import ops
 from xpuruntime._native import core
 
@@ -19,6 +20,10 @@ OP = "cross_entropy"
 SHAPES = [(1, 1), (7, 33), (5, 4097), (3, 70000)]
 REDUCTIONS = ["mean", "sum", "none"]
 IGNORE = -100
+# Every case of the forward and backward tests (through every frontend).
+EVERY_CASE = cases(shape=(SHAPES, shape_id), dtype=DTYPES, ls=([0.0, 0.1], ["ls0", "ls0.1"]),
+                   reduction=REDUCTIONS, ltype=["int32", "int64"], policy=POLICIES,
+                   device=DEVICES)
 
 
 def labels_for(rng, t, v, ltype="int64", ignore=IGNORE):
@@ -34,13 +39,7 @@ def dloss_for(rng, t, reduction):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("ltype", ["int32", "int64"])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("ls", [0.0, 0.1], ids=["ls0", "ls0.1"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_forward(frontend, shape, dtype, ls, reduction, ltype, policy, device, rng):
     x = random_inputs(rng, shape, dtype, scale=2.0)
     lab = labels_for(rng, *shape, ltype)
@@ -50,13 +49,7 @@ def test_forward(frontend, shape, dtype, ls, reduction, ltype, policy, device, r
     assert_close(loss, references.cross_entropy(x, lab, **attrs)["loss"], "float32", "loss")
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("ltype", ["int32", "int64"])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("ls", [0.0, 0.1], ids=["ls0", "ls0.1"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_backward(grad_frontend, shape, dtype, ls, reduction, ltype, policy, device, rng):
     x = random_inputs(rng, shape, dtype, scale=2.0)
     lab = labels_for(rng, *shape, ltype)
@@ -172,12 +165,7 @@ def test_native_policies_agree_and_are_deterministic(dtype, device):
                              torch.ones(33, device=x.device) if reduction == "none" else 1.0,
                              x, lab, label_smoothing=0.1, reduction=reduction, policy=p))
         out = {p: run(p) for p in POLICIES}
-        for p in POLICIES:
-            for a, b in zip(out[p], out["reference"]):
-                if device == "cpu":
-                    assert same_bits(a, b), f"{reduction}: {p} differs from reference"
-                else:
-                    assert rel_err(a, to_numpy(b)) <= TOLERANCE[dtype], f"{reduction}: {p} vs reference"
+        assert_policies_agree(out, device, dtype, reduction)
         for p in ("fast", "deterministic"):
             assert all(same_bits(a, b) for a, b in zip(out[p], run(p))), f"{p} not bitwise stable"
 
@@ -305,11 +293,7 @@ def test_native_bad_inputs():
 
 @pytest.fixture(scope="module")
 def jax():
-    jax = pytest.importorskip("jax")
-    import xpuruntime.jax  # noqa: F401  registers every target on every platform
-    if "xpuruntime_cross_entropy_fwd" not in core.ffi_targets():
-        pytest.skip("built without XLA FFI headers")
-    return jax
+    return jax_with_targets(OP)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

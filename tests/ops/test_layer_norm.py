@@ -11,12 +11,15 @@ import pytest
 import references
 import xpuruntime
 from helpers import (DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, assert_close,
-                     random_inputs, rel_err, shape_id, to_numpy)
+                     assert_policies_agree, cases, jax_with_targets, random_inputs, rel_err,
+                     shape_id, to_numpy)
 from xpuruntime import ops
 from xpuruntime._native import core
 
 OP = "layer_norm"
 SHAPES = [(1, 1), (3, 7), (5, 4097), (2, 65536), (64, 128), (2, 3, 64)]
+# Every case of the forward and backward tests (through every frontend).
+EVERY_CASE = cases(shape=(SHAPES, shape_id), dtype=DTYPES, policy=POLICIES, device=DEVICES)
 EPS = 1e-5
 OFFSET = 3.0  # a nonzero mean: variance by E[x^2] - E[x]^2 would lose digits here
 
@@ -31,10 +34,7 @@ def inputs(rng, shape, dtype):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_forward(frontend, shape, dtype, policy, device, rng):
     x, w, b, _ = inputs(rng, shape, dtype)
     (y,) = frontend.call(OP, x, w, b, dtype=dtype, device=device, policy=policy)
@@ -49,10 +49,7 @@ def test_eps(frontend, eps, rng):
     assert_close(y, references.layer_norm(x, w, b, **attrs)["y"], "float32")
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_backward(grad_frontend, shape, dtype, policy, device, rng):
     x, w, b, dy = inputs(rng, shape, dtype)
     (y,), grads = grad_frontend.grad(OP, x, w, b, cotangents=[dy], dtype=dtype, device=device,
@@ -211,12 +208,7 @@ def test_native_policies_agree_and_are_repeatable(torch, shape, dtype, device):
             backward(dy, x, w, policy=policy)
         for a, r in zip(outs[policy], again):
             assert torch.equal(a, r), policy
-    for policy in ("deterministic", "reference"):
-        for a, r in zip(outs[policy], outs["fast"]):
-            if device == "cpu":
-                assert torch.equal(a, r)  # one CPU kernel serves every policy
-            else:
-                assert rel_err(a, to_numpy(r)) <= TOLERANCE[dtype]
+    assert_policies_agree(outs, device, dtype, "layer_norm", against="fast")
 
 
 def test_native_scoped_policy_is_honoured(torch):
@@ -375,11 +367,7 @@ def test_native_forward_cluster_large_mean_cuda(torch, device, n):
 
 @pytest.fixture(scope="module")
 def jax():
-    jax = pytest.importorskip("jax")
-    import xpuruntime.jax  # noqa: F401  registers every target on every platform
-    if "xpuruntime_layer_norm_fwd" not in core.ffi_targets():
-        pytest.skip("built without XLA FFI headers")
-    return jax
+    return jax_with_targets(OP)
 
 
 def test_jax_ffi_forward_and_backward(jax, rng):

@@ -11,7 +11,7 @@ import pytest
 import references
 import xpuruntime
 from helpers import (DEVICES, DTYPES, HAS_TORCH, POLICIES, TOLERANCE, TORCH_DEVICES, assert_close,
-                     random_inputs, shape_id, to_numpy)
+                     cases, random_inputs, shape_id, to_numpy)
 from xpuruntime import ops
 
 OP = "rms_norm"
@@ -32,10 +32,7 @@ def check_dx(dx, ref_dx, x, w, dy, dtype, eps=1e-6):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@cases(shape=(SHAPES, shape_id), dtype=DTYPES, policy=POLICIES, device=DEVICES)
 def test_forward(frontend, shape, dtype, policy, device, rng):
     x, w = random_inputs(rng, shape, dtype), random_inputs(rng, shape[-1:], dtype)
     (y,) = frontend.call(OP, x, w, dtype=dtype, device=device, policy=policy)
@@ -56,10 +53,7 @@ def test_residual_forward(frontend, shape, dtype, eps, device, rng):
     assert_close(y, ref["y"], dtype, "y")
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", GRAD_SHAPES, ids=shape_id)
+@cases(shape=(GRAD_SHAPES, shape_id), dtype=DTYPES, policy=POLICIES, device=DEVICES)
 def test_backward(grad_frontend, shape, dtype, policy, device, rng):
     x, w, dy = (random_inputs(rng, s, dtype) for s in (shape, shape[-1:], shape))
     (y,), grads = grad_frontend.grad(OP, x, w, cotangents=[dy], dtype=dtype, device=device,

@@ -10,14 +10,19 @@ import numpy as np
 import pytest
 
 import references
-from helpers import (DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, assert_close, like, make,
-                     raises, random_inputs, rel_err, round_to, same_bits, shape_id, to_numpy)
+from helpers import (DEVICES, DTYPES, POLICIES, TORCH_DEVICES, assert_close, assert_policies_agree,
+                     cases, jax_with_targets, like, make, raises, random_inputs, rel_err, round_to,
+                     same_bits, shape_id, to_numpy)
 from xpuruntime import ops
 from xpuruntime._native import core
 
 OP = "rope"
 SHAPES = [(1, 1, 1, 2), (2, 5, 3, 8), (2, 7, 4, 128)]
 TABLES = ["float32", "x"]  # cos / sin in float32, or in x's dtype
+# Every case of the forward and backward tests (through every frontend).
+EVERY_CASE = cases(shape=(SHAPES, shape_id), dtype=DTYPES,
+                   interleaved=([False, True], ["halves", "interleaved"]), table=TABLES,
+                   policy=POLICIES, device=DEVICES)
 
 
 def angles(rng, seq, d, dtype="float32"):
@@ -28,12 +33,7 @@ def angles(rng, seq, d, dtype="float32"):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("table", TABLES)
-@pytest.mark.parametrize("interleaved", [False, True], ids=["halves", "interleaved"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_forward(frontend, shape, dtype, interleaved, table, policy, device, rng):
     table_dtype = dtype if table == "x" else "float32"
     x = random_inputs(rng, shape, dtype)
@@ -43,12 +43,7 @@ def test_forward(frontend, shape, dtype, interleaved, table, policy, device, rng
     assert_close(y, references.rope(x, c, s, interleaved=interleaved)["y"], dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("table", TABLES)
-@pytest.mark.parametrize("interleaved", [False, True], ids=["halves", "interleaved"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_backward(grad_frontend, shape, dtype, interleaved, table, policy, device, rng):
     table_dtype = dtype if table == "x" else "float32"
     x, dy = random_inputs(rng, shape, dtype), random_inputs(rng, shape, dtype)
@@ -138,12 +133,7 @@ def test_native_policies_agree_and_are_deterministic(dtype, device):
     for interleaved in (False, True):
         out = {p: ops.rope(x, c, s, interleaved=interleaved, policy=p) for p in POLICIES}
         back = {p: ops.rope_backward(x, c, s, interleaved=interleaved, policy=p) for p in POLICIES}
-        for p in POLICIES:
-            for res in (out, back):
-                if device == "cpu":
-                    assert same_bits(res[p], res["reference"]), f"{p} differs from reference"
-                else:
-                    assert rel_err(res[p], to_numpy(res["reference"])) <= TOLERANCE[dtype]
+        assert_policies_agree({p: [out[p], back[p]] for p in POLICIES}, device, dtype, "rope")
         again = ops.rope(x, c, s, interleaved=interleaved, policy="fast")
         assert same_bits(again, out["fast"])
 
@@ -221,11 +211,7 @@ def test_native_bad_inputs():
 
 @pytest.fixture(scope="module")
 def jax():
-    jax = pytest.importorskip("jax")
-    import xpuruntime.jax  # noqa: F401  registers every target on every platform
-    if "xpuruntime_rope_fwd" not in core.ffi_targets():
-        pytest.skip("built without XLA FFI headers")
-    return jax
+    return jax_with_targets(OP)
 
 
 @pytest.mark.parametrize("interleaved", [False, True])

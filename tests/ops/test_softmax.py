@@ -12,13 +12,16 @@ import pytest
 
 import references
 import xpuruntime
-from helpers import (DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, assert_close, make,
-                     raises, random_inputs, rel_err, same_bits, shape_id, to_numpy)
+from helpers import (DEVICES, DTYPES, POLICIES, TORCH_DEVICES, assert_close, assert_policies_agree,
+                     cases, jax_with_targets, make, raises, random_inputs, rel_err, same_bits,
+                     shape_id, to_numpy)
 from xpuruntime import ops
 from xpuruntime._native import core
 
 OP = "softmax"
 SHAPES = [(1, 1), (3, 7), (5, 4097), (2, 65536), (64, 128), (2, 3, 64)]
+# Every case of the forward and backward tests (through every frontend).
+EVERY_CASE = cases(shape=(SHAPES, shape_id), dtype=DTYPES, policy=POLICIES, device=DEVICES)
 SCALES = [None, 0.125, 0.25, -1.5, 3.0]
 SCALE_SHAPES = [(3, 7), (4, 1000), (5, 4097), (2, 65536)]
 
@@ -29,10 +32,7 @@ def scale_attrs(scale):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_forward(frontend, shape, dtype, policy, device, rng):
     x = random_inputs(rng, shape, dtype, scale=2.0)
     (y,) = frontend.call(OP, x, dtype=dtype, device=device, policy=policy)
@@ -48,10 +48,7 @@ def test_scale(frontend, shape, scale, device, rng):
     assert_close(y, references.softmax(x, **scale_attrs(scale))["y"], "float32", f"scale={scale}")
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@EVERY_CASE
 def test_backward(grad_frontend, shape, dtype, policy, device, rng):
     x, dy = random_inputs(rng, shape, dtype), random_inputs(rng, shape, dtype)
     (y,), grads = grad_frontend.grad(OP, x, cotangents=[dy], dtype=dtype, device=device,
@@ -126,12 +123,7 @@ def test_native_policies_agree_and_are_deterministic(shape, dtype, device):
     }
     for name, run in runs.items():
         out = {p: run(p) for p in POLICIES}
-        for p in POLICIES:
-            for a, b in zip(out[p], out["reference"]):
-                if device == "cpu":
-                    assert same_bits(a, b), f"{name}: {p} differs from reference on the CPU"
-                else:
-                    assert rel_err(a, to_numpy(b)) <= TOLERANCE[dtype], f"{name}: {p} vs reference"
+        assert_policies_agree(out, device, dtype, name)
         for p in ("fast", "deterministic"):
             again = run(p)
             assert all(same_bits(a, b) for a, b in zip(out[p], again)), f"{name}: {p} not bitwise stable"
@@ -242,11 +234,7 @@ def test_native_cuda_masks_nan_strides(n, device):
 
 @pytest.fixture(scope="module")
 def jax():
-    jax = pytest.importorskip("jax")
-    import xpuruntime.jax  # noqa: F401  registers every target on every platform
-    if "xpuruntime_softmax_fwd" not in core.ffi_targets():
-        pytest.skip("built without XLA FFI headers")
-    return jax
+    return jax_with_targets(OP)
 
 
 def test_jax_ffi_softmax(jax):

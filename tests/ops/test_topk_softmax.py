@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import references
-from helpers import DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, rel_err, round_to
+from helpers import DEVICES, DTYPES, POLICIES, TOLERANCE, TORCH_DEVICES, cases, rel_err, round_to
 from xpuruntime import ops
 from xpuruntime._native import InvalidArgumentError, core
 
@@ -48,6 +48,14 @@ def case_ids(cases):
     return [f"{'x'.join(map(str, s))}-k{k}" for s, k in cases]
 
 
+def every_case(shapes_and_k):
+    """The grid of the forward and backward tests: (shape, k) x renormalize x dtype x
+    policy x device."""
+    return cases(renormalize=([True, False], ["renorm", "plain"]),
+                 **{"shape,k": (shapes_and_k, case_ids(shapes_and_k))},
+                 dtype=DTYPES, policy=POLICIES, device=DEVICES)
+
+
 def logits_for(shape, dtype, seed=0, scale=2.0):
     """Random normal logits rounded to ``dtype`` (float32 numpy)."""
     return round_to(np.random.default_rng(seed).standard_normal(shape) * scale, dtype)
@@ -66,11 +74,7 @@ def check_forward(frontend, x, k, renormalize, policy, dtype, device):
 
 # ---- every frontend -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,k", CASES, ids=case_ids(CASES))
-@pytest.mark.parametrize("renormalize", [True, False], ids=["renorm", "plain"])
+@every_case(CASES)
 def test_forward_matches_reference(frontend, shape, k, dtype, policy, device, renormalize):
     check_forward(frontend, logits_for(shape, dtype, seed=k), k, renormalize, policy, dtype, device)
 
@@ -126,11 +130,7 @@ BACKWARD_CASES = [((1, 1), 1), ((7, 10), 3), ((33, 64), 8), ((9, 128), 2), ((5, 
                   ((4, 40), 40), ((2, 4096), 100), ((0, 16), 4)]
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,k", BACKWARD_CASES, ids=case_ids(BACKWARD_CASES))
-@pytest.mark.parametrize("renormalize", [True, False], ids=["renorm", "plain"])
+@every_case(BACKWARD_CASES)
 def test_backward_matches_autodiff(grad_frontend, shape, k, dtype, policy, device, renormalize):
     x = logits_for(shape, dtype, seed=k + 1)
     dw = np.random.default_rng(7).standard_normal(shape[:-1] + (k,)).astype(np.float32)
