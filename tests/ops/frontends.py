@@ -147,6 +147,14 @@ def _torch_tensor(a, dtype, device, grad=False):
     return t.requires_grad_() if grad else t
 
 
+def _importable(*modules: str) -> str | None:
+    """None, or why not: pytest.importorskip's wording, which scripts/test-wheel looks for."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return f"could not import '{module}': not installed"
+    return None
+
+
 def _cuda_reason(device: str) -> str | None:
     if device == "cpu":
         return None
@@ -154,7 +162,7 @@ def _cuda_reason(device: str) -> str | None:
     if not core.built_with_cuda:
         return "this build has no CUDA kernels"
     if importlib.util.find_spec("torch") is None:
-        return "CUDA inputs are made with torch, which is not installed"
+        return "CUDA inputs are made with torch: " + _importable("torch")
     import torch
     return None if torch.cuda.is_available() else "no CUDA device visible to torch"
 
@@ -168,7 +176,7 @@ class Native(Frontend):
 
     def unsupported(self, dtype, device):
         if dtype == "bfloat16" and device == "cpu" and importlib.util.find_spec("torch") is None:
-            return "bfloat16 inputs are made with torch, which is not installed"
+            return "bfloat16 inputs are made with torch: " + _importable("torch")
         return _cuda_reason(device)
 
     @staticmethod
@@ -258,7 +266,7 @@ class Jax(Frontend):
     autodiff = True
 
     def missing(self):
-        return None if importlib.util.find_spec("jax") else "jax is not installed"
+        return _importable("jax")
 
     def unsupported(self, dtype, device):
         if device == "cpu":
@@ -333,7 +341,7 @@ class Torch(Frontend):
     autodiff = True
 
     def missing(self):
-        return None if importlib.util.find_spec("torch") else "torch is not installed"
+        return _importable("torch")
 
     def unsupported(self, dtype, device):
         return _cuda_reason(device)
@@ -406,9 +414,9 @@ class OnnxRuntime(Frontend):
     name = "onnxruntime"
 
     def missing(self):
-        for module in ("onnxruntime", "onnx"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed"
+        reason = _importable("onnxruntime", "onnx")
+        if reason:
+            return reason
         from xpuruntime.interop import onnxruntime as xo
         return None if xo.library_path(missing_ok=True) else "libxpuruntime_ort.so is not built"
 
@@ -446,9 +454,9 @@ class TensorRT(Frontend):
         from xpuruntime.interop import tensorrt as xtrt
         if xtrt.library_path(missing_ok=True) is None:
             return "libxpuruntime_trt.so is not built"
-        for module in ("tensorrt", "onnx", "torch"):
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed"
+        reason = _importable("tensorrt", "onnx", "torch")
+        if reason:
+            return reason
         import tensorrt
         return None if hasattr(tensorrt, "Builder") else "the importable tensorrt has no builder"
 
