@@ -3,15 +3,24 @@ random allocation trace (RMM style), side by side in one run: xpuruntime's pool
 (timed from C++ and from Python) against cudaMalloc/cudaFree, cudaMallocAsync,
 torch's caching allocator and CuPy's pool (CUDA), or numpy (CPU only).
 Prints a table and writes JSON. Goals (reported, not asserted): a cached pair
-<= 0.5 us from C++ and <= 1.5 us from Python."""
+<= 0.5 us from C++ and <= 1.5 us from Python.
+
+The C++ rows come from the benchmark tool benchmarks/native/memory_bench.cc (not
+part of the package): ``--tool PATH`` runs a built one, otherwise it is built
+here with CMake (build/bench-native, about as long as building the package),
+and ``--no-native`` leaves those rows out."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import pathlib
 import platform
 import random
+import shutil
+import subprocess
+import sys
 import time
 
 try:  # a contender on CUDA
@@ -43,9 +52,6 @@ def _with_pair(nbytes: int, device):
 def contenders(kind: str, nbytes: int):
     device = xpuruntime.devices()[-1 if kind == "cuda" else 0]
     out = {
-        # A short untimed run first: the first call creates the pool (and, on CUDA, the context).
-        "xpuruntime pool (C++)": lambda iters: (_core.time_pool_pairs(kind, 0, nbytes, 10, 0),
-                                                _core.time_pool_pairs(kind, 0, nbytes, iters, 0))[1] / 1e3,
         "xpuruntime pool (Python)": lambda iters: py_pairs_us(
             lambda: memory.allocate(nbytes, device=device).free(),
             iters),
@@ -56,8 +62,6 @@ def contenders(kind: str, nbytes: int):
             lambda: memory.allocate(nbytes, device=device), iters),
     }
     if kind == "cuda":
-        out["cudaMalloc/cudaFree (C++)"] = lambda iters: _core.time_cuda_pairs("cudaMalloc", nbytes, max(iters // 100, 10), 0) / 1e3
-        out["cudaMallocAsync (C++)"] = lambda iters: _core.time_cuda_pairs("cudaMallocAsync", nbytes, iters, 0) / 1e3
         try:
             import torch
             out["torch.empty (Python)"] = lambda iters: py_pairs_us(
@@ -74,6 +78,56 @@ def contenders(kind: str, nbytes: int):
         import numpy as np
         out["numpy.empty (Python)"] = lambda iters: py_pairs_us(lambda: np.empty(nbytes, np.uint8), iters)
     return out
+
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _cmake() -> str | None:
+    """cmake on PATH, or the one of the `cmake` Python package (the build's own)."""
+    found = shutil.which("cmake")
+    if found:
+        return found
+    try:
+        import cmake
+        return os.path.join(cmake.CMAKE_BIN_DIR, "cmake")
+    except ImportError:
+        return None
+
+
+def build_native_tool(cuda: bool) -> str | None:
+    """Builds benchmarks/native's memory tool (the core and the tool only) and returns its path."""
+    cmake = _cmake()
+    if cmake is None:
+        print("C++ rows skipped: no cmake to build benchmarks/native", file=sys.stderr)
+        return None
+    build = ROOT / "build" / "bench-native"
+    configure = [cmake, "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                 "-DXPURUNTIME_BUILD_BENCHMARKS=ON", "-DXPURUNTIME_FETCH_ORT_HEADERS=OFF",
+                 f"-DXPURUNTIME_CUDA={'ON' if cuda else 'OFF'}",
+                 f"-DXPURUNTIME_CUDA_ARCHITECTURES={os.environ.get('XPURUNTIME_CUDA_ARCHITECTURES', '90')}"]
+    if shutil.which("ninja") and not (build / "CMakeCache.txt").exists():
+        configure += ["-G", "Ninja"]
+    compile_ = [cmake, "--build", str(build), "--target", "xpuruntime_memory_bench", "-j", str(os.cpu_count() or 2)]
+    t0 = time.perf_counter()
+    for cmd in (configure, compile_):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"C++ rows skipped: {' '.join(cmd[:3])} failed:\n{(done.stdout + done.stderr)[-3000:]}",
+                  file=sys.stderr)
+            return None
+    print(f"built the native memory tool in {time.perf_counter() - t0:.0f} s", flush=True)
+    return str(build / "benchmarks" / "native" / "xpuruntime_memory_bench")
+
+
+def native_pairs(tool: str, kind: str, iters: int) -> dict[tuple[int, str], float]:
+    """{(bytes, impl): us per pair} timed in C++ by the tool (pool, and CUDA's allocators on CUDA)."""
+    done = subprocess.run([tool, kind, str(iters)] + [str(n) for n in SIZES], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"C++ rows skipped: {tool} failed: {done.stderr.strip()}", file=sys.stderr)
+        return {}
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return {(r["bytes"], r["impl"]): r["us_per_pair"] for r in rows}
 
 
 def random_trace_us(allocate, free, ops: int = 20000, seed: int = 0) -> float:
@@ -95,11 +149,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="benchmarks/results/memory.json")
     parser.add_argument("--iters", type=int, default=20000)
+    parser.add_argument("--tool", help="a built xpuruntime_memory_bench (default: build one)")
+    parser.add_argument("--no-native", action="store_true", help="leave out the rows timed in C++")
     args = parser.parse_args()
     kind = "cuda" if _core.cuda_device_count() > 0 else "cpu"
     device = xpuruntime.devices()[-1 if kind == "cuda" else 0]
+    native = {}
+    if not args.no_native:
+        tool = args.tool or build_native_tool(bool(_core.built_with_cuda))
+        native = native_pairs(tool, kind, args.iters) if tool else {}
     rows = []
     for nbytes in SIZES:
+        for (n, name), us in native.items():
+            if n == nbytes:
+                rows.append({"bytes": nbytes, "impl": name, "us_per_pair": us})
+                print(f"{nbytes:>10} {name:<32} {us:8.3f} us", flush=True)
         for name, run in contenders(kind, nbytes).items():
             rows.append({"bytes": nbytes, "impl": name, "us_per_pair": run(args.iters)})
             print(f"{nbytes:>10} {name:<32} {rows[-1]['us_per_pair']:8.3f} us", flush=True)

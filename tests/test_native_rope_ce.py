@@ -240,7 +240,7 @@ def test_rope_bad_inputs():
         ops.rope(x, c, np.ones((4, 4), np.float32))
     with raises("rope", "4-d"):
         ops.rope(x[0], c, s)
-    with raises("rope", "'cos' must be float32 or float32"):
+    with raises("rope", r"'cos' must be float32 \(the dtype of 'x'\), got float16"):
         ops.rope(x, c.astype(np.float16), s.astype(np.float16))
     with raises("rope", "'sin' must be float32, got float16"):
         ops.rope(x, c, s.astype(np.float16))

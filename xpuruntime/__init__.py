@@ -8,6 +8,11 @@ Frontends:
 
 Runtime: xpuruntime.memory (caching stream-ordered pools), devices() / Device,
 Stream / Event, empty() / asarray() -> Array (DLPack, __cuda_array_interface__).
+
+Errors: every error is an xpuruntime.Error. InvalidArgumentError (a ValueError) for a
+bad value, shape, dtype, layout or attribute, InvalidArgumentTypeError (an
+InvalidArgumentError and a TypeError) for an argument of the wrong Python type,
+KernelNotFoundError (a LookupError), OutOfMemoryError (a MemoryError).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from ._native import (
     Error,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     KernelNotFoundError,
     OutOfMemoryError,
     core as _core,
@@ -60,6 +66,7 @@ __all__ = [
     "stream",
     "Error",
     "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "KernelNotFoundError",
     "OutOfMemoryError",
     "POLICIES",

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
           f"devices: {facts['cuda_devices']}")
     print(f"  XLA FFI API: {facts['xla_ffi_api']}")
     print(f"  ONNX Runtime library: {facts['onnxruntime_library']}")
+    print(f"  TensorRT plugin library: {facts['tensorrt_library']}")
     print("  frontends: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in facts["frontends"].items()))
     print("  devices:")
     for d in facts.get("devices", []):

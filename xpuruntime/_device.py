@@ -11,7 +11,7 @@ import platform
 import threading
 from typing import Any
 
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, InvalidArgumentTypeError, core
 
 _local = threading.local()
 
@@ -64,7 +64,7 @@ class Device:
         if index is None:
             index = 0
         if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(f"device index must be an int, got {type(index).__name__}")
+            raise InvalidArgumentTypeError(f"device index must be an int, got {type(index).__name__}")
         if kind == "cpu" and index != 0:
             raise InvalidArgumentError(f"invalid CPU device index {index} (only cpu:0 exists)")
         if kind == "cuda":
@@ -130,6 +130,8 @@ class Device:
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self._saved:
+            raise InvalidArgumentError(f"Device.__exit__: {self} was not entered (__exit__ without __enter__)")
         prev = self._saved.pop()
         _set_local_device(prev)
         if prev is not None and prev.kind == "cuda":

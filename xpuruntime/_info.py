@@ -25,6 +25,7 @@ def kernels() -> list[dict]:
 def info() -> dict:
     """A dict describing the build, the devices and the importable frontends."""
     from .interop import onnxruntime as ort_interop
+    from .interop import tensorrt as trt_interop
 
     return {
         "version": core.__version__,
@@ -33,9 +34,10 @@ def info() -> dict:
         "cuda_devices": core.cuda_device_count(),
         "xla_ffi_api": core.xla_ffi_api_version,
         "onnxruntime_library": ort_interop.library_path(missing_ok=True),
+        "tensorrt_library": trt_interop.library_path(missing_ok=True),
         "frontends": {
             name: importlib.util.find_spec(name) is not None
-            for name in ("jax", "torch", "onnxruntime")
+            for name in ("jax", "torch", "onnxruntime", "tensorrt", "tensorrt_lean")
         },
         "kernels": kernels(),
         "devices": _devices(),

@@ -12,6 +12,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 core = _core
 Error = _core.Error
-InvalidArgumentError = _core.InvalidArgumentError
+InvalidArgumentError = _core.InvalidArgumentError  # also a ValueError
+InvalidArgumentTypeError = _core.InvalidArgumentTypeError  # also a TypeError: wrong Python type
 KernelNotFoundError = _core.KernelNotFoundError
 OutOfMemoryError = _core.OutOfMemoryError

@@ -7,6 +7,8 @@ import contextvars
 import os
 from typing import Iterator
 
+from ._native import InvalidArgumentError, InvalidArgumentTypeError
+
 POLICIES = ("fast", "deterministic", "reference")
 
 _global_policy: str | None = None
@@ -16,9 +18,12 @@ _scoped_policy: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def _check(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidArgumentTypeError(
+            f"policy must be a string, one of {', '.join(POLICIES)}; got {type(name).__name__} {name!r}")
     if name not in POLICIES:
         # The core's wording (parse_attrs), so every frontend reads the same.
-        raise ValueError(f"unknown policy {name!r}; expected fast, deterministic or reference")
+        raise InvalidArgumentError(f"unknown policy {name!r}; expected fast, deterministic or reference")
     return name
 
 

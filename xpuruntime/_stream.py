@@ -11,8 +11,9 @@ import threading
 import time
 from typing import Any
 
+from ._arrays import int_arg
 from ._device import Device, as_device
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, InvalidArgumentTypeError, core
 
 _local = threading.local()
 
@@ -24,12 +25,12 @@ def _stack() -> dict:
     return s
 
 
-def _foreign_handle(obj: Any) -> int | None:
+def foreign_handle(obj: Any, op: str = "Stream.from_handle", name: str = "handle") -> int | None:
     """cudaStream_t of an int, a __cuda_stream__ object or a torch-style ``cuda_stream``."""
     if isinstance(obj, Stream):
         return obj.handle
     if isinstance(obj, int) and not isinstance(obj, bool):
-        return obj
+        return int_arg(obj, op, name, lo=0, hi=(1 << 64) - 1)
     proto = getattr(obj, "__cuda_stream__", None)
     if proto is not None:
         version, handle = proto() if callable(proto) else proto
@@ -58,7 +59,7 @@ class Stream:
 
     def __init__(self, device: Any = None, priority: int = 0):
         self.device = as_device(device)
-        self.priority = int(priority)
+        self.priority = int_arg(priority, "Stream", "priority", lo=-(1 << 31), hi=(1 << 31) - 1)
         self._owned = False
         self._handle = 0
         if self.device.kind == "cuda":
@@ -69,9 +70,10 @@ class Stream:
     @classmethod
     def from_handle(cls, handle: Any, device: Any = None) -> "Stream":
         """Wraps an existing stream (an int or an object exposing ``__cuda_stream__``); not owned."""
-        h = _foreign_handle(handle)
+        h = foreign_handle(handle)
         if h is None:
-            raise TypeError(f"expected a stream handle or a __cuda_stream__ object, got {type(handle)!r}")
+            raise InvalidArgumentTypeError(
+                f"Stream.from_handle: expected a stream handle or a __cuda_stream__ object, got {type(handle)!r}")
         s = cls.__new__(cls)
         s.device = as_device(device)
         s.priority = 0
@@ -119,7 +121,12 @@ class Stream:
         return self
 
     def __exit__(self, *exc) -> None:
-        _stack()[self.device].pop()
+        st = _stack().get(self.device)
+        if not st or st[-1] is not self:
+            raise InvalidArgumentError(
+                f"Stream.__exit__: {self!r} is not the current stream of {self.device} "
+                "(__exit__ without a matching __enter__, or blocks exited out of order)")
+        st.pop()
         _mirror(self.device)
 
     def __del__(self):
@@ -174,10 +181,12 @@ class Event:
 
     def elapsed_ms(self, end: "Event") -> float:
         """Milliseconds from this event to ``end`` (both recorded, timing=True)."""
+        if not isinstance(end, Event):
+            raise InvalidArgumentTypeError(f"Event.elapsed_ms: 'end' must be an Event, got {type(end).__name__}")
         if not (self.timing and end.timing):
-            raise ValueError("elapsed_ms needs two events created with timing=True")
+            raise InvalidArgumentError("Event.elapsed_ms needs two events created with timing=True")
         if not (self._recorded and end._recorded):
-            raise ValueError("elapsed_ms needs two recorded events")
+            raise InvalidArgumentError("Event.elapsed_ms needs two recorded events")
         if self.device.kind == "cuda":
             end.synchronize()
             return float(core.event_elapsed_ms(self._handle, end._handle))
@@ -234,6 +243,5 @@ def stream_for(s: Any, device: Device) -> int:
     on CUDA. An ``xpuruntime.Stream`` of another device is an error."""
     if isinstance(s, Stream) and s.device != device:
         raise InvalidArgumentError(f"stream of {s.device} used for an allocation on {device}")
-    if device.kind != "cuda":
-        return 0
-    return as_stream(s, device).handle
+    handle = as_stream(s, device).handle  # checks what `s` is on the CPU too
+    return handle if device.kind == "cuda" else 0

@@ -7,29 +7,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._arrays import DTYPES, dtype_name, nbytes_of, read_dlpack, shape_arg
 from ._device import Device, as_device
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, InvalidArgumentTypeError, core
 from ._stream import as_stream, stream_for
 
-# name -> (DLPack type code, bits); codes: 0 int, 1 uint, 2 float, 4 bfloat, 5 complex, 6 bool
-_DTYPES = {
-    "bool": (6, 8), "int8": (0, 8), "int16": (0, 16), "int32": (0, 32), "int64": (0, 64),
-    "uint8": (1, 8), "uint16": (1, 16), "uint32": (1, 32), "uint64": (1, 64),
-    "float16": (2, 16), "float32": (2, 32), "float64": (2, 64), "bfloat16": (4, 16),
-    "complex64": (5, 64), "complex128": (5, 128),
-}
-_NAMES = {v: k for k, v in _DTYPES.items()}
 _TYPESTR = {"bool": "|b1", "int8": "|i1", "uint8": "|u1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
             "uint16": "<u2", "uint32": "<u4", "uint64": "<u8", "float16": "<f2", "float32": "<f4",
             "float64": "<f8", "complex64": "<c8", "complex128": "<c16"}
-
-
-def _dtype_name(dtype: Any) -> str:
-    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None) or str(dtype)
-    name = name.rsplit(".", 1)[-1]  # torch.float32 -> float32
-    if name not in _DTYPES:
-        raise InvalidArgumentError(f"unsupported dtype {dtype!r}; supported: {', '.join(_DTYPES)}")
-    return name
 
 
 def _contiguous_strides(shape: tuple) -> tuple:
@@ -56,7 +41,7 @@ class Array:
         self.strides = tuple(strides) if strides is not None else _contiguous_strides(self.shape)
         self.device = device
         self.stream = stream  # producer stream handle, None when unknown
-        code, bits = _DTYPES[dtype]
+        code, bits = DTYPES[dtype]
         self._nd = core.make_array(owner, self.ptr, list(self.shape), list(self.strides), code, bits,
                                    device.kind, device.index)
 
@@ -71,7 +56,7 @@ class Array:
 
     @property
     def itemsize(self) -> int:
-        return _DTYPES[self.dtype][1] // 8
+        return DTYPES[self.dtype][1] // 8
 
     @property
     def nbytes(self) -> int:
@@ -139,7 +124,7 @@ class Array:
     def __array__(self, dtype: Any = None, copy: Any = None):
         import numpy as np
         if self.device.kind != "cpu":
-            raise TypeError(f"a {self.device} array cannot become numpy without a copy; use .to('cpu')")
+            raise InvalidArgumentTypeError(f"a {self.device} array cannot become numpy without a copy; use .to('cpu')")
         a = np.from_dlpack(self)
         return a.astype(dtype) if dtype is not None else a
 
@@ -165,29 +150,26 @@ class Array:
 
 def empty(shape: Any, dtype: Any = "float32", device: Any = None, stream: Any = None) -> Array:
     """An uninitialized contiguous array from ``device``'s pool (default: current device),
-    usable by work on ``stream`` (default: the device's current stream)."""
-    if isinstance(shape, int):
-        shape = (shape,)
-    shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
-        raise InvalidArgumentError(f"empty: negative dimension in {shape}")
-    name = _dtype_name(dtype)
+    usable by work on ``stream`` (default: the device's current stream).
+
+    ``shape``: an int or a sequence of ints >= 0; ``dtype``: a name or a numpy /
+    torch / jax dtype. Raises ``InvalidArgumentError`` for bad shapes and dtypes
+    and ``OutOfMemoryError`` when the array is larger than the pool can serve
+    (also when its size is beyond any device's memory)."""
+    from .memory import _check_nbytes
+    shape = shape_arg(shape, "empty")
+    name = dtype_name(dtype, "empty")
     d = as_device(device)
     h = stream_for(stream, d)
-    nbytes = math.prod(shape) * (_DTYPES[name][1] // 8)
-    raw = core.allocate(nbytes, d.kind, d.index, h)
+    raw = core.allocate(_check_nbytes(nbytes_of(shape, name), d, "empty"), d.kind, d.index, h)
     return Array(raw, raw.ptr, shape, name, None, d, h if d.kind == "cuda" else None)
 
 
 def asarray(obj: Any) -> Array:
     """Wraps any DLPack producer (numpy, torch, jax, cupy, ...) without copying;
-    the Array keeps ``obj`` alive."""
+    the Array keeps ``obj`` alive. Raises ``InvalidArgumentTypeError`` for objects
+    that are not arrays and ``InvalidArgumentError`` for arrays DLPack cannot carry."""
     if isinstance(obj, Array):
         return obj
-    if not hasattr(obj, "__dlpack__"):
-        raise TypeError(f"asarray needs a DLPack producer (with __dlpack__), got {type(obj)!r}")
-    ptr, code, bits, shape, strides, kind, index = core.dlpack_info(obj)
-    name = _NAMES.get((code, bits))
-    if name is None:
-        raise InvalidArgumentError(f"unsupported DLPack dtype (code {code}, {bits} bits)")
-    return Array(obj, ptr, shape, name, strides, Device(kind, index), None)
+    f = read_dlpack(obj, "asarray", "obj")
+    return Array(obj, f.ptr, f.shape, f.dtype, f.strides, Device(f.device_kind, f.device_index), None)

@@ -10,26 +10,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._arrays import INT64_MAX, index_arg
 from ._device import Device, as_device
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, OutOfMemoryError, core
 from ._stream import as_stream, stream_for
 
 __all__ = ["Buffer", "allocate", "allocate_pinned", "empty_cache", "reset_peak_stats",
            "set_limit", "stats", "snapshot"]
 
 
-def _check_nbytes(nbytes: Any) -> int:
-    if type(nbytes) is int and nbytes >= 0:  # the common case, kept cheap
+def _too_large(op: str, nbytes: int, device: Any) -> OutOfMemoryError:
+    """The error for a request beyond any device's memory (more than the core's int64
+    sizes), with the attributes the pool's own OutOfMemoryError has."""
+    d = as_device(device)
+    pool = core.device_pool(d.kind, d.index)
+    s, free = pool.stats(), pool.device_free_bytes()
+    err = OutOfMemoryError(
+        f"out of memory on {d}: tried to allocate {nbytes} bytes ({op}), more than any device has; "
+        f"{s['allocated_bytes']} bytes allocated, {s['reserved_bytes']} bytes reserved by xpuruntime, "
+        f"{free} bytes free on the device")
+    err.device, err.requested_bytes, err.allocated_bytes = str(d), nbytes, s["allocated_bytes"]
+    err.reserved_bytes, err.device_free_bytes, err.limit_bytes = s["reserved_bytes"], free, s["limit"]
+    return err
+
+
+def _check_nbytes(nbytes: Any, device: Any = None, op: str = "allocate", name: str = "nbytes") -> int:
+    """A size in bytes: an int >= 0. Sizes beyond the core's int64 raise OutOfMemoryError
+    (no device has that much); ``allocate``'s fast path calls this for anything but a
+    plain int that fits."""
+    if type(nbytes) is int and 0 <= nbytes <= INT64_MAX:  # the common case, kept cheap
         return nbytes
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int):
-        try:
-            import operator
-            nbytes = operator.index(nbytes)
-        except TypeError:
-            raise TypeError(f"nbytes must be an int, got {type(nbytes).__name__}") from None
-    if nbytes < 0:
-        raise InvalidArgumentError(f"allocate: negative size {nbytes}")
-    return int(nbytes)
+    n = index_arg(nbytes, op, name)
+    if n < 0:
+        raise InvalidArgumentError(f"{op}: negative size {n} ('{name}' must be >= 0)")
+    if n > INT64_MAX:
+        raise _too_large(op, n, device)
+    return n
 
 
 # The Buffer type is the extension's own class (see ffi/bindings/python/memory.cc):
@@ -64,7 +80,7 @@ def allocate_pinned(nbytes: int) -> Buffer:
 
     Free it with ``free(stream=s)`` when asynchronous copies on ``s`` still use it:
     the block is then reused only after that stream's work."""
-    return core.allocate_pinned(_check_nbytes(nbytes))
+    return core.allocate_pinned(_check_nbytes(nbytes, "cpu", "allocate_pinned"))
 
 
 def _pool(device: Any):
@@ -97,5 +113,13 @@ def empty_cache(device: Any = None) -> None:
 
 
 def set_limit(nbytes: int, device: Any = None) -> None:
-    """Caps the bytes the pool reserves; requests beyond it raise OutOfMemoryError. 0 removes the cap."""
-    _pool(device)[1].set_limit(_check_nbytes(nbytes))
+    """Caps the bytes the pool reserves; requests beyond it raise OutOfMemoryError.
+
+    ``nbytes``: an int in ``[0, 2**63)``; 0 removes the cap."""
+    n = index_arg(nbytes, "set_limit", "nbytes")
+    if n < 0:
+        raise InvalidArgumentError(f"set_limit: negative limit {n} ('nbytes' must be >= 0; 0 removes the limit)")
+    if n > INT64_MAX:
+        raise InvalidArgumentError(
+            f"set_limit: limit {n} is beyond any device's memory ('nbytes' must be < 2**63; 0 removes the limit)")
+    _pool(device)[1].set_limit(n)

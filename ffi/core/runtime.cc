@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "xpuruntime/memory/pool.h"
+#include "xpuruntime/memory/device_pools.h"
 
 #if XPURUNTIME_WITH_CUDA
 #include <cuda_runtime_api.h>

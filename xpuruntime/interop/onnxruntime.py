@@ -16,15 +16,11 @@ def library_path(missing_ok: bool = False) -> Optional[str]:
     Raises FileNotFoundError (or returns None with ``missing_ok``) when this build
     has none: the ORT headers were not found when it was built.
     """
-    path = pathlib.Path(__file__).resolve().parent.parent / "lib" / _LIB_NAME
-    if path.exists():
-        return str(path)
-    if missing_ok:
-        return None
-    raise FileNotFoundError(
-        f"{path} does not exist: xpuruntime was built without ONNX Runtime headers; run "
-        "scripts/fetch-ort-headers and reinstall"
-    )
+    from ._library import packaged_library
+
+    return packaged_library(_LIB_NAME, missing_ok,
+                            "xpuruntime was built without ONNX Runtime headers; run "
+                            "scripts/fetch-ort-headers and reinstall")
 
 
 def session_options(options: Any = None) -> Any:

@@ -16,7 +16,6 @@ namespace xpu::python {
 
 void bind_op_call(nb::module_& m);
 void bind_memory(nb::module_& m);
-void bind_memory_bench(nb::module_& m);
 
 namespace {
 
@@ -148,7 +147,6 @@ NB_MODULE(_core, m) {
 
   bind_op_call(m);
   bind_memory(m);
-  bind_memory_bench(m);
 }
 
 }  // namespace xpu::python

@@ -7,6 +7,7 @@ namespace {
 
 // Exception classes created in register_exceptions (module lifetime).
 PyObject* g_invalid_argument = nullptr;
+PyObject* g_invalid_argument_type = nullptr;
 PyObject* g_not_found = nullptr;
 PyObject* g_out_of_memory = nullptr;
 PyObject* g_runtime = nullptr;
@@ -19,8 +20,7 @@ TensorView view_impl(const A& a) {
   v.dtype = dtype_from_dlpack(a.dtype());
   v.ndim = static_cast<int>(a.ndim());
   if (v.ndim > kMaxDims)
-    throw nb::value_error(("xpuruntime supports at most " + std::to_string(kMaxDims) +
-                           " dimensions, got " + std::to_string(v.ndim)).c_str());
+    throw_if_error(InvalidArgument("xpuruntime supports at most ", kMaxDims, " dimensions, got ", v.ndim));
   for (int i = 0; i < v.ndim; ++i) {
     v.shape[i] = static_cast<int64_t>(a.shape(i));
     v.strides[i] = static_cast<int64_t>(a.stride(i));
@@ -31,8 +31,7 @@ TensorView view_impl(const A& a) {
   } else if (dev == nb::device::cuda::value || dev == nb::device::cuda_managed::value) {
     v.device = {DeviceKind::kCUDA, static_cast<int>(a.device_id())};
   } else {
-    throw nb::value_error(("xpuruntime: unsupported DLPack device type " + std::to_string(dev) +
-                           " (supported: cpu, cuda)").c_str());
+    throw_if_error(InvalidArgument("xpuruntime: unsupported DLPack device type ", dev, " (supported: cpu, cuda)"));
   }
   return v;
 }
@@ -115,6 +114,11 @@ void throw_if_error(const Status& s) {
   throw nb::python_error();
 }
 
+void throw_type_error(const std::string& message) {
+  PyErr_SetString(g_invalid_argument_type, message.c_str());
+  throw nb::python_error();
+}
+
 void register_exceptions(nb::module_& m) {
   auto make = [&](const char* name, PyObject* bases) {
     const std::string qual = std::string("xpuruntime._core.") + name;
@@ -126,6 +130,11 @@ void register_exceptions(nb::module_& m) {
   g_runtime = base;
   g_invalid_argument = make("InvalidArgumentError", nb::make_tuple(nb::handle(base),
                                                                    nb::handle(PyExc_ValueError)).release().ptr());
+  // Wrong Python types (a list for an array, a float for a size): in the one
+  // vocabulary, and still a TypeError for code that catches that.
+  g_invalid_argument_type = make("InvalidArgumentTypeError",
+                                 nb::make_tuple(nb::handle(g_invalid_argument),
+                                                nb::handle(PyExc_TypeError)).release().ptr());
   g_not_found = make("KernelNotFoundError", nb::make_tuple(nb::handle(base),
                                                            nb::handle(PyExc_LookupError)).release().ptr());
   g_out_of_memory = make("OutOfMemoryError", nb::make_tuple(nb::handle(base),

@@ -28,6 +28,9 @@ nb::dlpack::dtype dlpack_from_dtype(DType t);
 
 // Raises xpuruntime.Error subclasses (ValueError, LookupError, MemoryError kin).
 void throw_if_error(const Status& s);
+// Raises xpuruntime.InvalidArgumentTypeError (an InvalidArgumentError and a
+// TypeError): an argument of the wrong Python type.
+[[noreturn]] void throw_type_error(const std::string& message);
 
 // Runs `fn` (returning Status) without the GIL, so that other Python threads run
 // while a kernel or a CUDA call works, then raises its error, if any.

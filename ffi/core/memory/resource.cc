@@ -7,10 +7,7 @@
 #include <unordered_set>
 #include <vector>
 
-#if XPURUNTIME_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
+#include "core/cuda_error.h"
 #include "xpuruntime/runtime.h"
 
 namespace xpu::memory {
@@ -96,9 +93,8 @@ size_t pending_event_count(ManualEventHostResource* r) { return r->pending(); }
 #if XPURUNTIME_WITH_CUDA
 namespace {
 
-// Clears the calling thread's last CUDA error after a failed call (the pool
-// must not leave an error behind for an unrelated later check).
-inline void clear_cuda_error() { (void)cudaGetLastError(); }
+// The pool must not leave a CUDA error behind for an unrelated later check.
+using detail::clear_cuda_error;
 
 class CudaResource final : public UpstreamResource {
  public:

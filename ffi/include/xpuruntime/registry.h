@@ -38,7 +38,8 @@ class Registry {
   static Registry& global();
 
   void add(KernelKey key, AnyKernel fn);
-  // NotFound names the key and lists the registered keys of the same op.
+  // NotFound names the key and lists the registered keys of the same op. Inside a
+  // ValidationOnly scope on the calling thread it finds nothing (see below).
   Status find(const KernelKey& key, AnyKernel* out) const;
   std::vector<KernelKey> keys() const;
 
@@ -54,6 +55,25 @@ class Registry {
   struct Entry { KernelKey key; AnyKernel fn; };
   mutable std::mutex mu_;
   std::vector<Entry> entries_;
+};
+
+// While alive, Registry::find on this thread finds no kernel and records that it
+// was asked: each entry point validates its arguments before it looks its kernel
+// up, so a call made inside the scope runs the op's checks and launches nothing.
+// validate_op (validate_op.h) is built on it; tensors there carry no real data.
+class ValidationOnly {
+ public:
+  ValidationOnly();
+  ~ValidationOnly();
+  ValidationOnly(const ValidationOnly&) = delete;
+  ValidationOnly& operator=(const ValidationOnly&) = delete;
+  // Whether a kernel lookup was reached, i.e. the entry point's checks all passed.
+  bool reached_lookup() const { return reached_; }
+
+ private:
+  friend class Registry;
+  ValidationOnly* outer_;
+  bool reached_ = false;
 };
 
 // Registers one kernel for several policies (a kernel that is already

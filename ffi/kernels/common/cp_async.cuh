@@ -23,4 +23,18 @@ __device__ __forceinline__ void copy_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// copy_wait<n> for a run-time n (wait_group takes an immediate): 0 <= n < 8.
+__device__ __forceinline__ void copy_wait_n(int n) {
+  switch (n) {
+    case 0: copy_wait<0>(); break;
+    case 1: copy_wait<1>(); break;
+    case 2: copy_wait<2>(); break;
+    case 3: copy_wait<3>(); break;
+    case 4: copy_wait<4>(); break;
+    case 5: copy_wait<5>(); break;
+    case 6: copy_wait<6>(); break;
+    default: copy_wait<7>(); break;
+  }
+}
+
 }  // namespace xpu::cuda

@@ -14,9 +14,9 @@
 #include <cstdint>
 
 #include "kernels/common/cluster.cuh"
-#include "kernels/common/cp_async.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/launch.cuh"
+#include "kernels/common/row_pipe.cuh"
 
 namespace xpu::cuda {
 
@@ -79,70 +79,43 @@ struct NormBackwardArgs {
   int slice, csize;  // set by launch_fused_norm_backward: a CTA's columns, CTAs a row
 };
 
-// Tensors a pipelined row streams (x, dy, and dh when present) and the ring
-// depth: the most stages (<= 4) of 512-thread rows that fit 192 KiB, so that with
-// one item a thread two CTAs (2 x 64-96 KiB) still share an SM.
+// Tensors a pipelined row streams: x, dy, and dh when present.
 template <bool DH>
 constexpr int kPipeTensors = DH ? 3 : 2;
-template <int ITEMS, bool DH>
-constexpr int kPipeStageBytes = kPipeTensors<DH> * ITEMS * kMaxRowThreads * 16;
-template <int ITEMS, bool DH>
-constexpr int kPipeStages = std::clamp(196608 / kPipeStageBytes<ITEMS, DH>, 2, 4);
 
 // Fused backward for 16-byte-aligned rows (rms_norm v2.1, layer_norm v2): a
 // persistent grid of row groups, each a cluster of `csize` CTAs splitting a row's
-// columns; group g walks rows g, g + G, ... The rows STAGES - 1 ahead are copied
-// into a shared-memory ring (cp.async) while the current one reduces and stores.
-// Each thread copies and later reads only its own 16-byte slots, so its own
-// wait_group orders them (no block barrier for the ring); a slot is refilled one
-// iteration after it was read, behind that iteration's block-sum barrier.
+// columns; group g walks rows g, g + G, ... with the rows ahead streaming through
+// a shared-memory ring of `stages` (cuda::pipe_rows, plan_row_pipe).
 // Registers hold the current row and the f32 accumulators for the CTA's columns,
 // so one-item rows (<= 4096 16-bit columns a CTA) fit two CTAs an SM.
 template <typename T, int ITEMS, bool DH, bool CENTERED>
 __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
-    fused_norm_backward(const NormBackwardArgs<T> a) {
+    fused_norm_backward(const NormBackwardArgs<T> a, int stages) {
   constexpr int VEC = 16 / sizeof(T);
   constexpr int NT = kPipeTensors<DH>;
-  constexpr int STAGES = kPipeStages<ITEMS, DH>;
   using V = Vec<T, VEC>;
-  extern __shared__ __align__(16) unsigned char pipe_smem[];
-  V* const ring = reinterpret_cast<V*>(pipe_smem);
   __shared__ float scratch[32], slot[2];     // one row sum (rms_norm)
   __shared__ float2 scratch2[32], slot2[2];  // two row sums (layer_norm)
   const int rank = cluster_rank(a.csize);
-  const int first = rank * a.slice + static_cast<int>(threadIdx.x) * VEC;
-  const int stride = static_cast<int>(blockDim.x) * VEC;
+  const RowSlice sl = row_slice<VEC>(rank, a.slice);
   const int64_t group = blockIdx.x / a.csize, groups = gridDim.x / a.csize;
   const float inv_n = __frcp_rn(static_cast<float>(a.n));
-  const int nthreads = static_cast<int>(blockDim.x);
-  // This thread's slot for (stage, tensor, item): consecutive threads, consecutive
-  // 16-byte words (no bank conflicts).
-  auto at = [&](int stage, int t, int k) {
-    return ring + ((stage * NT + t) * ITEMS + k) * nthreads + static_cast<int>(threadIdx.x);
-  };
-  // Copies row `row` (if any) into `stage`; always commits one group, so that the
-  // wait below counts rows.
-  auto issue = [&](int64_t row, int stage) {
-    if (row < a.rows) {
-#pragma unroll
-      for (int k = 0; k < ITEMS; ++k) {
-        const int col = first + k * stride;
-        if (col < a.n) {
-          copy16_async(at(stage, 0, k), a.x + row * a.x_stride + col);
-          copy16_async(at(stage, 1, k), a.dy + row * a.dy_stride + col);
-          if constexpr (DH) copy16_async(at(stage, 2, k), a.dh + row * a.dh_stride + col);
-        }
-      }
-    }
-    copy_commit();
-  };
+  RowSources<T, NT> src;
+  src.ptr[0] = a.x;
+  src.stride[0] = a.x_stride;
+  src.ptr[1] = a.dy;
+  src.stride[1] = a.dy_stride;
+  if constexpr (DH) {
+    src.ptr[2] = a.dh;
+    src.stride[2] = a.dh_stride;
+  }
 
   float accw[ITEMS][VEC], accb[ITEMS][VEC];
   V wv[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
-    if (col < a.n) wv[k] = load_vec<T, VEC>(a.w + col);
+    if (sl.col(k) < a.n) wv[k] = load_vec<T, VEC>(a.w + sl.col(k));
 #pragma unroll
     for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
   }
@@ -157,29 +130,20 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
     }
     return st;
   };
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) issue(group + s * groups, s);
   RowGrad next = stats(group), after = stats(group + groups);
-  int stage = 0, parity = 0;
-#pragma unroll 1
-  for (int64_t row = group; row < a.rows; row += groups, parity ^= 1) {
-    issue(row + (STAGES - 1) * groups, stage == 0 ? STAGES - 1 : stage - 1);  // last read stage
+  pipe_rows<T, VEC, ITEMS, NT>(src, group, a.rows, groups, sl, a.n, stages,
+                               [&](int64_t row, const RowVecs<T, VEC, ITEMS, NT>& r, int parity) {
     RowGrad st = next;
     next = after;
     after = stats(row + 2 * groups);
-    copy_wait<STAGES - 1>();  // this row's group has landed
-
-    V xv[ITEMS], gv[ITEMS];
     float sg = 0.f, sgx = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
-      if (first + k * stride < a.n) {
-        xv[k] = *at(stage, 0, k);
-        gv[k] = *at(stage, 1, k);
+      if (sl.col(k) < a.n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float xhat = norm_xhat<CENTERED>(to_f(xv[k].v[j]), st);
-          const float gy = to_f(gv[k].v[j]), g = gy * to_f(wv[k].v[j]);
+          const float xhat = norm_xhat<CENTERED>(to_f(r.v[0][k].v[j]), st);
+          const float gy = to_f(r.v[1][k].v[j]), g = gy * to_f(wv[k].v[j]);
           sgx += g * xhat;
           accw[k][j] += gy * xhat;
           if constexpr (CENTERED) {
@@ -199,21 +163,19 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
     }
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
-      const int col = first + k * stride;
+      const int col = sl.col(k);
       if (col < a.n) {
         V extra;
-        if constexpr (DH) extra = *at(stage, 2, k);
+        if constexpr (DH) extra = r.v[2][k];
         store_vec<T, VEC>(a.dx + row * a.n + col,
-                          norm_dx_vec<CENTERED, DH>(xv[k], gv[k], wv[k], extra, st));
+                          norm_dx_vec<CENTERED, DH>(r.v[0][k], r.v[1][k], wv[k], extra, st));
       }
     }
-    stage = stage + 1 == STAGES ? 0 : stage + 1;
-  }
-  copy_wait<0>();  // only empty groups remain; nothing may be left in flight at exit
+  });
   cluster_exit(a.csize);
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
+    const int col = sl.col(k);
     if (col < a.n) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
@@ -268,9 +230,9 @@ Status launch_param_reduce(const float* partial, int64_t bias_offset, int64_t gr
 
 // Launches fused_norm_backward when the rows take 16-byte vectors (vec > 1), a
 // split of at most the device's cluster size fits kNormFusedElems a thread, and
-// the device holds the ring. *groups: the row groups launched, at most
-// row_groups (the workspace's partial rows); 0 when nothing was launched and the
-// caller takes its other path.
+// the device holds the ring (plan_row_pipe). *groups: the row groups launched, at
+// most row_groups (the workspace's partial rows); 0 when nothing was launched and
+// the caller takes its other path.
 template <bool CENTERED, typename T>
 Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_groups,
                                   cudaStream_t stream, const char* op, int64_t* groups) {
@@ -281,14 +243,13 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   XPU_RETURN_IF_ERROR(max_cluster_size(&max_cluster));
   const SplitShape s = split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster);
   if (s.cluster == 0) return Status::Ok();
-  void (*kernel)(NormBackwardArgs<T>) = nullptr;
-  int smem = 0, most = 0;  // the ring at s.threads, and at the 512 threads compiled for
+  void (*kernel)(NormBackwardArgs<T>, int) = nullptr;
+  int tensors = 0;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
       auto pick = [&]<bool DH>() {
         kernel = &fused_norm_backward<T, I, DH, CENTERED>;
-        smem = kPipeStages<I, DH> * kPipeTensors<DH> * I * s.threads * 16;
-        most = kPipeStages<I, DH> * kPipeStageBytes<I, DH>;
+        tensors = kPipeTensors<DH>;
       };
       if constexpr (!CENTERED) {
         if (a.dh) return pick.template operator()<true>();
@@ -297,22 +258,11 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
     }
   });
   if (!kernel) return Status::Ok();
-  bool ok = true;
-  XPU_RETURN_IF_ERROR(allow_dynamic_smem(reinterpret_cast<const void*>(kernel), most, &ok));
-  if (!ok) return Status::Ok();  // the device's blocks cannot hold the ring
-  int resident = 0;
-  XPU_RETURN_IF_ERROR(resident_count(reinterpret_cast<const void*>(kernel), s.threads, s.cluster,
-                                     &resident, smem));
-  if (resident <= 0) return Status::Ok();
-  // Persistent: at most the clusters resident at once, so no group waits for a second wave.
-  const int64_t g = std::min<int64_t>({row_groups, a.rows, resident});
   a.slice = s.slice;
   a.csize = s.cluster;
-  XPU_RETURN_IF_ERROR(cuda_status(launch_clustered_smem(kernel, static_cast<unsigned>(g * s.cluster),
-                                                        s.threads, s.cluster, smem, stream, a),
-                                  op, "fused backward launch"));
-  *groups = g;
-  return Status::Ok();
+  // Persistent: at most the clusters resident at once, so no group waits for a second wave.
+  return launch_pipelined(kernel, s, tensors, std::min<int64_t>(row_groups, a.rows), stream, op,
+                          groups, a);
 }
 
 }  // namespace xpu::cuda

@@ -37,8 +37,11 @@ Status check_table(const char* name, const TensorView& t, DType cos_dtype, const
   XPU_RETURN_IF_ERROR(check::shape_is(kOp, name, t, {seq, half}));
   if (cos_dtype != DType::kInvalid) XPU_RETURN_IF_ERROR(check::dtype_is(kOp, name, t, cos_dtype));
   else if (t.dtype != DType::kF32 && t.dtype != in.dtype)
-    return InvalidArgument(kOp, ": '", name, "' must be float32 or ", dtype_name(in.dtype),
-                           " (the dtype of '", in_name, "'), got ", dtype_name(t.dtype));
+    return in.dtype == DType::kF32
+               ? InvalidArgument(kOp, ": '", name, "' must be float32 (the dtype of '", in_name,
+                                 "'), got ", dtype_name(t.dtype))
+               : InvalidArgument(kOp, ": '", name, "' must be float32 or ", dtype_name(in.dtype),
+                                 " (the dtype of '", in_name, "'), got ", dtype_name(t.dtype));
   if (t.numel() > 0 && t.data == nullptr)
     return InvalidArgument(kOp, ": '", name, "' has no data pointer");
   if (t.numel() > 0 && half > 1 && t.strides[1] != 1)

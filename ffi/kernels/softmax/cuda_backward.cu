@@ -3,7 +3,8 @@
 //   warp per row for short rows, one CTA per row, or a thread-block cluster of
 //   2-8 CTAs each holding a slice, whose dot products meet through DSMEM in rank
 //   order. One read of y and dy, one write of dx. A persistent grid walks the
-//   rows, loading the next row while the current one reduces and stores. Fixed
+//   rows with the rows ahead in flight (the shared-memory ring of row_pipe.cuh for
+//   16-byte CTA and cluster rows, the next row in registers otherwise). Fixed
 //   order everywhere, no atomics: `fast` is also deterministic.
 // Rows longer than 8 CTAs' worth (and reference, with scalar accesses): a dot
 //   pass, then a write pass that re-reads y and dy.
@@ -19,49 +20,41 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// Layout and row walk as forward_resident (cuda.cu).
-template <typename T, int VEC, int ITEMS, bool WARP>
-__global__ void
-    __launch_bounds__(kMaxThreads, min_blocks<T, VEC, WARP>(4 * kVecRegs<T, VEC, ITEMS>))
-    backward_resident(
-    const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y, int64_t y_stride,
-    T* __restrict__ dx, int64_t rows, int n, int slice, int csize, float scale) {
+// The pipelined backward holds y and dy: at most two vectors a thread of each (at
+// four, bf16 spilled 148 bytes at 64 registers).
+constexpr int kBackwardPipeItems = 2;
+
+// Layout and row walk as forward_resident (cuda.cu); PIPE streams y and dy
+// through the ring.
+template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
+__global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP, PIPE>(2))
+    backward_resident(const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y,
+                      int64_t y_stride, T* __restrict__ dx, int64_t rows, int n, int slice,
+                      int csize, float scale, int stages) {
   __shared__ float scratch[32];
   __shared__ float slot[2];
   const int rank = cuda::cluster_rank(csize);
   const int lane = WARP ? (threadIdx.x & 31) : threadIdx.x;
-  const int first = rank * slice + lane * VEC;
-  const int stride = (WARP ? 32 : static_cast<int>(blockDim.x)) * VEC;
+  const cuda::RowSlice sl{rank * slice + lane * VEC, (WARP ? 32 : static_cast<int>(blockDim.x)) * VEC};
   const int64_t group =
       WARP ? int64_t(blockIdx.x) * kWarpRows + (threadIdx.x >> 5) : blockIdx.x / csize;
   const int64_t groups = WARP ? int64_t(gridDim.x) * kWarpRows : gridDim.x / csize;
 
-  struct Row {
-    Vec<T, VEC> y[ITEMS], g[ITEMS];
-  };
-  auto load = [&](int64_t row, Row& r) {
-#pragma unroll
-    for (int it = 0; it < ITEMS; ++it) {
-      const int col = first + it * stride;
-      if (col < n) {
-        r.y[it] = load_vec<T, VEC>(y + row * y_stride + col);
-        r.g[it] = load_vec<T, VEC>(dy + row * dy_stride + col);
-      }
-    }
-  };
+  using Row = cuda::RowVecs<T, VEC, ITEMS, 2>;  // v[0]: y, v[1]: dy
+  const cuda::RowSources<T, 2> src{{y, dy}, {y_stride, dy_stride}};
   auto body = [&](int64_t row, Row r, int parity) {
     float dot = 0.f;
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
-      if (first + it * stride < n) {
+      if (sl.col(it) < n) {
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) dot += to_f(r.g[it].v[j]) * to_f(r.y[it].v[j]);
+        for (int j = 0; j < VEC; ++j) dot += to_f(r.v[1][it].v[j]) * to_f(r.v[0][it].v[j]);
       }
     }
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
-      opaque(r.y[it]);
-      opaque(r.g[it]);
+      opaque(r.v[0][it]);
+      opaque(r.v[1][it]);
     }
     if constexpr (WARP) {
       dot = cuda::warp_sum(dot);
@@ -70,17 +63,22 @@ __global__ void
     }
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
-      const int col = first + it * stride;
+      const int col = sl.col(it);
       if (col < n) {
         Vec<T, VEC> out;
 #pragma unroll
         for (int j = 0; j < VEC; ++j)
-          out.v[j] = from_f<T>(scale * to_f(r.y[it].v[j]) * (to_f(r.g[it].v[j]) - dot));
+          out.v[j] = from_f<T>(scale * to_f(r.v[0][it].v[j]) * (to_f(r.v[1][it].v[j]) - dot));
         store_vec<T, VEC>(dx + row * n + col, out);
       }
     }
   };
-  walk_rows<Row>(group, rows, groups, load, body);
+  if constexpr (PIPE) {
+    cuda::pipe_rows<T, VEC, ITEMS, 2>(src, group, rows, groups, sl, n, stages, body);
+  } else {
+    walk_rows<Row>(group, rows, groups,
+                   [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
+  }
   cuda::cluster_exit(csize);
 }
 
@@ -132,18 +130,22 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   }
   constexpr int kVec = 16 / sizeof(T);
   const int vec = cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {y, p.y_stride}, {dx, p.n}});
-  using Kernel = void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int, int, int, float);
+  using Kernel =
+      void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int, int, int, float, int);
   Kernel kernel = nullptr;
   ResidentLaunch l;
   int64_t blocks = 0;
-  XPU_RETURN_IF_ERROR(plan_resident<T>(
-      p.n, vec, p.rows, []<int V, int I, bool WARP>(ResidentTag<V, I, WARP>) { return &backward_resident<T, V, I, WARP>; },
-      &kernel, &l, &blocks));
+  XPU_RETURN_IF_ERROR((plan_resident<T, kBackwardPipeItems>(
+      p.n, vec, p.rows, /*tensors=*/2,
+      []<int V, int I, bool WARP, bool PIPE>(ResidentTag<V, I, WARP, PIPE>) {
+        return &backward_resident<T, V, I, WARP, PIPE>;
+      },
+      &kernel, &l, &blocks)));
   if (blocks > 0) {
     return cuda::cuda_status(
-        cuda::launch_clustered(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster, stream,
-                               dy, p.dy_stride, y, p.y_stride, dx, p.rows, n, l.slice, l.cluster,
-                               a.scale),
+        cuda::launch_clustered_smem(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,
+                                    l.smem, stream, dy, p.dy_stride, y, p.y_stride, dx, p.rows, n,
+                                    l.slice, l.cluster, a.scale, l.stages),
         kOp, "backward launch");
   }
   const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);

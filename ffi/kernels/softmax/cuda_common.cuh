@@ -11,6 +11,7 @@
 #include "kernels/common/resident_row.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/row_launch.cuh"
+#include "kernels/common/row_pipe.cuh"
 #include "kernels/softmax/softmax_kernels.h"
 
 namespace xpu::ops::softmax_detail::gpu {
@@ -50,6 +51,19 @@ constexpr int min_blocks(int data_regs) {
   if (d <= 16) return sizeof(T) == 4 ? 4 : 3;   // 32 or 40
   if (d <= 32) return 2;                        // 64
   return 1;                                     // 128
+}
+
+// The register cap of a resident kernel (__launch_bounds__'s blocks an SM). The
+// register walks hold two copies of the row (current and next) of `tensors`
+// tensors; the pipelined ones (PIPE) hold one, the rows ahead waiting in shared
+// memory: 4 blocks (32 registers) at one vector a thread, 3 (40) at two (2, 64, for
+// the 16-bit backward, which spilled 48 bytes at 40), 2 at four (the forward keeps
+// its 32 exponentials in f32).
+template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
+constexpr int resident_min_blocks(int tensors) {
+  if constexpr (PIPE)
+    return ITEMS == 1 ? 4 : ITEMS == 4 ? 2 : (tensors == 1 || sizeof(T) == 4) ? 3 : 2;
+  return min_blocks<T, VEC, WARP>(2 * tensors * kVecRegs<T, VEC, ITEMS>);
 }
 
 // Elements a thread may hold within `regs` registers at vector width `vec`
@@ -121,6 +135,7 @@ struct ResidentLaunch {
   const void* kernel = nullptr;
   int threads = 0, cluster = 1, slice = 0;
   int rows_per_block = 1;  // kWarpRows on the warp-per-row path
+  int stages = 0, smem = 0;  // the pipelined kernels' ring (cuda::plan_row_pipe)
 };
 
 // Blocks of a persistent grid for `l`: as many row groups as are resident on
@@ -160,27 +175,50 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx);
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx);
 
-template <int V, int I, bool WARP>
+template <int V, int I, bool WARP, bool PIPE>
 struct ResidentTag {};
 
-// The resident kernel for a row shape, and its persistent grid: `make(ResidentTag<V, I, WARP>)`
-// returns the kernel instantiation (forward or backward). Leaves *blocks == 0 when no
+// The resident kernel for a row shape, and its persistent grid:
+// `make(ResidentTag<V, I, WARP, PIPE>)` returns the kernel instantiation (forward or
+// backward, streaming `tensors` tensors). Rows of 16-byte vectors too long for one
+// warp take the pipelined kernel (cuda::pipe_split, cuda::plan_row_pipe) where its
+// ring fits; the others the register walk (row_plan). Leaves *blocks == 0 when no
 // resident kernel fits (the caller then takes the looped fallback).
-template <typename T, typename Kernel, typename Make>
-Status plan_resident(int64_t n, int vec, int64_t rows, Make make, Kernel* kernel, ResidentLaunch* l,
-                     int64_t* blocks) {
+// PIPE_ITEMS: the most vectors a thread of the pipelined kernel holds.
+template <typename T, int PIPE_ITEMS, typename Kernel, typename Make>
+Status plan_resident(int64_t n, int vec, int64_t rows, int tensors, Make make, Kernel* kernel,
+                     ResidentLaunch* l, int64_t* blocks) {
   constexpr int kVec = 16 / sizeof(T);
   *kernel = nullptr;
   *blocks = 0;
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
   const RowPlan plan = row_plan(n, vec, max_cluster);
+  const cuda::SplitShape ps = cuda::pipe_split(n, vec, max_cluster, PIPE_ITEMS);
+  if (plan.warp.items == 0 && vec == kVec && ps.cluster > 0) {
+    cuda::with_vec_items<kVec, kVec * PIPE_ITEMS, PIPE_ITEMS>(vec, ps.items, [&]<int V, int I>() {
+      if constexpr (V == kVec) *kernel = make(ResidentTag<V, I, false, true>{});
+    });
+    if (*kernel) {
+      cuda::PipePlan pp;
+      XPU_RETURN_IF_ERROR(cuda::plan_row_pipe(reinterpret_cast<const void*>(*kernel), ps.threads,
+                                              ps.cluster, tensors * ps.items * ps.threads * 16,
+                                              rows, &pp));
+      if (pp.stages > 0) {
+        *l = ResidentLaunch{reinterpret_cast<const void*>(*kernel), ps.threads, ps.cluster, ps.slice,
+                            1, pp.stages, pp.smem};
+        *blocks = pp.groups * ps.cluster;
+        return Status::Ok();
+      }
+    }
+    *kernel = nullptr;
+  }
   // Only (vector width, items) pairs that row_plan can return are compiled.
   auto pick = [&]<bool WARP>(int items) {
     cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
       constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
       if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
-        *kernel = make(ResidentTag<V, I, WARP>{});
+        *kernel = make(ResidentTag<V, I, WARP, false>{});
     });
   };
   if (plan.warp.items > 0) {

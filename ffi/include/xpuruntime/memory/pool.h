@@ -6,12 +6,17 @@
 // get their own segment rounded up to 2 MiB. A cached block larger than the
 // request is split; a freed block coalesces with free neighbours of its segment.
 //
-// Cross-stream rule: free(ptr, A) records an event on A. The block is reusable
-// at once by allocations on A (their work is queued after A's). An allocation
-// on another stream B takes it only once cudaEventQuery says the event is done
-// (no false dependency is added to B; see docs/runtime.md). Blocks whose event
-// is done belong to no stream. On out-of-memory the pool waits for pending
-// events, returns every wholly free segment to the upstream and retries once.
+// Cross-stream rule: free(ptr, A) binds the block to A. It is reusable at once
+// by allocations on A (their work is queued after A's). An allocation on
+// another stream B takes it only once an event recorded on A (lazily, when B
+// asks) is done (no false dependency is added to B; see docs/runtime.md).
+// Blocks whose event is done belong to no stream. On out-of-memory the pool
+// waits for pending events, returns every wholly free segment to the upstream
+// and retries once.
+//
+// Files: free lists and coalescing (ffi/core/memory/free_list.cc), the
+// cross-stream rule (stream_order.cc), this pool with limits, out of memory and
+// statistics (pool.cc); per-device pools are in memory/device_pools.h.
 #pragma once
 
 #include <cstddef>
@@ -119,15 +124,5 @@ struct OomInfo {
 };
 // Returns and clears the thread's record.
 OomInfo take_last_oom();
-
-// The pool of one device (created on first use, alive for the process; never
-// destroyed so that exit does not race CUDA's own teardown).
-// kInvalidArgument for an index that does not exist.
-Status device_pool(Device device, CachingPool** out);
-// Synchronizes `stream` and retires it from every pool that exists (each CUDA
-// device's and the pinned one). Call before destroying a stream.
-void retire_stream_everywhere(void* stream);
-// Page-locked host memory when CUDA has a device, else the CPU device's pool.
-Status pinned_pool(CachingPool** out, bool* is_pinned);
 
 }  // namespace xpu::memory

@@ -1,0 +1,88 @@
+"""The row kernels' shared-memory ring (ffi/kernels/common/row_pipe.cuh) at its
+extremes, on CUDA: two stages and the deepest ring that fits, at one CTA an SM
+(XPURUNTIME_ROW_INFLIGHT_KB, XPURUNTIME_ROW_CTAS), so that each row group walks
+many rows and the ring wraps many times, and at one and two vectors a thread
+(XPURUNTIME_ROW_ITEMS) besides the default four; every pipelined kernel (rms_norm with
+and without a residual, layer_norm, softmax; forward and backward) against
+float64 torch on random data."""
+
+import pytest
+
+from conftest import TOLERANCE, torch_cuda_available
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch_cuda_available(), reason="no CUDA device visible to torch")]
+
+SETTINGS = {"default": {},
+            "two stages": {"XPURUNTIME_ROW_INFLIGHT_KB": "1", "XPURUNTIME_ROW_CTAS": "1"},
+            "deepest": {"XPURUNTIME_ROW_INFLIGHT_KB": "100000", "XPURUNTIME_ROW_CTAS": "1"},
+            "one vector": {"XPURUNTIME_ROW_ITEMS": "1", "XPURUNTIME_ROW_INFLIGHT_KB": "1"},
+            "two vectors": {"XPURUNTIME_ROW_ITEMS": "2", "XPURUNTIME_ROW_CTAS": "2"}}
+# One CTA a row at one and two 16-byte vectors a thread, idle tail threads
+# (125 or 250 vectors in 128 or 256 threads), and clusters of 8 CTAs.
+SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536)]
+
+
+def _check(out, ref, dtype, what):
+    import torch
+    err = ((out.double() - ref).norm() / ref.norm()).item()
+    assert err <= TOLERANCE[dtype], f"{what}: relative error {err:.3g} ({dtype})"
+    assert torch.isfinite(out).all(), what
+
+
+@pytest.fixture(params=list(SETTINGS), ids=list(SETTINGS))
+def ring(request, monkeypatch):
+    for k, v in SETTINGS[request.param].items():
+        monkeypatch.setenv(k, v)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_row_kernels_any_ring_depth(ring, dtype, shape):
+    import torch
+    import torch.nn.functional as F
+
+    from xpuruntime import ops
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(7)
+    tdt = getattr(torch, dtype)
+    x, r, dy = (torch.randn(shape, device="cuda", generator=gen).to(tdt) for _ in range(3))
+    w, b = (torch.randn(shape[-1:], device="cuda", generator=gen).to(tdt) for _ in range(2))
+    n = shape[-1]
+
+    def leaf(t):
+        return t.double().requires_grad_()
+
+    # rms_norm: with a residual (h rounded to the dtype, as OPS.md), then without.
+    y, h = ops.rms_norm(x, w, residual=r)
+    hr = (x.double() + r.double()).to(tdt).double()
+    _check(h, hr, dtype, "rms_norm h")
+    _check(y, F.rms_norm(hr, (n,), w.double(), 1e-6), dtype, "rms_norm y (residual)")
+    x64, w64 = leaf(x), leaf(w)
+    ref = F.rms_norm(x64, (n,), w64, 1e-6)
+    _check(ops.rms_norm(x, w), ref.detach(), dtype, "rms_norm y")
+    (ref * dy.double()).sum().backward()
+    dx, dw = ops.rms_norm_backward(dy, x, w)
+    _check(dx, x64.grad, dtype, "rms_norm dx")
+    _check(dw, w64.grad, dtype, "rms_norm dweight")
+    again = ops.rms_norm_backward(dy, x, w)
+    assert torch.equal(dx, again[0]) and torch.equal(dw, again[1])  # `fast` is deterministic
+
+    # layer_norm.
+    x64, w64, b64 = leaf(x), leaf(w), leaf(b)
+    ref = F.layer_norm(x64, (n,), w64, b64, 1e-5)
+    y, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
+    _check(y, ref.detach(), dtype, "layer_norm y")
+    (ref * dy.double()).sum().backward()
+    dx, dw, db = ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
+    _check(dx, x64.grad, dtype, "layer_norm dx")
+    _check(dw, w64.grad, dtype, "layer_norm dweight")
+    _check(db, b64.grad, dtype, "layer_norm dbias")
+
+    # softmax (scale 0.5); the backward from the kernel's own y.
+    y = ops.softmax(x, scale=0.5)
+    _check(y, torch.softmax(0.5 * x.double(), -1), dtype, "softmax y")
+    y64 = y.double()
+    want = 0.5 * y64 * (dy.double() - (dy.double() * y64).sum(-1, keepdim=True))
+    _check(ops.softmax_backward(dy, y, scale=0.5), want, dtype, "softmax dx")
