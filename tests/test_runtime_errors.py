@@ -457,27 +457,20 @@ def test_runtime_api_garbage(call):
 
 # ---- op arguments through the public ops ---------------------------------------------------------------
 
-# Cases marked WIRING fail until ops._call checks its arguments with the _arrays helpers
-# before core.call_op: array_info(a, op, input.name, optional=input.optional) for each
-# input, attr_value(v, op, name) for each attribute, str_arg(policy, op, "policy").
-WIRING = pytest.mark.xfail(strict=True, reason="ops._call does not yet call the _arrays checks with op "
-                                               "and argument names (see the comment above)")
 f32 = lambda *shape: np.ones(shape, np.float32)  # noqa: E731
 OP_CASES = [
     pytest.param("rms_norm", "'weight'", lambda: ops.rms_norm(f32(2, 4), None), id="weight-None"),
     pytest.param("rms_norm", "'eps'", lambda: ops.rms_norm(f32(2, 4), f32(4), eps="abc"), id="eps-str"),
     pytest.param("cross_entropy", "'reduction'", lambda: ops.cross_entropy(
         f32(2, 4), np.zeros(2, np.int64), reduction=5), id="reduction-int"),
-    pytest.param("rms_norm", "'weight'", lambda: ops.rms_norm(f32(2, 4), [1.0] * 4), id="weight-list",
-                 marks=WIRING),
+    pytest.param("rms_norm", "'weight'", lambda: ops.rms_norm(f32(2, 4), [1.0] * 4), id="weight-list"),
     pytest.param("rms_norm", "'x'", lambda: ops.rms_norm(np.ones((2, 4), np.complex64), f32(4)),
-                 id="x-complex", marks=WIRING),
+                 id="x-complex"),
     pytest.param("cross_entropy", "'ignore_index'", lambda: ops.cross_entropy(
-        f32(2, 4), np.zeros(2, np.int64), ignore_index=2**70), id="ignore_index-2**70", marks=WIRING),
-    pytest.param("cross_entropy", "'labels'", lambda: ops.cross_entropy(f32(2, 4), [0, 1]), id="labels-list",
-                 marks=WIRING),
-    pytest.param("softmax", "'x'", lambda: ops.softmax(np.ones((2, 4), object)), id="x-object", marks=WIRING),
-    pytest.param("softmax", "policy", lambda: ops.softmax(f32(2, 4), policy=3), id="policy-int", marks=WIRING),
+        f32(2, 4), np.zeros(2, np.int64), ignore_index=2**70), id="ignore_index-2**70"),
+    pytest.param("cross_entropy", "'labels'", lambda: ops.cross_entropy(f32(2, 4), [0, 1]), id="labels-list"),
+    pytest.param("softmax", "'x'", lambda: ops.softmax(np.ones((2, 4), object)), id="x-object"),
+    pytest.param("softmax", "policy", lambda: ops.softmax(f32(2, 4), policy=3), id="policy-int"),
 ]
 
 
