@@ -99,7 +99,9 @@ def valid_number(draw, a: _spec.AttrSpec, n_cols: int | None, sized: bool) -> fl
         return draw(st.one_of(st.sampled_from([lo, hi]), st.floats(lo, hi)))
     if lo is not None:
         return draw(st.one_of(st.just(lo), st.floats(lo, lo + 1.0), st.just(lo + 1e-6)))
-    return draw(st.one_of(st.sampled_from([0.0, 1.0, -1.0, 0.125]), st.floats(-4.0, 4.0)))
+    # Unbounded (softmax's scale): magnitudes whose results f16 can still hold.
+    magnitude = draw(st.one_of(st.sampled_from([0.0, 1.0, 0.125]), st.floats(0.01, 4.0)))
+    return magnitude if draw(st.booleans()) else -magnitude
 
 
 def valid_attr(draw, a: _spec.AttrSpec, n_cols: int, sized: bool) -> dict:
@@ -414,12 +416,8 @@ def op_case(draw, frontend: str, specs=None):
         # numpy's DLPack export has no bfloat16 (ml_dtypes): a clear refusal will do.
         either(case, [sp.name for sp, d in zip(spec.inputs, dtypes) if d == "bfloat16"],
                "bfloat16 numpy array")
-    rows_n = shapes[anchor_index(spec, shapes)][-1]
-    if rows_n == 0 or (has_table(fwd) and rows_n % 2):
-        either(case, [sp.name for sp in spec.inputs], "no columns")
-    for a in sized:
-        if attrs_plain.get(a, 0) > rows_n or rows_n == 0:
-            either(case, [a] + [sp.name for sp in spec.inputs], f"{a} > N")
+    if n == 0:  # the forward's N (a backward's first input may be [..., k])
+        either(case, [sp.name for sp in spec.inputs] + sorted(sized), "no columns")
 
     # At most one change from the valid case.
     kind = draw(st.sampled_from(["none", "none", "none", "dtype", "shape", "attr", "policy",

@@ -43,6 +43,11 @@ def project_errors(frontend: str) -> tuple:
         from onnxruntime.capi import onnxruntime_pybind11_state as s
         # run_with_iobinding reports a kernel's failed status as a plain RuntimeError.
         types += [s.Fail, s.InvalidArgument, s.InvalidGraph, s.RuntimeException, RuntimeError]
+    if frontend == "jax":
+        # A check only the kernel can make (a label's value) fails the FFI call at run
+        # time, which XLA raises as its own JaxRuntimeError with the core's message.
+        import jax
+        types.append(jax.errors.JaxRuntimeError)
     return tuple(types)
 
 
@@ -206,6 +211,9 @@ def run_case(case: dict) -> str | None:
     if case["frontend"] == "runtime":
         import _runtime_run
         return _runtime_run.run(case)
+    if case["frontend"] == "tensorrt":
+        import _tensorrt
+        return _tensorrt.run(case)
     spec = _spec.get(case["op"], case["direction"])
     rng = np.random.default_rng(case["seed"])
     env = case.get("env_policy")

@@ -47,7 +47,7 @@ def _values(desc: dict, rng, attrs: dict, n_cols: int, natural) -> np.ndarray:
     """Values of one operand as float64 / int64 numpy (before the dtype and layout)."""
     shape = tuple(desc["shape"])
     dtype = desc["dtype"]
-    if natural is not None and tuple(np.shape(natural)) == shape:
+    if natural is not None and tuple(np.shape(natural)) == shape and desc["values"] != "out_of_range":
         return np.asarray(natural)
     if desc["role"] == "labels" and dtype in ("int32", "int64", "int8", "uint16"):
         hi = max(n_cols, 1)

@@ -10,6 +10,7 @@ a crash that needs the earlier cases of the batch is reported with all of them.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -107,8 +108,36 @@ def run_cases(cases: list[dict], timeout: float = TIMEOUT_S) -> list[tuple[dict,
     return failures
 
 
-def report(failures: list[tuple[dict, str]], limit: int = 12) -> str:
-    lines = [f"{len(failures)} fuzz case(s) failed:"]
+def generate(strategy, n: int, seed: int) -> list[dict]:
+    """``n`` cases drawn by hypothesis from ``strategy`` with ``seed`` (the same seed
+    gives the same cases). Cases are drawn first and run afterwards, in batches: a
+    hypothesis example holds one case (a whole batch would overrun its buffer)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as with_seed
+    out: list[dict] = []
+
+    @with_seed(seed)
+    @settings(max_examples=n, database=None, deadline=None, phases=(Phase.generate,),
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(case):
+        out.append(case)
+
+    collect()
+    return out
+
+
+def run_batches(cases: list[dict], size: int, workers: int = 2) -> list[tuple[dict, str]]:
+    """``run_cases`` over batches of ``size`` cases, ``workers`` children at a time."""
+    chunks = [cases[i:i + size] for i in range(0, len(cases), size)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(run_cases, chunks))
+    return [f for r in results for f in r]
+
+
+def report(failures: list[tuple[dict, str]], seed: int | None = None, limit: int = 12) -> str:
+    lines = [f"{len(failures)} fuzz case(s) failed"
+             + (f" (XPU_FUZZ_SEED={seed} draws these cases again):" if seed is not None else ":")]
     for case, why in failures[:limit]:
         lines.append(f"- {case['frontend']} {case['op']} {case['direction']} ({case['expect']}"
                      f"{': ' + case['why'] if case['why'] else ''}): {why}\n  reproduce: "
