@@ -140,21 +140,7 @@ def tensorrt_case(draw):
 
 # ---- the child's side --------------------------------------------------------------------------
 
-_NUMPY = {"FLOAT32": "float32", "FLOAT64": "float64", "FLOAT16": "float16", "BF16": "float16",
-          "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "DIMS": "int64",
-          "UNKNOWN": "uint8"}
 _STATE: dict = {}
-
-
-def _field(trt, f, keep):
-    import numpy as np
-    if f["type"] == "CHAR":
-        data = np.frombuffer(f["text"].encode(), dtype=np.int8).copy()
-    else:
-        data = np.array([float.fromhex(v) if isinstance(v, str) else v for v in f["values"]],
-                        dtype=_NUMPY[f["type"]])
-    keep.append(data)
-    return trt.PluginField(f["name"], data, getattr(trt.PluginFieldType, f["type"]))
 
 
 def _with_stderr(fn):
@@ -179,8 +165,9 @@ def run(case: dict) -> str | None:
         _STATE["trt"] = xt.tensorrt_module()
         _STATE["creators"] = xt.load()
     trt, creators = _STATE["trt"], _STATE["creators"]
+    from _tensorrt_support import plugin_field  # (tests/, on the child's path)
     keep: list = []
-    fc = trt.PluginFieldCollection([_field(trt, f, keep) for f in case["fields"]])
+    fc = trt.PluginFieldCollection([plugin_field(trt, f, keep) for f in case["fields"]])
     phase = trt.TensorRTPhase.BUILD if case["phase"] == "build" else trt.TensorRTPhase.RUNTIME
 
     def create():

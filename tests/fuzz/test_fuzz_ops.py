@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 
 import _cases
-from conftest import fuzz
+from _fuzz import fuzz
 
 # Cases per frontend and per child process (a child costs its imports: jax and torch
 # about 2 s), about 2,000 in all with the runtime's.
@@ -18,9 +18,18 @@ NEEDS = {"jax": "jax", "torch": "torch", "onnxruntime": "onnxruntime"}
 
 
 @pytest.mark.parametrize("frontend", list(BUDGET))
-def test_ops(frontend, fuzz_seed):
+def test_ops(frontend, request):
     module = NEEDS.get(frontend)
     if module and importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not installed")
     n, size = BUDGET[frontend]
-    fuzz(_cases.op_case(frontend), n, size, fuzz_seed)
+    fuzz(_cases.op_case(frontend), n, size, request.node.name)
+
+
+def test_every_op_has_a_reference():
+    # A new op of ffi/ops.def is fuzzed with no change here, but judged against its
+    # float64 reference: tests/references.py must have one.
+    import references
+    from xpuruntime import _spec
+    missing = [op for op in _spec.op_names() if op not in references.REFERENCES]
+    assert not missing, f"add a float64 reference to tests/references.py for {missing}"

@@ -5,8 +5,8 @@ misuse, double free and views after free. Each batch runs in one child process."
 from __future__ import annotations
 
 from _runtime_cases import runtime_case
-from conftest import fuzz
+from _fuzz import fuzz
 
 
-def test_runtime(fuzz_seed):
-    fuzz(runtime_case(), 300, 150, fuzz_seed)
+def test_runtime(request):
+    fuzz(runtime_case(), 300, 150, request.node.name)

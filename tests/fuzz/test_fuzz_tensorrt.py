@@ -9,13 +9,13 @@ import importlib.util
 import pytest
 
 from _tensorrt import tensorrt_case
-from conftest import fuzz
+from _fuzz import fuzz
 
 
-def test_tensorrt_fields(fuzz_seed):
+def test_tensorrt_fields(request):
     from xpuruntime.interop import tensorrt as xt
     if xt.library_path(missing_ok=True) is None:
         pytest.skip("xpuruntime was built without the TensorRT plugin library")
     if not any(importlib.util.find_spec(m) for m in xt._MODULES):
         pytest.skip("neither tensorrt nor tensorrt_lean is installed")
-    fuzz(tensorrt_case(), 300, 150, fuzz_seed)
+    fuzz(tensorrt_case(), 300, 150, request.node.name)
