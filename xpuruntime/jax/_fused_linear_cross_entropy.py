@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._fused_linear_ce import OP, check_args, default_chunk_size
-from .._policy import resolve_policy
+from .._policy import requested_policy
 from ._roles import FLOAT_DTYPES
 
 
@@ -184,7 +184,7 @@ def fused_linear_cross_entropy(hidden, weight, labels, *, bias=None, ignore_inde
     h2, lab = hidden.reshape(-1, hidden.shape[-1]), labels.reshape(-1)
     chunk = chunk_size or default_chunk_size(h2.shape[0], h2.shape[1], weight.shape[0])
     opts = _Options(int(ignore_index), float(label_smoothing), reduction,
-                    max(1, min(chunk, h2.shape[0])), resolve_policy(policy),
+                    max(1, min(chunk, h2.shape[0])), requested_policy() if policy is None else policy,
                     (hidden.dtype, weight.dtype, None if bias is None else bias.dtype))
     loss = _flce(h2, weight, bias, lab, opts)
     return loss.reshape(labels.shape) if reduction == "none" else loss
