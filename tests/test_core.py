@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xpuruntime
-from xpuruntime import _core
+from xpuruntime import _core, _spec
 
 
 def test_registry_lists_rms_norm_for_every_dtype_and_policy():
@@ -18,6 +18,23 @@ def test_registry_lists_rms_norm_for_every_dtype_and_policy():
         assert entry["policies"] == ["deterministic", "fast", "reference"]
         if _core.built_with_cuda:
             assert ("rms_norm", direction, "cuda") in kernels
+
+
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_native_kernels_registered_for_every_device_dtype_and_policy(op):
+    keys = {(k["op"], k["direction"], k["device"], k["dtype"], k["policy"]) for k in _core.kernels()}
+    devices = ["cpu"] + (["cuda"] if _core.built_with_cuda else [])
+    for direction in ("forward", "backward"):
+        for device in devices:
+            for dtype in ("float32", "float16", "bfloat16"):
+                for policy in ("fast", "deterministic", "reference"):
+                    assert (op, direction, device, dtype, policy) in keys
+
+
+def test_onnxruntime_library_is_packaged():
+    pytest.importorskip("onnxruntime")
+    from xpuruntime.interop import onnxruntime as xo
+    assert xo.library_path().endswith("libxpuruntime_ort.so")
 
 
 def test_unknown_op_error_lists_what_exists():
