@@ -30,11 +30,11 @@ def ring_paths(dtype) -> None:
         for m, n in RING_SHAPES:
             x, r, dy = (torch.randn(m, n, device="cuda", dtype=dtype) for _ in range(3))
             w, b = (torch.randn(n, device="cuda", dtype=dtype) for _ in range(2))
-            y, h = ops.rms_norm(x, w, residual=r)
+            y, h, rstd_h = ops.rms_norm(x, w, residual=r, return_stats=True)
             ref = torch.nn.functional.rms_norm((x + r).float(), (n,), w.float(), 1e-6)
             err = ((y.float() - ref).norm() / ref.norm()).item()
             assert err < 1e-2, (dtype, m, n, env, err)
-            ops.rms_norm_backward(dy, h, w)
+            ops.rms_norm_backward(dy, h, w, rstd_h)
             _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
             ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
             ops.softmax_backward(dy, ops.softmax(x), scale=1.0)

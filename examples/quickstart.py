@@ -1,5 +1,6 @@
 """rms_norm through every frontend xpuruntime has: native (numpy), jax.jit,
-torch and an ONNX Runtime session, each compared with a float64 numpy reference.
+torch and an ONNX model in xpuruntime.InferenceSession (ONNX Runtime; on CUDA too when
+onnxruntime-gpu is installed), each compared with a float64 numpy reference.
 Runs on the default device: CUDA when torch/jax see a GPU, else the CPU."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def reference(x: np.ndarray, w: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 def report(name: str, y, ref: np.ndarray) -> None:
     err = np.abs(np.asarray(y, dtype=np.float64) - ref).max()
-    print(f"  {name:<28} max |y - ref| = {err:.3e}")
+    print(f"  {name:<36} max |y - ref| = {err:.3e}")
 
 
 def main() -> None:
@@ -55,8 +56,16 @@ def main() -> None:
                                helper.make_tensor_value_info("w", t, [4096])],
                               [helper.make_tensor_value_info("y", t, None)])
     model = xo.make_model(graph)
-    (yo,) = xo.inference_session(model).run(None, {"x": x, "w": w})
-    report("onnxruntime session (cpu)", yo, ref)
+    sess = xpuruntime.InferenceSession(model)  # xpuruntime's ops registered, CPU
+    (yo,) = sess.run({"x": x, "w": w}, like="input")
+    report("InferenceSession (onnxruntime, cpu)", yo, ref)
+
+    import onnxruntime
+    if info["cuda_devices"] and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        sess = xpuruntime.InferenceSession(model, device="cuda")  # every node on the GPU
+        xd, wd = (xpuruntime.asarray(a).to("cuda") for a in (x, w))
+        (yd,) = sess.run([xd, wd])  # xpuruntime.Array on cuda:0, zero-copy IO binding
+        report("InferenceSession (onnxruntime, cuda)", np.asarray(yd.to("cpu")), ref)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xpuruntime
-from xpuruntime import _core
+from xpuruntime import _core, _spec
 
 
 def test_registry_lists_rms_norm_for_every_dtype_and_policy():
@@ -18,6 +18,23 @@ def test_registry_lists_rms_norm_for_every_dtype_and_policy():
         assert entry["policies"] == ["deterministic", "fast", "reference"]
         if _core.built_with_cuda:
             assert ("rms_norm", direction, "cuda") in kernels
+
+
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_native_kernels_registered_for_every_device_dtype_and_policy(op):
+    keys = {(k["op"], k["direction"], k["device"], k["dtype"], k["policy"]) for k in _core.kernels()}
+    devices = ["cpu"] + (["cuda"] if _core.built_with_cuda else [])
+    for direction in ("forward", "backward"):
+        for device in devices:
+            for dtype in ("float32", "float16", "bfloat16"):
+                for policy in ("fast", "deterministic", "reference"):
+                    assert (op, direction, device, dtype, policy) in keys
+
+
+def test_onnxruntime_library_is_packaged():
+    pytest.importorskip("onnxruntime")
+    from xpuruntime.interop import onnxruntime as xo
+    assert xo.library_path().endswith("libxpuruntime_ort.so")
 
 
 def test_unknown_op_error_lists_what_exists():
@@ -104,3 +121,25 @@ def test_empty_rejects_bad_requests():
         _core.empty([1], "float128", "cpu", 0, 0)
     owned = _core.empty([3, 4], "float32", "cpu", 0, 0)
     assert _core.array_info(owned) == ("float32", (3, 4), "cpu", 0)
+
+
+def test_a_bad_environment_policy_reads_the_cores_text_in_every_frontend(monkeypatch):
+    # XPURUNTIME_POLICY is checked by the core's attribute rule, which names the op.
+    monkeypatch.setenv("XPURUNTIME_POLICY", "bogus")
+    want = r"^softmax: unknown policy 'bogus'; expected fast, deterministic or reference$"
+    calls = [lambda: xpuruntime.ops.softmax(np.ones((2, 4), np.float32))]
+    try:
+        import jax.numpy as jnp
+        import xpuruntime.jax as xj
+        calls.append(lambda: xj.softmax(jnp.ones((2, 4))))
+    except ImportError:
+        pass
+    try:
+        import torch
+        import xpuruntime.interop.torch as xt
+        calls.append(lambda: xt.softmax(torch.ones(2, 4)))
+    except ImportError:
+        pass
+    for call in calls:
+        with pytest.raises(ValueError, match=want):
+            call()

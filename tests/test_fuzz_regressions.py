@@ -69,7 +69,7 @@ def test_native_folds_ranks_above_8(rank):
     # "xpuruntime supports at most 8 dimensions, got N" (no op named); JAX and ORT fold.
     x = rows((1,) * (rank - 2) + (2, 8))
     y = ops.softmax(x)
-    assert rel_err(y, references.forward("softmax", {"x": x}, {"scale": 1.0})["y"]) <= 1e-5
+    assert rel_err(y, references.forward("softmax", x, scale=1.0)["y"]) <= 1e-5
 
 
 @needs_torch
@@ -80,7 +80,7 @@ def test_torch_folds_ranks_above_8(rank):
     x = rows((1,) * (rank - 2) + (3, 8))
     w = rows(8, seed=1)
     y = xt.rms_norm(torch.from_numpy(x), torch.from_numpy(w))
-    ref = references.forward("rms_norm", {"x": x, "weight": w}, {"eps": 1e-6})["y"]
+    ref = references.forward("rms_norm", x, w, eps=1e-6)["y"]
     assert rel_err(y.numpy(), ref) <= 1e-5
 
 
@@ -131,9 +131,8 @@ def test_jax_cross_entropy_takes_any_int_ignore_index(ignore_index):
     # Valid ints beyond int32 raised OverflowError in the jnp reduction (x64 off).
     x, labels = rows((5, 4)), np.array([0, 1, 2, 3, 0], np.int32)
     loss = xj.cross_entropy(jnp.asarray(x), jnp.asarray(labels), ignore_index=ignore_index)
-    ref = references.forward("cross_entropy", {"logits": x, "labels": labels},
-                             {"ignore_index": ignore_index, "label_smoothing": 0.0,
-                              "reduction": "mean"})["loss"]
+    ref = references.forward("cross_entropy", x, labels, ignore_index=ignore_index,
+                             label_smoothing=0.0, reduction="mean")["loss"]
     assert rel_err(np.asarray(loss), ref) <= 1e-5
 
 

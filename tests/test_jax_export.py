@@ -16,6 +16,7 @@ from jax import export  # noqa: E402
 
 import xpuruntime.jax as xj  # noqa: E402
 from xpuruntime import _spec  # noqa: E402
+from xpuruntime.jax._registration import _version_tuple  # noqa: E402
 from conftest import JAX_PLATFORMS  # noqa: E402
 from _spec_examples import attr_cases, example, float_inputs  # noqa: E402
 
@@ -86,6 +87,11 @@ def test_round_trip_in_a_fresh_process(tmp_path, platform):
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.jax")))
 def test_committed_artifacts_still_load_and_run(fixture):
+    # jax loads what older jax versions exported, not what newer ones did (the oldest
+    # supported jax, the package's build pin, runs this test too).
+    made_by = fixture.rsplit("_jax", 1)[1].removesuffix(".jax")
+    if _version_tuple(jax.__version__) < _version_tuple(made_by):
+        pytest.skip(f"artifact exported by jax {made_by}, newer than this jax {jax.__version__}")
     exp = export.deserialize((FIXTURES / fixture).read_bytes())
     if "cpu" not in exp.platforms:
         pytest.skip("artifact for another platform")

@@ -13,9 +13,12 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
+import references  # noqa: E402
 import xpuruntime  # noqa: E402
 import xpuruntime.jax as xj  # noqa: E402
+from helpers import assert_close, random_inputs, to_numpy  # noqa: E402
 from xpuruntime import _spec  # noqa: E402
+from xpuruntime._native import core  # noqa: E402
 from _spec_examples import attr_cases, example, float_inputs, has_table  # noqa: E402
 
 ROW_OPS = [op for op in _spec.op_names() if not has_table(op)]
@@ -144,3 +147,46 @@ def test_unknown_policy_and_attribute_errors_are_the_cores():
         xj.softmax(x, scale="2")
     with pytest.raises(TypeError, match="got an unexpected keyword argument 'eps'"):
         xj.softmax(x, eps=1.0)
+
+
+@pytest.mark.parametrize("op", _spec.op_names())
+def test_xla_ffi_targets_registered_on_every_platform(op):
+    targets = core.ffi_targets()
+    if not targets:
+        pytest.skip("built without XLA FFI headers")
+    for direction in ("fwd", "bwd"):
+        assert "cpu" in targets[f"xpuruntime_{op}_{direction}"]
+        if core.built_with_cuda:
+            assert "CUDA" in targets[f"xpuruntime_{op}_{direction}"]
+
+
+# ops whose inputs are all rows or parameters: (rows inputs, parameter inputs)
+VMAP_OPS = {op: (sum(s.role == "rows" for s in _spec.get(op).inputs),
+                 sum(s.role == "parameter" for s in _spec.get(op).inputs))
+            for op in ("layer_norm", "softmax", "swiglu", "geglu")}
+
+
+@pytest.mark.parametrize("op", list(VMAP_OPS))
+@pytest.mark.parametrize("in_axis", [0, 1])
+def test_vmap_and_vmap_of_grad(rng, op, in_axis):
+    """vmap over a leading axis of the rows (parameters shared), of the value and of the
+    gradients, against the float64 reference one example at a time."""
+    fn = getattr(xj, op)
+    n_rows, n_param = VMAP_OPS[op]
+    shape = (3, 4, 16)
+    inputs = ([random_inputs(rng, shape) for _ in range(n_rows)]
+              + [random_inputs(rng, shape[-1:]) for _ in range(n_param)])
+    axes = (in_axis,) * n_rows + (None,) * n_param
+    got = jax.vmap(fn, in_axes=axes)(*map(jnp.asarray, inputs))
+    want = references.forward(op, *inputs)["y"]
+    assert_close(to_numpy(got), np.moveaxis(want, in_axis, 0), "float32")
+    dy = random_inputs(rng, shape)
+    loss = lambda *a: jnp.sum(fn(*a[:-1]) * a[-1])  # noqa: E731
+    grads = jax.vmap(jax.grad(loss, argnums=tuple(range(len(inputs)))), in_axes=axes + (in_axis,))(
+        *map(jnp.asarray, inputs), jnp.asarray(dy))
+    names = [f"d{s.name}" for s in _spec.get(op).inputs]
+    for i in range(shape[in_axis]):
+        example_ = [np.take(a, i, axis=in_axis) for a in inputs[:n_rows]] + inputs[n_rows:]
+        ref = references.vjp(op, *example_, cotangents={"dy": np.take(dy, i, axis=in_axis)})
+        for g, name in zip(grads, names):
+            assert_close(to_numpy(g[i]), ref[name], "float32", name)

@@ -60,3 +60,23 @@ def test_torch_frontend_as_attribute():
     out = run_python("import xpuruntime, torch\n"
                      "print(round(xpuruntime.interop.torch.rms_norm(torch.ones(2, 4), torch.ones(4)).sum().item(), 3))")
     assert out == "8.0"
+
+
+def test_model_frontends_name_their_extra():
+    """xpuruntime.flax and xpuruntime.interop.transformers are attributes too, and without
+    their framework they raise ImportError naming the extra to install."""
+    out = run_python(
+        "import sys\n"
+        "sys.modules['flax'] = sys.modules['transformers'] = None\n"
+        "import xpuruntime\n"
+        "print('flax' in dir(xpuruntime), 'transformers' in dir(xpuruntime.interop))\n"
+        "for name in ('xpuruntime.flax', 'xpuruntime.interop.transformers'):\n"
+        "    try:\n"
+        "        eval(name)\n"
+        "    except ImportError as e:\n"
+        "        print(str(e).split(';')[1].strip())\n")
+    assert out.splitlines() == [
+        "True True",
+        "install it with `pip install xpuruntime[flax]`",
+        "install it with `pip install xpuruntime[transformers]`",
+    ]

@@ -112,9 +112,9 @@ def required_attrs(spec):
     range, such as topk_softmax's k), by Python keyword."""
     out = {}
     for a in spec.attrs:
-        lo = -math.inf if a.min is None else a.min
-        hi = math.inf if a.max is None else a.max
-        if a.type in ("int", "float") and not lo <= a.default <= hi:
+        if a.required:
+            lo = -math.inf if a.min is None else a.min
+            hi = math.inf if a.max is None else a.max
             out[a.name] = next(v for v in (2, lo) if lo <= v <= hi)
     return out
 

@@ -232,7 +232,8 @@ def test_python_evaluator_agrees_with_the_core(s, drop_optional):
     if drop_optional:
         shapes = [None if i.optional else sh for i, sh in zip(s.inputs, shapes)]
         dtypes = [None if i.optional else d for i, d in zip(s.inputs, dtypes)]
-    for attrs in [{}] + ([{"reduction": "none"}] if s.op == "cross_entropy" else []):
+    given = {a.name: 2 for a in s.attrs if a.required}  # topk's k has no default
+    for attrs in [given] + ([{"reduction": "none"}] if s.op == "cross_entropy" else []):
         want = core.output_descs(s.op, s.direction, shapes, dtypes, attrs)
         py_shapes = _spec.output_shapes(s, shapes, _spec.normalize_attrs(s, attrs))
         py_dtypes = _spec.output_dtypes(s, dtypes)
@@ -299,3 +300,14 @@ def test_native_frontend_has_a_documented_function_per_op_and_direction():
         params = list(inspect.signature(getattr(ops, f"{op}_backward")).parameters)
         required = [i.name for i in bwd.inputs if not i.optional]
         assert params[: len(required)] == required, op
+
+
+def test_an_attribute_without_a_usable_default_is_required_by_the_core():
+    # topk_softmax's k: its spec default lies outside its range, so the core's one
+    # attribute rule (every frontend's) refuses a call that leaves it out.
+    for onnx_names in (False, True):
+        with pytest.raises(core.InvalidArgumentError,
+                           match=r"^topk_softmax: attribute 'k' is required$"):
+            core.parse_attrs("topk_softmax", "forward", {"renormalize": True}, onnx_names)
+    assert core.parse_attrs("topk_softmax", "backward", {"k": 2})["k"] == 2
+    assert [a.name for s in _spec.all_specs() for a in s.attrs if a.required] == ["k", "k"]

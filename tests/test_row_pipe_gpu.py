@@ -63,10 +63,11 @@ def test_row_kernels_any_ring_depth(ring, dtype, shape):
     ref = F.rms_norm(x64, (n,), w64, 1e-6)
     _check(ops.rms_norm(x, w), ref.detach(), dtype, "rms_norm y")
     (ref * dy.double()).sum().backward()
-    dx, dw = ops.rms_norm_backward(dy, x, w)
+    _, rstd = ops.rms_norm(x, w, return_stats=True)
+    dx, dw = ops.rms_norm_backward(dy, x, w, rstd)
     _check(dx, x64.grad, dtype, "rms_norm dx")
     _check(dw, w64.grad, dtype, "rms_norm dweight")
-    again = ops.rms_norm_backward(dy, x, w)
+    again = ops.rms_norm_backward(dy, x, w, rstd)
     assert torch.equal(dx, again[0]) and torch.equal(dw, again[1])  # `fast` is deterministic
 
     # layer_norm.

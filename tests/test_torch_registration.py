@@ -119,3 +119,21 @@ def test_compile_fullgraph_matches_eager(device, op):
     for i, (a, b) in enumerate(zip(eager, compiled_in)):
         if a.dtype.is_floating_point and a.grad is not None:
             assert_close(to_numpy(b.grad), to_numpy(a.grad), "float32", f"grad {i}", factor=10)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_compile_fullgraph_chain(device):
+    # layer_norm -> swiglu -> softmax in one graph, forward and backward, against eager torch.
+    x = torch.randn(8, 64, device=device, requires_grad=True)
+    w, b = torch.randn(64, device=device), torch.randn(64, device=device)
+    u, g = torch.randn(8, 64, device=device), torch.randn(8, 64, device=device)
+
+    def block(a):  # a weighted sum: the plain sum of a softmax has a zero gradient
+        return (xt.softmax(xt.swiglu(xt.layer_norm(a, w, b), u), scale=0.5) * g).sum()
+
+    compiled = torch.compile(block, fullgraph=True)
+    compiled(x).backward()
+    x2 = x.detach().clone().requires_grad_()
+    F = torch.nn.functional
+    (torch.softmax(0.5 * (F.silu(F.layer_norm(x2, (64,), w, b)) * u), -1) * g).sum().backward()
+    assert_close(to_numpy(x.grad), to_numpy(x2.grad), "float32", "dx", factor=100)

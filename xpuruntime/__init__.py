@@ -3,8 +3,11 @@
 Frontends:
     xpuruntime.ops                    native ops on any DLPack array (numpy, torch, jax, cupy)
     xpuruntime.jax                    XLA FFI ops for jax.jit / grad / vmap      (extra: [jax])
+    xpuruntime.flax                   flax.linen / flax.nnx RMSNorm, LayerNorm   (extra: [flax])
     xpuruntime.interop.torch          torch.library custom ops                   (extra: [torch])
     xpuruntime.interop.onnxruntime    ONNX Runtime custom-op library            (extra: [onnx])
+    xpuruntime.interop.transformers   patch(model): a Hugging Face model on xpuruntime (extra: [transformers])
+    xpuruntime.InferenceSession       ONNX models through ONNX Runtime or TensorRT (extra: [onnx])
 
 Runtime: xpuruntime.memory (caching stream-ordered pools), devices() / Device,
 Stream / Event, empty() / asarray() -> Array (DLPack, __cuda_array_interface__).
@@ -30,13 +33,14 @@ from ._info import info, kernels
 from ._device import Device, devices, get_device, set_device
 from ._stream import Event, Stream, current_stream, stream
 from ._tensor import Array, asarray, empty
+from .session import InferenceSession, TensorInfo
 
 __version__ = _core.__version__
 
 # Submodules reachable as attributes (``xpuruntime.ops.rms_norm(...)`` after a bare
 # ``import xpuruntime``), imported on first use: the frontends need their framework,
 # and importing xpuruntime stays cheap and works without jax or torch.
-_LAZY_SUBMODULES = ("interop", "jax", "memory", "ops")
+_LAZY_SUBMODULES = ("flax", "interop", "jax", "memory", "ops")
 
 
 def __getattr__(name: str):
@@ -54,6 +58,7 @@ __all__ = [
     "Array",
     "Device",
     "Event",
+    "InferenceSession",
     "Stream",
     "asarray",
     "current_stream",
@@ -64,6 +69,7 @@ __all__ = [
     "ops",
     "set_device",
     "stream",
+    "TensorInfo",
     "Error",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",

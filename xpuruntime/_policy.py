@@ -33,20 +33,22 @@ def set_policy(name: str | None) -> None:
     _global_policy = None if name is None else _check(name)
 
 
-def get_policy() -> str:
-    """The policy in effect: scope, then ``set_policy``, then ``XPURUNTIME_POLICY``, then ``fast``."""
+def requested_policy() -> str:
+    """The policy in effect as requested: scope, then ``set_policy``, then
+    ``XPURUNTIME_POLICY`` (unchecked), then ``fast``. Frontends pass it to the core,
+    whose attribute rule refuses an unknown one naming the op, so a bad environment
+    reads the same in every frontend."""
     scoped = _scoped_policy.get()
     if scoped is not None:
         return scoped
     if _global_policy is not None:
         return _global_policy
-    env = os.environ.get("XPURUNTIME_POLICY")
-    return _check(env) if env else "fast"
+    return os.environ.get("XPURUNTIME_POLICY") or "fast"
 
 
-def resolve_policy(policy: str | None) -> str:
-    """The policy for one call: the explicit ``policy=`` argument wins."""
-    return get_policy() if policy is None else _check(policy)
+def get_policy() -> str:
+    """The policy in effect: scope, then ``set_policy``, then ``XPURUNTIME_POLICY``, then ``fast``."""
+    return _check(requested_policy())
 
 
 @contextlib.contextmanager

@@ -55,6 +55,7 @@ class AttrSpec:
     min: float | None    # inclusive; None: unbounded
     max: float | None
     choices: tuple[str, ...] | None
+    required: bool = False  # default outside the range (topk's k): must be given
 
 
 @dataclass(frozen=True)

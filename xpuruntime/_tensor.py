@@ -156,13 +156,22 @@ def empty(shape: Any, dtype: Any = "float32", device: Any = None, stream: Any = 
     torch / jax dtype. Raises ``InvalidArgumentError`` for bad shapes and dtypes
     and ``OutOfMemoryError`` when the array is larger than the pool can serve
     (also when its size is beyond any device's memory)."""
-    from .memory import _check_nbytes
     shape = shape_arg(shape, "empty")
     name = dtype_name(dtype, "empty")
     d = as_device(device)
-    h = stream_for(stream, d)
-    raw = core.allocate(_check_nbytes(nbytes_of(shape, name), d, "empty"), d.kind, d.index, h)
-    return Array(raw, raw.ptr, shape, name, None, d, h if d.kind == "cuda" else None)
+    return allocate_dense(shape, name, d, stream_for(stream, d))
+
+
+def allocate_dense(shape: tuple, dtype: str, device: Device, stream: int,
+                   strides: tuple | None = None, op: str = "empty") -> Array:
+    """``empty`` with its arguments already checked (a tuple of ints >= 0, a dtype name,
+    a Device, a stream handle; optionally the contiguous strides), for callers that
+    allocate on every call (InferenceSession.run)."""
+    from .memory import _check_nbytes
+    raw = core.allocate(_check_nbytes(nbytes_of(shape, dtype), device, op), device.kind,
+                        device.index, stream)
+    return Array(raw, raw.ptr, shape, dtype, strides, device,
+                 stream if device.kind == "cuda" else None)
 
 
 def asarray(obj: Any) -> Array:

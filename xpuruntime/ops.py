@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from . import _arrays, _spec
 from ._native import InvalidArgumentError, core
-from ._policy import get_policy
+from ._policy import requested_policy
 
 
 def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
@@ -47,7 +47,7 @@ def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
     ws = _arrays.empty_like_framework(like, (ws_bytes,), "uint8", info, s) if ws_bytes else None
     # An explicit policy goes to the core, whose error names the op and the choices.
     core.call_op(op, direction, list(inputs), outputs, ws, attrs,
-                 get_policy() if policy is None else _arrays.str_arg(policy, op, "policy"), s)
+                 requested_policy() if policy is None else _arrays.str_arg(policy, op, "policy"), s)
     return [None if o is None else _arrays.as_framework(o, like) for o in outputs]
 
 

@@ -71,11 +71,21 @@ std::vector<int64_t> DenseOperands::output_shape(const OpSpec& spec, size_t i,
   return shape;
 }
 
-TensorView DenseOperands::output_view(const OpSpec& spec, size_t i, void* data, DType dtype,
-                                      std::span<const int64_t> shape, Device device) const {
-  const bool fold = shape.size() >= prefix_.size() && output_folds(spec, i, shape.size());
-  return dense_view_folded(data, dtype, shape.data(), static_cast<int>(shape.size()),
-                           fold ? static_cast<int>(prefix_.size()) : 0, device);
+Status DenseOperands::output_view(const OpSpec& spec, size_t i, const DenseTensor& t,
+                                  TensorView* out) const {
+  if (!t.present) {
+    *out = TensorView{};
+    return Status::Ok();
+  }
+  const size_t fold = prefix_.size();
+  const bool folds = output_folds(spec, i, t.shape.size());
+  if (folds && (t.shape.size() < fold || !std::equal(prefix_.begin(), prefix_.end(), t.shape.begin())))
+    return InvalidArgument(spec.op, ": output '", spec.outputs[i].name, "' ", shape_text(t.shape),
+                           " must have the leading axes ", shape_text(prefix_), " of '",
+                           spec.inputs[spec.outputs[i].ref].name, "'");
+  *out = dense_view_folded(t.data, t.dtype, t.shape.data(), static_cast<int>(t.shape.size()),
+                           folds ? static_cast<int>(fold) : 0, t.device);
+  return Status::Ok();
 }
 
 }  // namespace xpu

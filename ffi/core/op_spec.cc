@@ -161,6 +161,13 @@ int attr_index(const OpSpec& spec, std::string_view name) {
   return -1;
 }
 
+Status parse_policy(const OpSpec& spec, std::string_view text, Policy* out) {
+  if (!parse_policy(text, out))
+    return InvalidArgument(spec.op, ": unknown policy '", text,
+                           "'; expected fast, deterministic or reference");
+  return Status::Ok();
+}
+
 Status parse_attrs(const OpSpec& spec, std::span<const GivenAttr> given, bool onnx_names,
                    AttrValues* out, Policy* policy) {
   *out = default_attrs(spec);
@@ -173,9 +180,7 @@ Status parse_attrs(const OpSpec& spec, std::span<const GivenAttr> given, bool on
       if (g.type != GivenType::kString)
         return InvalidArgument(spec.op, ": attribute 'policy' must be a string, got ",
                                given_type_name(g.type));
-      if (!parse_policy(g.text, &p))
-        return InvalidArgument(spec.op, ": unknown policy '", g.text,
-                               "'; expected fast, deterministic or reference");
+      XPU_RETURN_IF_ERROR(parse_policy(spec, g.text, &p));
       if (policy) *policy = p;
       continue;
     }
@@ -188,6 +193,10 @@ Status parse_attrs(const OpSpec& spec, std::span<const GivenAttr> given, bool on
     seen[i] = true;
     XPU_RETURN_IF_ERROR(parse_one(spec, spec.attrs[i], g, onnx_names, &(*out)[i]));
   }
+  for (size_t i = 0; i < spec.attrs.size(); ++i)
+    if (!seen[i] && attr_required(spec.attrs[i]))
+      return InvalidArgument(spec.op, ": attribute '", attr_name(spec.attrs[i], onnx_names),
+                             "' is required");
   return Status::Ok();
 }
 
@@ -276,6 +285,20 @@ Status call_op(const OpSpec& spec, std::span<const TensorView> inputs,
   DeviceGuard guard(first ? first->device : Device{});
   XPU_RETURN_IF_ERROR(guard.status());
   return spec.run(spec, inputs, outputs, workspace, attrs, ctx);
+}
+
+Status validate_op(const OpSpec& spec, std::span<const TensorView> inputs,
+                   std::span<const TensorView> outputs, const TensorView& workspace,
+                   const AttrValues& attrs) {
+  ValidationOnly scope;
+  Status status = call_op(spec, inputs, outputs, workspace, attrs, ExecContext{});
+  // Reaching the lookup means every check passed; its "found nothing" is ours.
+  return scope.reached_lookup() ? Status::Ok() : status;
+}
+
+void* placeholder_data() {
+  alignas(256) static unsigned char placeholder[256];
+  return placeholder;
 }
 
 }  // namespace xpu

@@ -12,7 +12,7 @@ TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, D
 
 TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, int fold,
                              Device device) {
-  fold = std::max(fold, axes_to_fold(ndim));
+  fold = std::min(std::max(fold, axes_to_fold(ndim)), std::max(ndim, 0));
   TensorView v;
   v.data = data;
   v.dtype = dtype;
@@ -27,22 +27,6 @@ TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int 
   }
   for (int i = skip - 1; i >= 0; --i) v.shape[0] *= shape[i];
   return v;
-}
-
-TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, Device device,
-                             int max_ndim) {
-  max_ndim = max_ndim < 1 ? 1 : max_ndim > kMaxDims ? kMaxDims : max_ndim;
-  if (ndim <= max_ndim) return dense_view(data, dtype, shape, ndim, device);
-  const int fold = ndim - max_ndim + 1;  // leading axes that become the first one
-  std::array<int64_t, kMaxDims> folded{};
-  folded[0] = 1;
-  for (int i = 0; i < fold; ++i) folded[0] *= shape[i];
-  for (int i = fold; i < ndim; ++i) folded[i - fold + 1] = shape[i];
-  return dense_view(data, dtype, folded.data(), max_ndim, device);
-}
-
-int folded_max_ndim(int ndim, int max_rank) {
-  return ndim >= max_rank - 1 ? kMaxDims - (max_rank - ndim) : kMaxDims;
 }
 
 std::string shape_string(const TensorView& v) {

@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # the fuzz helpers and references 
 
 import numpy as np  # noqa: E402
 
-import references  # noqa: E402
+import _references_torch as references  # noqa: E402  (torch float64 autograd; tests/references.py is numpy)
 from _make import make_input, to_f64, dtype_of  # noqa: E402
 from xpuruntime import _spec  # noqa: E402
 import xpuruntime  # noqa: E402

@@ -28,8 +28,8 @@ def test_ops(frontend, request):
 
 def test_every_op_has_a_reference():
     # A new op of ffi/ops.def is fuzzed with no change here, but judged against its
-    # float64 reference: tests/references.py must have one.
-    import references
+    # float64 reference (torch autograd): tests/fuzz/_references_torch.py must have one.
+    import _references_torch
     from xpuruntime import _spec
-    missing = [op for op in _spec.op_names() if op not in references.REFERENCES]
-    assert not missing, f"add a float64 reference to tests/references.py for {missing}"
+    missing = [op for op in _spec.op_names() if op not in _references_torch.REFERENCES]
+    assert not missing, f"add a float64 reference to tests/fuzz/_references_torch.py for {missing}"

@@ -14,9 +14,11 @@ require("jax", "jax")
 from .._spec import op_names  # noqa: E402
 from ._public import make_op  # noqa: E402
 from ._registration import export_disabled_checks, target_names  # noqa: E402
+from ._fused_linear_cross_entropy import fused_linear_cross_entropy  # noqa: E402
 
 for _op in op_names():
     globals()[_op] = make_op(_op)
 del _op
 
-__all__ = sorted([*op_names(), "export_disabled_checks", "target_names"])
+__all__ = sorted([*op_names(), "export_disabled_checks", "fused_linear_cross_entropy",
+                  "target_names"])

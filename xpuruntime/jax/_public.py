@@ -12,7 +12,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from .. import _spec
-from .._policy import get_policy
+from .._policy import requested_policy
 from .._spec import FORWARD, OpSpec
 from . import _roles, _vjp
 from ._call import glue
@@ -42,7 +42,7 @@ def _attr_doc(a: _spec.AttrSpec) -> str:
     limits = (f"; one of {', '.join(a.choices)}" if a.choices else
               f"; in [{a.min:g}, {a.max:g}]" if a.min is not None and a.max is not None and a.type != "bool"
               else f"; >= {a.min:g}" if a.min is not None and a.type != "bool" else "")
-    default = "required" if required_attr(a) else f"default {a.default!r}"
+    default = "required" if a.required else f"default {a.default!r}"
     return f"{a.name}: {a.type}, {default}{limits}."
 
 
@@ -57,18 +57,12 @@ def _output_doc(spec: OpSpec, i: int) -> str:
     return f"{o.name}: {shape}, {dtype}{given}."
 
 
-def required_attr(a: _spec.AttrSpec) -> bool:
-    """An attribute whose default lies outside its own range has none (topk's k)."""
-    return a.type in ("int", "float") and ((a.min is not None and a.default < a.min)
-                                           or (a.max is not None and a.default > a.max))
-
-
 def _signature(spec: OpSpec) -> inspect.Signature:
     kind, kw = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
     params = [inspect.Parameter(s.name, kind) for s in spec.inputs if not s.optional]
-    params += [inspect.Parameter(a.name, kind) for a in spec.attrs if required_attr(a)]
+    params += [inspect.Parameter(a.name, kind) for a in spec.attrs if a.required]
     params += [inspect.Parameter(a.name, kind, default=a.default) for a in spec.attrs
-               if not required_attr(a)]
+               if not a.required]
     params += [inspect.Parameter(s.name, kw, default=None) for s in spec.inputs if s.optional]
     params.append(inspect.Parameter("policy", kw, default=None))
     return inspect.Signature(params)
@@ -111,7 +105,7 @@ def make_op(op: str) -> Callable:
         _roles.check_inputs(spec, inputs)
         policy = values["policy"]
         attrs = _spec.normalize_attrs(spec, {**{a.name: values[a.name] for a in spec.attrs},
-                                             "policy": get_policy() if policy is None else policy})
+                                             "policy": requested_policy() if policy is None else policy})
         return apply(tuple(sorted(attrs.items())), tuple(a is not None for a in inputs), *inputs)
 
     public.__name__ = public.__qualname__ = op

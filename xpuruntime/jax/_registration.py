@@ -18,7 +18,8 @@ def _check_jaxlib() -> None:
     if core.xla_ffi_api_version is None:
         raise ImportError(
             "xpuruntime was built without XLA FFI headers (jax was not importable at build "
-            "time); reinstall with jax installed: pip install --no-build-isolation xpuruntime[jax]"
+            "time): reinstall it with build isolation (`pip install xpuruntime[jax]`, whose build "
+            "takes the headers from its pinned jaxlib) or, without isolation, with jax installed"
         )
     built = core.built_jaxlib_version
     running = jaxlib.version.__version__

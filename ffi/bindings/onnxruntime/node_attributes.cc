@@ -101,9 +101,7 @@ Status read_attributes(const OrtKernelInfo* info, const OpSpec& spec, NodeAttrib
 
   const char* env = std::getenv("XPURUNTIME_POLICY");
   if (has_policy || !env || !*env) return Status::Ok();
-  const GivenAttr policy{"policy", GivenType::kString, 0, env};
-  AttrValues unused;
-  const Status s = parse_attrs(spec, {&policy, 1}, true, &unused, &out->policy);
+  const Status s = parse_policy(spec, env, &out->policy);
   return s.ok() ? s : Status(s.code(), str_cat(s.message(), " (from XPURUNTIME_POLICY)"));
 }
 

@@ -46,7 +46,8 @@ Status compute(const Kernel& k, OrtKernelContext* context) {
       for (int64_t n : shape) bytes *= n;
       XPU_RETURN_IF_ERROR(call.scratch(bytes, &data));
     }
-    outputs[j] = operands.output_view(spec, j, data, d.dtype, shape, device);
+    XPU_RETURN_IF_ERROR(
+        operands.output_view(spec, j, DenseTensor{data, d.dtype, shape, device, true}, &outputs[j]));
   }
   TensorView workspace;
   if (const int64_t bytes = workspace_bytes(spec, inputs, k.node.values); bytes > 0) {

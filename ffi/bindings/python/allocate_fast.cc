@@ -100,9 +100,9 @@ nb::object allocate_fast(nb::handle nbytes, nb::handle stream, nb::handle device
   } else {
     resolved = nb::steal(PyObject_CallFunctionObjArgs(h.resolve, stream.ptr(), device.ptr(), nullptr));
     if (!resolved.is_valid()) throw nb::python_error();
-    device_obj = nb::handle(PyTuple_GET_ITEM(resolved.ptr(), 0));
+    device_obj = nb::handle(NB_TUPLE_GET_ITEM(resolved.ptr(), 0));
     code = device_code(device_obj);
-    handle = nb::cast<uintptr_t>(nb::handle(PyTuple_GET_ITEM(resolved.ptr(), 1)));
+    handle = nb::cast<uintptr_t>(nb::handle(NB_TUPLE_GET_ITEM(resolved.ptr(), 1)));
   }
   return new_buffer(global_pool_cached(code), static_cast<size_t>(n), handle, false, false, device_obj);
 }
@@ -126,9 +126,9 @@ PyObject* allocate_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyO
     PyErr_Format(PyExc_TypeError, "allocate() takes 1 positional argument but %zd were given", nargs);
     return nullptr;
   }
-  const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  const Py_ssize_t nkw = kwnames ? NB_TUPLE_GET_SIZE(kwnames) : 0;
   for (Py_ssize_t i = 0; i < nkw; ++i) {
-    PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+    PyObject* key = NB_TUPLE_GET_ITEM(kwnames, i);
     int slot = -1;
     for (int j = 0; j < 3 && slot < 0; ++j)  // interned names match by pointer; others by value
       if (key == names[j]) slot = j;

@@ -5,12 +5,12 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <algorithm>
 #include <deque>
 #include <string>
 #include <vector>
 
 #include "bindings/python/python_adapter.h"
+#include "xpuruntime/dense_operands.h"
 #include "xpuruntime/op_spec.h"
 
 namespace xpu::python {
@@ -122,39 +122,34 @@ std::vector<TensorView> views_of(const OpSpec& spec, const nb::list& arrays, con
   return out;
 }
 
-// Views that carry shapes only (workspace sizes and output inference read no data).
-// With `fold`, shapes of more than kMaxDims axes are seen as the adapters see them
-// (leading axes folded, folded_max_ndim): enough for sizes, which read rows and columns.
-std::vector<TensorView> shape_views(const nb::list& shapes, const nb::list* dtypes,
-                                    bool fold = false) {
-  std::vector<std::vector<int64_t>> all;
-  int max_rank = 0;
-  for (nb::handle item : shapes) {
-    all.push_back(item.is_none() ? std::vector<int64_t>{} : nb::cast<std::vector<int64_t>>(item));
-    max_rank = std::max(max_rank, static_cast<int>(all.back().size()));
-  }
-  if (max_rank > kMaxDims && !fold)
-    throw_if_error(InvalidArgument("at most ", kMaxDims, " dimensions, got ", max_rank));
-  std::vector<TensorView> out;
-  size_t i = 0;
-  for (nb::handle item : shapes) {
-    TensorView v;
-    if (!item.is_none()) {
-      const auto& dims = all[i];
-      const int ndim = static_cast<int>(dims.size());
-      v = dense_view_folded(nullptr, DType::kInvalid, dims.data(), ndim, {},
-                            folded_max_ndim(ndim, max_rank));
-      if (dtypes) {
-        const std::string name = nb::cast<std::string>((*dtypes)[i]);
-        for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
-                        DType::kI64, DType::kU8, DType::kBool})
-          if (dtype_name(t) == name) v.dtype = t;
-      }
+// Shapes (and dtypes) of one call as the adapters see them: views that carry no
+// data (workspace sizes and output inference read none), leading axes past
+// kMaxDims folded by DenseOperands.
+struct ShapeOnlyCall {
+  std::vector<std::vector<int64_t>> shapes;
+  DenseOperands operands;
+};
+void shape_views(const OpSpec& spec, const nb::list& shapes, const nb::list* dtypes,
+                 ShapeOnlyCall* call) {
+  if (shapes.size() != spec.inputs.size())
+    throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
+                                   " input shapes, got ", shapes.size()));
+  std::vector<DenseTensor> dense(shapes.size());
+  call->shapes.assign(shapes.size(), {});
+  for (size_t i = 0; i < dense.size(); ++i) {
+    nb::handle item = shapes[i];
+    if (item.is_none()) continue;
+    call->shapes[i] = nb::cast<std::vector<int64_t>>(item);
+    dense[i].shape = call->shapes[i];
+    dense[i].present = true;
+    if (dtypes) {
+      const std::string name = nb::cast<std::string>((*dtypes)[i]);
+      for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
+                      DType::kI64, DType::kU8, DType::kBool})
+        if (dtype_name(t) == name) dense[i].dtype = t;
     }
-    out.push_back(v);
-    ++i;
   }
-  return out;
+  throw_if_error(call->operands.set_inputs(spec, dense));
 }
 
 nb::object number_or_none(double v) {
@@ -173,6 +168,7 @@ nb::dict attr_dict(const AttrSpec& a) {
     case AttrType::kBool: d["default"] = nb::bool_(a.default_number != 0); break;
     case AttrType::kString: d["default"] = nb::str(a.default_text); break;
   }
+  d["required"] = attr_required(a);
   d["min"] = number_or_none(a.min);
   d["max"] = number_or_none(a.max);
   if (a.choices) {
@@ -247,11 +243,9 @@ int64_t workspace(const std::string& op, const std::string& direction,
                   const nb::list& input_shapes, const nb::dict& attrs) {
   const OpSpec& spec = spec_of(op, direction);
   const AttrValues values = parse(spec, attrs, nullptr, nullptr);
-  const std::vector<TensorView> in = shape_views(input_shapes, nullptr, /*fold=*/true);
-  if (in.size() != spec.inputs.size())
-    throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
-                                   " input shapes, got ", in.size()));
-  return workspace_bytes(spec, in, values);
+  ShapeOnlyCall call;
+  shape_views(spec, input_shapes, nullptr, &call);
+  return workspace_bytes(spec, call.operands.inputs(), values);
 }
 
 nb::list output_descs(const std::string& op, const std::string& direction,
@@ -259,17 +253,19 @@ nb::list output_descs(const std::string& op, const std::string& direction,
                       const nb::dict& attrs) {
   const OpSpec& spec = spec_of(op, direction);
   const AttrValues values = parse(spec, attrs, nullptr, nullptr);
-  const std::vector<TensorView> in = shape_views(input_shapes, &input_dtypes);
+  ShapeOnlyCall call;
+  shape_views(spec, input_shapes, &input_dtypes, &call);
   std::vector<OutputDesc> descs;
-  throw_if_error(infer_outputs(spec, in, values, &descs));
+  throw_if_error(infer_outputs(spec, call.operands.inputs(), values, &descs));
   nb::list out;
-  for (const OutputDesc& d : descs) {
+  for (size_t j = 0; j < descs.size(); ++j) {
+    const OutputDesc& d = descs[j];
     if (d.ndim < 0) {
       out.append(nb::none());
       continue;
     }
     nb::list shape;
-    for (int i = 0; i < d.ndim; ++i) shape.append(d.shape[i]);
+    for (int64_t n : call.operands.output_shape(spec, j, d)) shape.append(n);
     out.append(nb::make_tuple(nb::tuple(shape), std::string(dtype_name(d.dtype))));
   }
   return out;

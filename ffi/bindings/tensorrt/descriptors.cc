@@ -41,9 +41,9 @@ std::string type_name(DataType t) {
   }
 }
 
-TensorView view_of(const nvinfer1::Dims& dims, DataType type, void* data, Device device) {
-  if (dims.nbDims < 0 || dims.nbDims > kMaxDims) return dense_view(data, to_dtype(type), dims.d, 0, device);
-  return dense_view(data, to_dtype(type), dims.d, dims.nbDims, device);
+DenseTensor dense_of(const nvinfer1::Dims& dims, DataType type, void* data, Device device) {
+  const size_t ndim = dims.nbDims < 0 ? 0 : static_cast<size_t>(dims.nbDims);
+  return DenseTensor{data, to_dtype(type), std::span<const int64_t>(dims.d, ndim), device, true};
 }
 
 std::string dims_string(const nvinfer1::Dims& dims) {

@@ -118,15 +118,6 @@ Status parse_fields(const OpSpec& spec, const nvinfer1::PluginFieldCollection* f
     out->declared[d] = present;
   }
   XPU_RETURN_IF_ERROR(parse_attrs(spec, given, /*onnx_names=*/true, &out->attrs, &out->policy));
-  // An attribute whose default lies outside its own range has no default (topk's k):
-  // its field must be given, or the plugin would only fail later, at configure time.
-  for (const AttrSpec& a : spec.attrs) {
-    if (a.type == AttrType::kString || (a.default_number >= a.min && a.default_number <= a.max))
-      continue;
-    bool named = false;
-    for (const GivenAttr& g : given) named |= g.name == a.onnx_name;
-    if (!named) return InvalidArgument(spec.op, ": field '", a.onnx_name, "' is required (it has no default)");
-  }
   return Status::Ok();
 }
 

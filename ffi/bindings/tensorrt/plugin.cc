@@ -8,7 +8,6 @@
 
 #include "bindings/tensorrt/descriptors.h"
 #include "bindings/tensorrt/logging.h"
-#include "xpuruntime/validate_op.h"
 
 namespace xpu::trt {
 
@@ -236,33 +235,42 @@ Status SpecPlugin::validate(const Dims* in_dims, const DataType* in_types, int n
                             const Dims* out_dims, const DataType* out_types, int nb_outputs) const {
   const OpSpec& spec = *config_.spec;
   XPU_RETURN_IF_ERROR(signature_.check_counts(nb_inputs, nb_outputs));
-  std::vector<TensorView> inputs(spec.inputs.size()), outputs(spec.outputs.size());
-  for (int i = 0; i < nb_inputs; ++i)
-    inputs[i] = view_of(in_dims[i], in_types[i], placeholder_data(), Device{});
+  DenseOperands operands;
+  XPU_RETURN_IF_ERROR(set_inputs(in_dims, in_types, nb_inputs, nullptr, Device{}, &operands));
+  const std::vector<TensorView>& inputs = operands.inputs();
+  std::vector<TensorView> outputs(spec.outputs.size());
   std::vector<OutputDesc> inferred;
   if (!out_dims) XPU_RETURN_IF_ERROR(infer_outputs(spec, inputs, config_.attrs, &inferred));
   for (int j = 0; j < nb_outputs; ++j) {
     const int o = signature_.outputs()[j];
-    TensorView& v = outputs[o];
-    if (out_dims) {
-      v = view_of(out_dims[j], out_types[j], placeholder_data(), Device{});
-    } else {
-      v = dense_view(placeholder_data(), to_dtype(out_types[j]), inferred[o].shape, inferred[o].ndim,
-                     Device{});
-    }
+    const std::vector<int64_t> shape =
+        out_dims ? std::vector<int64_t>(out_dims[j].d, out_dims[j].d + std::max(out_dims[j].nbDims, 0))
+                 : operands.output_shape(spec, o, inferred[o]);
+    XPU_RETURN_IF_ERROR(operands.output_view(
+        spec, o, DenseTensor{placeholder_data(), to_dtype(out_types[j]), shape, Device{}, true},
+        &outputs[o]));
   }
   TensorView workspace;
-  const int64_t bytes = workspace_at(in_dims, in_types, nb_inputs);
+  const int64_t bytes = workspace_bytes(spec, inputs, config_.attrs);
   if (bytes > 0) workspace = dense_view(placeholder_data(), DType::kU8, &bytes, 1, Device{});
   return validate_op(spec, inputs, outputs, workspace, config_.attrs);
 }
 
-int64_t SpecPlugin::workspace_at(const Dims* in_dims, const DataType* in_types, int nb_inputs) const {
+Status SpecPlugin::set_inputs(const Dims* in_dims, const DataType* in_types, int nb_inputs,
+                              const void* const* data, Device device, DenseOperands* out) const {
   const OpSpec& spec = *config_.spec;
-  std::vector<TensorView> inputs(spec.inputs.size());
-  for (int i = 0; i < nb_inputs && i < static_cast<int>(inputs.size()); ++i)
-    inputs[i] = view_of(in_dims[i], in_types[i], nullptr, Device{});
-  return workspace_bytes(spec, inputs, config_.attrs);
+  std::vector<DenseTensor> dense(spec.inputs.size());
+  for (int i = 0; i < nb_inputs && i < static_cast<int>(dense.size()); ++i)
+    dense[i] = dense_of(in_dims[i], in_types[i],
+                        data ? const_cast<void*>(data[i]) : placeholder_data(), device);
+  return out->set_inputs(spec, dense);
+}
+
+int64_t SpecPlugin::workspace_at(const Dims* in_dims, const DataType* in_types, int nb_inputs) const {
+  DenseOperands operands;
+  if (!set_inputs(in_dims, in_types, nb_inputs, nullptr, Device{}, &operands).ok())
+    return 0;  // configurePlugin reports the shapes' error
+  return workspace_bytes(*config_.spec, operands.inputs(), config_.attrs);
 }
 
 int32_t SpecPlugin::configurePlugin(const DynamicPluginTensorDesc* in, int32_t nb_inputs,
@@ -321,18 +329,19 @@ int32_t SpecPlugin::enqueue(const PluginTensorDesc* input_desc, const PluginTens
     const Device dev{DeviceKind::kCUDA, device};
     // enqueue is not told the counts: the inputs are those of the last shapes seen.
     const int nb_inputs = nb_inputs_;
-    std::vector<TensorView> in(spec.inputs.size()), out(spec.outputs.size());
     std::vector<Dims> dims(nb_inputs);
     std::vector<DataType> types(nb_inputs);
-    for (int i = 0; i < nb_inputs; ++i) {
-      dims[i] = input_desc[i].dims;
-      types[i] = input_desc[i].type;
-      in[i] = view_of(dims[i], types[i], const_cast<void*>(inputs[i]), dev);
-    }
+    for (int i = 0; i < nb_inputs; ++i) dims[i] = input_desc[i].dims, types[i] = input_desc[i].type;
+    DenseOperands operands;
+    XPU_RETURN_IF_ERROR(set_inputs(dims.data(), types.data(), nb_inputs, inputs, dev, &operands));
+    const std::vector<TensorView>& in = operands.inputs();
+    std::vector<TensorView> out(spec.outputs.size());
     for (size_t j = 0; j < signature_.outputs().size(); ++j)
-      out[signature_.outputs()[j]] = view_of(output_desc[j].dims, output_desc[j].type, outputs[j], dev);
+      XPU_RETURN_IF_ERROR(operands.output_view(
+          spec, signature_.outputs()[j],
+          dense_of(output_desc[j].dims, output_desc[j].type, outputs[j], dev), &out[signature_.outputs()[j]]));
     TensorView ws;
-    const int64_t bytes = workspace_at(dims.data(), types.data(), nb_inputs);
+    const int64_t bytes = workspace_bytes(spec, in, config_.attrs);
     if (bytes > 0) ws = dense_view(workspace, DType::kU8, &bytes, 1, dev);
     ExecContext ctx;
     ctx.stream = stream;

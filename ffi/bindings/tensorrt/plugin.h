@@ -12,6 +12,7 @@
 
 #include "bindings/tensorrt/fields.h"
 #include "bindings/tensorrt/signature.h"
+#include "xpuruntime/dense_operands.h"
 
 namespace xpu::trt {
 
@@ -67,6 +68,10 @@ class SpecPlugin final : public nvinfer1::IPluginV3,
   Status validate(const nvinfer1::Dims* in_dims, const nvinfer1::DataType* in_types, int nb_inputs,
                   const nvinfer1::Dims* out_dims, const nvinfer1::DataType* out_types,
                   int nb_outputs) const;
+  // The inputs of one call as views (leading axes past kMaxDims folded); `data`
+  // nullptr: shapes only (placeholder data).
+  Status set_inputs(const nvinfer1::Dims* in_dims, const nvinfer1::DataType* in_types, int nb_inputs,
+                    const void* const* data, Device device, DenseOperands* out) const;
   int64_t workspace_at(const nvinfer1::Dims* in_dims, const nvinfer1::DataType* in_types,
                        int nb_inputs) const;
 

@@ -1,6 +1,5 @@
 // The body of every XLA FFI handler: the call frame's buffers and attributes
 // mapped onto an op spec, then the core's generic call.
-#include <algorithm>
 #include <vector>
 
 #include "bindings/xla/xla_adapter.h"
@@ -42,33 +41,32 @@ ffi::Error call_spec(const OpSpec& spec, void* stream, Device device, ffi::Remai
     return to_error(InvalidArgument(spec.op, " ", direction_tag(spec), ": expected ", n_out,
                                     " results (and optionally a uint8 workspace), got ", rets.size()));
 
-  // Decode every buffer first: their ranks decide how leading axes fold.
-  std::vector<ffi::AnyBuffer> in_bufs, out_bufs;
-  int max_rank = 0;
+  std::vector<DenseTensor> in_dense(n_in);
   for (size_t i = 0; i < args.size(); ++i) {
     auto b = args.get<ffi::AnyBuffer>(i);
     if (!b.has_value())
       return to_error(InvalidArgument(spec.op, ": operand '", spec.inputs[i].name, "' is not a buffer"));
-    in_bufs.push_back(*b);
-    max_rank = std::max(max_rank, static_cast<int>(b->dimensions().size()));
+    in_dense[i] = dense(*b, device);
   }
-  for (size_t i = 0; i < rets.size(); ++i) {
-    auto r = rets.get<ffi::AnyBuffer>(i);
-    if (!r.has_value()) return to_error(InvalidArgument(spec.op, ": result ", i, " is not a buffer"));
-    out_bufs.push_back(**r);
-    if (i < n_out) max_rank = std::max(max_rank, static_cast<int>((**r).dimensions().size()));
-  }
+  DenseOperands operands;
+  if (Status s = operands.set_inputs(spec, in_dense); !s.ok()) return to_error(s);
+  const std::vector<TensorView>& inputs = operands.inputs();
 
-  std::vector<TensorView> inputs(n_in), outputs(spec.outputs.size());
-  for (size_t i = 0; i < in_bufs.size(); ++i) inputs[i] = view(in_bufs[i], device, max_rank);
-  for (size_t i = 0, next = 0; i < outputs.size(); ++i)
-    if (present[i]) outputs[i] = view(out_bufs[next++], device, max_rank);
+  std::vector<TensorView> outputs(spec.outputs.size());
+  for (size_t i = 0, next = 0; i < outputs.size(); ++i) {
+    if (!present[i]) continue;
+    auto r = rets.get<ffi::AnyBuffer>(next++);
+    if (!r.has_value()) return to_error(InvalidArgument(spec.op, ": result ", next - 1, " is not a buffer"));
+    if (Status s = operands.output_view(spec, i, dense(**r, device), &outputs[i]); !s.ok())
+      return to_error(s);
+  }
   TensorView workspace;
   if (rets.size() == n_out + 1) {
-    const ffi::AnyBuffer& ws = out_bufs.back();
-    if (ws.element_type() != ffi::DataType::U8 || ws.dimensions().size() != 1)
+    auto r = rets.get<ffi::AnyBuffer>(n_out);
+    if (!r.has_value() || (**r).element_type() != ffi::DataType::U8 || (**r).dimensions().size() != 1)
       return to_error(InvalidArgument(spec.op, ": the workspace result must be 1-d uint8"));
-    workspace = view(ws, device, 1);
+    const DenseTensor ws = dense(**r, device);
+    workspace = dense_view(ws.data, ws.dtype, ws.shape.data(), 1, device);
   }
 
   std::vector<GivenAttr> given_list;

@@ -105,11 +105,10 @@ Status given_attrs(const OpSpec& spec, const ffi::Dictionary& attrs, std::vector
   return Status::Ok();
 }
 
-TensorView view(const ffi::AnyBuffer& b, Device device, int max_rank) {
+DenseTensor dense(const ffi::AnyBuffer& b, Device device) {
   const auto dims = b.dimensions();
-  const int ndim = static_cast<int>(dims.size());
-  return dense_view_folded(b.untyped_data(), dtype_of(b.element_type()), dims.begin(), ndim, device,
-                           folded_max_ndim(ndim, max_rank));
+  return DenseTensor{b.untyped_data(), dtype_of(b.element_type()),
+                     std::span<const int64_t>(dims.begin(), dims.size()), device, true};
 }
 
 }  // namespace xpu::xla_adapter

@@ -10,6 +10,7 @@
 #if XPURUNTIME_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
+#include "xpuruntime/dense_operands.h"
 #include "xpuruntime/op_spec.h"
 #include "xpuruntime/status.h"
 #include "xpuruntime/tensor_view.h"
@@ -28,10 +29,9 @@ ffi::Error to_error(const Status& s);
 // live as long as the call frame.
 Status given_attrs(const OpSpec& spec, const ffi::Dictionary& attrs, std::vector<GivenAttr>* out);
 
-// XLA buffers are dense row-major. A call whose tensors exceed kMaxDims axes is
-// seen with the leading axes of its largest tensors folded (folded_max_ndim);
-// `max_rank` is the largest rank among the call's tensors.
-TensorView view(const ffi::AnyBuffer& b, Device device, int max_rank);
+// XLA buffers are dense row-major, of any rank: DenseOperands folds the leading
+// axes of a call past kMaxDims (dense_operands.h).
+DenseTensor dense(const ffi::AnyBuffer& b, Device device);
 
 // The handler of spec's target: operands are the spec's inputs in order (absent
 // optional inputs last, left out), results its outputs in order (those whose

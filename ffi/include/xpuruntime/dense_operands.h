@@ -5,7 +5,9 @@
 // first row operand (Role::kRows) has more, the same leading axes of every
 // operand that carries rows (kRows, kLabels, kRowStat, kScalar) fold into one:
 // rows and their order are unchanged, so the op computes the same function, and
-// outputs are unfolded back to the caller's rank.
+// outputs are unfolded back to the caller's rank. Every adapter that sees dense
+// buffers (ORT, XLA, TensorRT, the Python shape-only calls) goes through this
+// class, so the folding rule is written once.
 #pragma once
 
 #include <cstdint>
@@ -33,9 +35,9 @@ class DenseOperands {
 
   // The caller's shape of output `i`, which infer_outputs described for the views.
   std::vector<int64_t> output_shape(const OpSpec& spec, size_t i, const OutputDesc& desc) const;
-  // The view of output `i` held in a dense buffer of the caller's shape.
-  TensorView output_view(const OpSpec& spec, size_t i, void* data, DType dtype,
-                         std::span<const int64_t> shape, Device device) const;
+  // The view of output `i` held in a dense buffer of the caller's shape; an
+  // InvalidArgument when the output of a folded input has other leading axes.
+  Status output_view(const OpSpec& spec, size_t i, const DenseTensor& t, TensorView* out) const;
 
  private:
   bool output_folds(const OpSpec& spec, size_t i, size_t ndim) const;

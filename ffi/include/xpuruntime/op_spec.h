@@ -161,6 +161,12 @@ struct AttrSpec {
   const char* choices = nullptr;     // kString: allowed values, '|'-separated
 };
 
+// An attribute whose default lies outside its own range has no usable default
+// (topk's k): parse_attrs refuses a call that leaves it out.
+constexpr bool attr_required(const AttrSpec& a) {
+  return a.type != AttrType::kString && !(a.default_number >= a.min && a.default_number <= a.max);
+}
+
 // One attribute value; numbers and bools live in `number`, strings in `text`.
 struct AttrValue {
   double number = 0;
@@ -205,12 +211,17 @@ struct GivenAttr {
 // type, NaN, a number out of range or a string not among the choices is an
 // InvalidArgument naming the op and the attribute. An int is accepted for a float
 // attribute, a bool for an int attribute and an int 0/1 for a bool attribute;
-// nothing else is converted. Absent attributes take their default. `onnx_names`
+// nothing else is converted. Absent attributes take their default, except a
+// required one (attr_required), which is an InvalidArgument "op: attribute 'k' is
+// required". `onnx_names`
 // selects which names the caller speaks (ONNX/TensorRT fields or Python keywords).
 // The `policy` attribute, if given, is parsed into *policy.
 Status parse_attrs(const OpSpec& spec, std::span<const GivenAttr> given, bool onnx_names,
                    AttrValues* out, Policy* policy);
 AttrValues default_attrs(const OpSpec& spec);
+// The policy rule of parse_attrs on its own (for a policy from the environment):
+// InvalidArgument "op: unknown policy 'x'; expected fast, deterministic or reference".
+Status parse_policy(const OpSpec& spec, std::string_view text, Policy* out);
 int attr_index(const OpSpec& spec, std::string_view name);  // -1 when absent
 
 // spec.workspace_bytes for these inputs, 0 when the spec has none. The workspace
@@ -237,5 +248,17 @@ Status infer_outputs(const OpSpec& spec, std::span<const TensorView> inputs,
 Status call_op(const OpSpec& spec, std::span<const TensorView> inputs,
                std::span<const TensorView> outputs, const TensorView& workspace,
                const AttrValues& attrs, const ExecContext& ctx);
+
+// call_op's checks without running the op, for adapters that know shapes and
+// dtypes before any data exists (TensorRT's configurePlugin and onShapeChange):
+// the entry point validates everything and stops at its kernel lookup (a
+// ValidationOnly scope, registry.h), so a bad shape reads the same at build time
+// as at run time. Use CPU views (Device{}; the checks do not depend on the device,
+// and a CUDA device would make the DeviceGuard touch the driver) whose data is
+// placeholder_data() (never dereferenced) or real.
+Status validate_op(const OpSpec& spec, std::span<const TensorView> inputs,
+                   std::span<const TensorView> outputs, const TensorView& workspace,
+                   const AttrValues& attrs);
+void* placeholder_data();
 
 }  // namespace xpu

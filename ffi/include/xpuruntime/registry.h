@@ -60,7 +60,7 @@ class Registry {
 // While alive, Registry::find on this thread finds no kernel and records that it
 // was asked: each entry point validates its arguments before it looks its kernel
 // up, so a call made inside the scope runs the op's checks and launches nothing.
-// validate_op (validate_op.h) is built on it; tensors there carry no real data.
+// validate_op (op_spec.h) is built on it; tensors there carry no real data.
 class ValidationOnly {
  public:
   ValidationOnly();

@@ -47,29 +47,16 @@ struct TensorView {
 // Builds a dense row-major view (the layout XLA, ONNX Runtime and TensorRT hand
 // out). OPS.md allows any number of leading axes while a view holds kMaxDims: a
 // tensor of higher rank is seen with its leading axes folded into one (rows, the
-// last axes, are unchanged), never written past the view's arrays.
+// last axes, are unchanged), never written past the view's arrays. Adapters fold
+// the same leading axes of every row operand of a call (DenseOperands,
+// dense_operands.h, does it from the op spec); this is its per-tensor step.
 TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, Device device);
-// The same with the first `fold` axes collapsed into one (fold <= 1: none), or
-// more where the rest would not fit. Adapters fold the same leading axes of every
-// row operand of a call (dense_operands.h does it from the op spec).
+// The same with the first `fold` axes collapsed into one (fold <= 1: none; at most
+// ndim), or more where the rest would not fit.
 TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, int fold,
                              Device device);
 // The leading axes a tensor of this rank must fold into one to fit a view; 0 when it fits.
 constexpr int axes_to_fold(int ndim) { return ndim > kMaxDims ? ndim - kMaxDims + 1 : 0; }
-
-// dense_view for a shape of any rank, seen with at most `max_ndim` (1..kMaxDims)
-// axes: a longer shape has its leading axes folded into the first one (axes of a
-// dense row-major tensor always merge), so [a, b, ..., N] keeps its last
-// max_ndim - 1 axes. OPS.md allows any number of leading axes; folding them is
-// how a rank above kMaxDims reaches the core without writing past its arrays.
-TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, Device device,
-                             int max_ndim = kMaxDims);
-// The max_ndim for dense_view_folded of one tensor of a call whose largest tensor
-// has `max_rank` axes. The largest are [lead..., N] and those one axis shorter
-// [lead...] (row statistics, labels): both fold the same leading axes, so rows and
-// their per-row values stay aligned. Smaller tensors (parameters, tables) never
-// exceed kMaxDims and keep their axes.
-int folded_max_ndim(int ndim, int max_rank);
 
 // "[32, 4096]" for error messages.
 std::string shape_string(const TensorView& v);

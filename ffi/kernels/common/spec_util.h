@@ -1,6 +1,7 @@
 // Helpers for the op specs of ffi/kernels/<family>/spec.cc: row counts for the
-// workspace functions (read from shapes only: the views carry no data there) and
-// the CUDA half of each op's kernel registration.
+// workspace functions (read from shapes only: the views carry no data there), the
+// CUDA half of each op's kernel registration, and the functions ffi/ops.def asks
+// of each op.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,17 @@
 #else
 #define XPU_IF_CUDA(...)
 #endif
+
+// The three functions ffi/ops.def asks of op `name`, in namespace xpu::ops: its two
+// specs (constexpr OpSpecs of the file) and the registration of its kernels, CPU
+// and, in a CUDA build, CUDA (`detail::register_cpu` / `detail::register_cuda`).
+#define XPU_OP_SPECS(name, forward, backward, detail)       \
+  const OpSpec& name##_forward_spec() { return forward; }   \
+  const OpSpec& name##_backward_spec() { return backward; } \
+  void register_##name##_kernels(Registry& r) {             \
+    detail::register_cpu(r);                                \
+    XPU_IF_CUDA(detail::register_cuda(r));                  \
+  }
 
 namespace xpu::ops {
 

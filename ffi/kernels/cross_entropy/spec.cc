@@ -78,12 +78,6 @@ constexpr OpSpec kCrossEntropyBackward{.op = "cross_entropy", .onnx_type = "Cros
 
 }  // namespace
 
-const OpSpec& cross_entropy_forward_spec() { return kCrossEntropyForward; }
-const OpSpec& cross_entropy_backward_spec() { return kCrossEntropyBackward; }
-
-void register_cross_entropy_kernels(Registry& r) {
-  cross_entropy_detail::register_cpu(r);
-  XPU_IF_CUDA(cross_entropy_detail::register_cuda(r));
-}
+XPU_OP_SPECS(cross_entropy, kCrossEntropyForward, kCrossEntropyBackward, cross_entropy_detail)
 
 }  // namespace xpu::ops

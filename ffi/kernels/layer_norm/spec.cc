@@ -60,12 +60,6 @@ constexpr OpSpec kLayerNormBackward{.op = "layer_norm", .onnx_type = "LayerNorm"
 
 }  // namespace
 
-const OpSpec& layer_norm_forward_spec() { return kLayerNormForward; }
-const OpSpec& layer_norm_backward_spec() { return kLayerNormBackward; }
-
-void register_layer_norm_kernels(Registry& r) {
-  layer_norm_detail::register_cpu(r);
-  XPU_IF_CUDA(layer_norm_detail::register_cuda(r));
-}
+XPU_OP_SPECS(layer_norm, kLayerNormForward, kLayerNormBackward, layer_norm_detail)
 
 }  // namespace xpu::ops

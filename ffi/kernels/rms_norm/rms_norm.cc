@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "kernels/common/empty_rows.h"
+#include "kernels/common/norm_row_groups.h"
 #include "kernels/common/validate.h"
 #include "kernels/rms_norm/rms_norm_kernels.h"
 
@@ -13,10 +14,7 @@ constexpr const char* kOp = "rms_norm";
 }  // namespace
 
 int64_t rms_norm_backward_row_groups(int64_t rows, int64_t n) {
-  // Enough groups to fill an H100-class chip twice over, fewer when rows are few
-  // or rows are long (the workspace is groups * n floats).
-  const int64_t cap = n > 16384 ? 128 : 512;
-  return std::max<int64_t>(1, std::min(rows, cap));
+  return norm_backward_row_groups(rows, n);  // the workspace is groups * n floats
 }
 
 int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t n) {

@@ -58,12 +58,6 @@ constexpr OpSpec kRmsNormBackward{.op = "rms_norm", .onnx_type = "RMSNorm",
 
 }  // namespace
 
-const OpSpec& rms_norm_forward_spec() { return kRmsNormForward; }
-const OpSpec& rms_norm_backward_spec() { return kRmsNormBackward; }
-
-void register_rms_norm_kernels(Registry& r) {
-  rms_norm_detail::register_cpu(r);
-  XPU_IF_CUDA(rms_norm_detail::register_cuda(r));
-}
+XPU_OP_SPECS(rms_norm, kRmsNormForward, kRmsNormBackward, rms_norm_detail)
 
 }  // namespace xpu::ops

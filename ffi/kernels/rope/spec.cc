@@ -45,12 +45,6 @@ constexpr OpSpec kRopeBackward{.op = "rope", .onnx_type = "RoPE", .direction = D
 
 }  // namespace
 
-const OpSpec& rope_forward_spec() { return kRopeForward; }
-const OpSpec& rope_backward_spec() { return kRopeBackward; }
-
-void register_rope_kernels(Registry& r) {
-  rope_detail::register_cpu(r);
-  XPU_IF_CUDA(rope_detail::register_cuda(r));
-}
+XPU_OP_SPECS(rope, kRopeForward, kRopeBackward, rope_detail)
 
 }  // namespace xpu::ops

@@ -36,12 +36,6 @@ constexpr OpSpec kSoftmaxBackward{.op = "softmax", .onnx_type = "Softmax",
 
 }  // namespace
 
-const OpSpec& softmax_forward_spec() { return kSoftmaxForward; }
-const OpSpec& softmax_backward_spec() { return kSoftmaxBackward; }
-
-void register_softmax_kernels(Registry& r) {
-  softmax_detail::register_cpu(r);
-  XPU_IF_CUDA(softmax_detail::register_cuda(r));
-}
+XPU_OP_SPECS(softmax, kSoftmaxForward, kSoftmaxBackward, softmax_detail)
 
 }  // namespace xpu::ops

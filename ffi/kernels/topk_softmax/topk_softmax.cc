@@ -141,12 +141,6 @@ constexpr OpSpec kBackward{.op = kOp, .onnx_type = "TopKSoftmax",
 
 }  // namespace
 
-const OpSpec& topk_softmax_forward_spec() { return kForward; }
-const OpSpec& topk_softmax_backward_spec() { return kBackward; }
-
-void register_topk_softmax_kernels(Registry& r) {
-  topk_softmax_detail::register_cpu(r);
-  XPU_IF_CUDA(topk_softmax_detail::register_cuda(r));
-}
+XPU_OP_SPECS(topk_softmax, kForward, kBackward, topk_softmax_detail)
 
 }  // namespace xpu::ops

@@ -7,15 +7,16 @@ from typing import Optional
 
 import torch
 
-from ..._policy import get_policy, resolve_policy
+from ..._policy import requested_policy
 
 # torch.compile reads the policy once, when it traces (like JAX at trace time).
-_traced_policy = torch.compiler.assume_constant_result(get_policy)
+_traced_policy = torch.compiler.assume_constant_result(requested_policy)
 
 
 def policy_for_call(policy: Optional[str]) -> str:
-    """The policy string a registered op receives: ``policy=`` or the current one."""
-    return resolve_policy(policy) if policy is not None else _traced_policy()
+    """The policy string a registered op receives: ``policy=`` or the current one
+    (checked by the core, which names the op)."""
+    return policy if policy is not None else _traced_policy()
 
 
 def stream_of(t: torch.Tensor) -> int:

@@ -20,20 +20,11 @@ from typing import Optional
 import torch
 
 from ... import _spec
+from ..._fused_linear_ce import check_args, default_chunk_size
 from ._common import policy_for_call
 from ._registration import call
 
 Tensor = torch.Tensor
-_CE = _spec.get("cross_entropy")
-_REDUCTIONS = next(a.choices for a in _CE.attrs if a.name == "reduction")
-
-
-def default_chunk_size(tokens: int, hidden: int, vocab: int) -> int:
-    """Tokens a chunk: a power of two that keeps a chunk's logits about the size of
-    ``hidden`` (Liger's rule), so memory does not grow with the vocabulary."""
-    chunks = max(1, -(-vocab // max(hidden, 1)))
-    size = max(1, -(-tokens // chunks))
-    return 1 << (size - 1).bit_length()
 
 
 def _logits(h: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -165,21 +156,8 @@ def fused_linear_cross_entropy(hidden: Tensor, weight: Tensor, labels: Tensor, *
       f32 scalar (mean, sum) or f32 of labels' shape (none). Differentiable in hidden,
       weight and bias; parameter gradients are summed over chunks in float32.
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"fused_linear_cross_entropy: unknown reduction {reduction!r}; "
-                         f"expected {', '.join(_REDUCTIONS)}")
-    if hidden.dim() < 1 or weight.dim() != 2 or weight.shape[1] != hidden.shape[-1]:
-        raise ValueError("fused_linear_cross_entropy: 'weight' must be [V, H] with H = the last "
-                         f"dim of 'hidden' {tuple(hidden.shape)}, got {tuple(weight.shape)}")
-    if tuple(labels.shape) != tuple(hidden.shape[:-1]):
-        raise ValueError("fused_linear_cross_entropy: 'labels' must have the leading shape of "
-                         f"'hidden' {tuple(hidden.shape)}, got {tuple(labels.shape)}")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"fused_linear_cross_entropy: 'bias' must be [{weight.shape[0]}], "
-                         f"got {tuple(bias.shape)}")
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"fused_linear_cross_entropy: 'chunk_size' must be a positive int, "
-                         f"got {chunk_size!r}")
+    check_args(hidden.shape, weight.shape, labels.shape, None if bias is None else bias.shape,
+               reduction, label_smoothing, chunk_size)
     h2 = hidden.reshape(-1, hidden.shape[-1])
     chunk = chunk_size or default_chunk_size(h2.shape[0], h2.shape[1], weight.shape[0])
     loss = _FusedLinearCrossEntropy.apply(h2, weight, labels.reshape(-1), bias, int(ignore_index),
