@@ -55,6 +55,26 @@ def lean_runtime_library() -> str | None:
     return None
 
 
+# numpy dtypes of the PluginField types (FP8/INT4/FP4 and the rest carried as bytes).
+FIELD_NUMPY = {"FLOAT32": "float32", "FLOAT64": "float64", "FLOAT16": "float16", "BF16": "float16",
+               "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
+               "DIMS": "int64", "UNKNOWN": "uint8", "FP8": "uint8", "INT4": "uint8", "FP4": "uint8"}
+
+
+def plugin_field(trt, f: dict, keep: list):
+    """A ``trt.PluginField`` from JSON: ``{"name", "type": "CHAR", "text"}`` or ``{"name",
+    "type", "values"}`` (float values as ``float.hex`` strings, sent exactly). The data
+    array goes to ``keep``: the field does not own it."""
+    import numpy as np
+    if f["type"] == "CHAR":
+        data = np.frombuffer(f["text"].encode(), dtype=np.int8).copy()
+    else:
+        data = np.array([float.fromhex(v) if isinstance(v, str) else v for v in f["values"]],
+                        dtype=FIELD_NUMPY[f["type"]])
+    keep.append(data)
+    return trt.PluginField(f["name"], data, getattr(trt.PluginFieldType, f["type"]))
+
+
 def run_child(code: str, stdin: str = "", timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs Python ``code`` in a child process (``-P``: the installed package)."""
     return subprocess.run([sys.executable, "-P", "-c", code], input=stdin, capture_output=True,

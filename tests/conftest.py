@@ -5,6 +5,8 @@ that import them from ``conftest``."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -31,3 +33,23 @@ def pytest_collection_modifyitems(config, items):
 def rng():
     return np.random.default_rng(1234)
 
+
+# ---- the fuzz suite's summary (tests/fuzz) ---------------------------------------------------
+
+def pytest_report_header(config):
+    fuzz = sys.modules.get("_fuzz")
+    return None if fuzz is None else f"fuzz: XPU_FUZZ_SEED={fuzz.SEED}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Cases the fuzz suite ran (and failed) per frontend, when it ran."""
+    runner, fuzz = sys.modules.get("_runner"), sys.modules.get("_fuzz")
+    counts = runner.counts() if runner is not None else {}
+    if not counts:
+        return
+    tr = terminalreporter
+    tr.section("fuzz cases per frontend")
+    for fe, (n, bad) in counts.items():
+        tr.write_line(f"{fe:>12}: {n:5d} cases, {bad} failed")
+    tr.write_line(f"{'total':>12}: {sum(n for n, _ in counts.values()):5d} cases, "
+                  f"{sum(b for _, b in counts.values())} failed (XPU_FUZZ_SEED={fuzz.SEED})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import pathlib
 import random
 import re
 import subprocess
@@ -26,22 +27,14 @@ from _tensorrt_support import library, require_tensorrt_module, run_child
 # plugin's name (or null) per case, then "alive".
 CHILD = r"""
 import json, sys
-import numpy as np
+sys.path.insert(0, TESTS)
+from _tensorrt_support import plugin_field
 from xpuruntime.interop import tensorrt as xt
 trt = xt.tensorrt_module()
 creators = xt.load()
-NUMPY = {"FLOAT32": np.float32, "FLOAT64": np.float64, "FLOAT16": np.float16, "BF16": np.float16,
-         "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-         "DIMS": np.int64, "UNKNOWN": np.uint8, "FP8": np.uint8, "INT4": np.uint8, "FP4": np.uint8}
 keep = []
 def field(f):
-    if f["type"] == "CHAR":
-        data = np.frombuffer(f["text"].encode(), dtype=np.int8).copy()
-    else:
-        data = np.array([float.fromhex(v) if isinstance(v, str) else v for v in f["values"]],
-                        dtype=NUMPY[f["type"]])
-    keep.append(data)
-    return trt.PluginField(f["name"], data, getattr(trt.PluginFieldType, f["type"]))
+    return plugin_field(trt, f, keep)
 out = []
 for case in json.load(sys.stdin):
     fc = trt.PluginFieldCollection([field(f) for f in case["fields"]])
@@ -52,7 +45,7 @@ for case in json.load(sys.stdin):
     del plugin, core
 print(json.dumps(out))
 print("alive")
-"""
+""".replace("TESTS", repr(str(pathlib.Path(__file__).resolve().parent)))
 
 FORWARDS = [s for s in _spec.all_specs() if s.direction == _spec.FORWARD]
 NUMERIC_FIELD_TYPES = {"FLOAT32", "FLOAT64", "INT8", "INT16", "INT32", "INT64"}

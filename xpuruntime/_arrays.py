@@ -115,9 +115,7 @@ def read_dlpack(x: Any, op: str | None = None, name: str | None = None) -> DLPac
     """
     where = _where(op, name)
     if x is None:
-        # The core's wording for an absent required input, so both paths read alike.
-        arg = f"argument '{name}'" if name else "an argument"
-        raise InvalidArgumentTypeError(f"{op + ': ' if op else ''}{arg} is required, got None")
+        raise InvalidArgumentTypeError(f"{where} is required, got None")
     problem = _numpy_problem(x)
     if problem:
         raise InvalidArgumentError(f"{where} {problem}")

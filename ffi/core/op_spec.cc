@@ -120,6 +120,12 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
   }
   const double v = g.number;
   if (std::isnan(v)) return InvalidArgument(spec.op, ": attribute '", name, "' must not be NaN");
+  // Integers live in a double: beyond 2^53 they are no longer exact (and beyond int64
+  // the kernels' conversion would be undefined), so such values are refused.
+  constexpr double kExactInt = 9007199254740992.0;  // 2^53
+  if (a.type == AttrType::kInt && !(v >= -kExactInt && v <= kExactInt))
+    return InvalidArgument(spec.op, ": attribute '", name, "' must be an integer in [-2^53, 2^53], got ",
+                           v);
   if (v < a.min || v > a.max) {
     if (a.min > -kUnbounded && a.max < kUnbounded)
       return InvalidArgument(spec.op, ": '", name, "' must be in [", a.min, ", ", a.max,

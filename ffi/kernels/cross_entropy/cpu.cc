@@ -41,7 +41,7 @@ Status check_labels(const TensorView& labels, bool is64, int64_t rows, int64_t v
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t lab = label_at(labels, is64, r);
     if (lab != ignore_index && (lab < 0 || lab >= v))
-      return InvalidArgument(kOp, ": label ", lab, " of row ", r, " is out of range [0, ", v,
+      return InvalidArgument(kOp, ": 'labels': label ", lab, " of row ", r, " is out of range [0, ", v,
                              ") and is not ignore_index (", ignore_index, ")");
   }
   return Status::Ok();

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "kernels/common/empty_rows.h"
 #include "kernels/common/norm_row_groups.h"
 #include "kernels/common/validate.h"
 #include "kernels/layer_norm/layer_norm_kernels.h"
@@ -33,7 +34,8 @@ Status layer_norm_forward(const LayerNormForwardArgs& a, const ExecContext& ctx)
   layer_norm_detail::ForwardKernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(
       {kOp, Direction::kForward, a.x.device.kind, a.x.dtype, ctx.policy}, &kernel));
-  if (x.rows == 0 || x.cols == 0) return Status::Ok();
+  if (x.cols == 0) return kernels::nan_row_stats({&a.mean, &a.rstd}, ctx);
+  if (x.rows == 0) return Status::Ok();
   return kernel({&a, x.rows, x.cols, x.row_stride}, ctx);
 }
 

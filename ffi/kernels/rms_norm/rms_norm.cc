@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "kernels/common/empty_rows.h"
 #include "kernels/common/norm_row_groups.h"
 #include "kernels/common/validate.h"
 #include "kernels/rms_norm/rms_norm_kernels.h"
@@ -35,7 +36,8 @@ Status rms_norm_forward(const RmsNormForwardArgs& a, const ExecContext& ctx) {
   rms_norm_detail::ForwardKernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(
       {kOp, Direction::kForward, a.x.device.kind, a.x.dtype, ctx.policy}, &kernel));
-  if (x.rows == 0 || x.cols == 0) return Status::Ok();
+  if (x.cols == 0) return kernels::nan_row_stats({&a.rstd}, ctx);
+  if (x.rows == 0) return Status::Ok();
   return kernel({&a, x.rows, x.cols, x.row_stride, a.residual.present() ? res.row_stride : 0}, ctx);
 }
 

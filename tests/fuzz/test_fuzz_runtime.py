@@ -1,0 +1,12 @@
+"""The runtime API fuzzed with short programs (see _runtime_cases.py): sizes incl.
+bools, floats, negative and huge ones, fills, limits, arrays, stream enter/exit
+misuse, double free and views after free. Each batch runs in one child process."""
+
+from __future__ import annotations
+
+from _runtime_cases import runtime_case
+from _fuzz import fuzz
+
+
+def test_runtime(request):
+    fuzz(runtime_case(), 300, 150, request.node.name)
