@@ -1,7 +1,11 @@
 """Counts the collected test cases per op and per frontend (the table issue 11 asks
 for before and after moving the per-op tests into tests/ops).
 
-    python -P scripts/count_test_cases.py [--json FILE] [--ids FILE] [pytest args, default: tests]
+    python -P scripts/count_test_cases.py [--json FILE] [--ids FILE] [--passed JUNIT_XML]
+                                          [pytest args, default: tests]
+
+``--passed``: count only the cases that passed in the run that wrote that JUnit XML
+(``pytest --junitxml``), i.e. what actually ran here rather than what was collected.
 
 A case's ops: the op of ``tests/ops/test_<op>.py``; else the op names (and ONNX op
 types) in the test's name and parameters, longest first (``topk_softmax`` is not
@@ -132,8 +136,19 @@ def table(cases) -> str:
     return "\n".join(lines)
 
 
+def passed_ids(junit_xml: str) -> set:
+    """Node ids of the cases that passed in a pytest --junitxml report."""
+    import xml.etree.ElementTree as ET
+    ids = set()
+    for case in ET.parse(junit_xml).iter("testcase"):
+        if any(child.tag in ("skipped", "failure", "error") for child in case):
+            continue
+        ids.add(case.get("classname").replace(".", "/") + ".py::" + case.get("name"))
+    return ids
+
+
 def main(argv):
-    out_json = out_ids = None
+    out_json = out_ids = junit = None
     args = []
     it = iter(argv)
     for a in it:
@@ -141,16 +156,23 @@ def main(argv):
             out_json = next(it)
         elif a == "--ids":
             out_ids = next(it)
+        elif a == "--passed":
+            junit = next(it)
         else:
             args.append(a)
     collector = Collector()
     rc = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *(args or ["tests"])],
                      plugins=[collector])
-    print(table(collector.cases))
+    cases = collector.cases
+    if junit:
+        ran = passed_ids(junit)
+        cases = [c for c in cases if c["id"] in ran]
+        print(f"passed in {junit}:")
+    print(table(cases))
     if out_json:
-        pathlib.Path(out_json).write_text(json.dumps(collector.cases, indent=0))
+        pathlib.Path(out_json).write_text(json.dumps(cases, indent=0))
     if out_ids:
-        pathlib.Path(out_ids).write_text("".join(c["id"] + "\n" for c in collector.cases))
+        pathlib.Path(out_ids).write_text("".join(c["id"] + "\n" for c in cases))
     return rc
 
 
