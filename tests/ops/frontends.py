@@ -108,12 +108,14 @@ class Frontend:
         return None
 
     def require(self, dtype: str, device: str):
+        """Skips the test, saying why, where this frontend cannot run the case."""
         reason = self.missing() or self.unsupported(dtype, device)
         if reason:
             pytest.skip(f"{self.name}: {reason}")
 
     def call(self, op, *inputs, dtype="float32", table_dtype=None, device="cpu", policy=None,
              **attrs) -> Results:
+        """The forward's present results (see the module docstring)."""
         self.require(dtype, device)
         spec = _spec.get(op)
         inputs = list(inputs) + [None] * (len(spec.inputs) - len(inputs))
@@ -124,6 +126,8 @@ class Frontend:
 
     def grad(self, op, *inputs, cotangents, dtype="float32", table_dtype=None, device="cpu",
              policy=None, **attrs) -> tuple[Results, dict]:
+        """(results, {"d" + input: gradient}) for one cotangent per present result (None
+        for one that gets none, e.g. integer indices)."""
         if not self.autodiff:
             pytest.skip(f"{self.name}: no autodiff")
         self.require(dtype, device)
