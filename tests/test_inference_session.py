@@ -270,7 +270,7 @@ def test_bad_input(model, feed, make, message):
 def test_kernel_errors_name_the_node(model, feed):
     sess = InferenceSession(model)
     bad = dict(feed, labels=np.full(5, 9, np.int64))
-    with pytest.raises(xpuruntime.Error, match=r"CrossEntropy node 'ce': cross_entropy: label 9"):
+    with pytest.raises(xpuruntime.Error, match=r"CrossEntropy node 'ce': cross_entropy: 'labels': label 9"):
         sess.run(bad)
 
 
