@@ -231,8 +231,9 @@ def node_model(spec, arrays, attributes=(), *, outputs=None, name="node0", typed
     graph_in = [helper.make_tensor_value_info(s.name, ONNX_TYPES[d], list(a.shape))
                 for s, a, d in zip(spec.inputs, arrays, dtypes) if a is not None]
     if typed_outputs:
+        # (Every output typed, one absent by the spec too: a model may name it by mistake.)
         out_dtypes = dict(zip(spec.output_names, _spec.output_dtypes(
-            spec, dtypes, input_present=[a is not None for a in arrays])))
+            spec, dtypes, input_present=[True] * len(arrays))))
         graph_out = [helper.make_tensor_value_info(n, ONNX_TYPES[out_dtypes[n]], None)
                      for n in outputs]
     else:
