@@ -12,7 +12,8 @@ import _cases
 from _fuzz import fuzz
 
 # Cases per frontend and per child process (a child costs its imports: jax and torch
-# about 2 s), about 2,000 in all with the runtime's.
+# about 2 s): 2,000 here, 4,500 a run with the runtime, parser and TensorRT tests
+# (docs/fuzzing.md).
 BUDGET = {"native": (800, 200), "jax": (300, 75), "torch": (450, 150), "onnxruntime": (450, 150)}
 NEEDS = {"jax": "jax", "torch": "torch", "onnxruntime": "onnxruntime"}
 
