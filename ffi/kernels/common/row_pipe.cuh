@@ -1,9 +1,8 @@
 // Rows streamed through a shared-memory ring: how the row kernels (rms_norm,
 // layer_norm, softmax; forward and backward) keep a device's bandwidth-latency
 // product in flight without holding it in registers.
-// Device: RowSources / RowVecs (one row's slices of NT tensors), load_rows (from
-// global memory, for the register walks) and pipe_rows (a persistent row walk whose
-// next rows wait in a cp.async ring). Host: plan_row_pipe (ring depth and grid from
+// Device: pipe_rows (a persistent row walk whose next rows wait in a cp.async ring;
+// RowSources / RowVecs of resident_row.cuh). Host: plan_row_pipe (ring depth and grid from
 // the device's memory bandwidth, SM count and shared memory) and launch_row_pipe.
 #pragma once
 
@@ -22,28 +21,6 @@ namespace xpu::cuda {
 inline constexpr int kMaxPipeStages = 8;
 
 // ---- device --------------------------------------------------------------------------------
-
-// The rows a walk reads: NT tensors, each a base pointer and a row stride.
-template <typename T, int NT>
-struct RowSources {
-  const T* ptr[NT];
-  int64_t stride[NT];
-};
-
-// One row's slices of NT tensors as this thread holds them (RowSlice's columns).
-template <typename T, int VEC, int ITEMS, int NT>
-struct RowVecs {
-  Vec<T, VEC> v[NT][ITEMS];
-};
-
-// r = row `row` of every source, straight from global memory.
-template <typename T, int VEC, int ITEMS, int NT>
-__device__ __forceinline__ void load_rows(RowVecs<T, VEC, ITEMS, NT>& r,
-                                          const RowSources<T, NT>& src, int64_t row, RowSlice s,
-                                          int n) {
-#pragma unroll
-  for (int t = 0; t < NT; ++t) load_row<T, VEC, ITEMS>(r.v[t], src.ptr[t] + row * src.stride[t], s, n);
-}
 
 // Calls body(row, const RowVecs& r, parity) for rows first, first + step, ... <
 // rows, as walk_rows does, but the `stages - 1` rows after the current one are
