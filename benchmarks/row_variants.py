@@ -23,7 +23,11 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _op_specs import _liger  # noqa: E402
+try:  # Liger's entry points (benchmarks/_op_specs.py imports the built xpuruntime too)
+    from _op_specs import _liger  # noqa: E402
+except ImportError:
+    def _liger(module, cls):
+        return None
 from _timing import copy_bandwidth_tbs  # noqa: E402
 
 SHAPES = [(32768, 4096), (8192, 8192), (4096, 65536)]
@@ -175,6 +179,38 @@ def run_layer(lib, rows, n, copy_tbs, results):
     record("layer_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 
+def run_rms_bwd(lib, rows, n, copy_tbs, results):
+    """rms_norm backward variants (dx and dweight, the reduction of the partials included)."""
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    xf = x.float().requires_grad_()
+    wf = w.float().requires_grad_()
+    F.rms_norm(xf, (n,), wf, 1e-6).backward(dy.float())
+    rstd = torch.rsqrt(x.float().pow(2).mean(-1) + 1e-6)
+    dx = torch.empty_like(x)
+    dw = torch.empty_like(w)
+    ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
+    cands = {}
+    tiles = {4096: [(128, 4), (256, 2), (512, 1)], 8192: [(256, 4), (512, 2)]}.get(n, [])
+    for threads, items in tiles:
+        for groups in (264, 512, 1056, 2112, 4224):
+            partial = torch.empty(groups, n, device="cuda", dtype=torch.float32)
+            for mode in range(4):
+                name = (f"bwd {threads}x{items} G{groups} {'chunk' if mode & 1 else 'strided'}"
+                        f"{' prefetch' if mode & 2 else ''}")
+
+                def step(threads=threads, items=items, mode=mode, groups=groups, partial=partial):
+                    rc = lib.xpv_rms_bwd(threads, items, mode, ctypes.c_int64(groups), ptr(x),
+                                         ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(partial),
+                                         ptr(dw), ctypes.c_int64(rows), n, stream())
+                    if rc:
+                        raise RuntimeError(f"xpv_rms_bwd: {rc}")
+                cands[name] = step
+    record("rms_norm backward", rows, n, 3, {}, cands,
+           lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5]), ref, copy_tbs, results)
+
+
 def record(op, rows, n, tensors, peers, cands, output, ref, copy_tbs, results):
     nbytes = tensors * rows * n * 2
     rows_out = []
@@ -275,9 +311,12 @@ def main():
     print(torch.cuda.get_device_name(), {k: round(v, 3) for k, v in copy_rates.items()}, "TB/s")
     del src, dst
     results = []
-    runners = {"rms_norm": run_rms, "softmax": run_softmax, "layer_norm": run_layer}
+    runners = {"rms_norm": run_rms, "softmax": run_softmax, "layer_norm": run_layer,
+               "rms_norm_backward": run_rms_bwd}
     for op in args.ops.split(","):
         for rows, n in SHAPES:
+            if op == "rms_norm_backward" and n > 8192:
+                continue  # one CTA of registers does not hold x, dy and the accumulators
             runners[op](lib, rows, n, copy_tbs, results)
             torch.cuda.empty_cache()
             with open(args.out, "w") as f:

@@ -267,6 +267,127 @@ __global__ void __launch_bounds__(THREADS) layer_cta(const bf16* __restrict__ x,
   }
 }
 
+// ---- rms_norm backward ----------------------------------------------------------------------
+// dx = r * (g - xhat * mean(g * xhat)), g = dy * w, xhat = x * r; dw = sum over rows dy * xhat.
+// G row groups (CTAs) each accumulate dw for their rows in f32 registers and write one partial
+// row; rms_bwd_reduce sums the G partials per column in a fixed order.
+// MODE bit 0: rows of a group contiguous (chunk) instead of strided (g, g + G, ...);
+// bit 1: the next row's x and dy prefetched into registers.
+template <int THREADS, int ITEMS, int MODE>
+__global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
+                                                   const bf16* __restrict__ dy,
+                                                   const bf16* __restrict__ w,
+                                                   const float* __restrict__ rstd,
+                                                   bf16* __restrict__ dx, float* __restrict__ partial,
+                                                   int64_t rows, int n) {
+  constexpr bool CHUNK = MODE & 1, PREFETCH = MODE & 2;
+  __shared__ float buf[2][THREADS / 32];
+  const int64_t groups = gridDim.x, g = blockIdx.x;
+  const int64_t per = (rows + groups - 1) / groups;
+  const int64_t first = CHUNK ? g * per : g, step = CHUNK ? 1 : groups;
+  const int64_t last = CHUNK ? (g * per + per < rows ? g * per + per : rows) : rows;
+  const int per_row = n / 8;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x);
+  const uint4* g4 = reinterpret_cast<const uint4*>(dy);
+  float acc[ITEMS][8];
+  uint4 wq[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    wq[k] = __ldg(reinterpret_cast<const uint4*>(w) + threadIdx.x + k * THREADS);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[k][j] = 0.f;
+  }
+  uint4 xv[ITEMS], gv[ITEMS], xn[ITEMS], gn[ITEMS];
+  if (first < last) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      xv[k] = x4[first * per_row + threadIdx.x + k * THREADS];
+      gv[k] = g4[first * per_row + threadIdx.x + k * THREADS];
+    }
+  }
+  int parity = 0;
+  for (int64_t row = first; row < last; row += step, parity ^= 1) {
+    const int64_t next = row + step;
+    if (PREFETCH && next < last) {
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        xn[k] = x4[next * per_row + threadIdx.x + k * THREADS];
+        gn[k] = g4[next * per_row + threadIdx.x + k * THREADS];
+      }
+    }
+    const float r = rstd[row];
+    float sgx = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float fx[8], fg[8], fw[8];
+      unpack(xv[k], fx);
+      unpack(gv[k], fg);
+      unpack(wq[k], fw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float xhat = fx[j] * r;
+        sgx += fg[j] * fw[j] * xhat;
+        acc[k][j] += fg[j] * xhat;
+      }
+    }
+    const float mgx = block_reduce<THREADS>(sgx, buf[parity]) / n;
+    uint4* d4 = reinterpret_cast<uint4*>(dx + row * n);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float fx[8], fg[8], fw[8];
+      unpack(xv[k], fx);
+      unpack(gv[k], fg);
+      unpack(wq[k], fw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
+      d4[threadIdx.x + k * THREADS] = pack(fx);
+    }
+    if (next < last) {
+      if constexpr (PREFETCH) {
+#pragma unroll
+        for (int k = 0; k < ITEMS; ++k) {
+          xv[k] = xn[k];
+          gv[k] = gn[k];
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < ITEMS; ++k) {
+          xv[k] = x4[next * per_row + threadIdx.x + k * THREADS];
+          gv[k] = g4[next * per_row + threadIdx.x + k * THREADS];
+        }
+      }
+    }
+  }
+  float* out = partial + g * n;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = (threadIdx.x + k * THREADS) * 8;
+#pragma unroll
+    for (int j = 0; j < 8; j += 4)
+      *reinterpret_cast<float4*>(out + col + j) =
+          make_float4(acc[k][j], acc[k][j + 1], acc[k][j + 2], acc[k][j + 3]);
+  }
+}
+
+// dw[c] = sum over g of partial[g * n + c]: 32 columns x 16 lanes a block, lanes over groups.
+__global__ void __launch_bounds__(512) rms_bwd_reduce(const float* __restrict__ partial,
+                                                      int64_t groups, int n,
+                                                      bf16* __restrict__ dw) {
+  __shared__ float lane_sum[16][33];
+  const int col = blockIdx.x * 32 + threadIdx.x;
+  float acc = 0.f;
+#pragma unroll 4
+  for (int64_t g = threadIdx.y; g < groups; g += 16) acc += partial[g * n + col];
+  lane_sum[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0) {
+    float s = 0.f;
+#pragma unroll
+    for (int y = 0; y < 16; ++y) s += lane_sum[y][threadIdx.x];
+    dw[col] = __float2bfloat16_rn(s);
+  }
+}
+
 // ---- copy (the ceiling) -------------------------------------------------------------------
 
 template <int ILP>
@@ -381,5 +502,26 @@ extern "C" int xpv_copy(int ilp, int waves, const void* src, void* dst, int64_t 
   if (ilp == 1) copy16<1><<<unsigned(grid), 256, 0, stream>>>((const uint4*)src, (uint4*)dst, count);
   else if (ilp == 4) copy16<4><<<unsigned(grid), 256, 0, stream>>>((const uint4*)src, (uint4*)dst, count);
   else return -1;
+  return int(cudaGetLastError());
+}
+
+#define XPU_RMS_BWD(T, I)                                                                     \
+  if (threads == T && items == I) {                                                           \
+    if (mode == 0) rms_bwd<T, I, 0><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    else if (mode == 1) rms_bwd<T, I, 1><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    else if (mode == 2) rms_bwd<T, I, 2><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    else rms_bwd<T, I, 3><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    ok = true;                                                                                \
+  }
+
+// partial: groups x n floats. Returns 0, -1 (not compiled in) or a CUDA error.
+extern "C" int xpv_rms_bwd(int threads, int items, int mode, int64_t groups, const bf16* x,
+                           const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
+                           float* partial, bf16* dw, int64_t rows, int n, cudaStream_t stream) {
+  bool ok = false;
+  XPU_RMS_BWD(128, 4) XPU_RMS_BWD(256, 2) XPU_RMS_BWD(512, 1) XPU_RMS_BWD(256, 4)
+  XPU_RMS_BWD(512, 2)
+  if (!ok) return -1;
+  rms_bwd_reduce<<<unsigned(n / 32), dim3(32, 16), 0, stream>>>(partial, groups, n, dw);
   return int(cudaGetLastError());
 }

@@ -40,6 +40,24 @@ Status max_cluster_size(int* out) {
   return Status::Ok();
 }
 
+Status multiprocessor_count(int* out) {
+  int dev = 0;
+  XPU_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&dev), kWhere, "cudaGetDevice"));
+  static std::map<int, int> cache;
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex());
+    if (auto it = cache.find(dev); it != cache.end()) {
+      *out = it->second;
+      return Status::Ok();
+    }
+  }
+  XPU_RETURN_IF_ERROR(cuda_status(cudaDeviceGetAttribute(out, cudaDevAttrMultiProcessorCount, dev),
+                                  kWhere, "cudaDeviceGetAttribute(multiprocessor count)"));
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  cache[dev] = *out;
+  return Status::Ok();
+}
+
 Status allow_dynamic_smem(const void* kernel, int bytes, bool* ok) {
   *ok = true;
   int dev = 0;

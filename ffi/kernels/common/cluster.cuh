@@ -100,6 +100,9 @@ inline SplitShape split_shape(int64_t n, int vec, int max_elems, int max_threads
 // 9.0 on, else 1); cached per device.
 Status max_cluster_size(int* out);
 
+// The current device's multiprocessor count; cached per device.
+Status multiprocessor_count(int* out);
+
 // How many CTAs (cluster == 1) or clusters of `kernel` at `threads` threads (and
 // `smem` bytes of dynamic shared memory a CTA) can be resident on the current
 // device at once; cached per (kernel, threads, cluster, smem, device). A persistent
