@@ -120,10 +120,17 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
   }
   const double v = g.number;
   if (std::isnan(v)) return InvalidArgument(spec.op, ": attribute '", name, "' must not be NaN");
-  // Integers live in a double: beyond 2^53 they are no longer exact (and beyond int64
-  // the kernels' conversion would be undefined), so such values are refused.
+  // An integer beyond a double's range reaches here as +-inf (GivenAttr): no
+  // attribute can hold it.
+  if (g.type == GivenType::kInt && std::isinf(v))
+    return InvalidArgument(spec.op, ": attribute '", name, "' must be ",
+                           a.type == AttrType::kFloat ? "a float" : "an integer in [-2^53, 2^53]",
+                           ", got an integer too large for a double");
+  // Integers live in a double: beyond 2^53 they are no longer exact (2^53 + 1 would
+  // read as 2^53; beyond int64 the kernels' conversion would be undefined), so an
+  // integer attribute refuses them.
   constexpr double kExactInt = 9007199254740992.0;  // 2^53
-  if (a.type == AttrType::kInt && !(v >= -kExactInt && v <= kExactInt))
+  if (a.type == AttrType::kInt && (!g.exact || !(v >= -kExactInt && v <= kExactInt)))
     return InvalidArgument(spec.op, ": attribute '", name, "' must be an integer in [-2^53, 2^53], got ",
                            v);
   if (v < a.min || v > a.max) {

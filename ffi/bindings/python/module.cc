@@ -114,11 +114,13 @@ NB_MODULE(_core, m) {
   m.def(
       "array_info",
       [](Array a) {
-        const TensorView v = view_of(a);
+        ArrayDims dims;
+        DenseTensor t;
+        throw_if_error(tensor_of(a, &dims, &t));
         nb::list shape;
-        for (int i = 0; i < v.ndim; ++i) shape.append(v.shape[i]);
-        return nb::make_tuple(std::string(dtype_name(v.dtype)), nb::tuple(shape),
-                              std::string(device_kind_name(v.device.kind)), v.device.index);
+        for (int64_t n : t.shape) shape.append(n);
+        return nb::make_tuple(std::string(dtype_name(t.dtype)), nb::tuple(shape),
+                              std::string(device_kind_name(t.device.kind)), t.device.index);
       },
       nb::arg("array"), "(dtype, shape, device kind, device index) of any DLPack array.");
   m.def(

@@ -6,6 +6,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <deque>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,22 @@ const OpSpec& spec_of(const std::string& op, const std::string& direction) {
   return *spec;
 }
 
+// A Python int as a given attribute: beyond int64 its nearest double (+-inf beyond
+// a double's range), marked inexact, which the core refuses naming the attribute.
+void set_int(GivenAttr* g, PyObject* index) {
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(index, &overflow);
+  if (overflow == 0) return set_given_int(g, static_cast<int64_t>(n));
+  g->type = GivenType::kInt;
+  g->exact = false;
+  g->number = PyLong_AsDouble(index);
+  if (g->number == -1.0 && PyErr_Occurred()) {  // beyond a double
+    PyErr_Clear();
+    g->number = overflow > 0 ? std::numeric_limits<double>::infinity()
+                             : -std::numeric_limits<double>::infinity();
+  }
+}
+
 // Python keyword values as given attributes. bool is checked before int (a
 // Python bool is an int); numpy scalars come through __index__ / __float__.
 // The strings stay owned by `keep` while the views are parsed.
@@ -44,22 +61,33 @@ std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
     keep->push_back(nb::cast<std::string>(nb::str(key)));
     GivenAttr g{keep->back(), GivenType::kFloat};
     PyObject* v = value.ptr();
-    if (PyBool_Check(v)) {
-      g.type = GivenType::kBool;
-      g.number = v == Py_True ? 1 : 0;
+    const std::string_view type_name = Py_TYPE(v)->tp_name;
+    auto refuse = [&](std::string_view why) {  // a Python type no attribute takes
+      throw_type_error(str_cat(spec.op, ": attribute '", keep->back(), "' ", why, ", got ", type_name));
+    };
+    if (keep->back() == "policy" && !PyUnicode_Check(v)) refuse("must be a string");
+    if (PyBool_Check(v) || type_name == "numpy.bool" || type_name == "numpy.bool_") {
+      g.type = GivenType::kBool;  // numpy's bool is no int (and has __float__)
+      g.number = PyObject_IsTrue(v) == 1 ? 1 : 0;
     } else if (PyLong_Check(v) || (!PyFloat_Check(v) && PyIndex_Check(v))) {
-      g.type = GivenType::kInt;
-      g.number = nb::cast<double>(nb::int_(value));
+      nb::object index = nb::steal(PyNumber_Index(v));
+      if (!index.is_valid()) {
+        PyErr_Clear();
+        refuse("must be a bool, int, float or str (its __index__ failed)");
+      }
+      set_int(&g, index.ptr());
     } else if (PyFloat_Check(v) || PyObject_HasAttrString(v, "__float__")) {
-      g.number = nb::cast<double>(nb::float_(value));
+      g.number = PyFloat_AsDouble(v);
+      if (g.number == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        refuse("must be a bool, int, float or str (its __float__ failed)");
+      }
     } else if (PyUnicode_Check(v)) {
       g.type = GivenType::kString;
       keep->push_back(nb::cast<std::string>(value));
       g.text = keep->back();
     } else {
-      throw_if_error(InvalidArgument(spec.op, ": attribute '", keep->back(),
-                                     "' must be a bool, int, float or str, got ",
-                                     nb::cast<std::string>(nb::str(value.type()))));
+      refuse("must be a bool, int, float or str");
     }
     out.push_back(g);
   }
@@ -102,24 +130,26 @@ nb::dict parse_to_dict(const std::string& op, const std::string& direction,
   return out;
 }
 
-// One list of arrays (None: absent) as views; `keep` holds the imports alive.
-std::vector<TensorView> views_of(const OpSpec& spec, const nb::list& arrays, const char* what,
-                                 std::vector<Array>* keep) {
-  std::vector<TensorView> out;
+// The arrays of one call (None: absent) as operands of any rank, kept alive (the
+// imports and their dims) while the op runs.
+struct Imported {
+  std::vector<Array> keep;
+  std::deque<ArrayDims> dims;  // stable addresses: the tensors' spans point here
+  std::vector<DenseTensor> tensors;
+};
+void import(const OpSpec& spec, const nb::list& arrays, const char* what, Imported* out) {
   for (nb::handle item : arrays) {
-    if (item.is_none()) {
-      out.emplace_back();
-      continue;
-    }
+    const size_t k = out->tensors.size();
+    DenseTensor& t = out->tensors.emplace_back();
+    if (item.is_none()) continue;
     Array a;
     if (!nb::try_cast(item, a))
-      throw_if_error(InvalidArgument(spec.op, ": ", what, " ", out.size(),
-                                     " is not a DLPack array (got ",
+      throw_if_error(InvalidArgument(spec.op, ": ", what, " ", k, " is not a DLPack array (got ",
                                      nb::cast<std::string>(nb::str(item.type())), ")"));
-    keep->push_back(a);
-    out.push_back(view_of(a));
+    out->keep.push_back(a);
+    if (Status s = tensor_of(a, &out->dims.emplace_back(), &t); !s.ok())
+      throw_if_error(Status(s.code(), str_cat(spec.op, ": ", what, " ", k, ": ", s.message())));
   }
-  return out;
 }
 
 // Shapes (and dtypes) of one call as the adapters see them: views that carry no
@@ -230,13 +260,25 @@ void call(const std::string& op, const std::string& direction, const nb::list& i
   ExecContext ctx;
   ctx.stream = reinterpret_cast<void*>(stream);
   const AttrValues values = parse(spec, attrs, &policy, &ctx.policy);
-  std::vector<Array> keep;
-  const std::vector<TensorView> in = views_of(spec, inputs, "input", &keep);
-  const std::vector<TensorView> out = views_of(spec, outputs, "output", &keep);
+  Imported in, out, ws;
+  import(spec, inputs, "input", &in);
+  import(spec, outputs, "output", &out);
   nb::list ws_list;
   ws_list.append(workspace);
-  const TensorView ws = views_of(spec, ws_list, "workspace", &keep)[0];
-  nogil([&] { return call_op(spec, in, out, ws, values, ctx); });
+  import(spec, ws_list, "workspace", &ws);
+  // Leading axes past kMaxDims fold here, as in every adapter (DenseOperands).
+  DenseOperands operands;
+  throw_if_error(operands.set_inputs(spec, in.tensors));
+  std::vector<TensorView> out_views(out.tensors.size());
+  for (size_t j = 0; j < out_views.size() && j < spec.outputs.size(); ++j)
+    throw_if_error(operands.output_view(spec, j, out.tensors[j], &out_views[j]));
+  TensorView ws_view;
+  const DenseTensor& w = ws.tensors[0];
+  if (w.present && !strided_view_folded(w.data, w.dtype, w.shape.data(), w.strides.data(),
+                                        static_cast<int>(w.shape.size()), 0, w.device, &ws_view))
+    throw_if_error(InvalidArgument(spec.op, ": the workspace must be a 1-d array"));
+  const std::vector<TensorView>& in_views = operands.inputs();
+  nogil([&] { return call_op(spec, in_views, out_views, ws_view, values, ctx); });
 }
 
 int64_t workspace(const std::string& op, const std::string& direction,
