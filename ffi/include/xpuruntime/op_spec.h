@@ -90,6 +90,20 @@ constexpr bool dtype_allowed(DTypeRule r, DType t) {
   }
 }
 
+struct OpSpec;
+// The dtype rules of a spec on their own, for adapters that know dtypes before
+// shapes (ONNX Runtime's kernel creation, TensorRT's format negotiation, JAX at
+// trace time); the entry points enforce the same rules when they run.
+// Whether input `pos` may have dtype `t` when the inputs before it have `before`
+// (all present): its DTypeRule, every kFloat input of the call's float dtype (the
+// first kFloat input's), kFloatOrF32 inputs float32 or that dtype.
+bool input_dtype_ok(const OpSpec& spec, size_t pos, DType t, std::span<const DType> before);
+// The same for a whole call (`present[i]` false: input i absent; empty: all present):
+// InvalidArgument naming the op and the first input whose dtype breaks its rule,
+// "softmax: 'x' must be float32, float16 or bfloat16, got int32".
+Status check_dtypes(const OpSpec& spec, std::span<const DType> dtypes,
+                    std::span<const bool> present = {});
+
 struct InputSpec {
   const char* name;  // as in OPS.md and the error messages ("x", "weight", ...)
   Role role;
