@@ -102,4 +102,28 @@ Status DenseOperands::output_view(const OpSpec& spec, size_t i, const DenseTenso
   return view_of(spec, "output", spec.outputs[i].name, t, folds ? fold : 0, out);
 }
 
+Status validate_call(const OpSpec& spec, std::span<const DenseTensor> inputs,
+                     const AttrValues& attrs) {
+  std::vector<DenseTensor> given(inputs.begin(), inputs.end());
+  for (DenseTensor& t : given) {
+    if (t.present && !t.data) t.data = placeholder_data();
+    t.device = Device{};
+  }
+  DenseOperands operands;
+  XPU_RETURN_IF_ERROR(operands.set_inputs(spec, given));
+  std::vector<OutputDesc> descs;
+  XPU_RETURN_IF_ERROR(infer_outputs(spec, operands.inputs(), attrs, &descs));
+  std::vector<TensorView> outputs(spec.outputs.size());
+  for (size_t j = 0; j < descs.size(); ++j) {
+    if (descs[j].ndim < 0) continue;
+    const std::vector<int64_t> shape = operands.output_shape(spec, j, descs[j]);
+    XPU_RETURN_IF_ERROR(operands.output_view(
+        spec, j, DenseTensor{placeholder_data(), descs[j].dtype, shape, Device{}, true}, &outputs[j]));
+  }
+  TensorView workspace;
+  if (const int64_t bytes = workspace_bytes(spec, operands.inputs(), attrs); bytes > 0)
+    workspace = dense_view(placeholder_data(), DType::kU8, &bytes, 1, Device{});
+  return validate_op(spec, operands.inputs(), outputs, workspace, attrs);
+}
+
 }  // namespace xpu

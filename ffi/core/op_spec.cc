@@ -166,11 +166,12 @@ DType call_float_dtype(const OpSpec& spec, std::span<const DType> dtypes,
   return DType::kInvalid;
 }
 
-// What an input of `rule` must be in a call of float dtype `call`, as a message says it.
-std::string dtype_rule_text(DTypeRule rule, DType call, bool float_ok) {
+// What an input of `rule` must be in a call of float dtype `call`, as a message says
+// it; `is_float`: the input is a float (of another dtype than the call's).
+std::string dtype_rule_text(DTypeRule rule, DType call, bool is_float) {
   switch (rule) {
     case DTypeRule::kFloat:
-      return float_ok ? std::string(dtype_name(call)) : "float32, float16 or bfloat16";
+      return is_float ? std::string(dtype_name(call)) : "float32, float16 or bfloat16";
     case DTypeRule::kFloatOrF32:
       return is_float16ish(call) ? str_cat(dtype_name(call), " or float32") : "float32";
     case DTypeRule::kIndex: return "int32 or int64";
@@ -205,7 +206,7 @@ Status check_dtypes(const OpSpec& spec, std::span<const DType> dtypes, std::span
     const DTypeRule rule = spec.inputs[i].dtype;
     if (!rule_allows(rule, dtypes[i], call))
       return InvalidArgument(spec.op, ": '", spec.inputs[i].name, "' must be ",
-                             dtype_rule_text(rule, call, call != DType::kInvalid), ", got ",
+                             dtype_rule_text(rule, call, is_op_float(dtypes[i])), ", got ",
                              dtype_name(dtypes[i]));
   }
   return Status::Ok();

@@ -22,7 +22,8 @@ import numpy as np
 from .._fused_linear_ce import OP, check_args, default_chunk_size
 from .._policy import requested_policy
 from ._cross_entropy import counted, fits_labels
-from ._roles import FLOAT_DTYPES
+
+FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
 
 class _Options(NamedTuple):

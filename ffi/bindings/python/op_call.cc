@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -152,34 +153,38 @@ void import(const OpSpec& spec, const nb::list& arrays, const char* what, Import
   }
 }
 
-// Shapes (and dtypes) of one call as the adapters see them: views that carry no
-// data (workspace sizes and output inference read none), leading axes past
-// kMaxDims folded by DenseOperands.
+// Shapes (and dtypes) of one call as the adapters see them: operands that carry no
+// data (workspace sizes, output inference and validation read none), leading axes
+// past kMaxDims folded by DenseOperands.
 struct ShapeOnlyCall {
   std::vector<std::vector<int64_t>> shapes;
+  std::vector<DenseTensor> dense;
   DenseOperands operands;
 };
 void shape_views(const OpSpec& spec, const nb::list& shapes, const nb::list* dtypes,
                  ShapeOnlyCall* call) {
-  if (shapes.size() != spec.inputs.size())
+  if (shapes.size() != spec.inputs.size() || (dtypes && dtypes->size() != shapes.size()))
     throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
-                                   " input shapes, got ", shapes.size()));
-  std::vector<DenseTensor> dense(shapes.size());
+                                   " input shapes and dtypes, got ", shapes.size()));
+  call->dense.assign(shapes.size(), DenseTensor{});
   call->shapes.assign(shapes.size(), {});
-  for (size_t i = 0; i < dense.size(); ++i) {
+  for (size_t i = 0; i < shapes.size(); ++i) {
     nb::handle item = shapes[i];
     if (item.is_none()) continue;
+    DenseTensor& t = call->dense[i];
     call->shapes[i] = nb::cast<std::vector<int64_t>>(item);
-    dense[i].shape = call->shapes[i];
-    dense[i].present = true;
-    if (dtypes) {
-      const std::string name = nb::cast<std::string>((*dtypes)[i]);
-      for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
-                      DType::kI64, DType::kU8, DType::kBool})
-        if (dtype_name(t) == name) dense[i].dtype = t;
-    }
+    t.shape = call->shapes[i];
+    t.present = true;
+    if (!dtypes) continue;
+    const std::string name = nb::cast<std::string>((*dtypes)[i]);
+    for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
+                    DType::kI64, DType::kU8, DType::kBool})
+      if (dtype_name(d) == name) t.dtype = d;
+    if (t.dtype == DType::kInvalid)
+      throw_type_error(str_cat(spec.op, ": '", spec.inputs[i].name, "' has dtype ", name,
+                               ", which no xpuruntime op takes"));
   }
-  throw_if_error(call->operands.set_inputs(spec, dense));
+  throw_if_error(call->operands.set_inputs(spec, call->dense));
 }
 
 nb::object number_or_none(double v) {
@@ -313,6 +318,26 @@ nb::list output_descs(const std::string& op, const std::string& direction,
   return out;
 }
 
+// The core's checks of one call from shapes and dtypes alone: the spec's dtype
+// rules (InvalidArgumentTypeError), then everything else the entry point checks
+// (InvalidArgumentError), in the words of a run-time error.
+void validate(const std::string& op, const std::string& direction, const nb::list& input_shapes,
+              const nb::list& input_dtypes, const nb::dict& attrs) {
+  const OpSpec& spec = spec_of(op, direction);
+  const AttrValues values = parse(spec, attrs, nullptr, nullptr);
+  ShapeOnlyCall call;
+  shape_views(spec, input_shapes, &input_dtypes, &call);
+  std::vector<DType> dtypes;
+  std::unique_ptr<bool[]> present(new bool[call.dense.size()]);
+  for (size_t i = 0; i < call.dense.size(); ++i) {
+    dtypes.push_back(call.dense[i].dtype);
+    present[i] = call.dense[i].present;
+  }
+  if (Status s = check_dtypes(spec, dtypes, {present.get(), call.dense.size()}); !s.ok())
+    throw_type_error(s.message());
+  throw_if_error(validate_call(spec, call.dense, values));
+}
+
 }  // namespace
 
 void bind_op_call(nb::module_& m) {
@@ -333,6 +358,11 @@ void bind_op_call(nb::module_& m) {
   m.def("output_descs", &output_descs, nb::arg("op"), nb::arg("direction"),
         nb::arg("input_shapes"), nb::arg("input_dtypes"), nb::arg("attrs"),
         "[(shape, dtype) or None per output], inferred by the C++ core from the spec.");
+  m.def("validate", &validate, nb::arg("op"), nb::arg("direction"), nb::arg("input_shapes"),
+        nb::arg("input_dtypes"), nb::arg("attrs"),
+        "Every check of one call its input shapes and dtypes (None: absent) decide, as the op "
+        "makes them when it runs: InvalidArgumentTypeError for a dtype its rules refuse, "
+        "InvalidArgumentError for the rest.");
 }
 
 }  // namespace xpu::python

@@ -53,4 +53,13 @@ class DenseOperands {
   std::vector<int64_t> prefix_;  // sizes of the leading axes that fold; empty: none
 };
 
+// Every check of a call that its inputs' shapes and dtypes decide, before any data
+// exists: the inputs as views (leading axes folded), the outputs infer_outputs
+// describes and the workspace workspace_bytes sizes, given to validate_op, whose
+// entry point checks them as it does at run time (the same words). Inputs without
+// data get placeholder_data(); devices are the CPU's. For adapters that check a
+// call before it runs (the JAX frontend at trace time).
+Status validate_call(const OpSpec& spec, std::span<const DenseTensor> inputs,
+                     const AttrValues& attrs);
+
 }  // namespace xpu
