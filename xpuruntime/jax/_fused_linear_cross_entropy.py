@@ -19,11 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._fused_linear_ce import OP, check_args, default_chunk_size
+from .._fused_linear_ce import check_args, check_dtypes, default_chunk_size
 from .._policy import requested_policy
 from ._cross_entropy import counted, fits_labels
 
-FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
 
 class _Options(NamedTuple):
@@ -177,15 +176,9 @@ def fused_linear_cross_entropy(hidden, weight, labels, *, bias=None, ignore_inde
     """
     hidden, weight, labels = jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels)
     bias = None if bias is None else jnp.asarray(bias)
-    if hidden.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{OP}: 'hidden' must be float32, float16 or bfloat16, got {hidden.dtype}")
+    check_dtypes(*(None if a is None else str(jnp.dtype(a.dtype)) for a in (hidden, weight, labels, bias)))
     check_args(hidden.shape, weight.shape, labels.shape, None if bias is None else bias.shape,
                reduction, label_smoothing, chunk_size)
-    for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and p.dtype != hidden.dtype:
-            raise TypeError(f"{OP}: '{name}' must be {hidden.dtype} (hidden's dtype), got {p.dtype}")
-    if labels.dtype not in (jnp.int32, jnp.int64):
-        raise TypeError(f"{OP}: 'labels' must be int32 or int64, got {labels.dtype}")
     h2, lab = hidden.reshape(-1, hidden.shape[-1]), labels.reshape(-1)
     chunk = chunk_size or default_chunk_size(h2.shape[0], h2.shape[1], weight.shape[0])
     opts = _Options(int(ignore_index), float(label_smoothing), reduction,

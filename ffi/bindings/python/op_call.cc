@@ -177,9 +177,7 @@ void shape_views(const OpSpec& spec, const nb::list& shapes, const nb::list* dty
     t.present = true;
     if (!dtypes) continue;
     const std::string name = nb::cast<std::string>((*dtypes)[i]);
-    for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
-                    DType::kI64, DType::kU8, DType::kBool})
-      if (dtype_name(d) == name) t.dtype = d;
+    t.dtype = dtype_from_name(name);
     if (t.dtype == DType::kInvalid)
       throw_type_error(str_cat(spec.op, ": '", spec.inputs[i].name, "' has dtype ", name,
                                ", which no xpuruntime op takes"));
@@ -318,6 +316,45 @@ nb::list output_descs(const std::string& op, const std::string& direction,
   return out;
 }
 
+// {rule name: [the dtype names dtype_allowed admits]} for every DTypeRule.
+nb::dict dtype_rules() {
+  nb::dict out;
+  for (DTypeRule r : {DTypeRule::kFloat, DTypeRule::kFloatOrF32, DTypeRule::kIndex,
+                      DTypeRule::kF32, DTypeRule::kI32}) {
+    nb::list names;
+    for (DType t : kAllDTypes)
+      if (dtype_allowed(r, t)) names.append(std::string(dtype_name(t)));
+    out[std::string(dtype_rule_name(r)).c_str()] = nb::tuple(names);
+  }
+  return out;
+}
+
+// check_dtypes for dtype names (None: absent); its message, or None when they fit.
+nb::object dtype_error(const std::string& op, const std::string& direction,
+                       const nb::list& dtype_names) {
+  const OpSpec& spec = spec_of(op, direction);
+  std::vector<DType> dtypes(dtype_names.size(), DType::kInvalid);
+  std::unique_ptr<bool[]> present(new bool[dtype_names.size()]);
+  for (size_t i = 0; i < dtype_names.size(); ++i) {
+    present[i] = !dtype_names[i].is_none();
+    if (!present[i]) continue;
+    dtypes[i] = dtype_from_name(nb::cast<std::string>(dtype_names[i]));
+  }
+  const Status s = check_dtypes(spec, dtypes, {present.get(), dtype_names.size()});
+  return s.ok() ? nb::none() : nb::object(nb::str(s.message().c_str()));
+}
+
+// Whether a strided tensor of any rank is walkable as rows (as_rows, after the
+// leading axes past kMaxDims fold as DenseOperands folds them).
+bool walkable_as_rows(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  if (shape.size() != strides.size()) return false;
+  TensorView v;
+  RowLayout rows;
+  return strided_view_folded(nullptr, DType::kF32, shape.data(), strides.data(),
+                             static_cast<int>(shape.size()), 0, Device{}, &v) &&
+         as_rows(v, &rows);
+}
+
 // The core's checks of one call from shapes and dtypes alone: the spec's dtype
 // rules (InvalidArgumentTypeError), then everything else the entry point checks
 // (InvalidArgumentError), in the words of a run-time error.
@@ -358,6 +395,15 @@ void bind_op_call(nb::module_& m) {
   m.def("output_descs", &output_descs, nb::arg("op"), nb::arg("direction"),
         nb::arg("input_shapes"), nb::arg("input_dtypes"), nb::arg("attrs"),
         "[(shape, dtype) or None per output], inferred by the C++ core from the spec.");
+  m.def("dtype_rules", &dtype_rules,
+        "{dtype rule: the dtype names it admits} (the rule on its own; kFloat inputs of one "
+        "call also share one dtype).");
+  m.def("dtype_error", &dtype_error, nb::arg("op"), nb::arg("direction"), nb::arg("dtypes"),
+        "The error of the spec's dtype rules for these input dtype names (None: absent), or "
+        "None when they fit.");
+  m.def("walkable_as_rows", &walkable_as_rows, nb::arg("shape"), nb::arg("strides"),
+        "Whether the core reads a tensor of this shape and strides (in elements) as rows "
+        "without a copy.");
   m.def("validate", &validate, nb::arg("op"), nb::arg("direction"), nb::arg("input_shapes"),
         nb::arg("input_dtypes"), nb::arg("attrs"),
         "Every check of one call its input shapes and dtypes (None: absent) decide, as the op "

@@ -34,6 +34,18 @@ def attributes(op: str, items: tuple, policy) -> dict:
     return dict(_parsed(op, items, policy))
 
 
+@torch.compiler.assume_constant_result
+def _dtype_error(op: str, dtypes: tuple):
+    return _spec.dtype_error(op, _spec.FORWARD, dtypes)
+
+
+def dtypes_fit(op: str, *tensors: Optional[torch.Tensor]) -> bool:
+    """Whether these first inputs of ``op`` (None: absent) have dtypes its forward takes,
+    by the core's dtype rules (a constant to torch.compile)."""
+    return _dtype_error(op, tuple(None if t is None else str(t.dtype).removeprefix("torch.")
+                                  for t in tensors)) is None
+
+
 def stream_of(t: torch.Tensor) -> int:
     """torch's current CUDA stream on ``t``'s device (0 on the CPU): kernels run there."""
     return torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
