@@ -57,8 +57,13 @@ def test_policy_and_rank_errors_are_invalid_argument():
         xr.set_policy("bogus")
     with pytest.raises(xr.InvalidArgumentTypeError, match="policy must be a string"):
         xr.set_policy(3)
-    with pytest.raises(xr.InvalidArgumentError, match="at most 8 dimensions, got 10"):
-        ops.softmax(np.ones((1,) * 9 + (4,), np.float32))
+    # Ranks above 8 fold their leading axes (OPS.md); a layout whose leading axes do
+    # not collapse into one cannot fold without a copy, and says so.
+    assert ops.softmax(np.ones((1,) * 9 + (4,), np.float32)).shape == (1,) * 9 + (4,)
+    x = np.ones((2, 3) + (1,) * 7 + (4,), np.float32).swapaxes(0, 1)
+    with pytest.raises(xr.InvalidArgumentError, match=r"softmax: input 'x' .* leading axes that do "
+                                                      "not collapse into one; make it contiguous"):
+        ops.softmax(x)
 
 
 # ---- use after free: views keep the memory ----------------------------------------------------------

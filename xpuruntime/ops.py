@@ -26,9 +26,10 @@ def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
     ``want_saved``) and workspace from the spec in the framework of the first ``rows``
     input, and returns every output (``None``: absent) in that framework."""
     spec = _spec.get(op, direction)
-    for k, v in attrs.items():
-        _arrays.attr_value(v, op, k)  # None, lists, ints beyond int64: named errors
-    attrs = _spec.normalize_attrs(spec, attrs)
+    # The core's one attribute rule, the policy's included (its errors name the op).
+    attrs = _spec.normalize_attrs(spec, {**attrs, "policy": requested_policy() if policy is None
+                                         else policy})
+    policy = attrs.pop("policy")
     infos = [_arrays.array_info(a, op, s.name, optional=s.optional)
              for a, s in zip(inputs, spec.inputs)]
     like_index = next((i for i, s in enumerate(spec.inputs)
@@ -45,9 +46,7 @@ def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
                for o, shape, dtype in zip(spec.outputs, out_shapes, out_dtypes)]
     ws_bytes = _spec.workspace_bytes(spec, shapes, attrs)
     ws = _arrays.empty_like_framework(like, (ws_bytes,), "uint8", info, s) if ws_bytes else None
-    # An explicit policy goes to the core, whose error names the op and the choices.
-    core.call_op(op, direction, list(inputs), outputs, ws, attrs,
-                 requested_policy() if policy is None else _arrays.str_arg(policy, op, "policy"), s)
+    core.call_op(op, direction, list(inputs), outputs, ws, attrs, policy, s)
     return [None if o is None else _arrays.as_framework(o, like) for o in outputs]
 
 

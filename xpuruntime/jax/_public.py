@@ -102,10 +102,10 @@ def make_op(op: str) -> Callable:
         bound.apply_defaults()
         values = bound.arguments
         inputs = [None if values[s.name] is None else jnp.asarray(values[s.name]) for s in spec.inputs]
-        _roles.check_inputs(spec, inputs)
         policy = values["policy"]
         attrs = _spec.normalize_attrs(spec, {**{a.name: values[a.name] for a in spec.attrs},
                                              "policy": requested_policy() if policy is None else policy})
+        _roles.check_inputs(spec, inputs, attrs)
         return apply(tuple(sorted(attrs.items())), tuple(a is not None for a in inputs), *inputs)
 
     public.__name__ = public.__qualname__ = op
