@@ -62,11 +62,16 @@ FIELD_NUMPY = {"FLOAT32": "float32", "FLOAT64": "float64", "FLOAT16": "float16",
 
 
 def plugin_field(trt, f: dict, keep: list):
-    """A ``trt.PluginField`` from JSON: ``{"name", "type": "CHAR", "text"}`` or ``{"name",
-    "type", "values"}`` (float values as ``float.hex`` strings, sent exactly). The data
-    array goes to ``keep``: the field does not own it."""
+    """A ``trt.PluginField`` from JSON: ``{"name", "type": "CHAR", "text"}``, ``{"name",
+    "type", "values"}`` (float values as ``float.hex`` strings, sent exactly) or ``{"name",
+    "type", "raw"}`` (bytes as hex, as many whole values of the type as they hold: the
+    field's data as a corrupt engine would carry it). The data array goes to ``keep``: the
+    field does not own it."""
     import numpy as np
-    if f["type"] == "CHAR":
+    if "raw" in f:
+        dtype = np.int8 if f["type"] == "CHAR" else FIELD_NUMPY[f["type"]]
+        data = np.frombuffer(bytes.fromhex(f["raw"]), dtype=dtype).copy()
+    elif f["type"] == "CHAR":
         data = np.frombuffer(f["text"].encode(), dtype=np.int8).copy()
     else:
         data = np.array([float.fromhex(v) if isinstance(v, str) else v for v in f["values"]],

@@ -42,14 +42,24 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Cases the fuzz suite ran (and failed) per frontend, when it ran."""
+    """The fuzz suite's line per test, and the cases it ran per frontend by verdict kind
+    (tests/fuzz/_verdict.py), when it ran."""
     runner, fuzz = sys.modules.get("_runner"), sys.modules.get("_fuzz")
     counts = runner.counts() if runner is not None else {}
     if not counts:
         return
+    from _verdict import FAILURES
     tr = terminalreporter
+    tr.section("fuzz cases per test")
+    for name, s in fuzz.SUMMARIES:
+        tr.write_line(fuzz.summary_line(name, s))
     tr.section("fuzz cases per frontend")
-    for fe, (n, bad) in counts.items():
-        tr.write_line(f"{fe:>12}: {n:5d} cases, {bad} failed")
-    tr.write_line(f"{'total':>12}: {sum(n for n, _ in counts.values()):5d} cases, "
-                  f"{sum(b for _, b in counts.values())} failed (XPU_FUZZ_SEED={fuzz.SEED})")
+    total = {}
+    for fe, kinds in counts.items():
+        n = sum(kinds.values())
+        total[fe] = n
+        failed = ", ".join(f"{kinds.get(k, 0)} {k}" for k in FAILURES)
+        tr.write_line(f"{fe:>12}: {n:5d} cases; {failed}")
+    bad = sum(kinds.get(k, 0) for kinds in counts.values() for k in FAILURES)
+    tr.write_line(f"{'total':>12}: {sum(total.values()):5d} cases, {bad} failed "
+                  f"(XPU_FUZZ_SEED={fuzz.SEED})")

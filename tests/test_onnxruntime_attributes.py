@@ -21,7 +21,9 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
+import frontends  # noqa: E402
 import xpuruntime.ops  # noqa: E402
+from frontends import present_results  # noqa: E402
 from xpuruntime import InvalidArgumentError, _spec  # noqa: E402
 from xpuruntime.interop import onnxruntime as xo  # noqa: E402
 
@@ -29,8 +31,6 @@ if xo.library_path(missing_ok=True) is None:
     pytest.skip("libxpuruntime_ort.so is not built", allow_module_level=True)
 
 FORWARD = [s for s in _spec.all_specs() if s.direction == _spec.FORWARD]
-ELEM = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
-        "int32": TensorProto.INT32, "int64": TensorProto.INT64}
 NODE = "node0"
 N = 8  # the last axis of every example
 
@@ -74,26 +74,16 @@ def example_inputs(spec, rng, dtype="float32", lead=(3, 5), optional=True, table
 
 def result_names(spec, inputs, drop=()):
     """Names of the ONNX outputs of a node: the spec's results that exist for these inputs."""
-    return [spec.outputs[j].name for j in spec.result_indices
-            if (spec.outputs[j].present_if is None or inputs[spec.outputs[j].present_if] is not None)
-            and spec.outputs[j].name not in drop]
+    return [spec.outputs[j].name for j in present_results(spec, inputs)
+            if spec.outputs[j].name not in drop]
 
 
 def node_model(spec, inputs, outputs=None, name=NODE, **attrs):
-    """A one-node model of ``spec``'s op type over ``inputs`` (None: left empty)."""
-    names = [i.name if a is not None else "" for i, a in zip(spec.inputs, inputs)]
-    while names and not names[-1]:
-        names.pop()
-    outputs = result_names(spec, inputs) if outputs is None else outputs
-    dtypes = _spec.output_dtypes(spec, [None if a is None else a.dtype.name for a in inputs],
-                                 input_present=[True] * len(inputs))
-    out_type = {o.name: d for o, d in zip(spec.outputs, dtypes)}
-    graph_in = [helper.make_tensor_value_info(i.name, ELEM[a.dtype.name], list(a.shape))
-                for i, a in zip(spec.inputs, inputs) if a is not None]
-    graph_out = [helper.make_tensor_value_info(o, ELEM[out_type[o]], None) for o in outputs]
+    """A one-node model of ``spec``'s op type over ``inputs`` (None: left empty) with the
+    attributes by ONNX name (those without a usable default filled in)."""
     attrs = {**onnx_names(spec, required_attrs(spec)), **attrs}
-    node = helper.make_node(spec.onnx_type, names, outputs, name=name, domain=xo.DOMAIN, **attrs)
-    return xo.make_model(helper.make_graph([node], spec.op, graph_in, graph_out))
+    return frontends.node_model(spec, inputs, [helper.make_attribute(k, v) for k, v in attrs.items()],
+                                outputs=outputs, name=name)
 
 
 def raw_session(model):

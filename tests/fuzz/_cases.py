@@ -187,6 +187,11 @@ def onnx_attr(draw, a: _spec.AttrSpec, n_cols: int, sized: bool, valid: bool) ->
         wrong += [("STRING", "bogus"), ("STRING", a.choices[0].upper())]
     if sized:
         wrong += [("INT", 0), ("INT", n_cols + 1)]
+    # Attribute kinds no op takes (a tensor, a graph, no type at all), and for strings bytes
+    # that are no UTF-8 text.
+    wrong += [("TENSOR", 1.0), ("GRAPH", None), ("UNDEFINED", 1.0)]
+    if a.type == "string":
+        wrong += [("STRING_BYTES", "fffe00"), ("STRING_BYTES", (a.default or "x").encode().hex() + "ff")]
     t, v = draw(st.sampled_from(wrong))
     return {"type": t, "value": v}, f"ONNX attribute {a.onnx_name}: {t} {v!r}"
 
@@ -355,10 +360,14 @@ def _backward_inputs(fwd: _spec.OpSpec, bwd: _spec.OpSpec, shapes: list, dtypes:
     return b_shapes, b_dtypes
 
 
+CHANGES = ("none", "none", "none", "dtype", "shape", "attr", "policy", "layout", "layout",
+           "labels", "special", "env_policy")
+
+
 @st.composite
-def op_case(draw, frontend: str, specs=None):
+def op_case(draw, frontend: str, specs=None, changes=CHANGES):
     """One case for ``frontend``: an op and direction from the specs, valid inputs, then
-    at most one broken argument or one non-dense layout."""
+    at most one broken argument or one non-dense layout (a change drawn from ``changes``)."""
     fe = FRONTENDS[frontend]
     specs = specs or [s for s in _spec.all_specs() if s.direction in fe.directions]
     spec = draw(st.sampled_from(specs))
@@ -420,12 +429,17 @@ def op_case(draw, frontend: str, specs=None):
         either(case, [sp.name for sp in spec.inputs] + sorted(sized), "no columns")
 
     # At most one change from the valid case.
-    kind = draw(st.sampled_from(["none", "none", "none", "dtype", "shape", "attr", "policy",
-                                 "layout", "layout", "labels", "special", "env_policy"]))
+    kind = draw(st.sampled_from(changes))
     apply_change(draw, case, spec, kind, container, fe, n)
     if fe.onnx_attrs:
         case["onnx_attrs"] = onnx_attrs
         del case["attrs"]
+        # Also the library alone, as a plain onnxruntime user gets it (no Python model check):
+        # its C++ attribute parser must refuse what the check refuses, but ORT's kernel API
+        # cannot list a node's attributes, so a misspelled name is the check's alone.
+        case["raw_session"] = draw(st.booleans())
+        if case["raw_session"] and case.pop("misspelled", False):
+            case["expect"] = "either"
     # Autodiff frontends: also check the vjp (valid float results only).
     case["grad"] = fe.grad and draw(st.booleans())
     case["jit"] = frontend == "jax" and draw(st.booleans())
@@ -478,14 +492,22 @@ def apply_change(draw, case, spec, kind, container, fe, n) -> None:
         sized = any(o.shape == "leading_and_attr" and o.attr == a.name
                     for o in _spec.get(spec.op).outputs)
         if fe.onnx_attrs:
-            if draw(st.booleans()):
+            how = draw(st.sampled_from(["value", "value", "misspelled", "twice"]))
+            if how == "value":
                 v, why = onnx_attr(draw, a, n, sized, False)
                 case.setdefault("onnx_bad", {})[a.onnx_name] = v
                 invalid(case, [a.onnx_name], why)
-            else:  # a misspelled name is an error, not ignored
+            elif how == "misspelled":  # an error, not ignored (by the model check: see raw)
                 wrong = a.onnx_name[:-1] if len(a.onnx_name) > 3 else a.onnx_name + "s"
                 case.setdefault("onnx_bad", {})[wrong] = {"type": "FLOAT", "value": 1.0}
                 invalid(case, [wrong], f"misspelled attribute {wrong!r}")
+                case["misspelled"] = True
+            else:  # the same attribute twice, two valid values: ambiguous, refused
+                first, _ = onnx_attr(draw, a, n, sized, True)
+                second, _ = onnx_attr(draw, a, n, sized, True)
+                case.setdefault("onnx_bad", {})[a.onnx_name] = first
+                case["onnx_extra"] = [[a.onnx_name, second]]
+                invalid(case, [a.onnx_name], f"attribute {a.onnx_name} given twice")
         else:
             v, why = invalid_attr(draw, a, n, sized)
             case["attrs"][a.name] = v

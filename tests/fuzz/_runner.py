@@ -17,22 +17,31 @@ import pathlib
 import subprocess
 import sys
 
+from _verdict import CRASH, HARNESS
+
 CHILD = pathlib.Path(__file__).resolve().parent / "_child.py"
 TIMEOUT_S = 600
 
-# Distinct cases run (and failed) per frontend in this session, for conftest's summary
-# (hypothesis replays a failing batch: counted once).
-_SEEN: dict[str, set] = collections.defaultdict(set)
-_FAILED_SEEN: dict[str, set] = collections.defaultdict(set)
+# Verdicts of the distinct cases run in this session, per frontend: {frontend: {case key:
+# kind}}, for conftest's summary (a case run twice is counted once, with its last verdict).
+_VERDICTS: dict[str, dict[str, str]] = collections.defaultdict(dict)
+_HARNESS = "(harness self-test) "  # the group of test_harness.py's cases
 
 
-def counts() -> dict[str, tuple[int, int]]:
-    """{frontend: (cases run, cases failed)}."""
-    return {fe: (len(s), len(_FAILED_SEEN[fe])) for fe, s in sorted(_SEEN.items())}
+def counts() -> dict[str, collections.Counter]:
+    """{frontend: Counter of verdict kinds} over the distinct cases run in this session
+    (the harness's self-test cases left out)."""
+    return {fe: collections.Counter(v.values()) for fe, v in sorted(_VERDICTS.items())
+            if not fe.startswith(_HARNESS)}
 
 
 def _key(case: dict) -> str:
     return json.dumps(case, sort_keys=True)
+
+
+def _group(case: dict) -> str:
+    """Where a case's verdict is counted: its frontend, or apart for the harness's own test."""
+    return (_HARNESS if case.get("harness") else "") + case["frontend"]
 
 
 def _run(cases: list[dict], timeout: float) -> tuple[list[dict], str, int | None]:
@@ -62,19 +71,23 @@ def _died(rc: int | None, err: str) -> str:
 
 
 def run_cases(cases: list[dict], timeout: float = TIMEOUT_S) -> list[tuple[dict, str]]:
-    """Runs every case; returns (case, reason) for each one that failed."""
+    """Runs every case; returns (case, reason) for each one that failed, and records every
+    case's verdict kind (see ``counts`` and ``kinds``)."""
     failures: list[tuple[dict, str]] = []
+    kinds: dict[str, str] = {}
     rest = list(cases)
     while rest:
         verdicts, err, rc = _run(rest, timeout)
         for v in verdicts:
+            kinds[_key(rest[v["i"]])] = v.get("kind", HARNESS)
             if not v["ok"]:
-                failures.append((rest[v["i"]], v["msg"]))
+                failures.append((rest[v["i"]], f"[{v.get('kind', HARNESS)}] {v['msg']}"))
         done = len(verdicts)
         if done == len(rest):
             if rc not in (0,):
-                failures.append((rest[-1], "the child exited badly after its last case: "
-                                 + _died(rc, err)))
+                kinds[_key(rest[-1])] = CRASH
+                failures.append((rest[-1], f"[{CRASH}] the child exited badly after its last "
+                                 "case: " + _died(rc, err)))
             break
         culprit = rest[done]
         alone, err1, rc1 = _run([culprit], timeout)
@@ -87,44 +100,60 @@ def run_cases(cases: list[dict], timeout: float = TIMEOUT_S) -> list[tuple[dict,
                     found = (c, _died(rc2, err2))
                     break
             if found:
-                failures.append((found[0], "crashed (found by re-running the batch one by one): "
-                                 + found[1]))
+                kinds[_key(found[0])] = CRASH
+                failures.append((found[0], f"[{CRASH}] crashed (found by re-running the batch "
+                                 "one by one): " + found[1]))
+                v = alone[0]  # the culprit's own verdict, alone
+                kinds[_key(culprit)] = v.get("kind", HARNESS)
+                if not v["ok"]:
+                    failures.append((culprit, f"[{v.get('kind', HARNESS)}] {v['msg']}"))
             else:
+                kinds[_key(culprit)] = CRASH
                 prefix = json.dumps(rest[:done + 1])
-                failures.append((culprit, "crashed only after the earlier cases of its batch "
-                                 f"(run them in one child: {prefix[:4000]}): " + _died(rc, err)))
+                failures.append((culprit, f"[{CRASH}] crashed only after the earlier cases of its "
+                                 f"batch (run them in one child: {prefix[:4000]}): "
+                                 + _died(rc, err)))
         else:
-            failures.append((culprit, "crashed: " + _died(rc1, err1)))
+            kinds[_key(culprit)] = CRASH
+            failures.append((culprit, f"[{CRASH}] crashed: " + _died(rc1, err1)))
         rest = rest[done + 1:]
     log = os.environ.get("XPU_FUZZ_LOG")  # a JSON-lines file collecting every failure
     if log and failures:
         with open(log, "a") as f:
             for c, why in failures:
                 f.write(json.dumps({"case": c, "why": why}) + "\n")
-    for c in cases:
-        _SEEN[c["frontend"]].add(_key(c))
-    for c, _ in failures:
-        _FAILED_SEEN[c["frontend"]].add(_key(c))
+    for c in cases:  # a case without a verdict (the runner's own failure) counts as one
+        _VERDICTS[_group(c)][_key(c)] = kinds.get(_key(c), HARNESS)
     return failures
 
 
+def kinds(cases: list[dict]) -> collections.Counter:
+    """The verdict kinds recorded for ``cases`` (after they ran)."""
+    return collections.Counter(_VERDICTS[_group(c)].get(_key(c), "not run") for c in cases)
+
+
 def generate(strategy, n: int, seed: int) -> list[dict]:
-    """``n`` cases drawn by hypothesis from ``strategy`` with ``seed`` (the same seed
-    gives the same cases). Cases are drawn first and run afterwards, in batches: a
-    hypothesis example holds one case (a whole batch would overrun its buffer)."""
+    """``n`` distinct cases drawn by hypothesis from ``strategy`` with ``seed`` (the same
+    seed gives the same cases; hypothesis draws some cases twice, which are dropped and
+    drawn again with the next seed). Cases are drawn first and run afterwards, in
+    batches: a hypothesis example holds one case (a whole batch would overrun its buffer)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as with_seed
-    out: list[dict] = []
+    out: dict[str, dict] = {}
+    for attempt in range(20):
+        want = n - len(out)
+        if want <= 0:
+            break
 
-    @with_seed(seed)
-    @settings(max_examples=n, database=None, deadline=None, phases=(Phase.generate,),
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(case):
-        out.append(case)
+        @with_seed(seed + attempt)
+        @settings(max_examples=want + want // 4 + 1, database=None, deadline=None,
+                  phases=(Phase.generate,), suppress_health_check=list(HealthCheck))
+        @given(strategy)
+        def collect(case):
+            out.setdefault(_key(case), case)
 
-    collect()
-    return out
+        collect()
+    return list(out.values())[:n]
 
 
 def run_batches(cases: list[dict], size: int, workers: int = 2) -> list[tuple[dict, str]]:

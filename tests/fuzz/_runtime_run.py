@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 import xpuruntime as xr
+from _verdict import BadError, FalseRefusal, Wrong
 from xpuruntime import memory
 
 
@@ -47,22 +48,23 @@ class Expect:
     def judge(self, exc: BaseException | None) -> str | None:
         if exc is None:
             if self.kind in ("error", "oom"):
-                return f"expected {'OutOfMemoryError' if self.kind == 'oom' else 'an error'}, got none"
+                want = "OutOfMemoryError" if self.kind == "oom" else "an error"
+                return Wrong(f"expected {want}, got none")
             return None
         msg = f"{type(exc).__name__}: {exc}"
         if self.kind == "ok":
-            return f"raised on a valid step: {msg[:800]}"
+            return FalseRefusal(f"raised on a valid step: {msg[:800]}")
         if self.kind == "oom" or (self.alt_oom and isinstance(exc, xr.OutOfMemoryError)):
             if not isinstance(exc, xr.OutOfMemoryError):
-                return f"expected OutOfMemoryError, got {msg[:800]}"
+                return BadError(f"expected OutOfMemoryError, got {msg[:800]}")
             return None  # the type names the problem (the pool's message gives the sizes)
         if not _project_error(exc):
-            return f"not a project error type: {msg[:800]}"
+            return BadError(f"not a project error type: {msg[:800]}")
         text = str(exc)
         if not _word(text, self.call):
-            return f"message does not name {self.call!r}: {msg[:800]}"
+            return BadError(f"message does not name {self.call!r}: {msg[:800]}")
         if self.args and not any(_word(text, a) for a in self.args):
-            return f"message names none of {list(self.args)}: {msg[:800]}"
+            return BadError(f"message names none of {list(self.args)}: {msg[:800]}")
         return None
 
 
@@ -238,8 +240,8 @@ class Program:
             want = self.buffers[v["buffer"]]["value"]
             if want is not None and v["np"].size and not np.all(v["np"] == want):
                 bad = int(np.count_nonzero(v["np"] != want))
-                return (f"view {j} of buffer {v['buffer']} reads {bad} bytes that are not its "
-                        f"fill value {want} (memory reused under a live view)")
+                return Wrong(f"view {j} of buffer {v['buffer']} reads {bad} bytes that are not its "
+                             f"fill value {want} (memory reused under a live view)")
         return None
 
     def finish(self) -> None:
@@ -249,7 +251,8 @@ class Program:
 
 
 def run(case: dict) -> str | None:
-    """None when every step of the program did what the model says, else the first problem."""
+    """None when every step of the program did what the model says, else the first problem
+    (a _verdict.Problem: its class says the kind)."""
     p = Program()
     try:
         for k, st in enumerate(case["program"]):
@@ -265,16 +268,16 @@ def run(case: dict) -> str | None:
                 exc = None
                 try:
                     thunk()
-                except AssertionError as e:
-                    return f"step {k} {st}: {e}"
+                except AssertionError as e:  # a wrong size, fill or shape
+                    return Wrong(f"step {k} {st}: {e}")
                 except Exception as e:  # noqa: BLE001 - judged
                     exc = e
                 problem = expect.judge(exc)
                 if problem:
-                    return f"step {k} {st}: {problem}"
+                    return type(problem)(f"step {k} {st}: {problem}")
             problem = p.check_views()
             if problem:
-                return f"step {k} {st}: {problem}"
+                return type(problem)(f"step {k} {st}: {problem}")
     finally:
         try:
             p.finish()

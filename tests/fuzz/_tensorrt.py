@@ -16,6 +16,7 @@ import tempfile
 
 from hypothesis import strategies as st
 
+from _verdict import BadError, FalseRefusal, Wrong
 from xpuruntime import _spec
 
 INT_TYPES = {"INT8": 2**7, "INT16": 2**15, "INT32": 2**31, "INT64": 2**63}
@@ -42,6 +43,31 @@ def num(name: str, ftype: str, value) -> dict:
 
 def text(name: str, value: str) -> dict:
     return {"name": name, "type": "CHAR", "text": value}
+
+
+ITEMSIZE = {"FLOAT32": 4, "FLOAT64": 8, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8, "CHAR": 1,
+            "FLOAT16": 2, "BF16": 2}
+
+
+def _corrupt(draw, name: str, natural: list[str]) -> dict:
+    """A field whose data are random bytes: mostly one value of a type the field may hold,
+    sometimes none, two, or a type it may not; CHAR data of any bytes (NULs, no UTF-8)."""
+    ftype = draw(st.sampled_from(natural + natural + ["FLOAT32", "INT64", "CHAR", "FLOAT16"]))
+    if ftype == "CHAR":
+        raw = draw(st.one_of(st.binary(max_size=24),
+                             st.sampled_from(POLICIES + ("mean", "sum", "none")).map(str.encode)
+                             .flatmap(lambda b: st.binary(max_size=3).map(lambda t: b + t))))
+    else:
+        count = draw(st.sampled_from([1, 1, 1, 1, 0, 2]))
+        raw = draw(st.binary(min_size=count * ITEMSIZE[ftype], max_size=count * ITEMSIZE[ftype]))
+    return {"name": name, "type": ftype, "raw": raw.hex()}
+
+
+def _natural_types(spec, name: str) -> list[str]:
+    a = next((a for a in spec.attrs if a.onnx_name == name), None)
+    if a is None or a.type == "string":
+        return ["CHAR"] if a is not None or name == "policy" else list(INT_TYPES)
+    return list(FLOAT_TYPES + tuple(INT_TYPES)) if a.type == "float" else list(INT_TYPES)
 
 
 def _valid_value(draw, a) -> dict:
@@ -100,7 +126,8 @@ def tensorrt_case(draw):
         if draw(st.booleans()):
             fields.append(num(d, "INT32", draw(st.integers(0, 1))))
     kind = draw(st.sampled_from(["none", "none", "value", "value", "name", "twice", "missing",
-                                 "policy", "declared"]))
+                                 "policy", "declared", "corrupt", "corrupt"]))
+    either = False
     if kind == "value" and spec.attrs:
         a = draw(st.sampled_from(spec.attrs))
         fields = [f for f in fields if f["name"] != a.onnx_name] + [_bad_value(draw, a)]
@@ -128,13 +155,18 @@ def tensorrt_case(draw):
         fields = [f for f in fields if f["name"] != d]
         fields.append(draw(st.sampled_from([num(d, "INT32", 2), num(d, "FLOAT32", 1.0), text(d, "1")])))
         names = [d]
+    elif kind == "corrupt":  # right, or refused naming the field: _accepted_problem judges
+        target = draw(st.sampled_from([a.onnx_name for a in spec.attrs] + ["policy"] + declared(spec)))
+        fields = [f for f in fields if f["name"] != target]
+        fields.append(_corrupt(draw, target, _natural_types(spec, target)))
+        names, either = [target], True
     if draw(st.booleans()):
         fields = draw(st.permutations(fields))
     return {"frontend": "tensorrt", "op": spec.op, "direction": "forward",
             "onnx_type": spec.onnx_type, "fields": fields,
             "phase": draw(st.sampled_from(["build", "runtime"])),
             "seed": draw(st.integers(0, 2**31 - 1)),
-            "expect": "invalid" if names else "valid", "names": names,
+            "expect": "either" if either else "invalid" if names else "valid", "names": names,
             "why": f"{kind} field" if names else ""}
 
 
@@ -170,24 +202,92 @@ def run(case: dict) -> str | None:
     fc = trt.PluginFieldCollection([plugin_field(trt, f, keep) for f in case["fields"]])
     phase = trt.TensorRTPhase.BUILD if case["phase"] == "build" else trt.TensorRTPhase.RUNTIME
 
-    def create():
-        plugin = creators[case["onnx_type"]].create_plugin("case", fc, phase)
+    def create(collection, with_phase):
+        plugin = creators[case["onnx_type"]].create_plugin("case", collection, with_phase)
         if plugin is None:
-            return None
+            return None, None
         core = plugin.get_capability_interface(trt.PluginCapabilityType.CORE)
-        return None if core is None else (core.plugin_name, core.plugin_version, core.plugin_namespace)
+        made = None if core is None else (core.plugin_name, core.plugin_version,
+                                          core.plugin_namespace)
+        runtime = plugin.get_capability_interface(trt.PluginCapabilityType.RUNTIME)
+        return made, [_read_field(f) for f in runtime.get_fields_to_serialize()]
 
-    made, log = _with_stderr(create)
-    if case["expect"] == "valid":
-        if made != (case["onnx_type"], "1", "xpuruntime"):
-            return f"valid fields refused ({made!r}); log: {log[-800:]}"
-        return None
+    (made, serialized), log = _with_stderr(lambda: create(fc, phase))
+    if case["expect"] == "valid" and made != (case["onnx_type"], "1", "xpuruntime"):
+        return FalseRefusal(f"valid fields refused ({made!r}); log: {log[-800:]}")
+    if made is not None and case["expect"] == "invalid":
+        return Wrong(f"accepted an invalid field collection ({case['why']}): {made!r}")
     if made is not None:
-        return f"accepted an invalid field collection ({case['why']}): {made!r}"
+        problem = _accepted_problem(_spec.get(case["op"]), case["fields"], serialized)
+        if problem:
+            return Wrong(f"{problem} ({case['why'] or 'valid fields'})")
+        # What the engine would store, read back as an engine's deserialization does.
+        again = trt.PluginFieldCollection([plugin_field(trt, f, keep) for f in serialized])
+        (_, reread), log2 = _with_stderr(lambda: create(again, trt.TensorRTPhase.RUNTIME))
+        if reread != serialized:
+            return Wrong(f"serialized fields {serialized} read back as {reread}; log: {log2[-400:]}")
+        return None
     lines = [ln for ln in log.splitlines() if case["onnx_type"] in ln or case["op"] in ln]
     if not lines:
-        return f"refused without a message naming {case['onnx_type']!r}; log: {log[-800:]!r}"
+        return BadError(f"refused without a message naming {case['onnx_type']!r}; log: {log[-800:]!r}")
     if not any(re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", ln)
                for n in case["names"] for ln in lines):
-        return f"refusal names none of {case['names']}: {lines[-1][:600]}"
+        return BadError(f"refusal names none of {case['names']}: {lines[-1][:600]}")
+    return None
+
+
+def _read_field(f) -> dict:
+    """A serialized PluginField as this module's JSON (raw bytes: exact)."""
+    import numpy as np
+    ftype = str(f.type).split(".")[-1]
+    return {"name": f.name, "type": ftype, "raw": np.asarray(f.data).tobytes().hex()}
+
+
+def _given_value(f: dict):
+    """A given field's value as the library reads it (None: not one value of a number type)."""
+    import numpy as np
+    from _tensorrt_support import FIELD_NUMPY
+    if f["type"] == "CHAR":
+        data = bytes.fromhex(f["raw"]) if "raw" in f else f["text"].encode()
+        return data.rstrip(b"\0")
+    if "raw" in f:
+        values = np.frombuffer(bytes.fromhex(f["raw"]), dtype=FIELD_NUMPY[f["type"]])
+    else:
+        values = [float.fromhex(v) if isinstance(v, str) else v for v in f["values"]]
+    return values[0].item() if len(values) == 1 and hasattr(values[0], "item") else (
+        values[0] if len(values) == 1 else None)
+
+
+def _accepted_problem(spec, given: list[dict], serialized: list[dict]) -> str | None:
+    """Why an accepted field collection was wrong to accept, or was changed on the way to
+    the plugin's serialized fields (None: every given value is allowed by the spec and
+    kept): numbers finite, in range, whole for ints, 0/1 for bools and declarations;
+    strings among the choices (the policy among the policies)."""
+    out = {f["name"]: _given_value(f) for f in serialized}
+    attrs = {a.onnx_name: a for a in spec.attrs}
+    for f in given:
+        name, v = f["name"], _given_value(f)
+        kept = out.get(name)
+        a = attrs.get(name)
+        if name == "policy" or (a is not None and a.type == "string"):
+            choices = POLICIES if a is None else (a.choices or (a.default,))
+            if not isinstance(v, bytes) or v.decode("latin-1") not in choices:
+                return f"field {name!r} = {v!r} accepted (not one of {list(choices)})"
+            if kept != v:
+                return f"field {name!r} = {v!r} serialized as {kept!r}"
+            continue
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            return f"field {name!r} = {v!r} ({f['type']}) accepted"
+        if a is None or a.type in ("int", "bool"):  # (a has_<input> declaration: 0 or 1)
+            lo, hi = (0, 1) if a is None or a.type == "bool" else (a.min, a.max)
+            if v != int(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+                return f"field {name!r} = {v!r} accepted (out of range or not whole)"
+            if kept is None or int(kept) != int(v):
+                return f"field {name!r} = {v!r} serialized as {kept!r}"
+            continue
+        if (a.min is not None and v < a.min) or (a.max is not None and v > a.max):
+            return f"field {name!r} = {v!r} accepted (outside [{a.min}, {a.max}])"
+        import numpy as np
+        if kept is None or np.float32(kept) != np.float32(v):
+            return f"field {name!r} = {v!r} serialized as {kept!r}"
     return None

@@ -8,5 +8,5 @@ from _runtime_cases import runtime_case
 from _fuzz import fuzz
 
 
-def test_runtime(request):
-    fuzz(runtime_case(), 300, 150, request.node.name)
+def test_runtime(request, record_property):
+    fuzz(runtime_case(), 300, 150, request.node.name, record_property)

@@ -12,10 +12,10 @@ from _tensorrt import tensorrt_case
 from _fuzz import fuzz
 
 
-def test_tensorrt_fields(request):
+def test_tensorrt_fields(request, record_property):
     from xpuruntime.interop import tensorrt as xt
     if xt.library_path(missing_ok=True) is None:
         pytest.skip("xpuruntime was built without the TensorRT plugin library")
     if not any(importlib.util.find_spec(m) for m in xt._MODULES):
         pytest.skip("neither tensorrt nor tensorrt_lean is installed")
-    fuzz(tensorrt_case(), 300, 150, request.node.name)
+    fuzz(tensorrt_case(), 300, 150, request.node.name, record_property)

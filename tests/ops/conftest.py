@@ -1,4 +1,4 @@
-"""The ``frontend`` fixture: every frontend of frontends.py behind one call signature
+"""The ``frontend`` fixture: every frontend of tests/frontends.py behind one call signature
 (``frontend.call(op, *inputs, dtype=, device=, policy=, **attrs)``); one that is not
 installed here skips its cases, saying why. ``grad_frontend``: the frontends with
 autodiff (``frontend.grad``)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .frontends import FRONTENDS
+from frontends import FRONTENDS
 
 
 def _get(name):
