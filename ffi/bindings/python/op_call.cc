@@ -62,7 +62,8 @@ std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
     keep->push_back(nb::cast<std::string>(nb::str(key)));
     GivenAttr g{keep->back(), GivenType::kFloat};
     PyObject* v = value.ptr();
-    const std::string_view type_name = Py_TYPE(v)->tp_name;
+    // nb::type_name, not tp_name: PyTypeObject is opaque in the stable ABI (abi3 builds).
+    const std::string type_name = nb::cast<std::string>(nb::type_name(value.type()));
     auto refuse = [&](std::string_view why) {  // a Python type no attribute takes
       throw_type_error(str_cat(spec.op, ": attribute '", keep->back(), "' ", why, ", got ", type_name));
     };

@@ -103,8 +103,12 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   constexpr int NT = 2;
   using V = Vec<T, VEC>;
   using Row = RowVecs<T, VEC, ITEMS, NT>;
-  __shared__ float scratch[32], slot[2];     // one row sum (rms_norm)
-  __shared__ float2 scratch2[32], slot2[2];  // two row sums (layer_norm)
+  // One barrier a row (RowReduce alternates two buffers), as in run 13's experiment
+  // kernel; block_sum and block_sum2 take two.
+  __shared__ float scratch[2][32], slot[2];     // one row sum (rms_norm)
+  __shared__ float2 scratch2[2][32], slot2[2];  // two row sums (layer_norm)
+  RowSum row_sum(scratch, slot, a.csize);
+  RowSum2 row_sum2(scratch2, slot2, a.csize);
   const int rank = cluster_rank(a.csize);
   const RowSlice sl = row_slice<VEC>(rank, a.slice);
   const int64_t group = blockIdx.x / a.csize, groups = gridDim.x / a.csize;
@@ -137,7 +141,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   };
   RowGrad next = stats(first), after = stats(first + 1);
   walk_rows<Row>(first, last, 1, [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
-                 [&](int64_t row, const Row& r, int parity) {
+                 [&](int64_t row, const Row& r, int) {
     RowGrad st = next;
     next = after;
     after = stats(row + 2);
@@ -159,12 +163,11 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
       }
     }
     if constexpr (CENTERED) {
-      const float2 s =
-          cluster_reduce(block_sum2(sg, sgx, scratch2), slot2, parity, a.csize, Plus{});
+      const float2 s = row_sum2(make_float2(sg, sgx));
       st.mg = s.x * inv_n;
       st.mgx = s.y * inv_n;
     } else {
-      st.mgx = cluster_sum(block_sum(sgx, scratch), slot, parity, a.csize) * inv_n;
+      st.mgx = row_sum(sgx) * inv_n;
     }
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
