@@ -113,8 +113,9 @@ def compare(name: str, out, ref: np.ndarray, tol: float, row_mask: np.ndarray | 
     nan_ref, nan_got = np.isnan(ref), np.isnan(got)
     if not np.array_equal(nan_ref, nan_got):
         where = np.argwhere(nan_ref != nan_got)[:3].tolist()
-        return Wrong(f"{name}: NaN where the reference has "
-                     f"{'none' if nan_got[tuple(where[0])] else 'a number'} (at {where})")
+        what = ("NaN where the reference has a number" if nan_got[tuple(where[0])]
+                else "a number where the reference has NaN")
+        return Wrong(f"{name}: {what} (at {where})")
     inf = np.isinf(ref)
     if not np.array_equal(got[inf], ref[inf]) or np.isinf(got[~inf & ~nan_ref]).any():
         return Wrong(f"{name}: infinities differ from the reference")

@@ -34,9 +34,9 @@ def require_ort():
 def test_onnx_attributes(request, record_property):
     require_ort()
     fuzz(_cases.op_case("onnxruntime", changes=("attr", "attr", "attr", "policy", "env_policy")),
-         250, 125, request.node.name, record_property)
+         400, 200, request.node.name, record_property)
 
 
 def test_model_files(request, record_property):
     require_ort()
-    fuzz(model_case(), 300, 150, request.node.name, record_property)
+    fuzz(model_case(), 600, 300, request.node.name, record_property)

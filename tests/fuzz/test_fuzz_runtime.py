@@ -9,4 +9,4 @@ from _fuzz import fuzz
 
 
 def test_runtime(request, record_property):
-    fuzz(runtime_case(), 300, 150, request.node.name, record_property)
+    fuzz(runtime_case(), 500, 250, request.node.name, record_property)

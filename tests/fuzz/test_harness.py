@@ -91,7 +91,8 @@ def test_a_crash_fails_its_case_and_the_batch_goes_on():
 
 
 def test_a_hang_fails_its_case():
-    got = verdicts([case("native", inject="hang")], timeout=15)
+    # (A child slower than the timeout to start is a timed-out case too: the same verdict.)
+    got = verdicts([case("native", inject="hang")], timeout=5)
     assert got[0].startswith(f"[{CRASH}] crashed: the child timed out"), got[0]
 
 
@@ -122,8 +123,8 @@ def test_compare_catches_what_tolerances_do_not_allow():
     assert "relative error" in _child.compare("y", off, ref, 1e-5, None)
     nan = ref.copy()
     nan[1, 3] = np.nan
-    assert "NaN where the reference has none" in _child.compare("y", nan, ref, 1e-5, None)
-    assert "NaN where the reference has a number" not in _child.compare("y", ref, nan, 1e-5, None)
+    assert "NaN where the reference has a number" in _child.compare("y", nan, ref, 1e-5, None)
+    assert "a number where the reference has NaN" in _child.compare("y", ref, nan, 1e-5, None)
     assert "shape" in _child.compare("y", ref[:3], ref, 1e-5, None)
     inf = ref.copy()
     inf[0, 0] = np.inf
