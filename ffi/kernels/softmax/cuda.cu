@@ -31,19 +31,11 @@ using cuda::Vec;
 // Rows of which this thread holds columns first, first + stride, ... (ITEMS
 // vectors). WARP: each warp owns rows (kWarpRows warps a block, csize 1); else
 // a cluster of csize CTAs owns a row and CTA `rank` holds columns
-// [rank * slice, rank * slice + slice). One row a warp, CTA or cluster, loaded once
-// (no next row held: the grid has a group a row). ONCE (CTA and cluster rows): each
-// exponential is evaluated once and kept in f32 registers, as run 13's experiment
-// kernel (0.132 ms at 32768x4096 bf16 against 0.159 evaluating twice); warp rows
-// evaluate twice to keep the row packed (opaque).
+// [rank * slice, rank * slice + slice). Each exponential is evaluated twice (for
+// the sum, then for the output), to keep the row packed (opaque): kept in f32,
+// bf16 at two vectors a thread spilled 64 bytes at the register cap.
 template <typename T, int VEC, int ITEMS, bool WARP>
-constexpr int forward_min_blocks() {
-  constexpr int packed = kVecRegs<T, VEC, ITEMS>;
-  return min_blocks<T, VEC, WARP>(WARP ? packed : packed + VEC * ITEMS);
-}
-
-template <typename T, int VEC, int ITEMS, bool WARP>
-__global__ void __launch_bounds__(kMaxThreads, (forward_min_blocks<T, VEC, ITEMS, WARP>()))
+__global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP>(1))
     forward_resident(const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int64_t rows,
                      int n, int slice, int csize, float k) {
   __shared__ float2 scratch[32];
@@ -67,7 +59,6 @@ __global__ void __launch_bounds__(kMaxThreads, (forward_min_blocks<T, VEC, ITEMS
     }
     return ms;
   };
-  constexpr bool ONCE = !WARP;
   auto body = [&](int64_t row, Row r, int parity) {
     // This thread's max, then its sum against the warp's max: the warp's
     // lanes share one exponent base, so no per-thread rescale is needed.
@@ -79,22 +70,17 @@ __global__ void __launch_bounds__(kMaxThreads, (forward_min_blocks<T, VEC, ITEMS
         for (int j = 0; j < VEC; ++j) m = fmaxf(m, k * to_f(r.v[0][it].v[j]));
       }
     }
-    if constexpr (!ONCE) {
 #pragma unroll
-      for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
-    }
+    for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
     m = cuda::warp_max(m);
     const float wbase = m == -INFINITY ? 0.f : m;
     float s = 0.f;
-    float e[ONCE ? ITEMS : 1][VEC];  // ONCE: this thread's exp2 against wbase
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       if (sl.col(it) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float v = exp2f(k * to_f(r.v[0][it].v[j]) - wbase);
-          if constexpr (ONCE) e[it][j] = v;
-          s += v;
+          s += exp2f(k * to_f(r.v[0][it].v[j]) - wbase);
         }
       }
     }
@@ -104,12 +90,8 @@ __global__ void __launch_bounds__(kMaxThreads, (forward_min_blocks<T, VEC, ITEMS
     // ms.y = 0 and gives NaN, as the definition 0 / 0 does.
     const float base = ms.x == -INFINITY ? 0.f : ms.x;
     const float inv = __fdividef(1.0f, ms.y);
-    if constexpr (!ONCE) {
 #pragma unroll
-      for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
-    }
-    // ONCE: exp2(v - base) = exp2(v - wbase) * exp2(wbase - base), wbase <= base.
-    const float rescale = ONCE ? exp2f(wbase - base) * inv : inv;
+    for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       const int col = sl.col(it);
@@ -117,19 +99,14 @@ __global__ void __launch_bounds__(kMaxThreads, (forward_min_blocks<T, VEC, ITEMS
         Vec<T, VEC> out;
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          if constexpr (ONCE) out.v[j] = from_f<T>(e[it][j] * rescale);
-          else out.v[j] = from_f<T>(exp2f(k * to_f(r.v[0][it].v[j]) - base) * rescale);
+          out.v[j] = from_f<T>(exp2f(k * to_f(r.v[0][it].v[j]) - base) * inv);
         }
         store_vec<T, VEC>(y + row * n + col, out);
       }
     }
   };
-  int parity = 0;
-  for (int64_t row = group; row < rows; row += groups, parity ^= 1) {
-    Row r;
-    cuda::load_rows(r, src, row, sl, n);
-    body(row, r, parity);
-  }
+  walk_rows<Row>(group, rows, groups,
+                 [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
   cuda::cluster_exit(csize);
 }
 
