@@ -28,7 +28,7 @@ try:  # Liger's entry points (benchmarks/_op_specs.py imports the built xpurunti
 except ImportError:
     def _liger(module, cls):
         return None
-from _timing import copy_bandwidth_tbs  # noqa: E402
+from _timing import capture_graph, copy_bandwidth_tbs  # noqa: E402
 
 SHAPES = [(32768, 4096), (8192, 8192), (4096, 65536)]
 
@@ -37,24 +37,16 @@ def build(out_dir: str) -> ctypes.CDLL:
     """nvcc-compiles row_variants.cu for sm_90 into out_dir and loads it."""
     so = os.path.join(out_dir, "librow_variants.so")
     src = os.path.join(HERE, "native", "row_variants.cu")
-    subprocess.run(["nvcc", "-O3", "-std=c++17", "-arch=sm_90", "-shared", "-Xcompiler", "-fPIC",
-                    src, "-o", so], check=True)
+    ffi = os.path.join(HERE, "..", "ffi")
+    subprocess.run(["nvcc", "-O3", "-std=c++20", "-arch=sm_90", "-shared", "-Xcompiler", "-fPIC",
+                    "-I", ffi, "-I", os.path.join(ffi, "include"), src, "-o", so], check=True)
     return ctypes.CDLL(so)
 
 
 def graph_ms(step, calls: int = 10, replays: int = 20) -> float:
     """Median device time of one ``step()`` in ms, from replays of a CUDA graph of
     ``calls`` steps."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        for _ in range(calls):
-            step()
+    graph = capture_graph(step, calls)
     graph.replay()
     times = []
     for _ in range(replays):

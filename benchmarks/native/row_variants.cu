@@ -15,9 +15,13 @@
 
 #include <cstdint>
 
+#include "kernels/common/cuda_utils.cuh"  // warp_sum, warp_max
+
 namespace {
 
 using bf16 = __nv_bfloat16;
+using xpu::cuda::warp_max;
+using xpu::cuda::warp_sum;
 
 template <int LD>
 __device__ __forceinline__ uint4 ld16(const uint4* p) {
@@ -57,17 +61,6 @@ __device__ __forceinline__ uint4 pack(const float f[8]) {
   __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
 #pragma unroll
   for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-  return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
 
