@@ -83,6 +83,20 @@ def test_native_attribute_errors_are_the_cores():
     assert y.shape == (1, 2, 1, 4)
 
 
+def test_native_backward_glue_errors_name_the_op():
+    # topk_softmax_backward reads k from the indices: a wrong one named no op or argument
+    # ("argument has dtype int8"), a 0-d one raised IndexError.
+    logits = rows((3, 8))
+    weights, indices = ops.topk_softmax(logits, 2)
+    for bad in (indices.astype(np.int8), np.int32(1)):
+        named_error(lambda: ops.topk_softmax_backward(weights, logits, weights, bad),
+                    "topk_softmax", "indices", xr.InvalidArgumentError)
+    # A Python number for dloss with logits of a framework that cannot make one.
+    loss, lse = ops.cross_entropy(logits, np.zeros(3, np.int32), return_stats=True)
+    named_error(lambda: ops.cross_entropy_backward(1.0, xr.asarray(logits), np.zeros(3, np.int32), lse),
+                "cross_entropy", "dloss", xr.InvalidArgumentTypeError)
+
+
 # ---- native and torch frontends: ranks above 8 fold (DenseOperands, as ORT/XLA/TRT) -------------
 
 def test_native_folds_strided_ranks_above_8_or_says_why():
