@@ -67,6 +67,29 @@ def test_integer_attribute_up_to_2_53_is_exact(value):
     assert got["ignore_index"] == value
 
 
+@pytest.mark.parametrize("frontend", ["native", "torch", "jax"])
+def test_tiny_eps_does_not_vanish_in_f32(frontend):
+    # eps = 3e-177 became 0 in the kernels' f32, so a constant row (N = 1, or zeros) gave
+    # rsqrt(0) = inf and y = NaN where the float64 reference gives the bias.
+    x, w, b = rows((4, 1)), np.ones(1, np.float32), rows(1, seed=1)
+    if frontend == "native":
+        y = ops.layer_norm(x, w, b, eps=3e-177)
+        z = ops.rms_norm(np.zeros((2, 4), np.float32), np.ones(4, np.float32), eps=3e-177)
+    else:
+        mod = pytest.importorskip(frontend)
+        if frontend == "torch":
+            import xpuruntime.interop.torch as xf
+            conv = mod.from_numpy
+        else:
+            import xpuruntime.jax as xf
+            conv = mod.numpy.asarray
+        y = xf.layer_norm(conv(x), conv(w), conv(b), eps=3e-177)
+        z = xf.rms_norm(conv(np.zeros((2, 4), np.float32)), conv(np.ones(4, np.float32)), eps=3e-177)
+    assert np.array_equal(np.asarray(y), np.broadcast_to(b, (4, 1)))
+    assert np.array_equal(np.asarray(z), np.zeros((2, 4), np.float32))
+    assert xr._core.parse_attrs("layer_norm", "forward", {"eps": 3e-177})["eps"] == np.finfo(np.float32).tiny
+
+
 def test_native_attribute_errors_are_the_cores():
     # One rule in every frontend: the native frontend's own pre-checks are gone, so its
     # words are the torch and JAX frontends' (a float attribute takes no bool; a value no
