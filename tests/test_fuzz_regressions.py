@@ -305,6 +305,27 @@ def test_jax_trace_time_errors_are_the_cores():
         assert str(traced.value) == str(native.value)
 
 
+@needs_jax
+def test_jax_symbolic_dims_are_checked_at_stand_ins():
+    import jax
+    import jax.numpy as jnp
+    from jax import export
+    import xpuruntime.jax as xj
+    b, s = export.symbolic_shape("b, s")
+
+    def exported(fn, *specs):
+        return export.export(jax.jit(fn), disabled_checks=xj.export_disabled_checks())(
+            *(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in specs))
+
+    # Valid shape-polymorphic calls pass the core's check (rope's D even, topk's k <= E).
+    exported(xj.rope, ((b, s, 2, 8), jnp.float32), ((s, 4), jnp.float32), ((s, 4), jnp.float32))
+    exported(lambda x: xj.topk_softmax(x, 8), ((b, s), jnp.float32))
+    # Dims written apart cannot be proved equal: refused, saying at which values.
+    with pytest.raises(xr.InvalidArgumentError, match=r"swiglu: 'up' must have the shape of 'gate'.*"
+                                                      r"\(symbolic dimensions checked at b=2, s=4\)"):
+        exported(xj.swiglu, ((b, 8), jnp.float32), ((s, 8), jnp.float32))
+
+
 # ---- ONNX Runtime dtype mismatches: refused combinations are registered to fail by name -----------
 
 def test_onnxruntime_dtype_mismatch_names_the_input():
