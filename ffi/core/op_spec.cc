@@ -159,10 +159,6 @@ Status required(const OpSpec& spec, int index, const TensorView& v) {
   return Status::Ok();
 }
 
-}  // namespace
-
-namespace {
-
 // The float dtype of a call: its first kFloat input's that is a float (kInvalid: none).
 DType call_float_dtype(const OpSpec& spec, std::span<const DType> dtypes,
                        std::span<const bool> present) {
