@@ -67,6 +67,29 @@ def test_integer_attribute_up_to_2_53_is_exact(value):
     assert got["ignore_index"] == value
 
 
+@pytest.mark.parametrize("frontend", ["native", "torch", "jax"])
+def test_tiny_eps_does_not_vanish_in_f32(frontend):
+    # eps = 3e-177 became 0 in the kernels' f32, so a constant row (N = 1, or zeros) gave
+    # rsqrt(0) = inf and y = NaN where the float64 reference gives the bias.
+    x, w, b = rows((4, 1)), np.ones(1, np.float32), rows(1, seed=1)
+    if frontend == "native":
+        y = ops.layer_norm(x, w, b, eps=3e-177)
+        z = ops.rms_norm(np.zeros((2, 4), np.float32), np.ones(4, np.float32), eps=3e-177)
+    else:
+        mod = pytest.importorskip(frontend)
+        if frontend == "torch":
+            import xpuruntime.interop.torch as xf
+            conv = mod.from_numpy
+        else:
+            import xpuruntime.jax as xf
+            conv = mod.numpy.asarray
+        y = xf.layer_norm(conv(x), conv(w), conv(b), eps=3e-177)
+        z = xf.rms_norm(conv(np.zeros((2, 4), np.float32)), conv(np.ones(4, np.float32)), eps=3e-177)
+    assert np.array_equal(np.asarray(y), np.broadcast_to(b, (4, 1)))
+    assert np.array_equal(np.asarray(z), np.zeros((2, 4), np.float32))
+    assert xr._core.parse_attrs("layer_norm", "forward", {"eps": 3e-177})["eps"] == np.finfo(np.float32).tiny
+
+
 def test_native_attribute_errors_are_the_cores():
     # One rule in every frontend: the native frontend's own pre-checks are gone, so its
     # words are the torch and JAX frontends' (a float attribute takes no bool; a value no
@@ -81,6 +104,20 @@ def test_native_attribute_errors_are_the_cores():
     cos = np.ones((2, 2), np.float32)
     y = ops.rope(np.ones((1, 2, 1, 4), np.float32), cos, cos, interleaved=np.True_)
     assert y.shape == (1, 2, 1, 4)
+
+
+def test_native_backward_glue_errors_name_the_op():
+    # topk_softmax_backward reads k from the indices: a wrong one named no op or argument
+    # ("argument has dtype int8"), a 0-d one raised IndexError.
+    logits = rows((3, 8))
+    weights, indices = ops.topk_softmax(logits, 2)
+    for bad in (indices.astype(np.int8), np.int32(1)):
+        named_error(lambda: ops.topk_softmax_backward(weights, logits, weights, bad),
+                    "topk_softmax", "indices", xr.InvalidArgumentError)
+    # A Python number for dloss with logits of a framework that cannot make one.
+    loss, lse = ops.cross_entropy(logits, np.zeros(3, np.int32), return_stats=True)
+    named_error(lambda: ops.cross_entropy_backward(1.0, xr.asarray(logits), np.zeros(3, np.int32), lse),
+                "cross_entropy", "dloss", xr.InvalidArgumentTypeError)
 
 
 # ---- native and torch frontends: ranks above 8 fold (DenseOperands, as ORT/XLA/TRT) -------------
@@ -266,6 +303,27 @@ def test_jax_trace_time_errors_are_the_cores():
         with pytest.raises(xr.InvalidArgumentError) as traced:
             jax.jit(getattr(xj, op), static_argnums=(1,) if op == "topk_softmax" else ())(*jargs, **kw)
         assert str(traced.value) == str(native.value)
+
+
+@needs_jax
+def test_jax_symbolic_dims_are_checked_at_stand_ins():
+    import jax
+    import jax.numpy as jnp
+    from jax import export
+    import xpuruntime.jax as xj
+    b, s = export.symbolic_shape("b, s")
+
+    def exported(fn, *specs):
+        return export.export(jax.jit(fn), disabled_checks=xj.export_disabled_checks())(
+            *(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in specs))
+
+    # Valid shape-polymorphic calls pass the core's check (rope's D even, topk's k <= E).
+    exported(xj.rope, ((b, s, 2, 8), jnp.float32), ((s, 4), jnp.float32), ((s, 4), jnp.float32))
+    exported(lambda x: xj.topk_softmax(x, 8), ((b, s), jnp.float32))
+    # Dims written apart cannot be proved equal: refused, saying at which values.
+    with pytest.raises(xr.InvalidArgumentError, match=r"swiglu: 'up' must have the shape of 'gate'.*"
+                                                      r"\(symbolic dimensions checked at b=2, s=4\)"):
+        exported(xj.swiglu, ((b, 8), jnp.float32), ((s, 8), jnp.float32))
 
 
 # ---- ONNX Runtime dtype mismatches: refused combinations are registered to fail by name -----------

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import _arrays, _spec
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, InvalidArgumentTypeError, core
 from ._policy import requested_policy
 
 
@@ -315,7 +315,7 @@ def cross_entropy(logits: Any, labels: Any, *, ignore_index: int = -100,
 
 def _f32_scalar_like(value: float, like: Any) -> Any:
     """A 0-d float32 array holding ``value`` in ``like``'s framework and device."""
-    info = _arrays.array_info(like)
+    info = _arrays.array_info(like, "cross_entropy", "logits")
     fw = _arrays._framework(like)
     if fw == "numpy":
         import numpy as np
@@ -325,8 +325,8 @@ def _f32_scalar_like(value: float, like: Any) -> Any:
         torch = sys.modules["torch"]
         device = "cpu" if info.device_kind == "cpu" else f"cuda:{info.device_index}"
         return torch.full((), float(value), dtype=torch.float32, device=device)
-    raise TypeError("cross_entropy_backward: pass 'dloss' as a float32 array for "
-                    f"{type(like)!r} logits")
+    raise InvalidArgumentTypeError("cross_entropy: pass 'dloss' as a float32 array for "
+                                   f"{type(like).__name__} logits (a number needs numpy or torch)")
 
 
 def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, lse: Any, *,
@@ -402,7 +402,12 @@ def topk_softmax_backward(dweights: Any, logits: Any, weights: Any, indices: Any
     Returns:
       ``dlogits``, logits' shape and dtype.
     """
-    k = _arrays.array_info(indices).shape[-1]
+    # k is the forward's attribute; the backward reads it from the indices' last axis.
+    shape = _arrays.array_info(indices, "topk_softmax", "indices").shape
+    if not shape:
+        raise InvalidArgumentError("topk_softmax: 'indices' must have at least 1 dimension (k), "
+                                   "got a 0-d array")
+    k = shape[-1]
     return _backward("topk_softmax", (dweights, logits, weights, indices),
                      {"k": k, "renormalize": renormalize}, policy, stream)
 

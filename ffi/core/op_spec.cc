@@ -142,7 +142,14 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
       return InvalidArgument(spec.op, ": '", name, "' must be >= ", a.min, ", got ", v);
     return InvalidArgument(spec.op, ": '", name, "' must be <= ", a.max, ", got ", v);
   }
-  out->number = v;
+  // Kernels compute in f32, where a value below its smallest normal vanishes (CUDA
+  // flushes subnormals): eps = 1e-300 would turn rsqrt(var + eps) of a constant row into
+  // inf, and y into NaN. Such a value keeps its sign at that smallest normal, which is
+  // as near as f32 can come (and no range above it is crossed).
+  constexpr double kMinNormal = std::numeric_limits<float>::min();
+  out->number = a.type == AttrType::kFloat && v != 0 && std::abs(v) < kMinNormal
+                    ? std::copysign(kMinNormal, v)
+                    : v;
   return Status::Ok();
 }
 
@@ -151,10 +158,6 @@ Status required(const OpSpec& spec, int index, const TensorView& v) {
     return InvalidArgument(spec.op, ": argument '", spec.inputs[index].name, "' is required");
   return Status::Ok();
 }
-
-}  // namespace
-
-namespace {
 
 // The float dtype of a call: its first kFloat input's that is a float (kInvalid: none).
 DType call_float_dtype(const OpSpec& spec, std::span<const DType> dtypes,

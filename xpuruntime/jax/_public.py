@@ -12,6 +12,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from .. import _spec
+from .._native import InvalidArgumentTypeError
 from .._policy import requested_policy
 from .._spec import FORWARD, OpSpec
 from . import _roles, _vjp
@@ -98,7 +99,7 @@ def make_op(op: str) -> Callable:
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as e:
-            raise TypeError(f"{op}: {e}; expected {op}{sig}") from None
+            raise InvalidArgumentTypeError(f"{op}: {e}; expected {op}{sig}") from None
         bound.apply_defaults()
         values = bound.arguments
         inputs = [None if values[s.name] is None else jnp.asarray(values[s.name]) for s in spec.inputs]

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import jax.numpy as jnp
 
-from .._native import core
+from .._native import InvalidArgumentError, core
 from .._spec import OpSpec
 
 TABLE_ROW_AXIS = 1  # the axis of a [B, S, H, D] rows operand that a table's axis 0 indexes
@@ -61,7 +61,7 @@ def output_kind(spec: OpSpec, o, attrs) -> str:
     return "row"
 
 
-def _concrete(shapes: Sequence[tuple | None]) -> list[tuple | None]:
+def _concrete(shapes: Sequence[tuple | None]) -> tuple[list[tuple | None], dict[str, int]]:
     """Shapes with each symbolic dimension (``jax.export``) replaced by a value the
     core can check: one value per distinct dimension expression, so that dims written
     alike stay equal and dims written apart differ. Rules on sizes rather than
@@ -76,7 +76,7 @@ def _concrete(shapes: Sequence[tuple | None]) -> list[tuple | None]:
             if not isinstance(d, int) and key not in symbols:
                 symbols[key] = (1024 if key in last else 2) + 2 * len(symbols)
     return [None if s is None else tuple(d if isinstance(d, int) else symbols[str(d)] for d in s)
-            for s in shapes]
+            for s in shapes], symbols
 
 
 @functools.lru_cache(maxsize=4096)
@@ -89,6 +89,12 @@ def check_inputs(spec: OpSpec, inputs: Sequence, attrs: Mapping[str, Any]) -> No
     attributes by the core: ``InvalidArgumentTypeError`` (also a ``TypeError``) for a
     dtype the spec's rules refuse, ``InvalidArgumentError`` for the rest, naming the
     op and the argument."""
-    shapes = _concrete([None if a is None else tuple(a.shape) for a in inputs])
+    shapes, symbols = _concrete([None if a is None else tuple(a.shape) for a in inputs])
     dtypes = tuple("" if a is None else str(jnp.dtype(a.dtype)) for a in inputs)
-    _validate(spec.op, spec.direction, tuple(shapes), dtypes, tuple(sorted(attrs.items())))
+    try:
+        _validate(spec.op, spec.direction, tuple(shapes), dtypes, tuple(sorted(attrs.items())))
+    except InvalidArgumentError as e:
+        if not symbols:
+            raise
+        stand_ins = ", ".join(f"{k}={v}" for k, v in symbols.items())
+        raise type(e)(f"{e} (symbolic dimensions checked at {stand_ins})") from None
