@@ -43,6 +43,7 @@ class Spec:
     torch_eager: Callable
     jnp_ref: Callable
     liger: Callable | None = None
+    quack: Callable | None = None
     n_diff: int = field(init=False)
     compiled: Callable = field(init=False)
 
@@ -88,6 +89,8 @@ class Spec:
                "torch.compile": self.compiled}
         if self.liger is not None:
             out["liger"] = self.liger
+        if self.quack is not None:
+            out["quack"] = self.quack
         return out
 
     def jax_impls(self):
@@ -110,6 +113,26 @@ def _jnp_layer_norm(x, w, b):
     return ((xf - mu) * jax.lax.rsqrt(var + 1e-5) * _f32(w) + _f32(b)).astype(x.dtype)
 
 
+def _quack(name: str):
+    """QuACK's autograd entry point ``quack.<name>`` (CuTe-DSL kernels), or None where
+    quack-kernels and its CUTLASS DSL are not installed or do not load."""
+    try:
+        import quack
+        return getattr(quack, name)
+    except Exception:  # ImportError, or the DSL's own failures to load its libraries
+        return None
+
+
+def _quack_rms_norm():
+    fn = _quack("rmsnorm")
+    return None if fn is None else (lambda x, w: fn(x, w, eps=1e-6))
+
+
+def _quack_cross_entropy():
+    fn = _quack("cross_entropy")
+    return None if fn is None else (lambda lg, lb: fn(lg, lb, reduction="mean"))
+
+
 def _liger_rms_norm():
     fn = _liger("rms_norm", "LigerRMSNormFunction")
     return None if fn is None else (lambda x, w: fn(x, w, 1e-6))
@@ -126,7 +149,7 @@ SPECS = {
         xpu_torch=lambda x, w: xt.rms_norm(x, w, 1e-6),
         xpu_jax=lambda x, w: xj.rms_norm(x, w, 1e-6),
         torch_eager=lambda x, w: F.rms_norm(x, x.shape[-1:], w, 1e-6),
-        jnp_ref=_jnp_rms_norm, liger=_liger_rms_norm()),
+        jnp_ref=_jnp_rms_norm, liger=_liger_rms_norm(), quack=_quack_rms_norm()),
     "layer_norm": Spec(
         ROW_SHAPES, 1, 2, 2, 3,
         xpu_torch=lambda x, w, b: xt.layer_norm(x, w, b, 1e-5),
@@ -139,7 +162,7 @@ SPECS = {
         xpu_jax=lambda x: xj.softmax(x),
         torch_eager=lambda x: torch.softmax(x, -1),
         jnp_ref=lambda x: jax.nn.softmax(_f32(x), -1).astype(x.dtype),
-        liger=_liger("softmax", "LigerSoftmaxFunction")),
+        liger=_liger("softmax", "LigerSoftmaxFunction"), quack=_quack("softmax")),
     "swiglu": Spec(
         GLU_SHAPES, 2, 0, 3, 5,
         xpu_torch=xt.swiglu, xpu_jax=xj.swiglu,
@@ -228,7 +251,7 @@ SPECS["cross_entropy"] = CrossEntropySpec(
     [((4096, 128256), "bfloat16"), ((8192, 256000), "bfloat16")], 1, 0, 1, 2,
     xpu_torch=lambda lg, lb: xt.cross_entropy(lg, lb), xpu_jax=lambda lg, lb: xj.cross_entropy(lg, lb),
     torch_eager=lambda lg, lb: F.cross_entropy(lg.float(), lb), jnp_ref=_jnp_cross_entropy,
-    liger=_liger_cross_entropy())
+    liger=_liger_cross_entropy(), quack=_quack_cross_entropy())
 
 
 class TopKSoftmaxSpec(Spec):

@@ -33,6 +33,27 @@ def jax_median_ms(fn, *args, batch: int = 20, repeats: int = 15) -> float:
     return statistics.median(times)
 
 
+def capture_graph(step, calls: int = 1):
+    """``calls`` runs of ``step`` captured into one CUDA graph (torch.cuda.CUDAGraph).
+
+    Warm-up runs on a side stream first, as torch's capture recipe asks, so
+    lazy initialisation (autograd's per-stream state, library handles) is done
+    before capture. thread_local: another thread's CUDA calls cannot break it.
+    """
+    import torch
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        for _ in range(calls):
+            step()
+    return graph
+
+
 def copy_bandwidth_tbs(nbytes: int = 1 << 30) -> float:
     """Device-to-device copy rate in TB/s, counting bytes read plus written."""
     import torch

@@ -33,31 +33,12 @@ import jax  # noqa: E402
 import torch  # noqa: E402
 
 from _op_specs import SPECS  # noqa: E402
-from _timing import copy_bandwidth_tbs, jax_median_ms, torch_median_ms  # noqa: E402
+from _timing import capture_graph, copy_bandwidth_tbs, jax_median_ms, torch_median_ms  # noqa: E402
 
 
 def _short_error(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
-
-
-def _capture(step) -> torch.cuda.CUDAGraph:
-    """``step`` captured into a CUDA graph.
-
-    Warm-up runs on a side stream first, as torch's capture recipe asks, so
-    lazy initialisation (autograd's per-stream state, library handles) is done
-    before capture. thread_local: another thread's CUDA calls cannot break it.
-    """
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        step()
-    return graph
 
 
 def bench_torch(fn, inputs, dy, backward: bool, n_diff: int) -> dict:
@@ -82,7 +63,7 @@ def bench_torch(fn, inputs, dy, backward: bool, n_diff: int) -> dict:
     out = {"ms": torch_median_ms(step), "graph_ms": None}
     graph = None
     try:
-        graph = _capture(step)
+        graph = capture_graph(step)
         out["graph_ms"] = torch_median_ms(graph.replay)
     except Exception as e:  # a failed capture must not end the run: keep the eager time
         out["graph_error"] = _short_error(e)

@@ -3,48 +3,37 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from xpuruntime import ops
 
 # Shapes reaching every launch path: register-resident (vectorized and scalar),
 # looped long rows, fused and unfused backward, tiny rows; (2048, 256) gives the
-# persistent kernels several rows a group (their prefetch and cp.async ring wrap).
+# fused backward several rows a group (its next-row prefetch).
 SHAPES = [(3, 1), (5, 33), (4, 4096), (3, 4097), (2, 70000), (2, 20000), (2048, 256)]
-# The row kernels' shared-memory ring (row_pipe.cuh) at two stages and at its
-# deepest, one CTA an SM: each row group walks several rows, so every stage is
-# refilled while the ring wraps (one CTA a row and clusters; four vectors a thread,
-# and one).
-RING_SETTINGS = [{"XPURUNTIME_ROW_INFLIGHT_KB": "1", "XPURUNTIME_ROW_CTAS": "1"},
-                 {"XPURUNTIME_ROW_INFLIGHT_KB": "100000", "XPURUNTIME_ROW_CTAS": "1"},
-                 {"XPURUNTIME_ROW_ITEMS": "1", "XPURUNTIME_ROW_CTAS": "1"}]
-RING_SHAPES = [(600, 1024), (300, 8192), (50, 65536)]
+# The fused norm backward's row groups with several rows each, one each, and empty
+# ones (265 rows over 264 groups on an H200); clusters of CTAs at 65536 columns.
+GROUP_SHAPES = [(600, 1024), (265, 4096), (300, 8192), (50, 65536)]
 
 
-def ring_paths(dtype) -> None:
-    """The pipelined row kernels (rms_norm, layer_norm, softmax; both directions)."""
-    for env in RING_SETTINGS:
-        os.environ.update(env)
-        for m, n in RING_SHAPES:
-            x, r, dy = (torch.randn(m, n, device="cuda", dtype=dtype) for _ in range(3))
-            w, b = (torch.randn(n, device="cuda", dtype=dtype) for _ in range(2))
-            y, h, rstd_h = ops.rms_norm(x, w, residual=r, return_stats=True)
-            ref = torch.nn.functional.rms_norm((x + r).float(), (n,), w.float(), 1e-6)
-            err = ((y.float() - ref).norm() / ref.norm()).item()
-            assert err < 1e-2, (dtype, m, n, env, err)
-            ops.rms_norm_backward(dy, h, w, rstd_h)
-            _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
-            ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
-            ops.softmax_backward(dy, ops.softmax(x), scale=1.0)
-        for k in env:
-            os.environ.pop(k, None)
+def group_paths(dtype) -> None:
+    """The row kernels (rms_norm, layer_norm, softmax; both directions) at those shapes."""
+    for m, n in GROUP_SHAPES:
+        x, r, dy = (torch.randn(m, n, device="cuda", dtype=dtype) for _ in range(3))
+        w, b = (torch.randn(n, device="cuda", dtype=dtype) for _ in range(2))
+        y, h, rstd_h = ops.rms_norm(x, w, residual=r, return_stats=True)
+        ref = torch.nn.functional.rms_norm((x + r).float(), (n,), w.float(), 1e-6)
+        err = ((y.float() - ref).norm() / ref.norm()).item()
+        assert err < 1e-2, (dtype, m, n, err)
+        ops.rms_norm_backward(dy, h, w, rstd_h)
+        _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
+        ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
+        ops.softmax_backward(dy, ops.softmax(x), scale=1.0)
 
 
 def main() -> None:
     for dtype in (torch.float32, torch.bfloat16):
-        ring_paths(dtype)
+        group_paths(dtype)
         for m, n in SHAPES:
             for policy in ("fast", "reference"):
                 x, r, dy = (torch.randn(m, n, device="cuda", dtype=dtype) for _ in range(3))

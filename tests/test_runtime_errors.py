@@ -57,8 +57,13 @@ def test_policy_and_rank_errors_are_invalid_argument():
         xr.set_policy("bogus")
     with pytest.raises(xr.InvalidArgumentTypeError, match="policy must be a string"):
         xr.set_policy(3)
-    with pytest.raises(xr.InvalidArgumentError, match="at most 8 dimensions, got 10"):
-        ops.softmax(np.ones((1,) * 9 + (4,), np.float32))
+    # Ranks above 8 fold their leading axes (OPS.md); a layout whose leading axes do
+    # not collapse into one cannot fold without a copy, and says so.
+    assert ops.softmax(np.ones((1,) * 9 + (4,), np.float32)).shape == (1,) * 9 + (4,)
+    x = np.ones((2, 3) + (1,) * 7 + (4,), np.float32).swapaxes(0, 1)
+    with pytest.raises(xr.InvalidArgumentError, match=r"softmax: input 'x' .* leading axes that do "
+                                                      "not collapse into one; make it contiguous"):
+        ops.softmax(x)
 
 
 # ---- use after free: views keep the memory ----------------------------------------------------------
@@ -372,16 +377,19 @@ def test_float_bool_str_args():
         _arrays.str_arg("avg", "cross_entropy", "reduction", ("mean", "sum", "none"))
 
 
-def test_attr_value():
-    assert _arrays.attr_value(True, "rope", "interleaved") == ("bool", True)
-    assert _arrays.attr_value(np.int64(-100), "ce", "ignore_index") == ("int", -100)
-    assert _arrays.attr_value(np.float32(0.5), "ce", "label_smoothing") == ("float", 0.5)
-    assert _arrays.attr_value("mean", "ce", "reduction") == ("string", "mean")
-    with pytest.raises(xr.InvalidArgumentError, match="cross_entropy: 'ignore_index' must be in"):
-        _arrays.attr_value(2**70, "cross_entropy", "ignore_index")
+def test_attribute_values():
+    # What _arrays.attr_value checked, now the core's attribute rule (its binding).
+    x = np.ones((1, 2, 1, 4), np.float32)
+    cos = np.ones((2, 2), np.float32)
+    assert ops.rope(x, cos, cos, interleaved=True).shape == x.shape
+    logits, labels = np.ones((3, 4), np.float32), np.zeros(3, np.int32)
+    assert np.isfinite(ops.cross_entropy(logits, labels, ignore_index=np.int64(-100),
+                                         label_smoothing=np.float32(0.5), reduction="mean"))
+    with pytest.raises(xr.InvalidArgumentError, match="cross_entropy: attribute 'ignore_index' must be an integer in"):
+        ops.cross_entropy(logits, labels, ignore_index=2**70)
     for bad in (None, [1], np.ones(2), object()):
-        with pytest.raises(xr.InvalidArgumentTypeError, match="softmax: 'scale' must be a number, a bool or a string"):
-            _arrays.attr_value(bad, "softmax", "scale")
+        with pytest.raises(xr.InvalidArgumentTypeError, match="softmax: attribute 'scale' must be a bool, int, float or str"):
+            ops.softmax(logits, scale=bad)
 
 
 def test_dtype_name():

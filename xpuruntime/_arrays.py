@@ -3,10 +3,11 @@ devices, streams, output allocation, and handing results back in the caller's
 own array type (zero-copy).
 
 Argument checks (``array_info``, ``int_arg``, ``float_arg``, ``bool_arg``,
-``str_arg``, ``attr_value``, ``shape_arg``, ``dtype_name``) run before any
-binding call, so that a bad argument raises ``InvalidArgumentError`` naming the
-op and the argument (``InvalidArgumentTypeError``, also a ``TypeError``, for a
-value of the wrong Python type), never a binding's signature dump.
+``str_arg``, ``shape_arg``, ``dtype_name``) run before any binding call, so that
+a bad argument raises ``InvalidArgumentError`` naming the op and the argument
+(``InvalidArgumentTypeError``, also a ``TypeError``, for a value of the wrong
+Python type), never a binding's signature dump. Op attributes go to the core's
+one attribute rule (``_spec.normalize_attrs``), whose binding does the same.
 """
 
 from __future__ import annotations
@@ -206,24 +207,6 @@ def str_arg(value: Any, op: str, name: str, choices: tuple[str, ...] | None = No
     if choices is not None and value not in choices:
         raise InvalidArgumentError(f"{_where(op, name)} must be one of {', '.join(choices)}; got {value!r}")
     return value
-
-
-def attr_value(value: Any, op: str, name: str) -> tuple[str, Any]:
-    """An op attribute as the op spec's attribute parser takes it: ``("bool", b)``,
-    ``("int", i)`` (int64), ``("float", f)`` or ``("string", s)``. Which kinds an
-    attribute accepts is the spec's rule; this only refuses what no attribute can
-    be (None, lists, arrays, ints beyond int64) with the op and attribute named."""
-    np = sys.modules.get("numpy")
-    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
-        return "bool", bool(value)
-    if isinstance(value, str):
-        return "string", value
-    if isinstance(value, int) or (np is not None and isinstance(value, np.integer)):
-        return "int", int_arg(value, op, name)
-    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
-        return "float", float(value)
-    raise InvalidArgumentTypeError(
-        f"{_where(op, name)} must be a number, a bool or a string, got {_type_name(value)} {value!r}")
 
 
 def shape_arg(shape: Any, op: str, name: str = "shape") -> tuple[int, ...]:

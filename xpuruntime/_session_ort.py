@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import Any, Callable
 
-from ._native import Error, InvalidArgumentError, KernelNotFoundError, core
+from ._native import Error, InvalidArgumentError, InvalidArgumentTypeError, KernelNotFoundError, core
 from ._tensor import Array
 from .session import _MAX_SIGNATURES
 
@@ -64,8 +64,8 @@ def _session_options(options: Any) -> tuple[Any, dict]:
     if options is None:
         options = ort.SessionOptions()
     elif not isinstance(options, ort.SessionOptions):
-        raise TypeError("InferenceSession: options must be an onnxruntime.SessionOptions or a dict "
-                        f"with {', '.join(_OPTION_KEYS)}, got {type(options).__name__}")
+        raise InvalidArgumentTypeError("InferenceSession: options must be an onnxruntime.SessionOptions or a "
+                                       f"dict with {', '.join(_OPTION_KEYS)}, got {type(options).__name__}")
     if options not in _registered:
         xo.session_options(options)
         _registered.add(options)

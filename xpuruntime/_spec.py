@@ -145,6 +145,21 @@ def normalize_attrs(spec: OpSpec, attrs: Mapping[str, Any], *,
     return core.parse_attrs(spec.op, spec.direction, dict(attrs), onnx_names)
 
 
+@functools.cache
+def rule_dtypes(rule: str) -> tuple[str, ...]:
+    """The dtype names an input's dtype rule admits on its own (``"float"``: float32,
+    float16, bfloat16; ``"index"``: int32, int64), as the core defines them."""
+    return tuple(core.dtype_rules()[rule])
+
+
+@functools.lru_cache(maxsize=4096)
+def dtype_error(op: str, direction: str, dtypes: tuple) -> str | None:
+    """The core's error for input dtype names (``None``: absent; a prefix of the inputs
+    will do) that break the spec's dtype rules, or ``None`` when they fit: each input's
+    rule, every "float" input of one dtype, "float_or_f32" ones float32 or that dtype."""
+    return core.dtype_error(op, direction, list(dtypes))
+
+
 def _attr(attrs: Mapping[str, Any], spec: OpSpec, name: str) -> Any:
     if name in attrs:
         return attrs[name]

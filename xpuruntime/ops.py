@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import _arrays, _spec
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, InvalidArgumentTypeError, core
 from ._policy import requested_policy
 
 
@@ -26,9 +26,10 @@ def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
     ``want_saved``) and workspace from the spec in the framework of the first ``rows``
     input, and returns every output (``None``: absent) in that framework."""
     spec = _spec.get(op, direction)
-    for k, v in attrs.items():
-        _arrays.attr_value(v, op, k)  # None, lists, ints beyond int64: named errors
-    attrs = _spec.normalize_attrs(spec, attrs)
+    # The core's one attribute rule, the policy's included (its errors name the op).
+    attrs = _spec.normalize_attrs(spec, {**attrs, "policy": requested_policy() if policy is None
+                                         else policy})
+    policy = attrs.pop("policy")
     infos = [_arrays.array_info(a, op, s.name, optional=s.optional)
              for a, s in zip(inputs, spec.inputs)]
     like_index = next((i for i, s in enumerate(spec.inputs)
@@ -45,9 +46,7 @@ def _call(op: str, direction: str, inputs: Sequence[Any], attrs: dict[str, Any],
                for o, shape, dtype in zip(spec.outputs, out_shapes, out_dtypes)]
     ws_bytes = _spec.workspace_bytes(spec, shapes, attrs)
     ws = _arrays.empty_like_framework(like, (ws_bytes,), "uint8", info, s) if ws_bytes else None
-    # An explicit policy goes to the core, whose error names the op and the choices.
-    core.call_op(op, direction, list(inputs), outputs, ws, attrs,
-                 requested_policy() if policy is None else _arrays.str_arg(policy, op, "policy"), s)
+    core.call_op(op, direction, list(inputs), outputs, ws, attrs, policy, s)
     return [None if o is None else _arrays.as_framework(o, like) for o in outputs]
 
 
@@ -316,7 +315,7 @@ def cross_entropy(logits: Any, labels: Any, *, ignore_index: int = -100,
 
 def _f32_scalar_like(value: float, like: Any) -> Any:
     """A 0-d float32 array holding ``value`` in ``like``'s framework and device."""
-    info = _arrays.array_info(like)
+    info = _arrays.array_info(like, "cross_entropy", "logits")
     fw = _arrays._framework(like)
     if fw == "numpy":
         import numpy as np
@@ -326,8 +325,8 @@ def _f32_scalar_like(value: float, like: Any) -> Any:
         torch = sys.modules["torch"]
         device = "cpu" if info.device_kind == "cpu" else f"cuda:{info.device_index}"
         return torch.full((), float(value), dtype=torch.float32, device=device)
-    raise TypeError("cross_entropy_backward: pass 'dloss' as a float32 array for "
-                    f"{type(like)!r} logits")
+    raise InvalidArgumentTypeError("cross_entropy: pass 'dloss' as a float32 array for "
+                                   f"{type(like).__name__} logits (a number needs numpy or torch)")
 
 
 def cross_entropy_backward(dloss: Any, logits: Any, labels: Any, lse: Any, *,
@@ -403,7 +402,12 @@ def topk_softmax_backward(dweights: Any, logits: Any, weights: Any, indices: Any
     Returns:
       ``dlogits``, logits' shape and dtype.
     """
-    k = _arrays.array_info(indices).shape[-1]
+    # k is the forward's attribute; the backward reads it from the indices' last axis.
+    shape = _arrays.array_info(indices, "topk_softmax", "indices").shape
+    if not shape:
+        raise InvalidArgumentError("topk_softmax: 'indices' must have at least 1 dimension (k), "
+                                   "got a 0-d array")
+    k = shape[-1]
     return _backward("topk_softmax", (dweights, logits, weights, indices),
                      {"k": k, "renormalize": renormalize}, policy, stream)
 

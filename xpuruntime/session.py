@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Sequence
 
 from ._arrays import DTYPE_BY_CODE, _framework, read_dlpack
 from ._device import Device, as_device
-from ._native import InvalidArgumentError, core
+from ._native import InvalidArgumentError, InvalidArgumentTypeError, core
 from ._policy import POLICIES
 from ._stream import Stream, as_stream
 from ._tensor import Array, _contiguous_strides, allocate_dense
@@ -74,8 +74,8 @@ def read_model(model: Any, backend: str) -> ModelSource:
             raise FileNotFoundError(f"InferenceSession: model file {path!r} does not exist")
         data = pathlib.Path(path).read_bytes()
     else:
-        raise TypeError("InferenceSession: model must be a path, bytes or an onnx.ModelProto "
-                        f"(or a serialized TensorRT engine), got {type(model).__name__}")
+        raise InvalidArgumentTypeError("InferenceSession: model must be a path, bytes or an onnx.ModelProto "
+                                       f"(or a serialized TensorRT engine), got {type(model).__name__}")
     if not data:
         raise InvalidArgumentError(f"InferenceSession: model {path or 'bytes'} is empty")
     if path is not None and path.lower().endswith(_ENGINE_SUFFIXES) and backend != "onnxruntime":

@@ -15,6 +15,23 @@ std::string shape_text(std::span<const int64_t> shape) {
   return s + "]";
 }
 
+// The view of `t` with its first `fold` axes collapsed; `name` and `what` ("input",
+// "output") for the error when its strides do not collapse.
+Status view_of(const OpSpec& spec, const char* what, const char* name, const DenseTensor& t,
+               size_t fold, TensorView* out) {
+  const bool strided = !t.strides.empty();
+  if (strided && t.strides.size() != t.shape.size())
+    return InvalidArgument(spec.op, ": ", what, " '", name, "' has ", t.strides.size(),
+                           " strides for ", t.shape.size(), " dimensions");
+  if (!strided_view_folded(t.data, t.dtype, t.shape.data(), strided ? t.strides.data() : nullptr,
+                           static_cast<int>(t.shape.size()), static_cast<int>(fold), t.device, out))
+    return InvalidArgument(spec.op, ": ", what, " '", name, "' ", shape_text(t.shape), " (strides ",
+                           shape_text(t.strides), ") has more than ", kMaxDims,
+                           " dimensions and leading axes that do not collapse into one; make it "
+                           "contiguous first");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status DenseOperands::set_inputs(const OpSpec& spec, std::span<const DenseTensor> inputs) {
@@ -38,7 +55,6 @@ Status DenseOperands::set_inputs(const OpSpec& spec, std::span<const DenseTensor
   for (size_t i = 0; i < inputs.size(); ++i) {
     const DenseTensor& t = inputs[i];
     if (!t.present) continue;
-    const int ndim = static_cast<int>(t.shape.size());
     const bool rows = i < spec.inputs.size() && carries_rows(spec.inputs[i].role);
     if (rows && fold > 0 && t.shape.size() >= fold) {
       if (!std::equal(prefix_.begin(), prefix_.end(), t.shape.begin()))
@@ -47,8 +63,8 @@ Status DenseOperands::set_inputs(const OpSpec& spec, std::span<const DenseTensor
                                " must have the same leading axes");
       folded_[i] = true;
     }
-    inputs_[i] = dense_view_folded(t.data, t.dtype, t.shape.data(), ndim,
-                                   folded_[i] ? static_cast<int>(fold) : 0, t.device);
+    const char* name = i < spec.inputs.size() ? spec.inputs[i].name : "extra";
+    XPU_RETURN_IF_ERROR(view_of(spec, "input", name, t, folded_[i] ? fold : 0, &inputs_[i]));
   }
   return Status::Ok();
 }
@@ -83,9 +99,31 @@ Status DenseOperands::output_view(const OpSpec& spec, size_t i, const DenseTenso
     return InvalidArgument(spec.op, ": output '", spec.outputs[i].name, "' ", shape_text(t.shape),
                            " must have the leading axes ", shape_text(prefix_), " of '",
                            spec.inputs[spec.outputs[i].ref].name, "'");
-  *out = dense_view_folded(t.data, t.dtype, t.shape.data(), static_cast<int>(t.shape.size()),
-                           folds ? static_cast<int>(fold) : 0, t.device);
-  return Status::Ok();
+  return view_of(spec, "output", spec.outputs[i].name, t, folds ? fold : 0, out);
+}
+
+Status validate_call(const OpSpec& spec, std::span<const DenseTensor> inputs,
+                     const AttrValues& attrs) {
+  std::vector<DenseTensor> given(inputs.begin(), inputs.end());
+  for (DenseTensor& t : given) {
+    if (t.present && !t.data) t.data = placeholder_data();
+    t.device = Device{};
+  }
+  DenseOperands operands;
+  XPU_RETURN_IF_ERROR(operands.set_inputs(spec, given));
+  std::vector<OutputDesc> descs;
+  XPU_RETURN_IF_ERROR(infer_outputs(spec, operands.inputs(), attrs, &descs));
+  std::vector<TensorView> outputs(spec.outputs.size());
+  for (size_t j = 0; j < descs.size(); ++j) {
+    if (descs[j].ndim < 0) continue;
+    const std::vector<int64_t> shape = operands.output_shape(spec, j, descs[j]);
+    XPU_RETURN_IF_ERROR(operands.output_view(
+        spec, j, DenseTensor{placeholder_data(), descs[j].dtype, shape, Device{}, true}, &outputs[j]));
+  }
+  TensorView workspace;
+  if (const int64_t bytes = workspace_bytes(spec, operands.inputs(), attrs); bytes > 0)
+    workspace = dense_view(placeholder_data(), DType::kU8, &bytes, 1, Device{});
+  return validate_op(spec, operands.inputs(), outputs, workspace, attrs);
 }
 
 }  // namespace xpu

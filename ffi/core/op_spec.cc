@@ -2,6 +2,7 @@
 // attribute rule, output inference from the spec's rules, and the generic call.
 #include "xpuruntime/op_spec.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "xpuruntime/device_guard.h"
@@ -120,10 +121,17 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
   }
   const double v = g.number;
   if (std::isnan(v)) return InvalidArgument(spec.op, ": attribute '", name, "' must not be NaN");
-  // Integers live in a double: beyond 2^53 they are no longer exact (and beyond int64
-  // the kernels' conversion would be undefined), so such values are refused.
+  // An integer beyond a double's range reaches here as +-inf (GivenAttr): no
+  // attribute can hold it.
+  if (g.type == GivenType::kInt && std::isinf(v))
+    return InvalidArgument(spec.op, ": attribute '", name, "' must be ",
+                           a.type == AttrType::kFloat ? "a float" : "an integer in [-2^53, 2^53]",
+                           ", got an integer too large for a double");
+  // Integers live in a double: beyond 2^53 they are no longer exact (2^53 + 1 would
+  // read as 2^53; beyond int64 the kernels' conversion would be undefined), so an
+  // integer attribute refuses them.
   constexpr double kExactInt = 9007199254740992.0;  // 2^53
-  if (a.type == AttrType::kInt && !(v >= -kExactInt && v <= kExactInt))
+  if (a.type == AttrType::kInt && (!g.exact || !(v >= -kExactInt && v <= kExactInt)))
     return InvalidArgument(spec.op, ": attribute '", name, "' must be an integer in [-2^53, 2^53], got ",
                            v);
   if (v < a.min || v > a.max) {
@@ -134,7 +142,14 @@ Status parse_one(const OpSpec& spec, const AttrSpec& a, const GivenAttr& g, bool
       return InvalidArgument(spec.op, ": '", name, "' must be >= ", a.min, ", got ", v);
     return InvalidArgument(spec.op, ": '", name, "' must be <= ", a.max, ", got ", v);
   }
-  out->number = v;
+  // Kernels compute in f32, where a value below its smallest normal vanishes (CUDA
+  // flushes subnormals): eps = 1e-300 would turn rsqrt(var + eps) of a constant row into
+  // inf, and y into NaN. Such a value keeps its sign at that smallest normal, which is
+  // as near as f32 can come (and no range above it is crossed).
+  constexpr double kMinNormal = std::numeric_limits<float>::min();
+  out->number = a.type == AttrType::kFloat && v != 0 && std::abs(v) < kMinNormal
+                    ? std::copysign(kMinNormal, v)
+                    : v;
   return Status::Ok();
 }
 
@@ -144,7 +159,61 @@ Status required(const OpSpec& spec, int index, const TensorView& v) {
   return Status::Ok();
 }
 
+// The float dtype of a call: its first kFloat input's that is a float (kInvalid: none).
+DType call_float_dtype(const OpSpec& spec, std::span<const DType> dtypes,
+                       std::span<const bool> present) {
+  for (size_t i = 0; i < dtypes.size() && i < spec.inputs.size(); ++i)
+    if ((present.empty() || present[i]) && spec.inputs[i].dtype == DTypeRule::kFloat &&
+        is_op_float(dtypes[i]))
+      return dtypes[i];
+  return DType::kInvalid;
+}
+
+// What an input of `rule` must be in a call of float dtype `call`, as a message says
+// it; `is_float`: the input is a float (of another dtype than the call's).
+std::string dtype_rule_text(DTypeRule rule, DType call, bool is_float) {
+  switch (rule) {
+    case DTypeRule::kFloat:
+      return is_float ? std::string(dtype_name(call)) : "float32, float16 or bfloat16";
+    case DTypeRule::kFloatOrF32:
+      return is_float16ish(call) ? str_cat(dtype_name(call), " or float32") : "float32";
+    case DTypeRule::kIndex: return "int32 or int64";
+    case DTypeRule::kF32: return "float32";
+    default: return "int32";
+  }
+}
+
+bool rule_allows(DTypeRule rule, DType t, DType call) {
+  if (!dtype_allowed(rule, t)) return false;
+  if (call == DType::kInvalid) return rule != DTypeRule::kFloatOrF32 || t == DType::kF32;
+  if (rule == DTypeRule::kFloat) return t == call;
+  if (rule == DTypeRule::kFloatOrF32) return t == call || t == DType::kF32;
+  return true;
+}
+
 }  // namespace
+
+bool input_dtype_ok(const OpSpec& spec, size_t pos, DType t, std::span<const DType> before) {
+  if (pos >= spec.inputs.size()) return false;
+  const DType call = call_float_dtype(spec, before.first(std::min(pos, before.size())), {});
+  const DTypeRule rule = spec.inputs[pos].dtype;
+  // The first float input sets the call's dtype; a kFloatOrF32 one before any takes either.
+  if (call == DType::kInvalid && rule == DTypeRule::kFloatOrF32) return is_op_float(t);
+  return rule_allows(rule, t, call == DType::kInvalid && rule == DTypeRule::kFloat ? t : call);
+}
+
+Status check_dtypes(const OpSpec& spec, std::span<const DType> dtypes, std::span<const bool> present) {
+  const DType call = call_float_dtype(spec, dtypes, present);
+  for (size_t i = 0; i < dtypes.size() && i < spec.inputs.size(); ++i) {
+    if (!present.empty() && !present[i]) continue;
+    const DTypeRule rule = spec.inputs[i].dtype;
+    if (!rule_allows(rule, dtypes[i], call))
+      return InvalidArgument(spec.op, ": '", spec.inputs[i].name, "' must be ",
+                             dtype_rule_text(rule, call, is_op_float(dtypes[i])), ", got ",
+                             dtype_name(dtypes[i]));
+  }
+  return Status::Ok();
+}
 
 AttrValues default_attrs(const OpSpec& spec) {
   AttrValues out(spec.attrs.size());

@@ -12,6 +12,13 @@ TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, D
 
 TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, int fold,
                              Device device) {
+  TensorView v;
+  strided_view_folded(data, dtype, shape, nullptr, ndim, fold, device, &v);  // dense: always folds
+  return v;
+}
+
+bool strided_view_folded(void* data, DType dtype, const int64_t* shape, const int64_t* strides,
+                         int ndim, int fold, Device device, TensorView* out) {
   fold = std::min(std::max(fold, axes_to_fold(ndim)), std::max(ndim, 0));
   TensorView v;
   v.data = data;
@@ -19,14 +26,29 @@ TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int 
   v.device = device;
   v.ndim = fold > 1 ? ndim - fold + 1 : ndim;
   const int skip = fold > 1 ? fold - 1 : 0;  // shape[i] lands in v.shape[i - skip]
-  int64_t stride = 1;
+  int64_t dense = 1;
   for (int i = ndim - 1; i >= skip; --i) {
     v.shape[i - skip] = shape[i];
-    v.strides[i - skip] = stride;
-    stride *= shape[i];
+    v.strides[i - skip] = strides ? strides[i] : dense;
+    dense *= shape[i];
   }
-  for (int i = skip - 1; i >= 0; --i) v.shape[0] *= shape[i];
-  return v;
+  if (skip > 0) {
+    // Axes [0, fold) become axis 0: their sizes multiply; with strides of their own,
+    // each axis (of size > 1) must step over the whole of the axes inside it.
+    int64_t size = 1, expect = -1;
+    bool collapses = true;
+    for (int i = fold - 1; i >= 0; --i) {
+      size *= shape[i];
+      if (!strides || shape[i] == 1) continue;
+      if (expect < 0) v.strides[0] = strides[i];
+      else if (strides[i] != expect) collapses = false;
+      expect = strides[i] * shape[i];
+    }
+    v.shape[0] = size;
+    if (!collapses && size != 0) return false;
+  }
+  *out = v;
+  return true;
 }
 
 std::string shape_string(const TensorView& v) {

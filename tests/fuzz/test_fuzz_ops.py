@@ -18,17 +18,7 @@ BUDGET = {"native": (800, 200), "jax": (300, 75), "torch": (450, 150), "onnxrunt
 NEEDS = {"jax": "jax", "torch": "torch", "onnxruntime": "onnxruntime"}
 
 
-# Open bugs this suite found at the end of session 4 (issue 15, not yet fixed): the native and
-# torch frontends refuse ranks above 8 ("supports at most 8 dimensions") where OPS.md says fold;
-# JAX rope's trace-time shape errors do not name the argument; a negative-stride 'lse' in the
-# native cross_entropy backward gives a message without the op; ORT's LayerNorm error for
-# f16 rows with no columns names no argument. The test still runs every case
-# and prints every failure; strict=False so that it turns green by itself once they are fixed.
-KNOWN_BUGS = pytest.mark.xfail(strict=False, reason="open fuzz findings (issue 15): rank > 8 in "
-                               "native/torch, JAX rope messages, native cross_entropy lse message")
-
-
-@pytest.mark.parametrize("frontend", [pytest.param(f, marks=KNOWN_BUGS) for f in BUDGET])
+@pytest.mark.parametrize("frontend", list(BUDGET))
 def test_ops(frontend, request, record_property):
     module = NEEDS.get(frontend)
     if module and importlib.util.find_spec(module) is None:

@@ -248,8 +248,15 @@ def test_jax_vmap(jax, rng, interleaved):
 def test_jax_errors(jax):
     import xpuruntime.jax as xj
     jnp = jax.numpy
-    with pytest.raises(ValueError, match="rope: the head dimension D must be even"):
+    # Trace-time errors are the core's, naming the argument (issue 15).
+    with pytest.raises(ValueError, match=r"rope: the head dimension D \(last dim of 'x'\) must be even"):
         xj.rope(jnp.ones((1, 2, 1, 3)), jnp.ones((2, 1)), jnp.ones((2, 1)))
+    with pytest.raises(ValueError, match=r"rope: 'x' must be 4-d \[B, S, H, D\]"):
+        jax.jit(xj.rope)(jnp.ones((2, 1, 4)), jnp.ones((2, 2)), jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"rope: 'sin' must have shape \[2, 2\], got \[3, 2\]"):
+        xj.rope(jnp.ones((1, 2, 1, 4)), jnp.ones((2, 2)), jnp.ones((3, 2)))
+    with pytest.raises(TypeError, match="rope: 'cos' must be float16 or float32, got bfloat16"):
+        xj.rope(jnp.ones((1, 2, 1, 4), jnp.float16), jnp.ones((2, 2), jnp.bfloat16), jnp.ones((2, 2)))
 
 
 # ---- torch --------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from typing import Optional
 import jax.numpy as jnp
 from flax.linen import dtypes
 
+from .. import _spec
 from .. import jax as xj
 
-_KERNEL_DTYPES = (jnp.float32, jnp.float16, jnp.bfloat16)
+_KERNEL_DTYPES = tuple(jnp.dtype(n) for n in _spec.rule_dtypes("float"))  # the core's float rule
 
 
 def _last_axis(axes, ndim: int) -> bool:

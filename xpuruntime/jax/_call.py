@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _spec
+from .._native import InvalidArgumentError
 from .._spec import FORWARD, OpSpec
 from ._batching import batched
 from ._roles import present_outputs
@@ -100,7 +101,7 @@ def call(op: str, direction: str, attrs: Mapping[str, Any], *inputs) -> list:
     spec = _spec.get(op, direction)
     present = tuple(a is not None for a in inputs)
     if any(present[i] and not all(present[:i]) for i in range(len(present))):
-        raise ValueError(f"{op}: an absent optional input must come after every given one")
+        raise InvalidArgumentError(f"{op}: an absent optional input must come after every given one")
     outs = iter(_batched(op, direction, tuple(sorted(attrs.items())), present)(
         *(a for a in inputs if a is not None)))
     given = present_outputs(spec, present)

@@ -17,8 +17,18 @@ from ._vjp import zero_cotangent
 OP = "cross_entropy"
 
 
-def _counted(labels, ignore_index):
-    return jnp.sum(labels != ignore_index).astype(jnp.float32)
+def fits_labels(labels, ignore_index: int) -> bool:
+    """Whether ``ignore_index`` (any Python int) is a value of the labels' dtype; one
+    outside it matches no label."""
+    info = jnp.iinfo(labels.dtype)
+    return info.min <= ignore_index <= info.max
+
+
+def counted(labels, ignore_index: int):
+    """The number of rows whose label is not ``ignore_index``, as an f32 scalar."""
+    if not fits_labels(labels, ignore_index):
+        return jnp.sum(jnp.ones(labels.shape, jnp.float32))
+    return jnp.sum(labels != jnp.asarray(ignore_index, labels.dtype)).astype(jnp.float32)
 
 
 def differentiable():
@@ -39,7 +49,7 @@ def differentiable():
         elif a["reduction"] == "sum":
             loss = jnp.sum(rows)
         else:
-            loss = jnp.sum(rows) / _counted(labels, a["ignore_index"])
+            loss = jnp.sum(rows) / counted(labels, a["ignore_index"])
         return loss, (logits, labels, lse)
 
     def bwd(attrs, saved, dloss):
@@ -47,7 +57,7 @@ def differentiable():
         logits, labels, lse = saved
         dloss = dloss.astype(jnp.float32)
         if a["reduction"] == "mean":
-            dloss = dloss / _counted(labels, a["ignore_index"])
+            dloss = dloss / counted(labels, a["ignore_index"])
         drows = jnp.broadcast_to(dloss, labels.shape)
         (dlogits,) = call(OP, BACKWARD, per_row(attrs), drows, logits, labels, lse)
         return dlogits, zero_cotangent(labels)

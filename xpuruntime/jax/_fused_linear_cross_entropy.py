@@ -19,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._fused_linear_ce import OP, check_args, default_chunk_size
+from .._fused_linear_ce import check_args, check_dtypes, default_chunk_size
 from .._policy import requested_policy
-from ._roles import FLOAT_DTYPES
+from ._cross_entropy import counted, fits_labels
+
 
 
 class _Options(NamedTuple):
@@ -42,13 +43,16 @@ def _logits(h, weight, bias):
 
 
 def _chunked(hidden, labels, opts: _Options):
-    """hidden ``[T, H]`` and labels ``[T]`` as ``[n, C, ...]`` chunks; padded rows carry
-    ``ignore_index``, so they count for nothing."""
+    """hidden ``[T, H]`` and labels ``[T]`` as ``[n, C, ...]`` chunks. Padded rows are
+    dropped from the losses and get a zero gradient; their label is ``ignore_index``
+    (or, where the labels' dtype cannot hold it, class 0), so the kernel reads them
+    as valid rows."""
     tokens = hidden.shape[0]
     n = max(1, -(-tokens // opts.chunk))
     pad = n * opts.chunk - tokens
     h = jnp.pad(hidden, ((0, pad), (0, 0))).reshape(n, opts.chunk, hidden.shape[1])
-    lab = jnp.pad(labels, (0, pad), constant_values=opts.ignore_index).reshape(n, opts.chunk)
+    fill = opts.ignore_index if fits_labels(labels, opts.ignore_index) else 0
+    lab = jnp.pad(labels, (0, pad), constant_values=fill).reshape(n, opts.chunk)
     return h, lab
 
 
@@ -67,7 +71,7 @@ def _reduce(rows, labels, opts: _Options):
     total = jnp.sum(rows)
     if opts.reduction == "sum":
         return total
-    return total / jnp.sum(labels != opts.ignore_index).astype(jnp.float32)  # 0/0: NaN, as torch
+    return total / counted(labels, opts.ignore_index)  # 0/0: NaN, as torch
 
 
 def _loss_and_grads(hidden, weight, bias, labels, drows, opts: _Options, with_grads: bool):
@@ -114,7 +118,7 @@ def _flce_fwd(hidden, weight, bias, labels, opts: _Options):
         rows, _ = _loss_and_grads(hidden, weight, bias, labels, None, opts, with_grads=False)
         return rows, (hidden, weight, bias, labels)
     if opts.reduction == "mean":
-        count = jnp.sum(labels != opts.ignore_index).astype(jnp.float32)
+        count = counted(labels, opts.ignore_index)
         scale = jnp.where(count > 0, 1.0 / jnp.maximum(count, 1.0), 0.0)
     else:
         scale = jnp.float32(1.0)
@@ -172,15 +176,9 @@ def fused_linear_cross_entropy(hidden, weight, labels, *, bias=None, ignore_inde
     """
     hidden, weight, labels = jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels)
     bias = None if bias is None else jnp.asarray(bias)
-    if hidden.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{OP}: 'hidden' must be float32, float16 or bfloat16, got {hidden.dtype}")
+    check_dtypes(*(None if a is None else str(jnp.dtype(a.dtype)) for a in (hidden, weight, labels, bias)))
     check_args(hidden.shape, weight.shape, labels.shape, None if bias is None else bias.shape,
                reduction, label_smoothing, chunk_size)
-    for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and p.dtype != hidden.dtype:
-            raise TypeError(f"{OP}: '{name}' must be {hidden.dtype} (hidden's dtype), got {p.dtype}")
-    if labels.dtype not in (jnp.int32, jnp.int64):
-        raise TypeError(f"{OP}: 'labels' must be int32 or int64, got {labels.dtype}")
     h2, lab = hidden.reshape(-1, hidden.shape[-1]), labels.reshape(-1)
     chunk = chunk_size or default_chunk_size(h2.shape[0], h2.shape[1], weight.shape[0])
     opts = _Options(int(ignore_index), float(label_smoothing), reduction,

@@ -12,6 +12,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from .. import _spec
+from .._native import InvalidArgumentTypeError
 from .._policy import requested_policy
 from .._spec import FORWARD, OpSpec
 from . import _roles, _vjp
@@ -98,14 +99,14 @@ def make_op(op: str) -> Callable:
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as e:
-            raise TypeError(f"{op}: {e}; expected {op}{sig}") from None
+            raise InvalidArgumentTypeError(f"{op}: {e}; expected {op}{sig}") from None
         bound.apply_defaults()
         values = bound.arguments
         inputs = [None if values[s.name] is None else jnp.asarray(values[s.name]) for s in spec.inputs]
-        _roles.check_inputs(spec, inputs)
         policy = values["policy"]
         attrs = _spec.normalize_attrs(spec, {**{a.name: values[a.name] for a in spec.attrs},
                                              "policy": requested_policy() if policy is None else policy})
+        _roles.check_inputs(spec, inputs, attrs)
         return apply(tuple(sorted(attrs.items())), tuple(a is not None for a in inputs), *inputs)
 
     public.__name__ = public.__qualname__ = op

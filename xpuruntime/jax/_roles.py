@@ -1,7 +1,9 @@
 """What the operand roles of the op specs mean for JAX arrays: which operands carry
 the rows' leading axes (batching folds into them, sharding keeps them sharded), and
-the trace-time checks the spec's data allows (dtype rules, role shapes). Everything
-an op checks beyond its roles is the core's, at run time, with the same text.
+the trace-time check of a call, which is the core's own validation (``core.validate``:
+the spec's dtype rules, then every check of the op's entry point) on the operands'
+shapes and dtypes, so an error at trace time reads as it would at run time and no
+rule is written here.
 
 Roles (ffi/include/xpuruntime/op_spec.h):
   rows       ``[..., N]``; with a table operand exactly ``[B, S, H, D]`` (rope)
@@ -13,19 +15,15 @@ Roles (ffi/include/xpuruntime/op_spec.h):
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Mapping, Sequence
 
 import jax.numpy as jnp
 
-from .._native import InvalidArgumentError
+from .._native import InvalidArgumentError, core
 from .._spec import OpSpec
 
-FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 TABLE_ROW_AXIS = 1  # the axis of a [B, S, H, D] rows operand that a table's axis 0 indexes
-
-
-class DTypeError(InvalidArgumentError, TypeError):
-    """A dtype the op does not take: an ``InvalidArgumentError`` that is also a ``TypeError``."""
 
 
 def ref_index(spec: OpSpec) -> int:
@@ -63,81 +61,40 @@ def output_kind(spec: OpSpec, o, attrs) -> str:
     return "row"
 
 
-def _dtype_name(d) -> str:
-    return str(jnp.dtype(d))
+def _concrete(shapes: Sequence[tuple | None]) -> tuple[list[tuple | None], dict[str, int]]:
+    """Shapes with each symbolic dimension (``jax.export``) replaced by a value the
+    core can check: one value per distinct dimension expression, so that dims written
+    alike stay equal and dims written apart differ. Rules on sizes rather than
+    equalities are checked at these values, chosen to pass them (even: rope's D; a
+    last axis large: topk's k <= E <= 4096); the run-time check, in the same words,
+    decides for the real sizes."""
+    symbols: dict[str, int] = {}
+    last = {str(s[-1]) for s in shapes if s and not isinstance(s[-1], int)}
+    for s in shapes:
+        for d in s or ():
+            key = str(d)
+            if not isinstance(d, int) and key not in symbols:
+                symbols[key] = (1024 if key in last else 2) + 2 * len(symbols)
+    return [None if s is None else tuple(d if isinstance(d, int) else symbols[str(d)] for d in s)
+            for s in shapes], symbols
 
 
-def _check_dtypes(spec: OpSpec, inputs: Sequence) -> None:
-    op = spec.op
-    float_dtype = next((a.dtype for s, a in zip(spec.inputs, inputs)
-                        if a is not None and s.dtype == "float" and a.dtype in FLOAT_DTYPES), None)
-    for s, a in zip(spec.inputs, inputs):
-        if a is None:
-            continue
-        got = _dtype_name(a.dtype)
-        if s.dtype == "float":
-            if a.dtype not in FLOAT_DTYPES:
-                raise DTypeError(f"{op}: '{s.name}' must be float32, float16 or bfloat16, got {got}")
-            if a.dtype != float_dtype:
-                raise DTypeError(f"{op}: '{s.name}' must be {_dtype_name(float_dtype)}, got {got}")
-        elif s.dtype == "float_or_f32":
-            allowed = {"float32"} | ({_dtype_name(float_dtype)} if float_dtype is not None else set())
-            if got not in allowed:
-                raise DTypeError(f"{op}: '{s.name}' must be {' or '.join(sorted(allowed))}, got {got}")
-        elif s.dtype == "index":
-            if got not in ("int32", "int64"):
-                raise DTypeError(f"{op}: '{s.name}' must be int32 or int64, got {got}")
-        elif got != {"f32": "float32", "i32": "int32"}[s.dtype]:
-            raise DTypeError(f"{op}: '{s.name}' must be {'float32' if s.dtype == 'f32' else 'int32'}, "
-                             f"got {got}")
+@functools.lru_cache(maxsize=4096)
+def _validate(op: str, direction: str, shapes: tuple, dtypes: tuple, attrs: tuple) -> None:
+    core.validate(op, direction, list(shapes), list(dtypes), dict(attrs))
 
 
-def _shape(a) -> list:
-    return list(a.shape)
-
-
-def _check_table_rows(spec: OpSpec, x, name: str, inputs: Sequence) -> None:
-    op = spec.op
-    if x.ndim != 4:
-        raise InvalidArgumentError(f"{op}: '{name}' must be 4-d [B, S, H, D], got shape {_shape(x)}")
-    d = x.shape[3]
-    if isinstance(d, int) and d % 2:
-        raise InvalidArgumentError(f"{op}: the head dimension D must be even, got {d}")
-    want = [x.shape[TABLE_ROW_AXIS], d // 2]
-    for s, a in zip(spec.inputs, inputs):
-        if s.role == "table" and a is not None and _shape(a) != want:
-            raise InvalidArgumentError(f"{op}: '{s.name}' must have shape {want}, got {_shape(a)}")
-
-
-def check_inputs(spec: OpSpec, inputs: Sequence) -> None:
-    """Trace-time checks of one call's inputs (``None``: absent) from the spec's data;
-    raises ``InvalidArgumentError`` (``DTypeError`` for dtypes) naming the op and argument."""
-    op = spec.op
-    for s, a in zip(spec.inputs, inputs):
-        if a is None and not s.optional:
-            raise InvalidArgumentError(f"{op}: argument '{s.name}' is required")
-    _check_dtypes(spec, inputs)
-    r = ref_index(spec)
-    x, x_name = inputs[r], spec.inputs[r].name
-    if x.ndim < 1:
-        raise InvalidArgumentError(f"{op}: '{x_name}' must have at least 1 dimension, got a 0-d array")
-    if has_table(spec):
-        _check_table_rows(spec, x, x_name, inputs)
-    lead, n = _shape(x)[:-1], x.shape[-1]
-    for i, (s, a) in enumerate(zip(spec.inputs, inputs)):
-        if a is None or i == r:
-            continue
-        shape = _shape(a)
-        if s.role == "rows":
-            if s.dtype == spec.inputs[r].dtype and shape != _shape(x):
-                raise InvalidArgumentError(f"{op}: '{s.name}' must have the shape of '{x_name}' "
-                                           f"{_shape(x)}, got {shape}")
-            if shape[:-1] != lead or a.ndim < 1:
-                raise InvalidArgumentError(f"{op}: '{s.name}' must have the leading axes of "
-                                           f"'{x_name}' {lead}, got {shape}")
-        elif s.role == "parameter" and shape != [n]:
-            raise InvalidArgumentError(f"{op}: '{s.name}' must have shape {[n]}, got {shape}")
-        elif s.role in ("labels", "row_stat") and shape != lead:
-            raise InvalidArgumentError(f"{op}: '{s.name}' must have shape {lead}, got {shape}")
-        elif s.role == "scalar" and shape not in (lead, []):
-            raise InvalidArgumentError(f"{op}: '{s.name}' must have shape {lead} or [], got {shape}")
+def check_inputs(spec: OpSpec, inputs: Sequence, attrs: Mapping[str, Any]) -> None:
+    """Trace-time checks of one call's inputs (``None``: absent) and normalized
+    attributes by the core: ``InvalidArgumentTypeError`` (also a ``TypeError``) for a
+    dtype the spec's rules refuse, ``InvalidArgumentError`` for the rest, naming the
+    op and the argument."""
+    shapes, symbols = _concrete([None if a is None else tuple(a.shape) for a in inputs])
+    dtypes = tuple("" if a is None else str(jnp.dtype(a.dtype)) for a in inputs)
+    try:
+        _validate(spec.op, spec.direction, tuple(shapes), dtypes, tuple(sorted(attrs.items())))
+    except InvalidArgumentError as e:
+        if not symbols:
+            raise
+        stand_ins = ", ".join(f"{k}={v}" for k, v in symbols.items())
+        raise type(e)(f"{e} (symbolic dimensions checked at {stand_ins})") from None

@@ -30,7 +30,8 @@ Found probe(const OrtKernelInfo* info, const char* name, GivenAttr* given, std::
   }
   int64_t i = 0;
   if (ok(g_api->KernelInfoGetAttribute_int64(info, name, &i))) {
-    *given = {name, GivenType::kInt, static_cast<double>(i)};
+    *given = {name, GivenType::kInt};
+    set_given_int(given, i);
     return Found::kScalar;
   }
   size_t size = 0;

@@ -5,14 +5,10 @@
 namespace xpu::ort {
 namespace {
 
-constexpr DType kFloatDTypes[] = {DType::kF32, DType::kF16, DType::kBF16};
-
-// The dtypes an input may have in a call whose float dtype is `call`.
-std::vector<DType> allowed(DTypeRule rule, DType call) {
+// Every dtype an input of this rule may have in some call.
+std::vector<DType> allowed(DTypeRule rule) {
   switch (rule) {
-    case DTypeRule::kFloat: return {call};
-    case DTypeRule::kFloatOrF32:
-      return call == DType::kF32 ? std::vector{call} : std::vector{call, DType::kF32};
+    case DTypeRule::kFloat: case DTypeRule::kFloatOrF32: return {DType::kF32, DType::kF16, DType::kBF16};
     case DTypeRule::kIndex: return {DType::kI64, DType::kI32};
     case DTypeRule::kF32: return {DType::kF32};
     default: return {DType::kI32};
@@ -20,7 +16,7 @@ std::vector<DType> allowed(DTypeRule rule, DType call) {
 }
 
 OpVariant make_variant(const OpSpec& spec, DeviceKind device, const std::vector<DType>& in) {
-  OpVariant v{.spec = &spec, .device = device};
+  OpVariant v{.spec = &spec, .device = device, .dtype_error = check_dtypes(spec, in)};
   for (size_t i = 0; i < spec.inputs.size(); ++i) {
     v.inputs.push_back(onnx_type_of(in[i]));
     v.input_optional.push_back(spec.inputs[i].optional);
@@ -41,26 +37,29 @@ OpVariant make_variant(const OpSpec& spec, DeviceKind device, const std::vector<
 }  // namespace
 
 std::vector<OpVariant> variants_of(const OpSpec& spec, DeviceKind device) {
-  std::vector<OpVariant> out;
-  for (DType call : kFloatDTypes) {
-    std::vector<std::vector<DType>> choices;
-    for (const InputSpec& in : spec.inputs) choices.push_back(allowed(in.dtype, call));
-    // Every combination of the inputs' choices, the first input's varying slowest.
-    std::vector<size_t> pick(choices.size(), 0);
-    for (bool more = true; more;) {
-      std::vector<DType> types;
-      for (size_t i = 0; i < choices.size(); ++i) types.push_back(choices[i][pick[i]]);
-      out.push_back(make_variant(spec, device, types));
-      more = false;
-      for (size_t i = choices.size(); i-- > 0;) {
-        if (++pick[i] < choices[i].size()) {
-          more = true;
-          break;
-        }
-        pick[i] = 0;
+  std::vector<std::vector<DType>> choices;
+  for (const InputSpec& in : spec.inputs) choices.push_back(allowed(in.dtype));
+  // Every combination of the inputs' choices, the first input's varying slowest; the
+  // valid ones first: ORT takes the first variant that matches a node's present
+  // inputs, and a node that leaves an optional input out matches the refused
+  // combinations of that input's dtype as well.
+  std::vector<OpVariant> out, refused;
+  std::vector<size_t> pick(choices.size(), 0);
+  for (bool more = true; more;) {
+    std::vector<DType> types;
+    for (size_t i = 0; i < choices.size(); ++i) types.push_back(choices[i][pick[i]]);
+    OpVariant v = make_variant(spec, device, types);
+    (v.dtype_error.ok() ? out : refused).push_back(std::move(v));
+    more = false;
+    for (size_t i = choices.size(); i-- > 0;) {
+      if (++pick[i] < choices[i].size()) {
+        more = true;
+        break;
       }
+      pick[i] = 0;
     }
   }
+  for (OpVariant& v : refused) out.push_back(std::move(v));
   return out;
 }
 

@@ -135,6 +135,8 @@ OrtStatusPtr create_kernel(const OrtCustomOp* op, const OrtApi*, const OrtKernel
     auto k = std::make_unique<Kernel>(Kernel{&variant_of(op), {}});
     if (Status s = read_node_attributes(info, *k->variant->spec, &k->node); !s.ok())
       return to_ort_status(s);
+    if (const Status& s = k->variant->dtype_error; !s.ok())
+      return to_ort_status(Status(s.code(), str_cat(k->node.label, ": ", s.message())));
     if (Status s = check_node(info, *k->variant); !s.ok())
       return to_ort_status(Status(s.code(), str_cat(k->node.label, ": ", s.message())));
     *kernel = k.release();

@@ -31,21 +31,15 @@ void bind_arrays(nb::module_& m) {
         nb::arg("bits"), nb::arg("device_kind"), nb::arg("device_index"),
         "A DLPack-exporting view of memory kept alive by `owner` (zero-copy); a Buffer owner "
         "counts it as one of its views.");
-  m.def("dlpack_info", [](nb::ndarray<nb::ro> a) {
-          const int dev = a.device_type();
-          std::string kind;
-          if (dev == nb::device::cpu::value || dev == nb::device::cuda_host::value) kind = "cpu";
-          else if (dev == nb::device::cuda::value || dev == nb::device::cuda_managed::value) kind = "cuda";
-          else throw_if_error(InvalidArgument("unsupported DLPack device type ", dev, " (supported: cpu, cuda)"));
-          nb::list shape, strides;
-          for (size_t i = 0; i < a.ndim(); ++i) {
-            shape.append(a.shape(i));
-            strides.append(a.stride(i));
-          }
+  m.def("dlpack_info", [](Array a) {
           const nb::dlpack::dtype t = a.dtype();
           if (t.lanes != 1) throw_if_error(InvalidArgument("vector dtypes (lanes=", int(t.lanes), ") are not supported"));
-          return nb::make_tuple(reinterpret_cast<uintptr_t>(a.data()), int(t.code), int(t.bits), nb::tuple(shape),
-                                nb::tuple(strides), kind, kind == "cpu" ? 0 : int(a.device_id()));
+          ArrayDims dims;
+          DenseTensor facts;
+          throw_if_error(tensor_of(a, &dims, &facts));
+          return nb::make_tuple(reinterpret_cast<uintptr_t>(a.data()), int(t.code), int(t.bits),
+                                nb::tuple(nb::cast(dims.shape)), nb::tuple(nb::cast(dims.strides)),
+                                std::string(device_kind_name(facts.device.kind)), facts.device.index);
         }, nb::arg("array"), "(ptr, dtype code, bits, shape, strides in elements, device kind, index).");
   m.def("copy_bytes", [](uintptr_t dst, const std::string& dst_kind, int dst_index, uintptr_t src,
                          const std::string& src_kind, int src_index, size_t nbytes, uintptr_t stream) {

@@ -23,10 +23,7 @@ namespace {
 // the last DLPack consumer lets go.
 nb::ndarray<nb::array_api> empty(const std::vector<int64_t>& shape, const std::string& dtype_name_,
                     const std::string& device_kind, int device_index, uintptr_t stream) {
-  DType dt = DType::kInvalid;
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32, DType::kI64,
-                  DType::kU8, DType::kBool})
-    if (dtype_name(t) == dtype_name_) dt = t;
+  const DType dt = dtype_from_name(dtype_name_);
   if (dt == DType::kInvalid) throw_if_error(InvalidArgument("empty: unknown dtype '", dtype_name_, "'"));
   Device dev;
   if (device_kind == "cuda") dev = {DeviceKind::kCUDA, device_index};
@@ -114,11 +111,13 @@ NB_MODULE(_core, m) {
   m.def(
       "array_info",
       [](Array a) {
-        const TensorView v = view_of(a);
+        ArrayDims dims;
+        DenseTensor t;
+        throw_if_error(tensor_of(a, &dims, &t));
         nb::list shape;
-        for (int i = 0; i < v.ndim; ++i) shape.append(v.shape[i]);
-        return nb::make_tuple(std::string(dtype_name(v.dtype)), nb::tuple(shape),
-                              std::string(device_kind_name(v.device.kind)), v.device.index);
+        for (int64_t n : t.shape) shape.append(n);
+        return nb::make_tuple(std::string(dtype_name(t.dtype)), nb::tuple(shape),
+                              std::string(device_kind_name(t.device.kind)), t.device.index);
       },
       nb::arg("array"), "(dtype, shape, device kind, device index) of any DLPack array.");
   m.def(

@@ -6,6 +6,8 @@
 #include <nanobind/stl/vector.h>
 
 #include <deque>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,22 @@ const OpSpec& spec_of(const std::string& op, const std::string& direction) {
   return *spec;
 }
 
+// A Python int as a given attribute: beyond int64 its nearest double (+-inf beyond
+// a double's range), marked inexact, which the core refuses naming the attribute.
+void set_int(GivenAttr* g, PyObject* index) {
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(index, &overflow);
+  if (overflow == 0) return set_given_int(g, static_cast<int64_t>(n));
+  g->type = GivenType::kInt;
+  g->exact = false;
+  g->number = PyLong_AsDouble(index);
+  if (g->number == -1.0 && PyErr_Occurred()) {  // beyond a double
+    PyErr_Clear();
+    g->number = overflow > 0 ? std::numeric_limits<double>::infinity()
+                             : -std::numeric_limits<double>::infinity();
+  }
+}
+
 // Python keyword values as given attributes. bool is checked before int (a
 // Python bool is an int); numpy scalars come through __index__ / __float__.
 // The strings stay owned by `keep` while the views are parsed.
@@ -44,22 +62,34 @@ std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
     keep->push_back(nb::cast<std::string>(nb::str(key)));
     GivenAttr g{keep->back(), GivenType::kFloat};
     PyObject* v = value.ptr();
-    if (PyBool_Check(v)) {
-      g.type = GivenType::kBool;
-      g.number = v == Py_True ? 1 : 0;
+    // nb::type_name, not tp_name: PyTypeObject is opaque in the stable ABI (abi3 builds).
+    const std::string type_name = nb::cast<std::string>(nb::type_name(value.type()));
+    auto refuse = [&](std::string_view why) {  // a Python type no attribute takes
+      throw_type_error(str_cat(spec.op, ": attribute '", keep->back(), "' ", why, ", got ", type_name));
+    };
+    if (keep->back() == "policy" && !PyUnicode_Check(v)) refuse("must be a string");
+    if (PyBool_Check(v) || type_name == "numpy.bool" || type_name == "numpy.bool_") {
+      g.type = GivenType::kBool;  // numpy's bool is no int (and has __float__)
+      g.number = PyObject_IsTrue(v) == 1 ? 1 : 0;
     } else if (PyLong_Check(v) || (!PyFloat_Check(v) && PyIndex_Check(v))) {
-      g.type = GivenType::kInt;
-      g.number = nb::cast<double>(nb::int_(value));
+      nb::object index = nb::steal(PyNumber_Index(v));
+      if (!index.is_valid()) {
+        PyErr_Clear();
+        refuse("must be a bool, int, float or str (its __index__ failed)");
+      }
+      set_int(&g, index.ptr());
     } else if (PyFloat_Check(v) || PyObject_HasAttrString(v, "__float__")) {
-      g.number = nb::cast<double>(nb::float_(value));
+      g.number = PyFloat_AsDouble(v);
+      if (g.number == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        refuse("must be a bool, int, float or str (its __float__ failed)");
+      }
     } else if (PyUnicode_Check(v)) {
       g.type = GivenType::kString;
       keep->push_back(nb::cast<std::string>(value));
       g.text = keep->back();
     } else {
-      throw_if_error(InvalidArgument(spec.op, ": attribute '", keep->back(),
-                                     "' must be a bool, int, float or str, got ",
-                                     nb::cast<std::string>(nb::str(value.type()))));
+      refuse("must be a bool, int, float or str");
     }
     out.push_back(g);
   }
@@ -102,54 +132,58 @@ nb::dict parse_to_dict(const std::string& op, const std::string& direction,
   return out;
 }
 
-// One list of arrays (None: absent) as views; `keep` holds the imports alive.
-std::vector<TensorView> views_of(const OpSpec& spec, const nb::list& arrays, const char* what,
-                                 std::vector<Array>* keep) {
-  std::vector<TensorView> out;
+// The arrays of one call (None: absent) as operands of any rank, kept alive (the
+// imports and their dims) while the op runs.
+struct Imported {
+  std::vector<Array> keep;
+  std::deque<ArrayDims> dims;  // stable addresses: the tensors' spans point here
+  std::vector<DenseTensor> tensors;
+};
+void import(const OpSpec& spec, const nb::list& arrays, const char* what, Imported* out) {
   for (nb::handle item : arrays) {
-    if (item.is_none()) {
-      out.emplace_back();
-      continue;
-    }
+    const size_t k = out->tensors.size();
+    DenseTensor& t = out->tensors.emplace_back();
+    if (item.is_none()) continue;
     Array a;
     if (!nb::try_cast(item, a))
-      throw_if_error(InvalidArgument(spec.op, ": ", what, " ", out.size(),
-                                     " is not a DLPack array (got ",
+      throw_if_error(InvalidArgument(spec.op, ": ", what, " ", k, " is not a DLPack array (got ",
                                      nb::cast<std::string>(nb::str(item.type())), ")"));
-    keep->push_back(a);
-    out.push_back(view_of(a));
+    out->keep.push_back(a);
+    if (Status s = tensor_of(a, &out->dims.emplace_back(), &t); !s.ok())
+      throw_if_error(Status(s.code(), str_cat(spec.op, ": ", what, " ", k, ": ", s.message())));
   }
-  return out;
 }
 
-// Shapes (and dtypes) of one call as the adapters see them: views that carry no
-// data (workspace sizes and output inference read none), leading axes past
-// kMaxDims folded by DenseOperands.
+// Shapes (and dtypes) of one call as the adapters see them: operands that carry no
+// data (workspace sizes, output inference and validation read none), leading axes
+// past kMaxDims folded by DenseOperands.
 struct ShapeOnlyCall {
   std::vector<std::vector<int64_t>> shapes;
+  std::vector<DenseTensor> dense;
   DenseOperands operands;
 };
 void shape_views(const OpSpec& spec, const nb::list& shapes, const nb::list* dtypes,
                  ShapeOnlyCall* call) {
-  if (shapes.size() != spec.inputs.size())
+  if (shapes.size() != spec.inputs.size() || (dtypes && dtypes->size() != shapes.size()))
     throw_if_error(InvalidArgument(spec.op, ": expected ", spec.inputs.size(),
-                                   " input shapes, got ", shapes.size()));
-  std::vector<DenseTensor> dense(shapes.size());
+                                   " input shapes and dtypes, got ", shapes.size()));
+  call->dense.assign(shapes.size(), DenseTensor{});
   call->shapes.assign(shapes.size(), {});
-  for (size_t i = 0; i < dense.size(); ++i) {
+  for (size_t i = 0; i < shapes.size(); ++i) {
     nb::handle item = shapes[i];
     if (item.is_none()) continue;
+    DenseTensor& t = call->dense[i];
     call->shapes[i] = nb::cast<std::vector<int64_t>>(item);
-    dense[i].shape = call->shapes[i];
-    dense[i].present = true;
-    if (dtypes) {
-      const std::string name = nb::cast<std::string>((*dtypes)[i]);
-      for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI32,
-                      DType::kI64, DType::kU8, DType::kBool})
-        if (dtype_name(t) == name) dense[i].dtype = t;
-    }
+    t.shape = call->shapes[i];
+    t.present = true;
+    if (!dtypes) continue;
+    const std::string name = nb::cast<std::string>((*dtypes)[i]);
+    t.dtype = dtype_from_name(name);
+    if (t.dtype == DType::kInvalid)
+      throw_type_error(str_cat(spec.op, ": '", spec.inputs[i].name, "' has dtype ", name,
+                               ", which no xpuruntime op takes"));
   }
-  throw_if_error(call->operands.set_inputs(spec, dense));
+  throw_if_error(call->operands.set_inputs(spec, call->dense));
 }
 
 nb::object number_or_none(double v) {
@@ -230,13 +264,25 @@ void call(const std::string& op, const std::string& direction, const nb::list& i
   ExecContext ctx;
   ctx.stream = reinterpret_cast<void*>(stream);
   const AttrValues values = parse(spec, attrs, &policy, &ctx.policy);
-  std::vector<Array> keep;
-  const std::vector<TensorView> in = views_of(spec, inputs, "input", &keep);
-  const std::vector<TensorView> out = views_of(spec, outputs, "output", &keep);
+  Imported in, out, ws;
+  import(spec, inputs, "input", &in);
+  import(spec, outputs, "output", &out);
   nb::list ws_list;
   ws_list.append(workspace);
-  const TensorView ws = views_of(spec, ws_list, "workspace", &keep)[0];
-  nogil([&] { return call_op(spec, in, out, ws, values, ctx); });
+  import(spec, ws_list, "workspace", &ws);
+  // Leading axes past kMaxDims fold here, as in every adapter (DenseOperands).
+  DenseOperands operands;
+  throw_if_error(operands.set_inputs(spec, in.tensors));
+  std::vector<TensorView> out_views(out.tensors.size());
+  for (size_t j = 0; j < out_views.size() && j < spec.outputs.size(); ++j)
+    throw_if_error(operands.output_view(spec, j, out.tensors[j], &out_views[j]));
+  TensorView ws_view;
+  const DenseTensor& w = ws.tensors[0];
+  if (w.present && !strided_view_folded(w.data, w.dtype, w.shape.data(), w.strides.data(),
+                                        static_cast<int>(w.shape.size()), 0, w.device, &ws_view))
+    throw_if_error(InvalidArgument(spec.op, ": the workspace must be a 1-d array"));
+  const std::vector<TensorView>& in_views = operands.inputs();
+  nogil([&] { return call_op(spec, in_views, out_views, ws_view, values, ctx); });
 }
 
 int64_t workspace(const std::string& op, const std::string& direction,
@@ -271,6 +317,65 @@ nb::list output_descs(const std::string& op, const std::string& direction,
   return out;
 }
 
+// {rule name: [the dtype names dtype_allowed admits]} for every DTypeRule.
+nb::dict dtype_rules() {
+  nb::dict out;
+  for (DTypeRule r : {DTypeRule::kFloat, DTypeRule::kFloatOrF32, DTypeRule::kIndex,
+                      DTypeRule::kF32, DTypeRule::kI32}) {
+    nb::list names;
+    for (DType t : kAllDTypes)
+      if (dtype_allowed(r, t)) names.append(std::string(dtype_name(t)));
+    out[std::string(dtype_rule_name(r)).c_str()] = nb::tuple(names);
+  }
+  return out;
+}
+
+// check_dtypes for dtype names (None: absent); its message, or None when they fit.
+nb::object dtype_error(const std::string& op, const std::string& direction,
+                       const nb::list& dtype_names) {
+  const OpSpec& spec = spec_of(op, direction);
+  std::vector<DType> dtypes(dtype_names.size(), DType::kInvalid);
+  std::unique_ptr<bool[]> present(new bool[dtype_names.size()]);
+  for (size_t i = 0; i < dtype_names.size(); ++i) {
+    present[i] = !dtype_names[i].is_none();
+    if (!present[i]) continue;
+    dtypes[i] = dtype_from_name(nb::cast<std::string>(dtype_names[i]));
+  }
+  const Status s = check_dtypes(spec, dtypes, {present.get(), dtype_names.size()});
+  return s.ok() ? nb::none() : nb::object(nb::str(s.message().c_str()));
+}
+
+// Whether a strided tensor of any rank is walkable as rows (as_rows, after the
+// leading axes past kMaxDims fold as DenseOperands folds them).
+bool walkable_as_rows(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  if (shape.size() != strides.size()) return false;
+  TensorView v;
+  RowLayout rows;
+  return strided_view_folded(nullptr, DType::kF32, shape.data(), strides.data(),
+                             static_cast<int>(shape.size()), 0, Device{}, &v) &&
+         as_rows(v, &rows);
+}
+
+// The core's checks of one call from shapes and dtypes alone: the spec's dtype
+// rules (InvalidArgumentTypeError), then everything else the entry point checks
+// (InvalidArgumentError), in the words of a run-time error.
+void validate(const std::string& op, const std::string& direction, const nb::list& input_shapes,
+              const nb::list& input_dtypes, const nb::dict& attrs) {
+  const OpSpec& spec = spec_of(op, direction);
+  const AttrValues values = parse(spec, attrs, nullptr, nullptr);
+  ShapeOnlyCall call;
+  shape_views(spec, input_shapes, &input_dtypes, &call);
+  std::vector<DType> dtypes;
+  std::unique_ptr<bool[]> present(new bool[call.dense.size()]);
+  for (size_t i = 0; i < call.dense.size(); ++i) {
+    dtypes.push_back(call.dense[i].dtype);
+    present[i] = call.dense[i].present;
+  }
+  if (Status s = check_dtypes(spec, dtypes, {present.get(), call.dense.size()}); !s.ok())
+    throw_type_error(s.message());
+  throw_if_error(validate_call(spec, call.dense, values));
+}
+
 }  // namespace
 
 void bind_op_call(nb::module_& m) {
@@ -291,6 +396,20 @@ void bind_op_call(nb::module_& m) {
   m.def("output_descs", &output_descs, nb::arg("op"), nb::arg("direction"),
         nb::arg("input_shapes"), nb::arg("input_dtypes"), nb::arg("attrs"),
         "[(shape, dtype) or None per output], inferred by the C++ core from the spec.");
+  m.def("dtype_rules", &dtype_rules,
+        "{dtype rule: the dtype names it admits} (the rule on its own; kFloat inputs of one "
+        "call also share one dtype).");
+  m.def("dtype_error", &dtype_error, nb::arg("op"), nb::arg("direction"), nb::arg("dtypes"),
+        "The error of the spec's dtype rules for these input dtype names (None: absent), or "
+        "None when they fit.");
+  m.def("walkable_as_rows", &walkable_as_rows, nb::arg("shape"), nb::arg("strides"),
+        "Whether the core reads a tensor of this shape and strides (in elements) as rows "
+        "without a copy.");
+  m.def("validate", &validate, nb::arg("op"), nb::arg("direction"), nb::arg("input_shapes"),
+        nb::arg("input_dtypes"), nb::arg("attrs"),
+        "Every check of one call its input shapes and dtypes (None: absent) decide, as the op "
+        "makes them when it runs: InvalidArgumentTypeError for a dtype its rules refuse, "
+        "InvalidArgumentError for the rest.");
 }
 
 }  // namespace xpu::python

@@ -12,34 +12,31 @@ PyObject* g_not_found = nullptr;
 PyObject* g_out_of_memory = nullptr;
 PyObject* g_runtime = nullptr;
 
-template <typename A>
-TensorView view_impl(const A& a) {
-  TensorView v;
-  if (!a.is_valid()) return v;
-  v.data = const_cast<void*>(static_cast<const void*>(a.data()));
-  v.dtype = dtype_from_dlpack(a.dtype());
-  v.ndim = static_cast<int>(a.ndim());
-  if (v.ndim > kMaxDims)
-    throw_if_error(InvalidArgument("xpuruntime supports at most ", kMaxDims, " dimensions, got ", v.ndim));
-  for (int i = 0; i < v.ndim; ++i) {
-    v.shape[i] = static_cast<int64_t>(a.shape(i));
-    v.strides[i] = static_cast<int64_t>(a.stride(i));
-  }
-  const int dev = a.device_type();
-  if (dev == nb::device::cpu::value || dev == nb::device::cuda_host::value) {
-    v.device = {DeviceKind::kCPU, 0};
-  } else if (dev == nb::device::cuda::value || dev == nb::device::cuda_managed::value) {
-    v.device = {DeviceKind::kCUDA, static_cast<int>(a.device_id())};
-  } else {
-    throw_if_error(InvalidArgument("xpuruntime: unsupported DLPack device type ", dev, " (supported: cpu, cuda)"));
-  }
-  return v;
-}
-
 }  // namespace
 
-TensorView view_of(const nb::ndarray<nb::ro>& a) { return view_impl(a); }
-TensorView view_of(const nb::ndarray<>& a) { return view_impl(a); }
+Status tensor_of(const Array& a, ArrayDims* dims, DenseTensor* out) {
+  DenseTensor& t = *out = DenseTensor{};
+  if (!a.is_valid()) return Status::Ok();
+  const int dev = a.device_type();
+  if (dev == nb::device::cpu::value || dev == nb::device::cuda_host::value)
+    t.device = {DeviceKind::kCPU, 0};
+  else if (dev == nb::device::cuda::value || dev == nb::device::cuda_managed::value)
+    t.device = {DeviceKind::kCUDA, static_cast<int>(a.device_id())};
+  else
+    return InvalidArgument("unsupported DLPack device type ", dev, " (supported: cpu, cuda)");
+  dims->shape.resize(a.ndim());
+  dims->strides.resize(a.ndim());
+  for (size_t i = 0; i < a.ndim(); ++i) {
+    dims->shape[i] = static_cast<int64_t>(a.shape(i));
+    dims->strides[i] = static_cast<int64_t>(a.stride(i));
+  }
+  t.data = const_cast<void*>(static_cast<const void*>(a.data()));
+  t.dtype = dtype_from_dlpack(a.dtype());
+  t.shape = dims->shape;
+  t.strides = dims->strides;
+  t.present = true;
+  return Status::Ok();
+}
 
 DType dtype_from_dlpack(nb::dlpack::dtype t) {
   using code = nb::dlpack::dtype_code;

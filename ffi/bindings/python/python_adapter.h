@@ -6,6 +6,9 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
+#include <vector>
+
+#include "xpuruntime/dense_operands.h"
 #include "xpuruntime/exec_context.h"
 #include "xpuruntime/status.h"
 #include "xpuruntime/tensor_view.h"
@@ -19,9 +22,14 @@ using Array = nb::ndarray<nb::ro>;        // any dtype, device, layout
 // every export read-only.
 using MutableArray = nb::ndarray<nb::ro>;
 
-// An absent array (None) gives a view with present() == false.
-TensorView view_of(const nb::ndarray<nb::ro>& a);
-TensorView view_of(const nb::ndarray<>& a);
+// A DLPack array of any rank as an operand (the core folds leading axes past
+// kMaxDims: dense_operands.h); its shape and strides (in elements) live in `dims`,
+// which must outlive the result. An invalid (None) array gives present == false;
+// a device other than the CPU or CUDA is an InvalidArgument.
+struct ArrayDims {
+  std::vector<int64_t> shape, strides;
+};
+Status tensor_of(const Array& a, ArrayDims* dims, DenseTensor* out);
 
 DType dtype_from_dlpack(nb::dlpack::dtype t);
 nb::dlpack::dtype dlpack_from_dtype(DType t);

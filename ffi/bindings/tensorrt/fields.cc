@@ -62,10 +62,7 @@ Status given_of(const OpSpec& spec, const PluginField& f, GivenAttr* out) {
     case PluginFieldType::kINT8: out->type = GivenType::kInt; out->number = read<int8_t>(f.data); break;
     case PluginFieldType::kINT16: out->type = GivenType::kInt; out->number = read<int16_t>(f.data); break;
     case PluginFieldType::kINT32: out->type = GivenType::kInt; out->number = read<int32_t>(f.data); break;
-    case PluginFieldType::kINT64:
-      out->type = GivenType::kInt;
-      out->number = static_cast<double>(read<int64_t>(f.data));
-      break;
+    case PluginFieldType::kINT64: set_given_int(out, read<int64_t>(f.data)); break;
     default:
       return InvalidArgument(spec.op, ": field '", f.name, "' has type ", field_type_name(f.type),
                              "; expected float32, float64, int8..int64 or char");

@@ -33,29 +33,6 @@ Status guarded(Fn&& fn) noexcept {
   }
 }
 
-// Whether input `pos` may have dtype `t` after the inputs before it had `before`:
-// the spec's DTypeRule, with every kFloat operand of the call of one dtype and
-// kFloatOrF32 operands f32 or that dtype.
-bool input_dtype_ok(const OpSpec& spec, int pos, DType t, const DType* before) {
-  const DTypeRule rule = spec.inputs[pos].dtype;
-  if (!dtype_allowed(rule, t)) return false;
-  if (rule != DTypeRule::kFloat && rule != DTypeRule::kFloatOrF32) return true;
-  for (int i = 0; i < pos; ++i)  // the call's float dtype: its first kFloat operand's
-    if (spec.inputs[i].dtype == DTypeRule::kFloat)
-      return t == before[i] || (rule == DTypeRule::kFloatOrF32 && t == DType::kF32);
-  return true;
-}
-
-std::string_view dtype_rule_text(DTypeRule r) {
-  switch (r) {
-    case DTypeRule::kFloat: return "float32, float16 or bfloat16, the dtype of the op's other float inputs";
-    case DTypeRule::kFloatOrF32: return "float32 or the dtype of the op's float inputs";
-    case DTypeRule::kIndex: return "int32 or int64";
-    case DTypeRule::kF32: return "float32";
-    default: return "int32";
-  }
-}
-
 // The TensorRT types of the outputs for these input types, from the spec's rules.
 Status output_types(const Signature& sig, const AttrValues& attrs, const DataType* in_types,
                     int nb_inputs, std::vector<DataType>* out) {
@@ -64,12 +41,13 @@ Status output_types(const Signature& sig, const AttrValues& attrs, const DataTyp
   std::vector<TensorView> views(spec.inputs.size());
   for (int i = 0; i < nb_inputs; ++i) {
     dtypes[i] = to_dtype(in_types[i]);
-    if (!input_dtype_ok(spec, i, dtypes[i], dtypes.data()))
-      return InvalidArgument(spec.op, ": '", spec.inputs[i].name, "' must be ",
-                             dtype_rule_text(spec.inputs[i].dtype), ", got ", type_name(in_types[i]));
+    if (dtypes[i] == DType::kInvalid)
+      return InvalidArgument(spec.op, ": '", spec.inputs[i].name, "' has type ",
+                             type_name(in_types[i]), ", which no xpuruntime op takes");
     const int64_t one = 1;  // ranks are unknown here and do not decide dtypes
     views[i] = dense_view(nullptr, dtypes[i], &one, 1, Device{});
   }
+  XPU_RETURN_IF_ERROR(check_dtypes(spec, dtypes));
   std::vector<OutputDesc> descs;
   XPU_RETURN_IF_ERROR(infer_outputs(spec, views, attrs, &descs));
   out->clear();
@@ -220,7 +198,7 @@ bool SpecPlugin::supportsFormatCombination(int32_t pos, const DynamicPluginTenso
     if (pos < nb_inputs) {
       std::vector<DType> before(pos + 1);
       for (int i = 0; i <= pos; ++i) before[i] = to_dtype(in_out[i].desc.type);
-      return input_dtype_ok(*config_.spec, pos, before[pos], before.data());
+      return input_dtype_ok(*config_.spec, static_cast<size_t>(pos), before[pos], before);
     }
     std::vector<DataType> in_types(nb_inputs), types;
     for (int i = 0; i < nb_inputs; ++i) in_types[i] = in_out[i].desc.type;

@@ -21,8 +21,12 @@ bool take_number(const ffi::Dictionary& attrs, const ffi::Dictionary::Iterator& 
   if (!attrs.isa<T>(it)) return false;
   auto v = attrs.get<T>(*it);
   if (!v.has_value()) return false;
-  g->type = type;
-  g->number = static_cast<double>(*v);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    set_given_int(g, *v);  // (exactness beyond +-2^53)
+  } else {
+    g->type = type;
+    g->number = static_cast<double>(*v);
+  }
   return true;
 }
 

@@ -24,6 +24,15 @@ constexpr std::string_view dtype_name(DType t) {
   }
 }
 
+// Every valid dtype, and the one a name ("float32") stands for (kInvalid: none).
+inline constexpr DType kAllDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kF64,
+                                       DType::kI32, DType::kI64, DType::kU8,  DType::kBool};
+constexpr DType dtype_from_name(std::string_view name) {
+  for (DType t : kAllDTypes)
+    if (dtype_name(t) == name) return t;
+  return DType::kInvalid;
+}
+
 constexpr size_t dtype_size(DType t) {
   switch (t) {
     case DType::kF32: case DType::kI32: return 4;

@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "xpuruntime/exec_context.h"
@@ -88,6 +89,20 @@ constexpr bool dtype_allowed(DTypeRule r, DType t) {
     default: return t == DType::kI32;
   }
 }
+
+struct OpSpec;
+// The dtype rules of a spec on their own, for adapters that know dtypes before
+// shapes (ONNX Runtime's kernel creation, TensorRT's format negotiation, JAX at
+// trace time); the entry points enforce the same rules when they run.
+// Whether input `pos` may have dtype `t` when the inputs before it have `before`
+// (all present): its DTypeRule, every kFloat input of the call's float dtype (the
+// first kFloat input's), kFloatOrF32 inputs float32 or that dtype.
+bool input_dtype_ok(const OpSpec& spec, size_t pos, DType t, std::span<const DType> before);
+// The same for a whole call (`present[i]` false: input i absent; empty: all present):
+// InvalidArgument naming the op and the first input whose dtype breaks its rule,
+// "softmax: 'x' must be float32, float16 or bfloat16, got int32".
+Status check_dtypes(const OpSpec& spec, std::span<const DType> dtypes,
+                    std::span<const bool> present = {});
 
 struct InputSpec {
   const char* name;  // as in OPS.md and the error messages ("x", "weight", ...)
@@ -203,15 +218,31 @@ enum class GivenType : uint8_t { kFloat, kInt, kBool, kString };
 struct GivenAttr {
   std::string_view name;
   GivenType type;
-  double number = 0;
+  double number = 0;  // an integer beyond a double's range: +-inf
   std::string_view text;
+  bool exact = true;  // false: an integer the double does not hold exactly (beyond +-2^53)
 };
+
+// An integer value as a given attribute (every adapter's integers come through here,
+// so that one beyond +-2^53, which the double rounds, is refused by parse_attrs).
+template <typename Int>
+  requires std::is_integral_v<Int>
+void set_given_int(GivenAttr* g, Int v) {
+  constexpr int64_t kExact = int64_t{1} << 53;
+  g->type = GivenType::kInt;
+  g->number = static_cast<double>(v);
+  if constexpr (std::is_signed_v<Int>)
+    g->exact = static_cast<int64_t>(v) >= -kExact && static_cast<int64_t>(v) <= kExact;
+  else
+    g->exact = static_cast<uint64_t>(v) <= static_cast<uint64_t>(kExact);
+}
 
 // The one attribute rule of every frontend: an unknown name, a value of the wrong
 // type, NaN, a number out of range or a string not among the choices is an
 // InvalidArgument naming the op and the attribute. An int is accepted for a float
 // attribute, a bool for an int attribute and an int 0/1 for a bool attribute;
-// nothing else is converted. Absent attributes take their default, except a
+// nothing else is converted. Integer attributes hold integers in [-2^53, 2^53]
+// (exact in the double they travel in; see set_given_int). Absent attributes take their default, except a
 // required one (attr_required), which is an InvalidArgument "op: attribute 'k' is
 // required". `onnx_names`
 // selects which names the caller speaks (ONNX/TensorRT fields or Python keywords).

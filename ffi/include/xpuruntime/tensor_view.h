@@ -55,6 +55,12 @@ TensorView dense_view(void* data, DType dtype, const int64_t* shape, int ndim, D
 // ndim), or more where the rest would not fit.
 TensorView dense_view_folded(void* data, DType dtype, const int64_t* shape, int ndim, int fold,
                              Device device);
+// dense_view_folded for a tensor with its own strides (in elements; DLPack arrays):
+// the folded axes must collapse to one stride (dims of size 1 place no constraint;
+// an empty tensor reads no memory). False, *out untouched, when they do not (a
+// permuted or sliced layout that only a copy could fold).
+bool strided_view_folded(void* data, DType dtype, const int64_t* shape, const int64_t* strides,
+                         int ndim, int fold, Device device, TensorView* out);
 // The leading axes a tensor of this rank must fold into one to fit a view; 0 when it fits.
 constexpr int axes_to_fold(int ndim) { return ndim > kMaxDims ? ndim - kMaxDims + 1 : 0; }
 

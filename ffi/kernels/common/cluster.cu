@@ -19,25 +19,36 @@ std::mutex& cache_mutex() {
 
 }  // namespace
 
-Status max_cluster_size(int* out) {
+// *out = attr's value on the current device, cached per (attribute, device).
+static Status device_attribute(cudaDeviceAttr attr, const char* what, int* out) {
   int dev = 0;
   XPU_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&dev), kWhere, "cudaGetDevice"));
-  static std::map<int, int> cache;
+  static std::map<std::pair<int, int>, int> cache;
+  const std::pair<int, int> key{static_cast<int>(attr), dev};
   {
     std::lock_guard<std::mutex> lock(cache_mutex());
-    if (auto it = cache.find(dev); it != cache.end()) {
+    if (auto it = cache.find(key); it != cache.end()) {
       *out = it->second;
       return Status::Ok();
     }
   }
-  int major = 0;
-  XPU_RETURN_IF_ERROR(cuda_status(
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), kWhere,
-      "cudaDeviceGetAttribute(compute capability)"));
-  *out = major >= 9 ? kMaxCluster : 1;
+  XPU_RETURN_IF_ERROR(cuda_status(cudaDeviceGetAttribute(out, attr, dev), kWhere, what));
   std::lock_guard<std::mutex> lock(cache_mutex());
-  cache[dev] = *out;
+  cache[key] = *out;
   return Status::Ok();
+}
+
+Status max_cluster_size(int* out) {
+  int major = 0;
+  XPU_RETURN_IF_ERROR(device_attribute(cudaDevAttrComputeCapabilityMajor,
+                                       "cudaDeviceGetAttribute(compute capability)", &major));
+  *out = major >= 9 ? kMaxCluster : 1;
+  return Status::Ok();
+}
+
+Status multiprocessor_count(int* out) {
+  return device_attribute(cudaDevAttrMultiProcessorCount,
+                          "cudaDeviceGetAttribute(multiprocessor count)", out);
 }
 
 Status allow_dynamic_smem(const void* kernel, int bytes, bool* ok) {

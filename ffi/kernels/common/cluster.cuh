@@ -83,12 +83,14 @@ struct SplitShape {
 };
 
 // Fewest CTAs (1, 2, 4, ... max_cluster) whose slices each fit resident_shape
-// with at most max_elems elements a thread and max_threads threads.
-inline SplitShape split_shape(int64_t n, int vec, int max_elems, int max_threads, int max_cluster) {
+// with at most max_elems elements a thread and max_threads threads (and
+// prefer_items vectors a thread where the slice has work for them).
+inline SplitShape split_shape(int64_t n, int vec, int max_elems, int max_threads, int max_cluster,
+                              int prefer_items = 1) {
   const int64_t nvec = (n + vec - 1) / vec;
   for (int c = 1; c <= max_cluster; c *= 2) {
     const int64_t per = (nvec + c - 1) / c;  // vectors per CTA
-    const RowShape s = resident_shape(per * vec, vec, max_elems, max_threads);
+    const RowShape s = resident_shape(per * vec, vec, max_elems, max_threads, 16, prefer_items);
     if (s.items > 0) return {c, s.items, s.threads, s.threads * s.items * vec};
   }
   return {0, 0, 0, 0};
@@ -97,6 +99,9 @@ inline SplitShape split_shape(int64_t n, int vec, int max_elems, int max_threads
 // Largest cluster the current device runs (kMaxCluster from compute capability
 // 9.0 on, else 1); cached per device.
 Status max_cluster_size(int* out);
+
+// The current device's multiprocessor count; cached per device.
+Status multiprocessor_count(int* out);
 
 // How many CTAs (cluster == 1) or clusters of `kernel` at `threads` threads (and
 // `smem` bytes of dynamic shared memory a CTA) can be resident on the current

@@ -16,7 +16,7 @@
 #include "kernels/common/cluster.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/launch.cuh"
-#include "kernels/common/row_pipe.cuh"
+#include "kernels/common/resident_row.cuh"
 
 namespace xpu::cuda {
 
@@ -79,37 +79,47 @@ struct NormBackwardArgs {
   int slice, csize;  // set by launch_fused_norm_backward: a CTA's columns, CTAs a row
 };
 
-// Tensors a pipelined row streams: x, dy, and dh when present.
-template <bool DH>
-constexpr int kPipeTensors = DH ? 3 : 2;
+// Row groups an SM's worth of the fused backward (the grid is kNormGroupsPerSm
+// CTAs an SM, whatever is resident at once). H200 run 13 (rms_norm 32768x4096
+// bf16, benchmarks/row_variants.py): 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222,
+// 1056 0.217-0.220, 4224 0.238; run 12's persistent ring 0.262.
+inline constexpr int kNormGroupsPerSm = 2;
+// Vectors a thread of the fused backward holds by preference (256 x 2 at 4096 bf16
+// columns: 0.209 ms against 0.213 at 128 x 4 and 0.218 at 512 x 1, run 13).
+inline constexpr int kNormItems = 2;
 
-// Fused backward for 16-byte-aligned rows (rms_norm v2.1, layer_norm v2): a
-// persistent grid of row groups, each a cluster of `csize` CTAs splitting a row's
-// columns; group g walks rows g, g + G, ... with the rows ahead streaming through
-// a shared-memory ring of `stages` (cuda::pipe_rows, plan_row_pipe).
-// Registers hold the current row and the f32 accumulators for the CTA's columns,
-// so one-item rows (<= 4096 16-bit columns a CTA) fit two CTAs an SM.
+// Fused backward for 16-byte-aligned rows: G row groups, each a cluster of
+// `csize` CTAs splitting a row's columns; group g walks a contiguous chunk of
+// rows, the next row's x and dy (and dh) loaded into registers before the current
+// one reduces (walk_rows); dh (rms_norm's residual branch) is loaded where it is
+// added. Registers hold both rows and the f32 accumulators for the CTA's columns
+// (<= kNormFusedElems elements a thread, kNormItems vectors where the row has work
+// for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32 vectors or with dh
+// held ahead, none at two without).
 template <typename T, int ITEMS, bool DH, bool CENTERED>
-__global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
-    fused_norm_backward(const NormBackwardArgs<T> a, int stages) {
+__global__ void __launch_bounds__(kMaxRowThreads, 1)
+    fused_norm_backward(const NormBackwardArgs<T> a) {
   constexpr int VEC = 16 / sizeof(T);
-  constexpr int NT = kPipeTensors<DH>;
+  constexpr int NT = 2;
   using V = Vec<T, VEC>;
-  __shared__ float scratch[32], slot[2];     // one row sum (rms_norm)
-  __shared__ float2 scratch2[32], slot2[2];  // two row sums (layer_norm)
+  using Row = RowVecs<T, VEC, ITEMS, NT>;
+  // One barrier a row (RowReduce alternates two buffers), as in run 13's experiment
+  // kernel; block_sum and block_sum2 take two.
+  __shared__ float scratch[2][32], slot[2];     // one row sum (rms_norm)
+  __shared__ float2 scratch2[2][32], slot2[2];  // two row sums (layer_norm)
+  RowSum row_sum(scratch, slot, a.csize);
+  RowSum2 row_sum2(scratch2, slot2, a.csize);
   const int rank = cluster_rank(a.csize);
   const RowSlice sl = row_slice<VEC>(rank, a.slice);
   const int64_t group = blockIdx.x / a.csize, groups = gridDim.x / a.csize;
+  const int64_t per = (a.rows + groups - 1) / groups;
+  const int64_t first = group * per, last = std::min<int64_t>(a.rows, first + per);
   const float inv_n = __frcp_rn(static_cast<float>(a.n));
   RowSources<T, NT> src;
   src.ptr[0] = a.x;
   src.stride[0] = a.x_stride;
   src.ptr[1] = a.dy;
   src.stride[1] = a.dy_stride;
-  if constexpr (DH) {
-    src.ptr[2] = a.dh;
-    src.stride[2] = a.dh_stride;
-  }
 
   float accw[ITEMS][VEC], accb[ITEMS][VEC];
   V wv[ITEMS];
@@ -119,23 +129,22 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
 #pragma unroll
     for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
   }
-  // The row's statistics are loaded two rows ahead (plain loads). A queue as deep as
-  // the ring spilled at 64 registers; one row ahead was 2% slower for layer_norm at
-  // 32768x4096 bf16 on the H100 (0.561 vs 0.549 ms fwd+bwd), equal for rms_norm.
+  // The row's statistics are loaded two rows ahead (plain loads). One row ahead
+  // was 2% slower for layer_norm at 32768x4096 bf16 on the H100.
   auto stats = [&](int64_t row) {
     RowGrad st{0.f, 0.f, 0.f, 0.f};
-    if (row < a.rows) {
+    if (row < last) {
       st.rstd = a.rstd[row];
       if constexpr (CENTERED) st.mean = a.mean[row];
     }
     return st;
   };
-  RowGrad next = stats(group), after = stats(group + groups);
-  pipe_rows<T, VEC, ITEMS, NT>(src, group, a.rows, groups, sl, a.n, stages,
-                               [&](int64_t row, const RowVecs<T, VEC, ITEMS, NT>& r, int parity) {
+  RowGrad next = stats(first), after = stats(first + 1);
+  walk_rows<Row>(first, last, 1, [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
+                 [&](int64_t row, const Row& r, int) {
     RowGrad st = next;
     next = after;
-    after = stats(row + 2 * groups);
+    after = stats(row + 2);
     float sg = 0.f, sgx = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
@@ -154,19 +163,18 @@ __global__ void __launch_bounds__(kMaxRowThreads, ITEMS == 1 ? 2 : 1)
       }
     }
     if constexpr (CENTERED) {
-      const float2 s =
-          cluster_reduce(block_sum2(sg, sgx, scratch2), slot2, parity, a.csize, Plus{});
+      const float2 s = row_sum2(make_float2(sg, sgx));
       st.mg = s.x * inv_n;
       st.mgx = s.y * inv_n;
     } else {
-      st.mgx = cluster_sum(block_sum(sgx, scratch), slot, parity, a.csize) * inv_n;
+      st.mgx = row_sum(sgx) * inv_n;
     }
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = sl.col(k);
       if (col < a.n) {
         V extra;
-        if constexpr (DH) extra = r.v[2][k];
+        if constexpr (DH) extra = load_vec<T, VEC>(a.dh + row * a.dh_stride + col);
         store_vec<T, VEC>(a.dx + row * a.n + col,
                           norm_dx_vec<CENTERED, DH>(r.v[0][k], r.v[1][k], wv[k], extra, st));
       }
@@ -228,41 +236,49 @@ Status launch_param_reduce(const float* partial, int64_t bias_offset, int64_t gr
   return launch_status(op);
 }
 
-// Launches fused_norm_backward when the rows take 16-byte vectors (vec > 1), a
-// split of at most the device's cluster size fits kNormFusedElems a thread, and
-// the device holds the ring (plan_row_pipe). *groups: the row groups launched, at
-// most row_groups (the workspace's partial rows); 0 when nothing was launched and
-// the caller takes its other path.
+// Launches fused_norm_backward when the rows take 16-byte vectors (vec > 1) and a
+// split of at most the device's cluster size fits kNormFusedElems a thread
+// (kNormItems vectors where the row has work for them). *groups: the row groups
+// launched, at most row_groups (the workspace's partial rows); 0 when nothing was
+// launched and the caller takes its other path.
 template <bool CENTERED, typename T>
 Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_groups,
                                   cudaStream_t stream, const char* op, int64_t* groups) {
   *groups = 0;
   constexpr int kVec = 16 / sizeof(T);
   if (vec != kVec || a.rows == 0) return Status::Ok();
-  int max_cluster = 1;
+  int max_cluster = 1, sms = 1;
   XPU_RETURN_IF_ERROR(max_cluster_size(&max_cluster));
-  const SplitShape s = split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster);
+  XPU_RETURN_IF_ERROR(multiprocessor_count(&sms));
+  const SplitShape s =
+      split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
   if (s.cluster == 0) return Status::Ok();
-  void (*kernel)(NormBackwardArgs<T>, int) = nullptr;
-  int tensors = 0;
+  void (*kernel)(NormBackwardArgs<T>) = nullptr;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
-      auto pick = [&]<bool DH>() {
-        kernel = &fused_norm_backward<T, I, DH, CENTERED>;
-        tensors = kPipeTensors<DH>;
-      };
       if constexpr (!CENTERED) {
-        if (a.dh) return pick.template operator()<true>();
+        if (a.dh) {
+          kernel = &fused_norm_backward<T, I, true, CENTERED>;
+          return;
+        }
       }
-      pick.template operator()<false>();
+      kernel = &fused_norm_backward<T, I, false, CENTERED>;
     }
   });
   if (!kernel) return Status::Ok();
+  int resident = 0;
+  XPU_RETURN_IF_ERROR(
+      resident_count(reinterpret_cast<const void*>(kernel), s.threads, s.cluster, &resident));
+  if (resident <= 0) return Status::Ok();
   a.slice = s.slice;
   a.csize = s.cluster;
-  // Persistent: at most the clusters resident at once, so no group waits for a second wave.
-  return launch_pipelined(kernel, s, tensors, std::min<int64_t>(row_groups, a.rows), stream, op,
-                          groups, a);
+  const int64_t g = std::min<int64_t>(
+      {row_groups, a.rows, std::max<int64_t>(1, int64_t{kNormGroupsPerSm} * sms / s.cluster)});
+  XPU_RETURN_IF_ERROR(cuda_status(
+      launch_clustered(kernel, static_cast<unsigned>(g * s.cluster), s.threads, s.cluster, stream, a),
+      op, "fused backward launch"));
+  *groups = g;
+  return Status::Ok();
 }
 
 }  // namespace xpu::cuda

@@ -39,6 +39,28 @@ __device__ __forceinline__ void load_row(Vec<T, VEC> (&v)[ITEMS], const T* __res
     if (s.col(k) < n) v[k] = load_vec<T, VEC>(row + s.col(k));
 }
 
+// The rows a walk reads: NT tensors, each a base pointer and a row stride.
+template <typename T, int NT>
+struct RowSources {
+  const T* ptr[NT];
+  int64_t stride[NT];
+};
+
+// One row's slices of NT tensors as this thread holds them (RowSlice's columns).
+template <typename T, int VEC, int ITEMS, int NT>
+struct RowVecs {
+  Vec<T, VEC> v[NT][ITEMS];
+};
+
+// r = row `row` of every source, straight from global memory.
+template <typename T, int VEC, int ITEMS, int NT>
+__device__ __forceinline__ void load_rows(RowVecs<T, VEC, ITEMS, NT>& r,
+                                          const RowSources<T, NT>& src, int64_t row, RowSlice s,
+                                          int n) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) load_row<T, VEC, ITEMS>(r.v[t], src.ptr[t] + row * src.stride[t], s, n);
+}
+
 __device__ __forceinline__ float2 warp_sum(float2 v) {
   return make_float2(warp_sum(v.x), warp_sum(v.y));
 }

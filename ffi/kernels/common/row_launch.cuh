@@ -53,12 +53,24 @@ struct RowShape {
   int threads;  // threads per row, a multiple of 32
 };
 
-// Fewest vectors per thread (a power of two, at most max_items) that fit a row of
-// n elements in at most max_threads threads holding at most max_elems elements each.
+// Vectors a thread of a one-row-a-CTA register kernel holds by preference. H200
+// run 13 (benchmarks/row_variants.py, docs/kernels/README.md): rms_norm 32768x4096
+// bf16 at 1 vector a thread (512 threads a row) 0.147 ms, at 2-8 vectors 0.133-0.135
+// (Liger 0.130): fewer threads a row pay fewer shuffles, barriers and per-row
+// instructions for the same bytes.
+inline constexpr int kPreferItems = 4;
+
+// Fewest vectors per thread (a power of two, at most max_items), from
+// prefer_items up while a full warp still has work, that fit a row of n elements
+// in at most max_threads threads holding at most max_elems elements each.
 inline RowShape resident_shape(int64_t n, int vec, int max_elems, int max_threads,
-                               int max_items = 16) {
+                               int max_items = 16, int prefer_items = 1) {
   const int64_t nvec = (n + vec - 1) / vec;
-  for (int items = 1; items * vec <= max_elems && items <= max_items; items *= 2) {
+  int items = 1;
+  while (items * 2 <= prefer_items && items * 2 <= max_items && items * 2 * vec <= max_elems &&
+         int64_t{items} * 2 * 32 <= nvec)
+    items *= 2;
+  for (; items * vec <= max_elems && items <= max_items; items *= 2) {
     const int64_t threads = (nvec + items - 1) / items;
     if (threads <= max_threads)
       return {items, static_cast<int>(std::max<int64_t>(32, (threads + 31) / 32 * 32))};

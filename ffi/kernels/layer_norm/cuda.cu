@@ -1,7 +1,7 @@
 // layer_norm backward on CUDA, and the registration of both directions
 // (forward: cuda_forward.cu).
-// fast / deterministic: 16-byte rows take the persistent, cluster-split,
-//   cp.async-pipelined kernel shared with rms_norm (fused_norm_backward in
+// fast / deterministic: 16-byte rows take the cluster-split, next-row-prefetching
+//   kernel shared with rms_norm (fused_norm_backward in
 //   kernels/common/norm_backward.cuh: one read of x and dy for dx and the
 //   dweight/dbias partials). Other rows: v1, the row in registers with per-block
 //   partials in registers (fused) when they fit, else per-row dx kernels plus a
@@ -207,7 +207,7 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   if (p.rows == 0) return reduce(0);  // no rows: dweight and dbias are zero
 
   if (!reference) {
-    // 16-byte rows: the pipelined kernel shared with rms_norm (kernels/common/norm_backward.cuh).
+    // 16-byte rows: the fused kernel shared with rms_norm (kernels/common/norm_backward.cuh).
     int64_t groups = 0;
     const cuda::NormBackwardArgs<T> args{dy, p.dy_stride, x, p.x_stride, w, mean, rstd, nullptr,
                                          0, dx, partial, bias_offset, p.rows, n, 0, 0};

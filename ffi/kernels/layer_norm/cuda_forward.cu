@@ -8,9 +8,9 @@
 //   first 16 bytes; rows whose shift lies far from the mean (row_shift's note) take
 //   a second, centred reduction, so the variance is never E[x^2] - E[x]^2 in
 //   disguise. One read of x, one write of y, up to 8 CTAs' worth of row (131072
-//   elements when 16-byte aligned, 32768 scalar). 16-byte rows that
-//   cuda::pipe_split covers stream through a shared-memory ring on a persistent
-//   grid (kernels/common/row_pipe.cuh).
+//   elements when 16-byte aligned, 32768 scalar). One CTA (or cluster) a row,
+//   cuda::kPreferItems vectors a thread, as many as there are rows (H200 run 13:
+//   the persistent ring of run 12 was 10-20% slower, docs/kernels/layer_norm.md).
 // Longer rows, devices without clusters: a looped kernel (statistics per vector
 //   merged with Chan's formula in a fixed tree, RowStats, then a second pass that
 //   re-reads the row).
@@ -19,7 +19,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "kernels/common/row_pipe.cuh"
+#include "kernels/common/resident_row.cuh"
 #include "kernels/layer_norm/cuda_common.cuh"
 
 namespace xpu::ops::layer_norm_detail::gpu {
@@ -71,10 +71,6 @@ constexpr int forward_min_blocks() {
 }
 template <typename T, int VEC, int ITEMS>
 constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
-// The pipelined kernels hold one copy of the row (the rows ahead wait in the ring):
-// 4 blocks (32 registers) at one vector a thread, 3 (40) at two, 2 (64) at four.
-template <int ITEMS>
-constexpr int kPipeMinBlocks = ITEMS == 1 ? 4 : ITEMS == 2 ? 3 : 2;
 
 // Blocks of the looped and reference kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
@@ -145,20 +141,18 @@ __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
 }
 
 // Rows first, first + step, ... of which this CTA holds columns
-// [rank * slice, rank * slice + slice); csize 1: one CTA a row. PIPE (16-byte
-// rows, persistent grid): the rows ahead stream through a shared-memory ring of
-// `stages` (cuda::pipe_rows). Else, with kRowAhead (a persistent grid), the next
+// [rank * slice, rank * slice + slice); csize 1: one CTA a row. With kRowAhead (a persistent grid), the next
 // row's loads are issued before the current row reduces (walk_rows), so they are
 // in flight through its reductions and its stores; otherwise one cluster a row. SHIFTED (rows split over a cluster): one
 // reduction of shifted sums a row, saving a cluster barrier (H100: 4096x65536
 // bf16 0.583 -> 0.496 ms); one-CTA rows keep two plain reductions, which the
 // shifted form's registers made slower there (32768x4096 0.221 -> 0.249,
 // 8192x8192 0.104 -> 0.111: it spilled at the 3-blocks cap).
-template <typename T, int VEC, int ITEMS, bool SHIFTED, bool PIPE>
-__global__ void __launch_bounds__(kMaxThreads, (PIPE ? kPipeMinBlocks<ITEMS> : kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
+template <typename T, int VEC, int ITEMS, bool SHIFTED>
+__global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>)) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
     T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
-    int n, int slice, int csize, float eps, int stages) {
+    int n, int slice, int csize, float eps) {
   __shared__ float2 scratch2[2][32];
   __shared__ float2 slot2[2];
   __shared__ float scratch[2][32];
@@ -251,9 +245,7 @@ __global__ void __launch_bounds__(kMaxThreads, (PIPE ? kPipeMinBlocks<ITEMS> : k
     }
   };
   const int64_t first = blockIdx.x / csize, step = gridDim.x / csize;
-  if constexpr (PIPE) {
-    cuda::pipe_rows<T, VEC, ITEMS, 1>(src, first, rows, step, s, n, stages, body);
-  } else if constexpr (kRowAhead<VEC, ITEMS>) {
+  if constexpr (kRowAhead<VEC, ITEMS>) {
     cuda::walk_rows<Row>(first, rows, step, load, body);
   } else {
     for (int64_t row = first; row < rows; row += step) {
@@ -368,32 +360,17 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
   using Kernel = void (*)(const T*, int64_t, const T*, const T*, T*, float*, float*, int64_t, int,
-                          int, int, float, int);
-  // 16-byte rows: the pipelined kernel, rows ahead in a shared-memory ring.
-  const cuda::SplitShape ps = cuda::pipe_split(p.n, vec, max_cluster);
-  if (vec == kVec && ps.cluster > 0) {
-    Kernel kernel = nullptr;
-    cuda::with_vec_items<kVec, kVec * cuda::kPipeItems>(vec, ps.items, [&]<int V, int I>() {
-      if constexpr (V == kVec)
-        kernel = ps.cluster > 1 ? &forward_resident<T, V, I, true, true>
-                                : &forward_resident<T, V, I, false, true>;
-    });
-    int64_t groups = 0;
-    if (kernel)
-      XPU_RETURN_IF_ERROR(cuda::launch_pipelined(kernel, ps, 1, p.rows, stream, kOp, &groups, x,
-                                                 p.x_stride, w, b, y, mean, rstd, p.rows, n,
-                                                 ps.slice, ps.cluster, a.eps));
-    if (groups > 0) return Status::Ok();
-  }
+                          int, int, float);
   const int max_elems = vec == 1 ? kForwardScalarElems<T> : kForwardElems;
-  const cuda::SplitShape s = cuda::split_shape(p.n, vec, max_elems, kMaxThreads, max_cluster);
+  const cuda::SplitShape s =
+      cuda::split_shape(p.n, vec, max_elems, kMaxThreads, max_cluster, cuda::kPreferItems);
   Kernel kernel = nullptr;
   if (s.cluster > 0) {
     cuda::with_vec_items<kVec, kForwardElems>(vec, s.items, [&]<int V, int I>() {
       // Scalar shapes stop at kForwardScalarElems (split_shape above never asks for more).
       if constexpr (V > 1 || I <= kForwardScalarElems<T>)
-        kernel = s.cluster > 1 ? &forward_resident<T, V, I, true, false>
-                               : &forward_resident<T, V, I, false, false>;
+        kernel = s.cluster > 1 ? &forward_resident<T, V, I, true>
+                               : &forward_resident<T, V, I, false>;
     });
   }
   if (kernel) {
@@ -401,7 +378,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     const bool ahead = vec > 1 && s.items == 1;  // kRowAhead of the kernel picked
     XPU_RETURN_IF_ERROR(cuda::launch_split_rows(kernel, s, p.rows, ahead, stream, kOp, "forward launch",
                                                 &launched, x, p.x_stride, w, b, y, mean, rstd,
-                                                p.rows, n, s.slice, s.cluster, a.eps, 0));
+                                                p.rows, n, s.slice, s.cluster, a.eps));
     if (launched) return Status::Ok();
   }
 

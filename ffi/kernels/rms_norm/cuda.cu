@@ -3,13 +3,13 @@
 //   too long for one CTA is split over a thread-block cluster of 2-8 CTAs, each
 //   holding a slice; the slices' sums of squares meet through DSMEM in rank
 //   order. One read of x, one write of y, no re-read, at any row length up to 8
-//   CTAs' worth (bf16/f16/f32: 131072 elements when 16-byte aligned). 16-byte rows
-//   that cuda::pipe_split covers walk a persistent grid whose rows ahead stream
-//   through a shared-memory ring (kernels/common/row_pipe.cuh); the others load
-//   straight into registers, one cluster a row.
+//   CTAs' worth (bf16/f16/f32: 131072 elements when 16-byte aligned). One CTA (or
+//   cluster) a row, as many as there are rows (no persistent grid: H200 run 13,
+//   docs/kernels/rms_norm.md, measured the persistent walks, with or without a
+//   shared-memory ring, 10-15% slower), kPreferItems vectors a thread.
 // reference and longer rows: a plain loop that re-reads the row from memory.
 // Backward: cuda_backward.cu.
-#include "kernels/common/row_pipe.cuh"
+#include "kernels/common/resident_row.cuh"
 #include "kernels/rms_norm/cuda_common.cuh"
 
 namespace xpu::ops::rms_norm_detail::gpu {
@@ -26,29 +26,19 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// The register cap (__launch_bounds__'s blocks of 512 an SM): the pipelined
-// kernels hold one copy of the row (ptxas -v, sm_90: 32 registers at one vector a
-// thread, 40 at two, 64 at four; with the residual 64 at two, uncapped at four,
-// where 64 spilled 56 bytes); 0 (no cap) for the register kernels, which keeps
-// v2's counts (an explicit 1 raised them by 8-16).
-template <bool PIPE, int ITEMS, bool RES>
-constexpr int kForwardMinBlocks =
-    !PIPE ? 0 : ITEMS == 1 ? 4 : ITEMS == 2 ? (RES ? 2 : 3) : (RES ? 0 : 2);
-
 // Rows of which this CTA holds columns [rank * slice, rank * slice + slice);
-// csize 1 is one CTA a row. PIPE (16-byte rows, persistent grid): the rows ahead
-// stream through a shared-memory ring of `stages` (cuda::pipe_rows); otherwise one
-// cluster a row (grid-stride past kMaxGrid) loading straight into registers.
-template <typename T, int VEC, int ITEMS, bool RES, bool PIPE>
-__global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<PIPE, ITEMS, RES>)) forward_resident(
+// csize 1 is one CTA a row. One cluster a row (grid-stride past kMaxGrid), loading
+// straight into registers; the residual is loaded where it is added (fewer
+// registers live). No __launch_bounds__ block count: v2's register counts (an
+// explicit 1 raised them by 8-16).
+template <typename T, int VEC, int ITEMS, bool RES>
+__global__ void __launch_bounds__(kMaxThreads) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res, int64_t res_stride,
     const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, float* __restrict__ rstd_out,
-    int64_t rows, int n, int slice, int csize, float eps, int stages) {
+    int64_t rows, int n, int slice, int csize, float eps) {
   __shared__ float scratch[2][32];
   __shared__ float slot[2];
-  // The ring streams x and the residual; the register path loads the residual
-  // where it adds it (fewer registers live).
-  constexpr int NT = RES && PIPE ? 2 : 1;
+  constexpr int NT = 1;
   using Row = cuda::RowVecs<T, VEC, ITEMS, NT>;
   const int rank = cluster_rank(csize);
   const RowSlice s = cuda::row_slice<VEC>(rank, slice);
@@ -56,10 +46,6 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<PIPE, ITEMS, R
   cuda::RowSources<T, NT> src;
   src.ptr[0] = x;
   src.stride[0] = x_stride;
-  if constexpr (NT == 2) {
-    src.ptr[1] = res;
-    src.stride[1] = res_stride;
-  }
   auto body = [&](int64_t row, Row& r, int) {
     float sumsq = 0.f;
 #pragma unroll
@@ -67,9 +53,7 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<PIPE, ITEMS, R
       const int col = s.col(k);
       if (col < n) {
         if constexpr (RES) {
-          Vec<T, VEC> rv;
-          if constexpr (NT == 2) rv = r.v[1][k];
-          else rv = load_vec<T, VEC>(res + row * res_stride + col);
+          const Vec<T, VEC> rv = load_vec<T, VEC>(res + row * res_stride + col);
 #pragma unroll
           for (int j = 0; j < VEC; ++j)
             r.v[0][k].v[j] = from_f<T>(to_f(r.v[0][k].v[j]) + to_f(rv.v[j]));
@@ -96,14 +80,10 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<PIPE, ITEMS, R
     }
   };
   const int64_t first = blockIdx.x / csize, step = gridDim.x / csize;
-  if constexpr (PIPE) {
-    cuda::pipe_rows<T, VEC, ITEMS, NT>(src, first, rows, step, s, n, stages, body);
-  } else {
-    for (int64_t row = first; row < rows; row += step) {
-      Row r;
-      cuda::load_rows(r, src, row, s, n);
-      body(row, r, 0);
-    }
+  for (int64_t row = first; row < rows; row += step) {
+    Row r;
+    cuda::load_rows(r, src, row, s, n);
+    body(row, r, 0);
   }
   cluster_exit(csize);
 }
@@ -165,35 +145,21 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     int max_cluster = 1;
     XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
     using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int64_t,
-                            int, int, int, float, int);
+                            int, int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
-    // 16-byte rows: the pipelined kernel, rows ahead in a shared-memory ring.
-    const cuda::SplitShape ps = cuda::pipe_split(p.n, vec, max_cluster);
-    if (vec == kVec && ps.cluster > 0) {
-      Kernel kernel = nullptr;
-      cuda::with_vec_items<kVec, kVec * cuda::kPipeItems>(vec, ps.items, [&]<int V, int I>() {
-        if constexpr (V == kVec)
-          kernel = res ? &forward_resident<T, V, I, true, true> : &forward_resident<T, V, I, false, true>;
-      });
-      int64_t groups = 0;
-      if (kernel)
-        XPU_RETURN_IF_ERROR(cuda::launch_pipelined(kernel, ps, res ? 2 : 1, p.rows, stream, kOp,
-                                                   &groups, x, p.x_stride, res, res_stride, w, y,
-                                                   h, rstd, p.rows, n, ps.slice, ps.cluster, a.eps));
-      if (groups > 0) return Status::Ok();
-    }
-    const cuda::SplitShape s = cuda::split_shape(p.n, vec, kForwardElems, kMaxThreads, max_cluster);
+    const cuda::SplitShape s = cuda::split_shape(p.n, vec, kForwardElems, kMaxThreads, max_cluster,
+                                                 cuda::kPreferItems);
     Kernel kernel = nullptr;
     if (s.cluster > 0) {
       cuda::with_vec_items<kVec, kForwardElems>(vec, s.items, [&]<int V, int I>() {
-        kernel = res ? &forward_resident<T, V, I, true, false> : &forward_resident<T, V, I, false, false>;
+        kernel = res ? &forward_resident<T, V, I, true> : &forward_resident<T, V, I, false>;
       });
     }
     if (kernel) {
       bool launched = false;
       XPU_RETURN_IF_ERROR(cuda::launch_split_rows(
           kernel, s, p.rows, /*persistent=*/false, stream, kOp, "forward launch", &launched, x,
-          p.x_stride, res, res_stride, w, y, h, rstd, p.rows, n, s.slice, s.cluster, a.eps, 0));
+          p.x_stride, res, res_stride, w, y, h, rstd, p.rows, n, s.slice, s.cluster, a.eps));
       if (launched) return Status::Ok();
     }
   }

@@ -1,16 +1,13 @@
 // rms_norm backward on CUDA.
-// fast / deterministic (fused): a persistent grid of G row groups, each a
-//   cluster of 1-8 CTAs that split a row's columns. Every CTA keeps x, dy and
-//   an f32 dweight accumulator for its slice in registers and gets ahead of the
-//   current row: 16-byte rows copy the next 1-3 rows of the group into a
-//   shared-memory ring (cp.async; fused_norm_backward in
-//   kernels/common/norm_backward.cuh, shared with layer_norm), scalar rows load
-//   the next row into registers (backward_resident, here). The row's dot product
-//   comes from block_sum + cluster_sum (DSMEM, rank order). One read of x and dy
-//   gives both dx and the dweight partials; G x N partials are then summed in
-//   group order by param_reduce. No atomics, so `fast` is also deterministic.
-//   G = the clusters that fit on the device at once, so no group waits for a
-//   second wave.
+// fast / deterministic (fused): G row groups (kNormGroupsPerSm an SM), each a
+//   cluster of 1-8 CTAs that split a row's columns and walk a contiguous chunk of
+//   rows. Every CTA keeps x, dy and an f32 dweight accumulator for its slice in
+//   registers and loads the next row while the current one reduces (16-byte rows:
+//   fused_norm_backward in kernels/common/norm_backward.cuh, shared with layer_norm;
+//   scalar rows: backward_resident, here). The row's dot product comes from
+//   block_sum + cluster_sum (DSMEM, rank order). One read of x and dy gives both dx
+//   and the dweight partials; G x N partials are then summed in group order by
+//   param_reduce. No atomics, so `fast` is also deterministic.
 // Longer rows (past 8 CTAs' worth, 65536 elements when 16-byte aligned), devices
 //   without clusters, and reference: a dx kernel (row in registers, or looped)
 //   plus a column-wise dweight-partials kernel that re-reads x and dy.
@@ -219,7 +216,7 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   if (p.rows == 0) return reduce(0);  // no rows: dweight is zero
 
   if (!reference) {
-    // 16-byte rows: the shared pipelined kernel (kernels/common/norm_backward.cuh).
+    // 16-byte rows: the shared fused kernel (kernels/common/norm_backward.cuh).
     int64_t groups = 0;
     const cuda::NormBackwardArgs<T> args{dy, p.dy_stride, x, p.x_stride, w, nullptr, rstd, dh,
                                          dh_stride, dx, partial, 0, p.rows, n, 0, 0};

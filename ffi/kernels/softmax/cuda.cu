@@ -7,10 +7,9 @@
 //   and the pairs are merged once per row: shuffles in the warp, shared memory
 //   across warps, DSMEM across the cluster's CTAs, always in a fixed order (one
 //   block barrier and one cluster barrier a row instead of a max pass and a sum
-//   pass). A persistent grid walks the rows: 16-byte rows of a CTA or a cluster
-//   stream the rows ahead through a shared-memory ring (kernels/common/row_pipe.cuh),
-//   the others load the next row into registers while the current one reduces and
-//   stores. No atomics, so `fast` is also deterministic.
+//   pass). One warp, CTA or cluster a row, as many as there are rows (H200 run 13:
+//   run 12's persistent grid with a shared-memory ring was 10-25% slower). No
+//   atomics, so `fast` is also deterministic.
 // Rows longer than 8 CTAs' worth (and devices without clusters, if a cluster
 //   does not fit): an online (max, sum) pass, then a write pass that re-reads.
 // reference: a plain scalar kernel, one block per row, exp(s - max) / sum.
@@ -32,16 +31,13 @@ using cuda::Vec;
 // Rows of which this thread holds columns first, first + stride, ... (ITEMS
 // vectors). WARP: each warp owns rows (kWarpRows warps a block, csize 1); else
 // a cluster of csize CTAs owns a row and CTA `rank` holds columns
-// [rank * slice, rank * slice + slice). PIPE (16-byte rows, CTA or cluster rows):
-// the rows ahead stream through a shared-memory ring of `stages`
-// (cuda::pipe_rows); otherwise the next row is loaded into registers (walk_rows).
-// ONCE (PIPE at one or two vectors a thread): each exponential is evaluated once,
-// kept in f32 registers; otherwise twice, to keep the row packed (opaque): at four
-// vectors the 32 kept exponentials spilled 76 bytes at 64 registers (bf16).
-template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
-__global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP, PIPE>(1))
+// [rank * slice, rank * slice + slice). Each exponential is evaluated twice (for
+// the sum, then for the output), to keep the row packed (opaque): kept in f32,
+// bf16 at two vectors a thread spilled 64 bytes at the register cap.
+template <typename T, int VEC, int ITEMS, bool WARP>
+__global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP>(1))
     forward_resident(const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int64_t rows,
-                     int n, int slice, int csize, float k, int stages) {
+                     int n, int slice, int csize, float k) {
   __shared__ float2 scratch[32];
   __shared__ float2 slot[2];
   const int rank = cuda::cluster_rank(csize);
@@ -53,7 +49,6 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
 
   using Row = cuda::RowVecs<T, VEC, ITEMS, 1>;
   const cuda::RowSources<T, 1> src{{x}, {x_stride}};
-  constexpr bool ONCE = PIPE && ITEMS <= 2;
   // The row's (max, sum of exp2) pair, merged over the warp, the block and the
   // cluster in a fixed order; `s` is this thread's sum against its warp's max.
   auto row_max_sum = [&](float m, float s, int parity) {
@@ -75,22 +70,17 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
         for (int j = 0; j < VEC; ++j) m = fmaxf(m, k * to_f(r.v[0][it].v[j]));
       }
     }
-    if constexpr (!ONCE) {
 #pragma unroll
-      for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
-    }
+    for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
     m = cuda::warp_max(m);
     const float wbase = m == -INFINITY ? 0.f : m;
     float s = 0.f;
-    float e[ONCE ? ITEMS : 1][VEC];  // ONCE: this thread's exp2 against wbase
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       if (sl.col(it) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float v = exp2f(k * to_f(r.v[0][it].v[j]) - wbase);
-          if constexpr (ONCE) e[it][j] = v;
-          s += v;
+          s += exp2f(k * to_f(r.v[0][it].v[j]) - wbase);
         }
       }
     }
@@ -100,12 +90,8 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
     // ms.y = 0 and gives NaN, as the definition 0 / 0 does.
     const float base = ms.x == -INFINITY ? 0.f : ms.x;
     const float inv = __fdividef(1.0f, ms.y);
-    if constexpr (!ONCE) {
 #pragma unroll
-      for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
-    }
-    // ONCE: exp2(v - base) = exp2(v - wbase) * exp2(wbase - base), wbase <= base.
-    const float rescale = ONCE ? exp2f(wbase - base) * inv : inv;
+    for (int it = 0; it < ITEMS; ++it) opaque(r.v[0][it]);
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       const int col = sl.col(it);
@@ -113,19 +99,14 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
         Vec<T, VEC> out;
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          if constexpr (ONCE) out.v[j] = from_f<T>(e[it][j] * rescale);
-          else out.v[j] = from_f<T>(exp2f(k * to_f(r.v[0][it].v[j]) - base) * rescale);
+          out.v[j] = from_f<T>(exp2f(k * to_f(r.v[0][it].v[j]) - base) * inv);
         }
         store_vec<T, VEC>(y + row * n + col, out);
       }
     }
   };
-  if constexpr (PIPE) {
-    cuda::pipe_rows<T, VEC, ITEMS, 1>(src, group, rows, groups, sl, n, stages, body);
-  } else {
-    walk_rows<Row>(group, rows, groups,
-                   [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
-  }
+  walk_rows<Row>(group, rows, groups,
+                 [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
   cuda::cluster_exit(csize);
 }
 
@@ -205,21 +186,20 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   constexpr int kVec = 16 / sizeof(T);
   const float k = a.scale * kLog2e;
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {y, p.n}});
-  using Kernel = void (*)(const T*, int64_t, T*, int64_t, int, int, int, float, int);
+  using Kernel = void (*)(const T*, int64_t, T*, int64_t, int, int, int, float);
   Kernel kernel = nullptr;
   ResidentLaunch l;
   int64_t blocks = 0;
-  XPU_RETURN_IF_ERROR((plan_resident<T, cuda::kPipeItems>(
-      p.n, vec, p.rows, /*tensors=*/1,
-      []<int V, int I, bool WARP, bool PIPE>(ResidentTag<V, I, WARP, PIPE>) {
-        return &forward_resident<T, V, I, WARP, PIPE>;
+  XPU_RETURN_IF_ERROR((plan_resident<T>(
+      p.n, vec, p.rows,
+      []<int V, int I, bool WARP>(ResidentTag<V, I, WARP>) {
+        return &forward_resident<T, V, I, WARP>;
       },
       &kernel, &l, &blocks)));
   if (blocks > 0) {
     return cuda::cuda_status(
-        cuda::launch_clustered_smem(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,
-                                    l.smem, stream, x, p.x_stride, y, p.rows, n, l.slice,
-                                    l.cluster, k, l.stages),
+        cuda::launch_clustered(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,
+                               stream, x, p.x_stride, y, p.rows, n, l.slice, l.cluster, k),
         kOp, "forward launch");
   }
   const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);

@@ -2,10 +2,9 @@
 // fast / deterministic: y and dy are held in registers as 16-byte vectors, one
 //   warp per row for short rows, one CTA per row, or a thread-block cluster of
 //   2-8 CTAs each holding a slice, whose dot products meet through DSMEM in rank
-//   order. One read of y and dy, one write of dx. A persistent grid walks the
-//   rows with the rows ahead in flight (the shared-memory ring of row_pipe.cuh for
-//   16-byte CTA and cluster rows, the next row in registers otherwise). Fixed
-//   order everywhere, no atomics: `fast` is also deterministic.
+//   order. One read of y and dy, one write of dx. One warp, CTA or cluster a row,
+//   as many as there are rows (plan_resident, cuda_common.cuh). Fixed order
+//   everywhere, no atomics: `fast` is also deterministic.
 // Rows longer than 8 CTAs' worth (and reference, with scalar accesses): a dot
 //   pass, then a write pass that re-reads y and dy.
 #include "kernels/softmax/cuda_common.cuh"
@@ -20,17 +19,12 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// The pipelined backward holds y and dy: at most two vectors a thread of each (at
-// four, bf16 spilled 148 bytes at 64 registers).
-constexpr int kBackwardPipeItems = 2;
-
-// Layout and row walk as forward_resident (cuda.cu); PIPE streams y and dy
-// through the ring.
-template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
-__global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP, PIPE>(2))
+// Layout and row walk as forward_resident (cuda.cu).
+template <typename T, int VEC, int ITEMS, bool WARP>
+__global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP>(2))
     backward_resident(const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y,
                       int64_t y_stride, T* __restrict__ dx, int64_t rows, int n, int slice,
-                      int csize, float scale, int stages) {
+                      int csize, float scale) {
   __shared__ float scratch[32];
   __shared__ float slot[2];
   const int rank = cuda::cluster_rank(csize);
@@ -73,12 +67,8 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
       }
     }
   };
-  if constexpr (PIPE) {
-    cuda::pipe_rows<T, VEC, ITEMS, 2>(src, group, rows, groups, sl, n, stages, body);
-  } else {
-    walk_rows<Row>(group, rows, groups,
-                   [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
-  }
+  walk_rows<Row>(group, rows, groups,
+                 [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
   cuda::cluster_exit(csize);
 }
 
@@ -131,21 +121,21 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   constexpr int kVec = 16 / sizeof(T);
   const int vec = cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {y, p.y_stride}, {dx, p.n}});
   using Kernel =
-      void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int, int, int, float, int);
+      void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int, int, int, float);
   Kernel kernel = nullptr;
   ResidentLaunch l;
   int64_t blocks = 0;
-  XPU_RETURN_IF_ERROR((plan_resident<T, kBackwardPipeItems>(
-      p.n, vec, p.rows, /*tensors=*/2,
-      []<int V, int I, bool WARP, bool PIPE>(ResidentTag<V, I, WARP, PIPE>) {
-        return &backward_resident<T, V, I, WARP, PIPE>;
+  XPU_RETURN_IF_ERROR((plan_resident<T>(
+      p.n, vec, p.rows,
+      []<int V, int I, bool WARP>(ResidentTag<V, I, WARP>) {
+        return &backward_resident<T, V, I, WARP>;
       },
       &kernel, &l, &blocks)));
   if (blocks > 0) {
     return cuda::cuda_status(
-        cuda::launch_clustered_smem(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,
-                                    l.smem, stream, dy, p.dy_stride, y, p.y_stride, dx, p.rows, n,
-                                    l.slice, l.cluster, a.scale, l.stages),
+        cuda::launch_clustered(kernel, static_cast<unsigned>(blocks), l.threads, l.cluster,
+                               stream, dy, p.dy_stride, y, p.y_stride, dx, p.rows, n, l.slice,
+                               l.cluster, a.scale),
         kOp, "backward launch");
   }
   const int threads = cuda::looped_threads(p.n, vec, kMaxThreads);

@@ -1,7 +1,7 @@
 // Shared by the softmax CUDA files (forward and registration in cuda.cu,
 // backward in cuda_backward.cu): names, register budgets, the (max, sum)
-// reduction, the row walk with next-row prefetch, and the launch of a resident
-// kernel on a persistent grid.
+// reduction, the row walk, and the launch of a resident kernel (one warp, CTA or
+// cluster a row, as many as there are rows).
 #pragma once
 
 #include <algorithm>
@@ -11,7 +11,6 @@
 #include "kernels/common/resident_row.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/row_launch.cuh"
-#include "kernels/common/row_pipe.cuh"
 #include "kernels/softmax/softmax_kernels.h"
 
 namespace xpu::ops::softmax_detail::gpu {
@@ -55,14 +54,10 @@ constexpr int min_blocks(int data_regs) {
 
 // The register cap of a resident kernel (__launch_bounds__'s blocks an SM). The
 // register walks hold two copies of the row (current and next) of `tensors`
-// tensors; the pipelined ones (PIPE) hold one, the rows ahead waiting in shared
-// memory: 4 blocks (32 registers) at one vector a thread, 3 (40) at two (2, 64, for
-// the 16-bit backward, which spilled 48 bytes at 40), 2 at four (the forward keeps
-// its 32 exponentials in f32).
-template <typename T, int VEC, int ITEMS, bool WARP, bool PIPE>
+// tensors (walk_rows; the next row is loaded only where a grid of kMaxGrid walks
+// more rows than it has groups).
+template <typename T, int VEC, int ITEMS, bool WARP>
 constexpr int resident_min_blocks(int tensors) {
-  if constexpr (PIPE)
-    return ITEMS == 1 ? 4 : ITEMS == 4 ? 2 : (tensors == 1 || sizeof(T) == 4) ? 3 : 2;
   return min_blocks<T, VEC, WARP>(2 * tensors * kVecRegs<T, VEC, ITEMS>);
 }
 
@@ -135,19 +130,22 @@ struct ResidentLaunch {
   const void* kernel = nullptr;
   int threads = 0, cluster = 1, slice = 0;
   int rows_per_block = 1;  // kWarpRows on the warp-per-row path
-  int stages = 0, smem = 0;  // the pipelined kernels' ring (cuda::plan_row_pipe)
 };
 
-// Blocks of a persistent grid for `l`: as many row groups as are resident on
-// the device at once (no second wave, no tail of a partial wave beyond one row
-// per group), at most one per row. 0 when the kernel cannot be resident at all
-// (a cluster that does not fit): the caller falls back.
-inline Status persistent_blocks(const ResidentLaunch& l, int64_t rows, int64_t* blocks) {
+// Blocks for `l`: one row group (warp rows, CTA or cluster) a row, as many as there
+// are rows up to kMaxGrid (the kernels walk more rows grid-stride). A persistent
+// grid of only the resident groups (run 12) was 10-20% slower on the H200 (run 13,
+// docs/kernels/softmax.md). 0 when the kernel cannot be resident at all (a cluster
+// that does not fit): the caller falls back.
+inline Status row_blocks(const ResidentLaunch& l, int64_t rows, int64_t* blocks) {
   int resident = 0;
   XPU_RETURN_IF_ERROR(cuda::resident_count(l.kernel, l.threads, l.cluster, &resident));
+  if (resident <= 0) {
+    *blocks = 0;
+    return Status::Ok();
+  }
   const int64_t units = (rows + l.rows_per_block - 1) / l.rows_per_block;
-  // resident counts clusters when cluster > 1, blocks otherwise.
-  *blocks = std::min<int64_t>({units, int64_t{resident}, cuda::kMaxGrid / l.cluster}) * l.cluster;
+  *blocks = std::min<int64_t>(units, cuda::kMaxGrid / l.cluster) * l.cluster;
   return Status::Ok();
 }
 
@@ -164,7 +162,8 @@ inline RowPlan row_plan(int64_t n, int vec, int max_cluster) {
   plan.warp = cuda::resident_shape(n, vec, elems_for_regs(kRowRegs, vec), 32, kWarpItems);
   if (plan.warp.items > 0) return plan;
   for (int regs : {kRowRegs, kLongRowRegs}) {
-    plan.split = cuda::split_shape(n, vec, elems_for_regs(regs, vec), kMaxThreads, max_cluster);
+    plan.split = cuda::split_shape(n, vec, elems_for_regs(regs, vec), kMaxThreads, max_cluster,
+                                   cuda::kPreferItems);
     if (plan.split.cluster > 0) break;
   }
   return plan;
@@ -175,18 +174,15 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx);
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx);
 
-template <int V, int I, bool WARP, bool PIPE>
+template <int V, int I, bool WARP>
 struct ResidentTag {};
 
-// The resident kernel for a row shape, and its persistent grid:
-// `make(ResidentTag<V, I, WARP, PIPE>)` returns the kernel instantiation (forward or
-// backward, streaming `tensors` tensors). Rows of 16-byte vectors too long for one
-// warp take the pipelined kernel (cuda::pipe_split, cuda::plan_row_pipe) where its
-// ring fits; the others the register walk (row_plan). Leaves *blocks == 0 when no
-// resident kernel fits (the caller then takes the looped fallback).
-// PIPE_ITEMS: the most vectors a thread of the pipelined kernel holds.
-template <typename T, int PIPE_ITEMS, typename Kernel, typename Make>
-Status plan_resident(int64_t n, int vec, int64_t rows, int tensors, Make make, Kernel* kernel,
+// The resident kernel for a row shape (row_plan), and its grid (row_blocks):
+// `make(ResidentTag<V, I, WARP>)` returns the kernel instantiation (forward or
+// backward). Leaves *blocks == 0 when no resident kernel fits (the caller then
+// takes the looped fallback).
+template <typename T, typename Kernel, typename Make>
+Status plan_resident(int64_t n, int vec, int64_t rows, Make make, Kernel* kernel,
                      ResidentLaunch* l, int64_t* blocks) {
   constexpr int kVec = 16 / sizeof(T);
   *kernel = nullptr;
@@ -194,31 +190,12 @@ Status plan_resident(int64_t n, int vec, int64_t rows, int tensors, Make make, K
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
   const RowPlan plan = row_plan(n, vec, max_cluster);
-  const cuda::SplitShape ps = cuda::pipe_split(n, vec, max_cluster, PIPE_ITEMS);
-  if (plan.warp.items == 0 && vec == kVec && ps.cluster > 0) {
-    cuda::with_vec_items<kVec, kVec * PIPE_ITEMS, PIPE_ITEMS>(vec, ps.items, [&]<int V, int I>() {
-      if constexpr (V == kVec) *kernel = make(ResidentTag<V, I, false, true>{});
-    });
-    if (*kernel) {
-      cuda::PipePlan pp;
-      XPU_RETURN_IF_ERROR(cuda::plan_row_pipe(reinterpret_cast<const void*>(*kernel), ps.threads,
-                                              ps.cluster, tensors * ps.items * ps.threads * 16,
-                                              rows, &pp));
-      if (pp.stages > 0) {
-        *l = ResidentLaunch{reinterpret_cast<const void*>(*kernel), ps.threads, ps.cluster, ps.slice,
-                            1, pp.stages, pp.smem};
-        *blocks = pp.groups * ps.cluster;
-        return Status::Ok();
-      }
-    }
-    *kernel = nullptr;
-  }
   // Only (vector width, items) pairs that row_plan can return are compiled.
   auto pick = [&]<bool WARP>(int items) {
     cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
       constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
       if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
-        *kernel = make(ResidentTag<V, I, WARP, false>{});
+        *kernel = make(ResidentTag<V, I, WARP>{});
     });
   };
   if (plan.warp.items > 0) {
@@ -233,7 +210,7 @@ Status plan_resident(int64_t n, int vec, int64_t rows, int tensors, Make make, K
   }
   if (!*kernel) return Status::Ok();
   l->kernel = reinterpret_cast<const void*>(*kernel);
-  return persistent_blocks(*l, rows, blocks);
+  return row_blocks(*l, rows, blocks);
 }
 
 }  // namespace xpu::ops::softmax_detail::gpu

@@ -7,6 +7,7 @@ from typing import Optional
 
 import torch
 
+from ... import _spec
 from ..._policy import requested_policy
 
 # torch.compile reads the policy once, when it traces (like JAX at trace time).
@@ -17,6 +18,32 @@ def policy_for_call(policy: Optional[str]) -> str:
     """The policy string a registered op receives: ``policy=`` or the current one
     (checked by the core, which names the op)."""
     return policy if policy is not None else _traced_policy()
+
+
+@torch.compiler.assume_constant_result
+def _parsed(op: str, items: tuple, policy) -> tuple:
+    return tuple(_spec.normalize_attrs(_spec.get(op), {**dict(items), "policy": policy}).items())
+
+
+def attributes(op: str, items: tuple, policy) -> dict:
+    """The forward attributes of ``op`` (``items``: the ``(name, value)`` pairs given)
+    and ``policy`` after the core's one attribute rule (``_spec.normalize_attrs``):
+    every attribute by name as its Python type, defaults filled in, and ``"policy"``.
+    A wrong type or value raises ``InvalidArgumentError`` naming the op and the
+    attribute. torch.compile evaluates it once, when it traces (the values are constants)."""
+    return dict(_parsed(op, items, policy))
+
+
+@torch.compiler.assume_constant_result
+def _dtype_error(op: str, dtypes: tuple):
+    return _spec.dtype_error(op, _spec.FORWARD, dtypes)
+
+
+def dtypes_fit(op: str, *tensors: Optional[torch.Tensor]) -> bool:
+    """Whether these first inputs of ``op`` (None: absent) have dtypes its forward takes,
+    by the core's dtype rules (a constant to torch.compile)."""
+    return _dtype_error(op, tuple(None if t is None else str(t.dtype).removeprefix("torch.")
+                                  for t in tensors)) is None
 
 
 def stream_of(t: torch.Tensor) -> int:

@@ -16,31 +16,19 @@ from typing import Optional
 import torch
 
 from ... import _spec
-from ._common import policy_for_call
+from ._common import attributes, policy_for_call
 from ._registration import call
 
 Tensor = torch.Tensor
-_CAST = {"float": float, "int": int, "bool": bool, "string": str}
-_TYPES = {op: {a.name: _CAST[a.type] for a in _spec.get(op).attrs} for op in _spec.op_names()}
 
 
 def _call(op: str, *tensors, policy: Optional[str], **attrs):
-    """``torch.ops.xpuruntime.<op>`` on ``tensors`` with the attributes in spec order.
-    Python numbers take the attribute's type (``eps=1`` is a float); the core checks
-    ranges and choices and raises ValueError naming the op and the attribute."""
-    values = {name: _coerce(cast, attrs[name]) for name, cast in _TYPES[op].items()}
-    return call(op, _spec.FORWARD, tensors, values, policy_for_call(policy))
-
-
-def _coerce(cast, value):
-    # Only the conversions of the core's attribute rule: int -> float, bool -> int, 0/1 -> bool.
-    if cast is float and isinstance(value, int):
-        return float(value)
-    if cast is int and isinstance(value, bool):
-        return int(value)
-    if cast is bool and type(value) is int and value in (0, 1):
-        return bool(value)
-    return value
+    """``torch.ops.xpuruntime.<op>`` on ``tensors`` with the attributes in spec order,
+    after the core's one attribute rule (``attributes``), so that a bad value or type
+    raises ``InvalidArgumentError`` naming the op and the attribute, as every frontend
+    does, before torch's dispatcher sees it."""
+    values = attributes(op, tuple(attrs.items()), policy_for_call(policy))
+    return call(op, _spec.FORWARD, tensors, values, values["policy"])
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6, *, residual: Optional[Tensor] = None,

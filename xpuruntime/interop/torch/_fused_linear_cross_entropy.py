@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from ... import _spec
-from ..._fused_linear_ce import check_args, default_chunk_size
+from ..._fused_linear_ce import check_args, check_dtypes, default_chunk_size
 from ._common import policy_for_call
 from ._registration import call
 
@@ -156,6 +156,8 @@ def fused_linear_cross_entropy(hidden: Tensor, weight: Tensor, labels: Tensor, *
       f32 scalar (mean, sum) or f32 of labels' shape (none). Differentiable in hidden,
       weight and bias; parameter gradients are summed over chunks in float32.
     """
+    check_dtypes(*(None if t is None else str(t.dtype).removeprefix("torch.")
+                   for t in (hidden, weight, labels, bias)))
     check_args(hidden.shape, weight.shape, labels.shape, None if bias is None else bias.shape,
                reduction, label_smoothing, chunk_size)
     h2 = hidden.reshape(-1, hidden.shape[-1])

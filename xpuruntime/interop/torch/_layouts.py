@@ -16,27 +16,16 @@ from typing import Optional
 
 import torch
 
+from ..._native import core
 from ..._spec import InputSpec
 
 
 def walkable_as_rows(t: torch.Tensor) -> bool:
-    """True when the core can walk ``t`` as rows of its last axis without a copy."""
+    """True when the core can walk ``t`` as rows of its last axis without a copy (its
+    own rule, ``as_rows``, after folding leading axes past 8)."""
     if t.dim() == 0:
         return False
-    if t.numel() == 0:
-        return True  # reads no memory
-    shape, strides = t.shape, t.stride()
-    if shape[-1] > 1 and strides[-1] != 1:
-        return False
-    leading = [(n, s) for n, s in zip(shape[:-1], strides[:-1]) if n != 1]
-    if not leading:
-        return True
-    row_stride = expect = leading[-1][1]
-    for n, s in reversed(leading):
-        if s != expect:
-            return False
-        expect *= n
-    return row_stride >= shape[-1]  # rows must not overlap
+    return core.walkable_as_rows(list(t.shape), list(t.stride()))
 
 
 def _last_axis_contiguous(t: torch.Tensor) -> bool:

@@ -15,10 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import torch as xt
+from ..torch._common import dtypes_fit
 
 
-def _fits(x: torch.Tensor, *params) -> bool:
-    return all(p is not None and p.dtype == x.dtype and p.device == x.device for p in params)
+def _fits(op: str, x: torch.Tensor, *params) -> bool:
+    """Whether ``op`` takes x and these parameters: all given, on x's device, of dtypes
+    its dtype rules take (the core's: one float dtype)."""
+    return (all(p is not None and p.device == x.device for p in params)
+            and dtypes_fit(op, x, *params))
 
 
 def rms_norm_forward(module, offset: bool) -> Callable:
@@ -29,7 +33,7 @@ def rms_norm_forward(module, offset: bool) -> Callable:
 
     def forward(self, hidden_states):
         weight = self.weight
-        if not _fits(hidden_states, weight):
+        if not _fits("rms_norm", hidden_states, weight):
             return original(self, hidden_states)
         return xt.rms_norm(hidden_states, 1.0 + weight if offset else weight,
                            getattr(self, eps_attr))
@@ -42,7 +46,7 @@ def layer_norm_forward(module) -> Callable:
     original = type(module).forward
 
     def forward(self, x):
-        if not _fits(x, self.weight, self.bias):
+        if not _fits("layer_norm", x, self.weight, self.bias):
             return original(self, x)
         return xt.layer_norm(x, self.weight, self.bias, self.eps)
 

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import torch
 
 from .. import torch as xt
+from ..torch._common import dtypes_fit
 
 NAME = "apply_rotary_pos_emb"
 
@@ -39,8 +40,8 @@ def _tables_fit(q, k, cos, sin, seq_axis: int) -> bool:
         return False
     if q.shape[seq_axis] != cos.shape[1] or k.shape[seq_axis] != cos.shape[1]:
         return False
-    dtypes = {torch.float32, q.dtype}
-    return (q.dtype == k.dtype and cos.dtype in dtypes and sin.dtype in dtypes
+    # The dtypes rope's rules take (the core's), cos and sin alike (its kernel reads both as one).
+    return (cos.dtype == sin.dtype and dtypes_fit("rope", q, cos, sin) and dtypes_fit("rope", k, cos, sin)
             and q.device == k.device == cos.device == sin.device)
 
 

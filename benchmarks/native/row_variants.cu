@@ -1,0 +1,520 @@
+// Launch-shape experiments for the row kernels (issue 16), outside the library so
+// that one device call compiles them in seconds and times many shapes side by side
+// with Liger and torch.compile (benchmarks/row_variants.py loads this through
+// ctypes). bf16 rows only, 16-byte vectors, n a multiple of 8 * THREADS * ITEMS.
+// Every variant is a complete, correct forward (row_variants.py checks each one
+// against torch in float32), so a fast variant is a candidate for the library.
+//
+//   cta   one row per CTA, THREADS x ITEMS 16-byte vectors, non-persistent grid
+//   warp  one row per warp (ROWS warps a CTA), reduction by shuffles alone
+//   pers  persistent grid, the next row prefetched into registers
+// LD: 0 plain ld.global, 1 ld.global.nc, 2 ld.global.nc.L1::no_allocate, 3 ld.global.cs
+// ST: 0 plain st.global, 1 st.global.cs
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/common/cuda_utils.cuh"  // warp_sum, warp_max
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+using xpu::cuda::warp_max;
+using xpu::cuda::warp_sum;
+
+template <int LD>
+__device__ __forceinline__ uint4 ld16(const uint4* p) {
+  uint4 v;
+  if constexpr (LD == 0) {
+    v = *p;
+  } else if constexpr (LD == 1) {
+    v = __ldg(p);
+  } else if constexpr (LD == 2) {
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+  } else {
+    v = __ldcs(p);
+  }
+  return v;
+}
+
+template <int ST>
+__device__ __forceinline__ void st16(uint4* p, uint4 v) {
+  if constexpr (ST == 0) *p = v;
+  else __stcs(p, v);
+}
+
+__device__ __forceinline__ void unpack(uint4 v, float f[8]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 t = __bfloat1622float2(h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+
+__device__ __forceinline__ uint4 pack(const float f[8]) {
+  uint4 v;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+  return v;
+}
+
+// Sum over the CTA; every thread gets it. `buf` holds THREADS / 32 floats and is
+// used once per launch-row (callers give each reduction of a row its own buffer,
+// and persistent callers alternate two).
+template <int THREADS, bool MAX = false>
+__device__ __forceinline__ float block_reduce(float v, float* buf) {
+  v = MAX ? warp_max(v) : warp_sum(v);
+  if constexpr (THREADS == 32) return v;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) buf[warp] = v;
+  __syncthreads();
+  float t = buf[0];
+#pragma unroll
+  for (int i = 1; i < THREADS / 32; ++i) t = MAX ? fmaxf(t, buf[i]) : t + buf[i];
+  return t;
+}
+
+// ---- rms_norm -----------------------------------------------------------------------------
+
+template <int ITEMS>
+__device__ __forceinline__ float sumsq(const uint4 (&xv)[ITEMS]) {
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    float f[8];
+    unpack(xv[k], f);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s += f[j] * f[j];
+  }
+  return s;
+}
+
+template <int ITEMS, int ST, int STRIDE>
+__device__ __forceinline__ void rms_store(const uint4 (&xv)[ITEMS], const uint4* w4, uint4* y4,
+                                          int first, float r) {
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const uint4 wq = __ldg(w4 + first + k * STRIDE);
+    float f[8], g[8];
+    unpack(xv[k], f);
+    unpack(wq, g);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = f[j] * r * g[j];
+    st16<ST>(y4 + first + k * STRIDE, pack(f));
+  }
+}
+
+template <int THREADS, int ITEMS, int LD, int ST>
+__global__ void __launch_bounds__(THREADS) rms_cta(const bf16* __restrict__ x,
+                                                   const bf16* __restrict__ w, bf16* __restrict__ y,
+                                                   float* __restrict__ rstd, int n, float eps) {
+  __shared__ float buf[THREADS / 32];
+  const int64_t row = blockIdx.x;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x + row * n);
+  uint4 xv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) xv[k] = ld16<LD>(x4 + threadIdx.x + k * THREADS);
+  const float r = rsqrtf(block_reduce<THREADS>(sumsq(xv), buf) / n + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+  rms_store<ITEMS, ST, THREADS>(xv, reinterpret_cast<const uint4*>(w),
+                                reinterpret_cast<uint4*>(y + row * n), threadIdx.x, r);
+}
+
+template <int ROWS, int ITEMS, int LD, int ST>
+__global__ void __launch_bounds__(32 * ROWS) rms_warp(const bf16* __restrict__ x,
+                                                      const bf16* __restrict__ w,
+                                                      bf16* __restrict__ y, float* __restrict__ rstd,
+                                                      int64_t rows, int n, float eps) {
+  const int64_t row = int64_t(blockIdx.x) * ROWS + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int lane = threadIdx.x & 31;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x + row * n);
+  uint4 xv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) xv[k] = ld16<LD>(x4 + lane + k * 32);
+  const float r = rsqrtf(warp_sum(sumsq(xv)) / n + eps);
+  if (lane == 0) rstd[row] = r;
+  rms_store<ITEMS, ST, 32>(xv, reinterpret_cast<const uint4*>(w),
+                           reinterpret_cast<uint4*>(y + row * n), lane, r);
+}
+
+// Persistent: CTA b walks rows b, b + grid, ...; the next row's loads are issued
+// before this row reduces, so a row's reduction and stores hide the next load.
+template <int THREADS, int ITEMS, int LD, int ST>
+__global__ void __launch_bounds__(THREADS) rms_pers(const bf16* __restrict__ x,
+                                                    const bf16* __restrict__ w,
+                                                    bf16* __restrict__ y, float* __restrict__ rstd,
+                                                    int64_t rows, int n, float eps) {
+  __shared__ float buf[2][THREADS / 32];
+  int64_t row = blockIdx.x;
+  if (row >= rows) return;
+  const int64_t step = gridDim.x;
+  uint4 cur[ITEMS], nxt[ITEMS];
+  const uint4* x4 = reinterpret_cast<const uint4*>(x);
+  const int per_row = n / 8;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) cur[k] = ld16<LD>(x4 + row * per_row + threadIdx.x + k * THREADS);
+  for (int parity = 0; row < rows; row += step, parity ^= 1) {
+    const int64_t next = row + step;
+    if (next < rows) {
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k)
+        nxt[k] = ld16<LD>(x4 + next * per_row + threadIdx.x + k * THREADS);
+    }
+    const float r = rsqrtf(block_reduce<THREADS>(sumsq(cur), buf[parity]) / n + eps);
+    if (threadIdx.x == 0) rstd[row] = r;
+    rms_store<ITEMS, ST, THREADS>(cur, reinterpret_cast<const uint4*>(w),
+                                  reinterpret_cast<uint4*>(y + row * n), threadIdx.x, r);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) cur[k] = nxt[k];
+  }
+}
+
+// ---- softmax ------------------------------------------------------------------------------
+
+template <int THREADS, int ITEMS, int LD, int ST>
+__global__ void __launch_bounds__(THREADS) softmax_cta(const bf16* __restrict__ x,
+                                                       bf16* __restrict__ y, int n) {
+  __shared__ float buf[2][THREADS / 32];
+  const int64_t row = blockIdx.x;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x + row * n);
+  float f[ITEMS][8];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) unpack(ld16<LD>(x4 + threadIdx.x + k * THREADS), f[k]);
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) m = fmaxf(m, f[k][j]);
+  m = block_reduce<THREADS, true>(m, buf[0]);
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float ml = m * kLog2e;
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      f[k][j] = exp2f(fmaf(f[k][j], kLog2e, -ml));
+      s += f[k][j];
+    }
+  const float inv = 1.f / block_reduce<THREADS>(s, buf[1]);
+  uint4* y4 = reinterpret_cast<uint4*>(y + row * n);
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[k][j] *= inv;
+    st16<ST>(y4 + threadIdx.x + k * THREADS, pack(f[k]));
+  }
+}
+
+// ---- layer_norm ---------------------------------------------------------------------------
+
+template <int THREADS, int ITEMS, int LD, int ST>
+__global__ void __launch_bounds__(THREADS) layer_cta(const bf16* __restrict__ x,
+                                                     const bf16* __restrict__ w,
+                                                     const bf16* __restrict__ b,
+                                                     bf16* __restrict__ y, float* __restrict__ mean_out,
+                                                     float* __restrict__ rstd_out, int n, float eps) {
+  __shared__ float buf[2][THREADS / 32];
+  const int64_t row = blockIdx.x;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x + row * n);
+  float f[ITEMS][8];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) unpack(ld16<LD>(x4 + threadIdx.x + k * THREADS), f[k]);
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s += f[k][j];
+  const float mean = block_reduce<THREADS>(s, buf[0]) / n;
+  float v = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      f[k][j] -= mean;
+      v += f[k][j] * f[k][j];
+    }
+  const float r = rsqrtf(block_reduce<THREADS>(v, buf[1]) / n + eps);
+  if (threadIdx.x == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = r;
+  }
+  const uint4* w4 = reinterpret_cast<const uint4*>(w);
+  const uint4* b4 = reinterpret_cast<const uint4*>(b);
+  uint4* y4 = reinterpret_cast<uint4*>(y + row * n);
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    float g[8], h[8];
+    unpack(__ldg(w4 + threadIdx.x + k * THREADS), g);
+    unpack(__ldg(b4 + threadIdx.x + k * THREADS), h);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[k][j] = f[k][j] * r * g[j] + h[j];
+    st16<ST>(y4 + threadIdx.x + k * THREADS, pack(f[k]));
+  }
+}
+
+// ---- rms_norm backward ----------------------------------------------------------------------
+// dx = r * (g - xhat * mean(g * xhat)), g = dy * w, xhat = x * r; dw = sum over rows dy * xhat.
+// G row groups (CTAs) each accumulate dw for their rows in f32 registers and write one partial
+// row; rms_bwd_reduce sums the G partials per column in a fixed order.
+// MODE bit 0: rows of a group contiguous (chunk) instead of strided (g, g + G, ...);
+// bit 1: the next row's x and dy prefetched into registers.
+template <int THREADS, int ITEMS, int MODE>
+__global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
+                                                   const bf16* __restrict__ dy,
+                                                   const bf16* __restrict__ w,
+                                                   const float* __restrict__ rstd,
+                                                   bf16* __restrict__ dx, float* __restrict__ partial,
+                                                   int64_t rows, int n) {
+  constexpr bool CHUNK = MODE & 1, PREFETCH = MODE & 2;
+  __shared__ float buf[2][THREADS / 32];
+  const int64_t groups = gridDim.x, g = blockIdx.x;
+  const int64_t per = (rows + groups - 1) / groups;
+  const int64_t first = CHUNK ? g * per : g, step = CHUNK ? 1 : groups;
+  const int64_t last = CHUNK ? (g * per + per < rows ? g * per + per : rows) : rows;
+  const int per_row = n / 8;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x);
+  const uint4* g4 = reinterpret_cast<const uint4*>(dy);
+  float acc[ITEMS][8];
+  uint4 wq[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    wq[k] = __ldg(reinterpret_cast<const uint4*>(w) + threadIdx.x + k * THREADS);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[k][j] = 0.f;
+  }
+  uint4 xv[ITEMS], gv[ITEMS], xn[ITEMS], gn[ITEMS];
+  if (first < last) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      xv[k] = x4[first * per_row + threadIdx.x + k * THREADS];
+      gv[k] = g4[first * per_row + threadIdx.x + k * THREADS];
+    }
+  }
+  int parity = 0;
+  for (int64_t row = first; row < last; row += step, parity ^= 1) {
+    const int64_t next = row + step;
+    if (PREFETCH && next < last) {
+#pragma unroll
+      for (int k = 0; k < ITEMS; ++k) {
+        xn[k] = x4[next * per_row + threadIdx.x + k * THREADS];
+        gn[k] = g4[next * per_row + threadIdx.x + k * THREADS];
+      }
+    }
+    const float r = rstd[row];
+    float sgx = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float fx[8], fg[8], fw[8];
+      unpack(xv[k], fx);
+      unpack(gv[k], fg);
+      unpack(wq[k], fw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float xhat = fx[j] * r;
+        sgx += fg[j] * fw[j] * xhat;
+        acc[k][j] += fg[j] * xhat;
+      }
+    }
+    const float mgx = block_reduce<THREADS>(sgx, buf[parity]) / n;
+    uint4* d4 = reinterpret_cast<uint4*>(dx + row * n);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float fx[8], fg[8], fw[8];
+      unpack(xv[k], fx);
+      unpack(gv[k], fg);
+      unpack(wq[k], fw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
+      d4[threadIdx.x + k * THREADS] = pack(fx);
+    }
+    if (next < last) {
+      if constexpr (PREFETCH) {
+#pragma unroll
+        for (int k = 0; k < ITEMS; ++k) {
+          xv[k] = xn[k];
+          gv[k] = gn[k];
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < ITEMS; ++k) {
+          xv[k] = x4[next * per_row + threadIdx.x + k * THREADS];
+          gv[k] = g4[next * per_row + threadIdx.x + k * THREADS];
+        }
+      }
+    }
+  }
+  float* out = partial + g * n;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = (threadIdx.x + k * THREADS) * 8;
+#pragma unroll
+    for (int j = 0; j < 8; j += 4)
+      *reinterpret_cast<float4*>(out + col + j) =
+          make_float4(acc[k][j], acc[k][j + 1], acc[k][j + 2], acc[k][j + 3]);
+  }
+}
+
+// dw[c] = sum over g of partial[g * n + c]: 32 columns x 16 lanes a block, lanes over groups.
+__global__ void __launch_bounds__(512) rms_bwd_reduce(const float* __restrict__ partial,
+                                                      int64_t groups, int n,
+                                                      bf16* __restrict__ dw) {
+  __shared__ float lane_sum[16][33];
+  const int col = blockIdx.x * 32 + threadIdx.x;
+  float acc = 0.f;
+#pragma unroll 4
+  for (int64_t g = threadIdx.y; g < groups; g += 16) acc += partial[g * n + col];
+  lane_sum[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0) {
+    float s = 0.f;
+#pragma unroll
+    for (int y = 0; y < 16; ++y) s += lane_sum[y][threadIdx.x];
+    dw[col] = __float2bfloat16_rn(s);
+  }
+}
+
+// ---- copy (the ceiling) -------------------------------------------------------------------
+
+template <int ILP>
+__global__ void __launch_bounds__(256) copy16(const uint4* __restrict__ src, uint4* __restrict__ dst,
+                                              int64_t count) {
+  const int64_t stride = int64_t(gridDim.x) * 256 * ILP;
+  for (int64_t i = int64_t(blockIdx.x) * 256 * ILP + threadIdx.x; i < count; i += stride) {
+    uint4 v[ILP];
+#pragma unroll
+    for (int k = 0; k < ILP; ++k)
+      if (i + k * 256 < count) v[k] = ld16<2>(src + i + k * 256);
+#pragma unroll
+    for (int k = 0; k < ILP; ++k)
+      if (i + k * 256 < count) dst[i + k * 256] = v[k];
+  }
+}
+
+int sm_count() {
+  static int count = [] {
+    int dev = 0, c = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev);
+    return c;
+  }();
+  return count;
+}
+
+template <typename K>
+int resident(K kernel, int threads) {
+  int blocks = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, 0);
+  return blocks;
+}
+
+}  // namespace
+
+// A variant: kind (0 cta, 1 warp, 2 pers), threads (cta/pers) or rows a CTA (warp),
+// items, ld, st. Returns 0 on launch, -1 for a variant not compiled in, or a CUDA
+// error code.
+#define XPU_RMS_CTA(T, I, L, S)                                                              \
+  if (kind == 0 && threads == T && items == I && ld == L && st == S) {                       \
+    rms_cta<T, I, L, S><<<unsigned(rows), T, 0, stream>>>(x, w, y, rstd, n, eps);            \
+    return int(cudaGetLastError());                                                          \
+  }
+#define XPU_RMS_WARP(R, I, L, S)                                                             \
+  if (kind == 1 && threads == R && items == I && ld == L && st == S) {                       \
+    rms_warp<R, I, L, S><<<unsigned((rows + R - 1) / R), 32 * R, 0, stream>>>(x, w, y, rstd, \
+                                                                               rows, n, eps); \
+    return int(cudaGetLastError());                                                          \
+  }
+#define XPU_RMS_PERS(T, I, L, S)                                                             \
+  if (kind == 2 && threads == T && items == I && ld == L && st == S) {                       \
+    const int64_t grid = int64_t(resident(rms_pers<T, I, L, S>, T)) * sm_count();            \
+    rms_pers<T, I, L, S><<<unsigned(grid < rows ? grid : rows), T, 0, stream>>>(             \
+        x, w, y, rstd, rows, n, eps);                                                        \
+    return int(cudaGetLastError());                                                          \
+  }
+
+extern "C" int xpv_rms(int kind, int threads, int items, int ld, int st, const bf16* x,
+                       const bf16* w, bf16* y, float* rstd, int64_t rows, int n, float eps,
+                       cudaStream_t stream) {
+  // 4096 columns: 512x1, 256x2, 128x4, 64x8; 8192: 1024x1, 512x2, 256x4, 128x8.
+  XPU_RMS_CTA(512, 1, 0, 0) XPU_RMS_CTA(256, 2, 0, 0) XPU_RMS_CTA(128, 4, 0, 0)
+  XPU_RMS_CTA(64, 8, 0, 0) XPU_RMS_CTA(1024, 1, 0, 0) XPU_RMS_CTA(128, 8, 0, 0)
+  XPU_RMS_CTA(256, 4, 0, 0) XPU_RMS_CTA(512, 2, 0, 0)
+  XPU_RMS_CTA(256, 2, 1, 0) XPU_RMS_CTA(256, 2, 2, 0) XPU_RMS_CTA(256, 2, 3, 0)
+  XPU_RMS_CTA(256, 2, 0, 1) XPU_RMS_CTA(256, 2, 2, 1)
+  XPU_RMS_CTA(128, 4, 2, 1) XPU_RMS_CTA(512, 2, 2, 1) XPU_RMS_CTA(256, 4, 2, 1)
+  XPU_RMS_CTA(128, 4, 2, 0) XPU_RMS_CTA(512, 2, 2, 0) XPU_RMS_CTA(256, 4, 2, 0)
+  // 65536 columns: one CTA of 1024 threads x 8 vectors a row (32 data registers a thread).
+  XPU_RMS_CTA(1024, 8, 0, 0) XPU_RMS_CTA(1024, 8, 2, 1)
+  XPU_RMS_WARP(4, 16, 0, 0) XPU_RMS_WARP(8, 16, 0, 0) XPU_RMS_WARP(4, 16, 2, 1)
+  XPU_RMS_WARP(2, 16, 2, 1) XPU_RMS_WARP(4, 32, 2, 1)
+  XPU_RMS_PERS(256, 2, 0, 0) XPU_RMS_PERS(256, 2, 2, 1) XPU_RMS_PERS(128, 4, 2, 1)
+  XPU_RMS_PERS(512, 2, 2, 1) XPU_RMS_PERS(256, 4, 2, 1)
+  return -1;
+}
+
+#define XPU_SOFTMAX(T, I, L, S)                                                              \
+  if (threads == T && items == I && ld == L && st == S) {                                    \
+    softmax_cta<T, I, L, S><<<unsigned(rows), T, 0, stream>>>(x, y, n);                      \
+    return int(cudaGetLastError());                                                          \
+  }
+
+extern "C" int xpv_softmax(int threads, int items, int ld, int st, const bf16* x, bf16* y,
+                           int64_t rows, int n, cudaStream_t stream) {
+  XPU_SOFTMAX(256, 2, 0, 0) XPU_SOFTMAX(256, 2, 2, 1) XPU_SOFTMAX(128, 4, 2, 1)
+  XPU_SOFTMAX(512, 1, 2, 1) XPU_SOFTMAX(512, 2, 2, 1) XPU_SOFTMAX(256, 4, 2, 1)
+  XPU_SOFTMAX(1024, 1, 2, 1) XPU_SOFTMAX(1024, 8, 2, 1) XPU_SOFTMAX(512, 2, 0, 0)
+  return -1;
+}
+
+#define XPU_LAYER(T, I, L, S)                                                                \
+  if (threads == T && items == I && ld == L && st == S) {                                    \
+    layer_cta<T, I, L, S><<<unsigned(rows), T, 0, stream>>>(x, w, b, y, mean, rstd, n, eps); \
+    return int(cudaGetLastError());                                                          \
+  }
+
+extern "C" int xpv_layer(int threads, int items, int ld, int st, const bf16* x, const bf16* w,
+                         const bf16* b, bf16* y, float* mean, float* rstd, int64_t rows, int n,
+                         float eps, cudaStream_t stream) {
+  XPU_LAYER(256, 2, 0, 0) XPU_LAYER(256, 2, 2, 1) XPU_LAYER(128, 4, 2, 1) XPU_LAYER(512, 1, 2, 1)
+  XPU_LAYER(512, 2, 2, 1) XPU_LAYER(256, 4, 2, 1) XPU_LAYER(1024, 1, 2, 1)
+  XPU_LAYER(1024, 8, 2, 1) XPU_LAYER(512, 2, 0, 0)
+  return -1;
+}
+
+extern "C" int xpv_copy(int ilp, int waves, const void* src, void* dst, int64_t bytes,
+                        cudaStream_t stream) {
+  const int64_t count = bytes / 16;
+  const int64_t grid = int64_t(sm_count()) * 8 * waves;
+  if (ilp == 1) copy16<1><<<unsigned(grid), 256, 0, stream>>>((const uint4*)src, (uint4*)dst, count);
+  else if (ilp == 4) copy16<4><<<unsigned(grid), 256, 0, stream>>>((const uint4*)src, (uint4*)dst, count);
+  else return -1;
+  return int(cudaGetLastError());
+}
+
+#define XPU_RMS_BWD(T, I)                                                                     \
+  if (threads == T && items == I) {                                                           \
+    if (mode == 0) rms_bwd<T, I, 0><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    else if (mode == 1) rms_bwd<T, I, 1><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    else if (mode == 2) rms_bwd<T, I, 2><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    else rms_bwd<T, I, 3><<<unsigned(groups), T, 0, stream>>>(x, dy, w, rstd, dx, partial, rows, n); \
+    ok = true;                                                                                \
+  }
+
+// partial: groups x n floats. Returns 0, -1 (not compiled in) or a CUDA error.
+extern "C" int xpv_rms_bwd(int threads, int items, int mode, int64_t groups, const bf16* x,
+                           const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
+                           float* partial, bf16* dw, int64_t rows, int n, cudaStream_t stream) {
+  bool ok = false;
+  XPU_RMS_BWD(128, 4) XPU_RMS_BWD(256, 2) XPU_RMS_BWD(512, 1) XPU_RMS_BWD(256, 4)
+  XPU_RMS_BWD(512, 2)
+  if (!ok) return -1;
+  rms_bwd_reduce<<<unsigned(n / 32), dim3(32, 16), 0, stream>>>(partial, groups, n, dw);
+  return int(cudaGetLastError());
+}

@@ -1,0 +1,320 @@
+"""Launch-shape experiments for the row kernels (issue 16), side by side in one run:
+the variants of ``benchmarks/native/row_variants.cu`` (compiled here with nvcc,
+loaded through ctypes) against Liger, torch.compile and torch eager, and the copy
+ceiling measured in the same run. Every variant is checked against torch in float32
+before it is timed. Times are CUDA-graph replays (10 calls a graph, median of 20
+replays), so host dispatch is not in them.
+
+    python3 benchmarks/row_variants.py --out row_variants.json [--ops rms_norm,softmax]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+try:  # Liger's entry points (benchmarks/_op_specs.py imports the built xpuruntime too)
+    from _op_specs import _liger  # noqa: E402
+except ImportError:
+    def _liger(module, cls):
+        return None
+from _timing import capture_graph, copy_bandwidth_tbs  # noqa: E402
+
+SHAPES = [(32768, 4096), (8192, 8192), (4096, 65536)]
+
+
+def build(out_dir: str) -> ctypes.CDLL:
+    """nvcc-compiles row_variants.cu for sm_90 into out_dir and loads it."""
+    so = os.path.join(out_dir, "librow_variants.so")
+    src = os.path.join(HERE, "native", "row_variants.cu")
+    ffi = os.path.join(HERE, "..", "ffi")
+    subprocess.run(["nvcc", "-O3", "-std=c++20", "-arch=sm_90", "-shared", "-Xcompiler", "-fPIC",
+                    "-I", ffi, "-I", os.path.join(ffi, "include"), src, "-o", so], check=True)
+    return ctypes.CDLL(so)
+
+
+def graph_ms(step, calls: int = 10, replays: int = 20) -> float:
+    """Median device time of one ``step()`` in ms, from replays of a CUDA graph of
+    ``calls`` steps."""
+    graph = capture_graph(step, calls)
+    graph.replay()
+    times = []
+    for _ in range(replays):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / calls)
+    return statistics.median(times)
+
+
+def stream() -> ctypes.c_void_p:
+    return ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+
+def ptr(t: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((got.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-30))
+
+
+def rms_variants(n: int):
+    """(name, kind, threads, items, ld, st) for a row of n bf16 columns."""
+    vecs = n // 8
+    out = []
+    for threads, items in [(512, 1), (256, 2), (128, 4), (64, 8), (1024, 1), (512, 2), (256, 4),
+                           (128, 8), (1024, 8)]:
+        if threads * items != vecs:
+            continue
+        for ld, st in [(0, 0), (1, 0), (2, 0), (3, 0), (0, 1), (2, 1)]:
+            out.append((f"cta {threads}x{items} ld{ld} st{st}", 0, threads, items, ld, st))
+    for rows, items in [(4, 16), (8, 16), (2, 16), (4, 32)]:
+        if 32 * items == vecs:
+            for ld, st in [(0, 0), (2, 1)]:
+                out.append((f"warp {rows}r x{items} ld{ld} st{st}", 1, rows, items, ld, st))
+    for threads, items in [(256, 2), (128, 4), (512, 2), (256, 4)]:
+        if threads * items == vecs:
+            for ld, st in [(0, 0), (2, 1)]:
+                out.append((f"pers {threads}x{items} ld{ld} st{st}", 2, threads, items, ld, st))
+    return out
+
+
+def cta_variants(n: int):
+    """(name, threads, items, ld, st) for the softmax / layer_norm CTA kernels."""
+    vecs = n // 8
+    out = []
+    for threads, items in [(256, 2), (128, 4), (512, 1), (512, 2), (256, 4), (1024, 1), (1024, 8)]:
+        if threads * items == vecs:
+            for ld, st in [(0, 0), (2, 1)]:
+                out.append((f"cta {threads}x{items} ld{ld} st{st}", threads, items, ld, st))
+    return out
+
+
+def run_rms(lib, rows, n, copy_tbs, results):
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    rstd = torch.empty(rows, device="cuda", dtype=torch.float32)
+    ref = F.rms_norm(x.float(), (n,), w.float(), 1e-6)
+    peers = {"torch eager": lambda: F.rms_norm(x, (n,), w, 1e-6)}
+    compiled = torch.compile(lambda a, b: F.rms_norm(a, (n,), b, 1e-6))
+    peers["torch.compile"] = lambda: compiled(x, w)
+    liger = _liger("rms_norm", "LigerRMSNormFunction")
+    if liger is not None:
+        peers["liger"] = lambda: liger(x, w, 1e-6)
+    cands = {}
+    for name, kind, threads, items, ld, st in rms_variants(n):
+        def step(kind=kind, threads=threads, items=items, ld=ld, st=st):
+            rc = lib.xpv_rms(kind, threads, items, ld, st, ptr(x), ptr(w), ptr(y), ptr(rstd),
+                             ctypes.c_int64(rows), n, ctypes.c_float(1e-6), stream())
+            if rc:
+                raise RuntimeError(f"xpv_rms {name}: {rc}")
+        cands[name] = step
+    record("rms_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
+
+
+def run_softmax(lib, rows, n, copy_tbs, results):
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    ref = torch.softmax(x.float(), -1)
+    compiled = torch.compile(lambda a: torch.softmax(a, -1))
+    peers = {"torch eager": lambda: torch.softmax(x, -1), "torch.compile": lambda: compiled(x)}
+    liger = _liger("softmax", "LigerSoftmaxFunction")
+    if liger is not None:
+        peers["liger"] = lambda: liger(x)
+    cands = {}
+    for name, threads, items, ld, st in cta_variants(n):
+        def step(threads=threads, items=items, ld=ld, st=st):
+            rc = lib.xpv_softmax(threads, items, ld, st, ptr(x), ptr(y), ctypes.c_int64(rows), n,
+                                 stream())
+            if rc:
+                raise RuntimeError(f"xpv_softmax {name}: {rc}")
+        cands[name] = step
+    record("softmax", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
+
+
+def run_layer(lib, rows, n, copy_tbs, results):
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    mean = torch.empty(rows, device="cuda", dtype=torch.float32)
+    rstd = torch.empty_like(mean)
+    ref = F.layer_norm(x.float(), (n,), w.float(), b.float(), 1e-5)
+    compiled = torch.compile(lambda a, c, d: F.layer_norm(a, (n,), c, d, 1e-5))
+    peers = {"torch eager": lambda: F.layer_norm(x, (n,), w, b, 1e-5),
+             "torch.compile": lambda: compiled(x, w, b)}
+    liger = _liger("layer_norm", "LigerLayerNormFunction")
+    if liger is not None:
+        peers["liger"] = lambda: liger(x, w, b, 1e-5)
+    cands = {}
+    for name, threads, items, ld, st in cta_variants(n):
+        def step(threads=threads, items=items, ld=ld, st=st):
+            rc = lib.xpv_layer(threads, items, ld, st, ptr(x), ptr(w), ptr(b), ptr(y), ptr(mean),
+                               ptr(rstd), ctypes.c_int64(rows), n, ctypes.c_float(1e-5), stream())
+            if rc:
+                raise RuntimeError(f"xpv_layer {name}: {rc}")
+        cands[name] = step
+    record("layer_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
+
+
+def run_rms_bwd(lib, rows, n, copy_tbs, results):
+    """rms_norm backward variants (dx and dweight, the reduction of the partials included)."""
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    xf = x.float().requires_grad_()
+    wf = w.float().requires_grad_()
+    F.rms_norm(xf, (n,), wf, 1e-6).backward(dy.float())
+    rstd = torch.rsqrt(x.float().pow(2).mean(-1) + 1e-6)
+    dx = torch.empty_like(x)
+    dw = torch.empty_like(w)
+    ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
+    cands = {}
+    tiles = {4096: [(128, 4), (256, 2), (512, 1)], 8192: [(256, 4), (512, 2)]}.get(n, [])
+    for threads, items in tiles:
+        for groups in (264, 512, 1056, 2112, 4224):
+            partial = torch.empty(groups, n, device="cuda", dtype=torch.float32)
+            for mode in range(4):
+                name = (f"bwd {threads}x{items} G{groups} {'chunk' if mode & 1 else 'strided'}"
+                        f"{' prefetch' if mode & 2 else ''}")
+
+                def step(threads=threads, items=items, mode=mode, groups=groups, partial=partial):
+                    rc = lib.xpv_rms_bwd(threads, items, mode, ctypes.c_int64(groups), ptr(x),
+                                         ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(partial),
+                                         ptr(dw), ctypes.c_int64(rows), n, stream())
+                    if rc:
+                        raise RuntimeError(f"xpv_rms_bwd: {rc}")
+                cands[name] = step
+    record("rms_norm backward", rows, n, 3, {}, cands,
+           lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5]), ref, copy_tbs, results)
+
+
+def record(op, rows, n, tensors, peers, cands, output, ref, copy_tbs, results):
+    nbytes = tensors * rows * n * 2
+    rows_out = []
+    for name, fn in peers.items():
+        try:
+            ms = graph_ms(fn)
+            rows_out.append({"impl": name, "ms": ms, "err": rel_err(fn(), ref)})
+        except Exception as e:  # a peer that cannot run this shape (Liger at 65536) is listed
+            rows_out.append({"impl": name, "ms": None, "error": str(e).splitlines()[0][:120]})
+    for name, fn in cands.items():
+        try:
+            fn()
+            torch.cuda.synchronize()
+            err = rel_err(output(), ref)
+            ms = graph_ms(fn)
+            rows_out.append({"impl": name, "ms": ms, "err": err})
+        except Exception as e:
+            rows_out.append({"impl": name, "ms": None, "error": str(e).splitlines()[0][:120]})
+    peer_ms = [r["ms"] for r in rows_out if r["impl"] in peers and r["ms"]]
+    best_peer = min(peer_ms) if peer_ms else None
+    print(f"\n{op} {rows}x{n} bf16 (minimal bytes {nbytes / 1e6:.0f} MB)")
+    for r in sorted(rows_out, key=lambda r: r["ms"] or 1e9):
+        if r["ms"] is None:
+            print(f"  {r['impl']:<28} failed: {r['error']}")
+            continue
+        tbs = nbytes / (r["ms"] * 1e-3) / 1e12
+        r["pct_copy"] = 100 * tbs / copy_tbs
+        r["vs_best_peer"] = best_peer / r["ms"] if best_peer else None
+        bad = "  WRONG" if r["err"] > 1e-2 else ""
+        print(f"  {r['impl']:<28} {r['ms']:.4f} ms {tbs:5.2f} TB/s {r['pct_copy']:5.1f}% "
+              f"{r['vs_best_peer'] or 0:5.2f}x err {r['err']:.1e}{bad}")
+    results.append({"op": op, "shape": [rows, n], "dtype": "bfloat16", "rows": rows_out})
+
+
+def profile(lib, names):
+    """Runs each named rms_norm variant (and the peers) twice on 32768x4096 bf16, for
+    ncu to count: no timing."""
+    rows, n = 32768, 4096
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    rstd = torch.empty(rows, device="cuda", dtype=torch.float32)
+    steps = {}
+    liger = _liger("rms_norm", "LigerRMSNormFunction")
+    if liger is not None:
+        steps["liger"] = lambda: liger(x, w, 1e-6)
+    compiled = torch.compile(lambda a, b: F.rms_norm(a, (n,), b, 1e-6))
+    steps["torch.compile"] = lambda: compiled(x, w)
+    try:
+        from xpuruntime.interop import torch as xt
+        steps["xpuruntime"] = lambda: xt.rms_norm(x, w, eps=1e-6)
+    except Exception as e:  # the library is not built on this machine
+        print("no xpuruntime:", e)
+    table = {v[0]: v[1:] for v in rms_variants(n)}
+    for name in names:
+        kind, threads, items, ld, st = table[name]
+        steps[name] = lambda kind=kind, threads=threads, items=items, ld=ld, st=st: lib.xpv_rms(
+            kind, threads, items, ld, st, ptr(x), ptr(w), ptr(y), ptr(rstd), ctypes.c_int64(rows),
+            n, ctypes.c_float(1e-6), stream())
+    for fn in steps.values():  # compile / warm up outside the profiled launches
+        fn()
+    torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStart()
+    for name, fn in steps.items():
+        print("profiling", name, flush=True)
+        for _ in range(2):
+            fn()
+        torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="row_variants.json")
+    ap.add_argument("--ops", default="rms_norm,softmax,layer_norm")
+    ap.add_argument("--build-dir", default="/tmp")
+    ap.add_argument("--profile", default="",
+                    help="comma-separated rms_norm 32768x4096 variants to run twice each, with "
+                         "Liger, torch.compile and the library (for ncu), then exit")
+    args = ap.parse_args()
+    lib = build(args.build_dir)
+    if args.profile:
+        profile(lib, args.profile.split(","))
+        return
+    nbytes = 1 << 30
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    # The ceiling: do_bench of torch's copy (as bench_ops.py); a graph-replayed memcpy node
+    # ran at 2.76 TB/s in run 13, a copy kernel at 3.90, do_bench's copy_ at 4.25.
+    copies = {"torch copy_ (graph)": graph_ms(lambda: dst.copy_(src))}
+    for ilp, waves in [(1, 1), (4, 1), (4, 4)]:
+        copies[f"copy16 ilp{ilp} x{waves}"] = graph_ms(
+            lambda ilp=ilp, waves=waves: lib.xpv_copy(ilp, waves, ptr(src), ptr(dst),
+                                                      ctypes.c_int64(nbytes), stream()))
+    copy_rates = {k: 2 * nbytes / (ms * 1e-3) / 1e12 for k, ms in copies.items()}
+    copy_rates["torch copy_ (do_bench)"] = copy_bandwidth_tbs(nbytes)
+    copy_tbs = copy_rates["torch copy_ (do_bench)"]
+    print(torch.cuda.get_device_name(), {k: round(v, 3) for k, v in copy_rates.items()}, "TB/s")
+    del src, dst
+    results = []
+    runners = {"rms_norm": run_rms, "softmax": run_softmax, "layer_norm": run_layer,
+               "rms_norm_backward": run_rms_bwd}
+    for op in args.ops.split(","):
+        for rows, n in SHAPES:
+            if op == "rms_norm_backward" and n > 8192:
+                continue  # one CTA of registers does not hold x, dy and the accumulators
+            runners[op](lib, rows, n, copy_tbs, results)
+            torch.cuda.empty_cache()
+            with open(args.out, "w") as f:
+                json.dump({"device": torch.cuda.get_device_name(), "copy_tbs": copy_rates,
+                           "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
