@@ -295,7 +295,7 @@ def test_native_corrupt_indices_are_refused_on_the_cpu(torch, renormalize):
     x = torch.randn(4, 16)
     w, idx = forward(x, 3, renormalize)
     g = torch.ones_like(w)
-    for row, bad, match in [(2, [1, 16, 3], "row 2 holds 16, outside \\[0, 16\\)"),
+    for row, bad, match in [(2, [1, 16, 3], "row 2 holds 16, outside \\[0, 16\\), the columns of 'logits'"),
                             (1, [-1, 2, 3], "row 1 holds -1"),
                             (3, [5, 6, 5], "row 3 holds 5 twice")]:
         broken = idx.clone()

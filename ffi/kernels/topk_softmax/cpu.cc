@@ -75,7 +75,7 @@ Status backward(const BackwardProblem& p, const ExecContext&) {
     for (int64_t j = 0; j < p.k; ++j) {
       if (idx[j] < 0 || idx[j] >= p.e)
         return InvalidArgument(kOp, ": 'indices' row ", r, " holds ", idx[j], ", outside [0, ",
-                               p.e, ")");
+                               p.e, "), the columns of 'logits'; pass the forward's logits and indices");
       if (seen[idx[j]]++)
         return InvalidArgument(kOp, ": 'indices' row ", r, " holds ", idx[j],
                                " twice; pass the forward's indices");
