@@ -65,6 +65,15 @@ bool is_numpy_bool(nb::handle type, const std::string& type_name) {
 // Python keyword values as given attributes. bool is checked before int (a
 // Python bool is an int); numpy scalars come through __index__ / __float__.
 // The strings stay owned by `keep` while the views are parsed.
+// tp_name's form ("int", "numpy.bool") from __module__ and __name__: PyTypeObject
+// is opaque in the stable ABI (abi3 builds), and nb::type_name drops the module.
+std::string python_type_name(nb::handle value) {
+  nb::handle type = value.type();
+  const std::string name = nb::cast<std::string>(nb::str(nb::getattr(type, "__name__", nb::str("?"))));
+  const std::string module = nb::cast<std::string>(nb::str(nb::getattr(type, "__module__", nb::str(""))));
+  return module.empty() || module == "builtins" ? name : module + "." + name;
+}
+
 std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
                                    std::deque<std::string>* keep) {
   std::vector<GivenAttr> out;
@@ -72,8 +81,7 @@ std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
     keep->push_back(nb::cast<std::string>(nb::str(key)));
     GivenAttr g{keep->back(), GivenType::kFloat};
     PyObject* v = value.ptr();
-    // nb::type_name, not tp_name: PyTypeObject is opaque in the stable ABI (abi3 builds).
-    const std::string type_name = nb::cast<std::string>(nb::type_name(value.type()));
+    const std::string type_name = python_type_name(value);
     auto refuse = [&](std::string_view why) {  // a Python type no attribute takes
       throw_type_error(str_cat(spec.op, ": attribute '", keep->back(), "' ", why, ", got ", type_name));
     };
