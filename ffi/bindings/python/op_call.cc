@@ -52,16 +52,6 @@ void set_int(GivenAttr* g, PyObject* index) {
   }
 }
 
-// numpy's bool scalar type (numpy.bool; numpy.bool_ before 2.0). nb::type_name gives a
-// static type's __name__ alone ("bool") on Python 3.11+, so its module is asked too.
-bool is_numpy_bool(nb::handle type, const std::string& type_name) {
-  if (type_name != "bool" && type_name != "bool_" && type_name != "numpy.bool" &&
-      type_name != "numpy.bool_")
-    return false;
-  nb::object module = nb::getattr(type, "__module__", nb::none());
-  return nb::isinstance<nb::str>(module) && nb::cast<std::string>(module) == "numpy";
-}
-
 // Python keyword values as given attributes. bool is checked before int (a
 // Python bool is an int); numpy scalars come through __index__ / __float__.
 // The strings stay owned by `keep` while the views are parsed.
@@ -86,7 +76,7 @@ std::vector<GivenAttr> given_attrs(const OpSpec& spec, const nb::dict& attrs,
       throw_type_error(str_cat(spec.op, ": attribute '", keep->back(), "' ", why, ", got ", type_name));
     };
     if (keep->back() == "policy" && !PyUnicode_Check(v)) refuse("must be a string");
-    if (PyBool_Check(v) || is_numpy_bool(value.type(), type_name)) {
+    if (PyBool_Check(v) || type_name == "numpy.bool" || type_name == "numpy.bool_") {
       g.type = GivenType::kBool;  // numpy's bool is no int (and has __float__)
       g.number = PyObject_IsTrue(v) == 1 ? 1 : 0;
     } else if (PyLong_Check(v) || (!PyFloat_Check(v) && PyIndex_Check(v))) {
