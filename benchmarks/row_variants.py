@@ -103,6 +103,20 @@ def cta_variants(n: int):
     return out
 
 
+def candidates(variants, what: str, launch) -> dict:
+    """{name: step} for the (name, *variant) rows of ``variants``: a step calls
+    ``launch(*variant)`` and raises on a nonzero return (a variant not compiled in, or a
+    CUDA error)."""
+    out = {}
+    for name, *variant in variants:
+        def step(name=name, variant=tuple(variant)):
+            rc = launch(*variant)
+            if rc:
+                raise RuntimeError(f"{what} {name}: {rc}")
+        out[name] = step
+    return out
+
+
 def run_rms(lib, rows, n, copy_tbs, results):
     x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
@@ -115,14 +129,9 @@ def run_rms(lib, rows, n, copy_tbs, results):
     liger = _liger("rms_norm", "LigerRMSNormFunction")
     if liger is not None:
         peers["liger"] = lambda: liger(x, w, 1e-6)
-    cands = {}
-    for name, kind, threads, items, ld, st in rms_variants(n):
-        def step(kind=kind, threads=threads, items=items, ld=ld, st=st):
-            rc = lib.xpv_rms(kind, threads, items, ld, st, ptr(x), ptr(w), ptr(y), ptr(rstd),
-                             ctypes.c_int64(rows), n, ctypes.c_float(1e-6), stream())
-            if rc:
-                raise RuntimeError(f"xpv_rms {name}: {rc}")
-        cands[name] = step
+    cands = candidates(rms_variants(n), "xpv_rms", lambda *v: lib.xpv_rms(
+        *v, ptr(x), ptr(w), ptr(y), ptr(rstd), ctypes.c_int64(rows), n, ctypes.c_float(1e-6),
+        stream()))
     record("rms_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 
@@ -135,14 +144,8 @@ def run_softmax(lib, rows, n, copy_tbs, results):
     liger = _liger("softmax", "LigerSoftmaxFunction")
     if liger is not None:
         peers["liger"] = lambda: liger(x)
-    cands = {}
-    for name, threads, items, ld, st in cta_variants(n):
-        def step(threads=threads, items=items, ld=ld, st=st):
-            rc = lib.xpv_softmax(threads, items, ld, st, ptr(x), ptr(y), ctypes.c_int64(rows), n,
-                                 stream())
-            if rc:
-                raise RuntimeError(f"xpv_softmax {name}: {rc}")
-        cands[name] = step
+    cands = candidates(cta_variants(n), "xpv_softmax", lambda *v: lib.xpv_softmax(
+        *v, ptr(x), ptr(y), ctypes.c_int64(rows), n, stream()))
     record("softmax", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 
@@ -160,14 +163,9 @@ def run_layer(lib, rows, n, copy_tbs, results):
     liger = _liger("layer_norm", "LigerLayerNormFunction")
     if liger is not None:
         peers["liger"] = lambda: liger(x, w, b, 1e-5)
-    cands = {}
-    for name, threads, items, ld, st in cta_variants(n):
-        def step(threads=threads, items=items, ld=ld, st=st):
-            rc = lib.xpv_layer(threads, items, ld, st, ptr(x), ptr(w), ptr(b), ptr(y), ptr(mean),
-                               ptr(rstd), ctypes.c_int64(rows), n, ctypes.c_float(1e-5), stream())
-            if rc:
-                raise RuntimeError(f"xpv_layer {name}: {rc}")
-        cands[name] = step
+    cands = candidates(cta_variants(n), "xpv_layer", lambda *v: lib.xpv_layer(
+        *v, ptr(x), ptr(w), ptr(b), ptr(y), ptr(mean), ptr(rstd), ctypes.c_int64(rows), n,
+        ctypes.c_float(1e-5), stream()))
     record("layer_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 
