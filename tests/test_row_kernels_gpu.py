@@ -2,7 +2,8 @@
 their launch shapes, on CUDA, against float64 torch on random data: one CTA a row with idle
 tail threads (125 or 250 vectors in 128 or 256 threads), clusters of CTAs (65536 columns),
 and the fused norm backward's row groups (kNormGroupsPerSm an SM: 264 on an H200) with
-several rows a group, one row a group and empty groups (rows just past the group count)."""
+several rows a group, one row a group and empty groups (rows just past the group count);
+rows past the largest grid (kMaxGrid), which the one-CTA forwards launch in chunks."""
 
 import pytest
 
@@ -11,7 +12,11 @@ from conftest import TOLERANCE, torch_cuda_available
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch_cuda_available(), reason="no CUDA device visible to torch")]
 
-SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536), (265, 4096), (3, 2048)]
+SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536), (265, 4096), (3, 2048),
+          # One CTA a row up to 1024 threads (cta_row.cuh): softmax with the row packed
+          # (20000, 40960 bf16; 32768 f32), the norms' wide CTA (40960 bf16, 32768 f32),
+          # and f32 65536, which takes a cluster.
+          (90, 20000), (30, 40960), (20, 32768), (12, 65536 + 8)]
 
 
 def _check(out, ref, dtype, what):
@@ -71,3 +76,29 @@ def test_row_kernels(dtype, shape):
     y64 = y.double()
     want = 0.5 * y64 * (dy.double() - (dy.double() * y64).sum(-1, keepdim=True))
     _check(ops.softmax_backward(dy, y, scale=0.5), want, dtype, "softmax dx")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_rows_past_the_largest_grid(dtype):
+    """2^20 + 5 rows (kMaxGrid is 2^20): the one-CTA forwards launch a second grid."""
+    import torch
+    import torch.nn.functional as F
+
+    from xpuruntime import ops
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(11)
+    tdt = getattr(torch, dtype)
+    rows = (1 << 20) + 5
+    for n in (8, 528):
+        x = torch.randn((rows, n), device="cuda", generator=gen).to(tdt)
+        w, b = (torch.randn((n,), device="cuda", generator=gen).to(tdt) for _ in range(2))
+        y, rstd = ops.rms_norm(x, w, return_stats=True)
+        _check(y, F.rms_norm(x.double(), (n,), w.double(), 1e-6), dtype, f"rms_norm y, n={n}")
+        want = torch.rsqrt(x.double().pow(2).mean(-1) + 1e-6)
+        _check(rstd, want, dtype, f"rms_norm rstd, n={n}")
+        y, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
+        _check(y, F.layer_norm(x.double(), (n,), w.double(), b.double(), 1e-5), dtype,
+               f"layer_norm y, n={n}")
+        _check(mean, x.double().mean(-1), dtype, f"layer_norm mean, n={n}")
+        _check(ops.softmax(x), torch.softmax(x.double(), -1), dtype, f"softmax y, n={n}")
+        del x, y, mean, rstd

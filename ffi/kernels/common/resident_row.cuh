@@ -61,10 +61,6 @@ __device__ __forceinline__ void load_rows(RowVecs<T, VEC, ITEMS, NT>& r,
   for (int t = 0; t < NT; ++t) load_row<T, VEC, ITEMS>(r.v[t], src.ptr[t] + row * src.stride[t], s, n);
 }
 
-__device__ __forceinline__ float2 warp_sum(float2 v) {
-  return make_float2(warp_sum(v.x), warp_sum(v.y));
-}
-
 // A reduction over a row split over `csize` CTAs (1: one CTA), returned to every
 // thread of every CTA with the same bits: Ops::warp's fixed tree (its result in
 // every lane), the warps' values through the same tree, then the CTAs' in rank

@@ -1,6 +1,8 @@
 // layer_norm forward on CUDA.
 // fast / deterministic: the row is held in registers as 16-byte vectors (or
-//   scalars for odd or unaligned rows). A row too long for one CTA is split over
+//   scalars for odd or unaligned rows). 16-byte rows that one CTA of up to 1024
+//   threads holds (65536 bf16 elements at 8 vectors a thread) take forward_cta
+//   (cta_row.cuh: two plain reductions, no row loop). A row too long for one CTA is split over
 //   a thread-block cluster of 2-8 CTAs (cuda::split_shape, the rule rms_norm
 //   uses), each holding a slice. One reduction a row (two sums, RowSum2: warp
 //   trees, warps in order, CTAs in rank order through DSMEM, so `fast` is bitwise
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/common/cta_row.cuh"
 #include "kernels/common/resident_row.cuh"
 #include "kernels/layer_norm/cuda_common.cuh"
 
@@ -41,6 +44,10 @@ using cuda::Vec;
 // and v1's 8 for scalar rows, where each element takes a register of its own;
 // 4 for f32 scalar rows (ptxas spilled 20 bytes at 8).
 constexpr int kForwardElems = 32;
+// Elements a thread of the one-CTA forward (forward_cta) holds when kForwardElems
+// would need more than a CTA's threads: 128 bytes of packed row, 32 registers.
+template <typename T>
+constexpr int kPackedElems = 128 / sizeof(T);
 template <typename T>
 constexpr int kForwardScalarElems = sizeof(T) == 4 ? 4 : 8;
 
@@ -258,6 +265,69 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
+// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS vectors a thread at
+// columns threadIdx.x * VEC + k * blockDim.x * VEC; the mean, then the centred
+// squares (two reductions, one barrier each). Block b is row b (no row loop: it
+// costs registers; the host launches grids of at most kMaxGrid rows). The row
+// stays packed (opaque): 32 registers at 64 bf16 elements, within the 64 of a
+// 1024-thread block.
+template <typename T, int VEC, int ITEMS>
+__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
+    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
+    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int n,
+    float eps) {
+  __shared__ float buf[2][32];
+  const int64_t row = blockIdx.x;
+  const int first = threadIdx.x * VEC, stride = blockDim.x * VEC;
+  const float inv_n = __frcp_rn(static_cast<float>(n));
+  Vec<T, VEC> v[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+    if (first + k * stride < n) v[k] = load_vec<T, VEC>(x + row * x_stride + first + k * stride);
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (first + k * stride < n) {
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sum += to_f(v[k].v[j]);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
+  const float mean = cuda::cta_reduce<cuda::SumOp>(sum, buf[0]) * inv_n;
+  float sq = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (first + k * stride < n) {
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float d = to_f(v[k].v[j]) - mean;
+        sq += d * d;
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
+  const float rstd = rsqrtf(cuda::cta_reduce<cuda::SumOp>(sq, buf[1]) * inv_n + eps);
+  if (threadIdx.x == 0) {
+    if (mean_out) mean_out[row] = mean;
+    if (rstd_out) rstd_out[row] = rstd;
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < n) {
+      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j)
+        out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+      store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+}
+
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
 // squared deviations, merged into the thread's), pass 2 re-reads and writes y.
 template <typename T, int VEC>
@@ -356,6 +426,25 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   }
   constexpr int kVec = 16 / sizeof(T);
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {w, 0}, {b, 0}, {y, p.n}});
+
+  // 16-byte rows that one CTA holds: forward_cta.
+  const cuda::RowShape c = vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems,
+                                                         cuda::kPreferItems, kPackedElems<T>)
+                                       : cuda::RowShape{0, 0};
+  if (c.items > 0) {
+    void (*cta)(const T*, int64_t, const T*, const T*, T*, float*, float*, int, float) = nullptr;
+    cuda::with_vec_items<kVec, kPackedElems<T>, 16>(vec, c.items, [&]<int V, int I>() {
+      if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
+    });
+    for (int64_t r0 = 0; cta && r0 < p.rows; r0 += cuda::kMaxGrid) {
+      const auto blocks = static_cast<unsigned>(std::min(cuda::kMaxGrid, p.rows - r0));
+      cta<<<blocks, c.threads, 0, stream>>>(x + r0 * p.x_stride, p.x_stride, w, b, y + r0 * p.n,
+                                            mean ? mean + r0 : nullptr, rstd ? rstd + r0 : nullptr,
+                                            n, a.eps);
+      XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+    }
+    if (cta) return Status::Ok();
+  }
 
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));

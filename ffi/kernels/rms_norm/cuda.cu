@@ -1,5 +1,7 @@
 // rms_norm forward on CUDA, and the registration of both directions.
-// fast / deterministic: the row is held in registers as 16-byte vectors. A row
+// fast / deterministic: the row is held in registers as 16-byte vectors: one
+//   CTA a row of up to 1024 threads for 16-byte rows (forward_cta, cta_row.cuh;
+//   65536 bf16 elements at 8 vectors a thread), else forward_resident. A row
 //   too long for one CTA is split over a thread-block cluster of 2-8 CTAs, each
 //   holding a slice; the slices' sums of squares meet through DSMEM in rank
 //   order. One read of x, one write of y, no re-read, at any row length up to 8
@@ -9,6 +11,7 @@
 //   shared-memory ring, 10-15% slower), kPreferItems vectors a thread.
 // reference and longer rows: a plain loop that re-reads the row from memory.
 // Backward: cuda_backward.cu.
+#include "kernels/common/cta_row.cuh"
 #include "kernels/common/resident_row.cuh"
 #include "kernels/rms_norm/cuda_common.cuh"
 
@@ -88,6 +91,56 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
   cluster_exit(csize);
 }
 
+// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS vectors a thread at
+// columns threadIdx.x * VEC + k * blockDim.x * VEC, one reduction (one barrier).
+// Block b is row b (no row loop: it costs registers; the host launches grids of
+// at most kMaxGrid rows). The row stays packed: 32 registers at 64 bf16 elements,
+// within the 64 of a 1024-thread block.
+template <typename T, int VEC, int ITEMS, bool RES>
+__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
+    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res, int64_t res_stride,
+    const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, float* __restrict__ rstd_out,
+    int n, float eps) {
+  __shared__ float buf[32];
+  const int64_t row = blockIdx.x;
+  const int first = threadIdx.x * VEC, stride = blockDim.x * VEC;
+  Vec<T, VEC> v[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k)
+    if (first + k * stride < n) v[k] = load_vec<T, VEC>(x + row * x_stride + first + k * stride);
+  float sumsq = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < n) {
+      if constexpr (RES) {
+        const Vec<T, VEC> rv = load_vec<T, VEC>(res + row * res_stride + col);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) v[k].v[j] = from_f<T>(to_f(v[k].v[j]) + to_f(rv.v[j]));
+        store_vec<T, VEC>(h + row * n + col, v[k]);
+      }
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sumsq += to_f(v[k].v[j]) * to_f(v[k].v[j]);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
+  const float rstd =
+      rsqrtf(cuda::cta_reduce<cuda::SumOp>(sumsq, buf) * __frcp_rn(static_cast<float>(n)) + eps);
+  if (rstd_out && threadIdx.x == 0) rstd_out[row] = rstd;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = first + k * stride;
+    if (col < n) {
+      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) out.v[j] = from_f<T>(to_f(v[k].v[j]) * rstd * to_f(wv.v[j]));
+      store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+}
+
 // Any row length: pass 1 sums squares (writing h), pass 2 re-reads and scales.
 template <typename T, int VEC, bool RES>
 __global__ void __launch_bounds__(kMaxThreads) forward_looped(
@@ -147,6 +200,28 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int64_t,
                             int, int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
+    // 16-byte rows that one CTA holds: forward_cta.
+    const cuda::RowShape c = vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems,
+                                                           cuda::kPreferItems, kPackedElems<T>)
+                                         : cuda::RowShape{0, 0};
+    if (c.items > 0) {
+      using Cta = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int,
+                           float);
+      Cta cta = nullptr;
+      cuda::with_vec_items<kVec, kPackedElems<T>, 16>(vec, c.items, [&]<int V, int I>() {
+        if constexpr (V == kVec) cta = res ? &forward_cta<T, V, I, true> : &forward_cta<T, V, I, false>;
+      });
+      for (int64_t r0 = 0; cta && r0 < p.rows; r0 += cuda::kMaxGrid) {
+        const auto grid = static_cast<unsigned>(std::min(cuda::kMaxGrid, p.rows - r0));
+        cta<<<grid, c.threads, 0, stream>>>(x + r0 * p.x_stride, p.x_stride,
+                                            res ? res + r0 * p.residual_stride : nullptr,
+                                            res ? p.residual_stride : 0, w, y + r0 * p.n,
+                                            h ? h + r0 * p.n : nullptr, rstd ? rstd + r0 : nullptr,
+                                            n, a.eps);
+        XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+      }
+      if (cta) return Status::Ok();
+    }
     const cuda::SplitShape s = cuda::split_shape(p.n, vec, kForwardElems, kMaxThreads, max_cluster,
                                                  cuda::kPreferItems);
     Kernel kernel = nullptr;

@@ -1,8 +1,11 @@
 // softmax forward on CUDA, and the registration of both directions.
 // fast / deterministic: the row is held in registers as 16-byte vectors of the
 //   input dtype (not f32: half the registers at bf16/f16), one warp per row for
-//   short rows, one CTA per row, or, for rows too long for one CTA, a
-//   thread-block cluster of 2-8 CTAs each holding a slice. One read of x, one
+//   short rows, one CTA per row (forward_cta, up to 1024 threads: a max and a
+//   sum reduction, each exponential evaluated once and kept in f32 up to 16
+//   elements a thread; H200 run 15, docs/kernels/softmax.md), or, for rows too
+//   long for one CTA, a thread-block cluster of 2-8 CTAs each holding a slice
+//   (forward_resident, also the warp rows and unaligned rows). One read of x, one
 //   write of y. Each thread keeps its (max, sum of exp) against its warp's max,
 //   and the pairs are merged once per row: shuffles in the warp, shared memory
 //   across warps, DSMEM across the cluster's CTAs, always in a fixed order (one
@@ -15,6 +18,7 @@
 // reference: a plain scalar kernel, one block per row, exp(s - max) / sum.
 // exp is evaluated as exp2(x * scale * log2(e) - max), which rounds like exp(s - max).
 // Backward: cuda_backward.cu.
+#include "kernels/common/cta_row.cuh"
 #include "kernels/softmax/cuda_common.cuh"
 
 namespace xpu::ops::softmax_detail::gpu {
@@ -110,6 +114,87 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
   cuda::cluster_exit(csize);
 }
 
+// One CTA a row (cta_row.cuh): ITEMS 16-byte vectors a thread at columns
+// threadIdx.x * VEC + k * blockDim.x * VEC; a max reduction, then a sum
+// reduction, one barrier each. KEEP (at most 16 elements a thread): each
+// exponential is evaluated once and kept in f32 until the output; longer rows
+// (up to 64 elements a thread) keep the row packed and evaluate it twice, to
+// stay within the 64 registers of a 1024-thread block. Block b is row b: no row
+// loop (a loop over rows raised <bf16, 8, 2> from 32 to 52 registers, ptxas -v);
+// the host launches grids of at most kMaxGrid rows.
+template <typename T, int VEC, int ITEMS>
+__global__ void __launch_bounds__(cuda::kMaxCtaThreads)
+    forward_cta(const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int n, float k) {
+  constexpr bool KEEP = VEC * ITEMS <= 16;
+  __shared__ float buf[2][32];
+  const int first = threadIdx.x * VEC, stride = blockDim.x * VEC;
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * x_stride;
+  Vec<T, VEC> v[ITEMS];
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it)
+    if (first + it * stride < n) v[it] = load_vec<T, VEC>(xr + first + it * stride);
+  // t = k * x; columns past n hold -inf (exp 0) where kept.
+  float t[KEEP ? ITEMS : 1][VEC];
+  float m = -INFINITY;
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const bool in = first + it * stride < n;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+      const float e = in ? k * to_f(v[it].v[j]) : -INFINITY;
+      if constexpr (KEEP) t[it][j] = e;
+      m = fmaxf(m, e);
+    }
+  }
+  // Packed rows: the f32 values derived from v are recomputed after each
+  // reduction, not kept live across it (64 instead of 32 registers of data).
+  if constexpr (!KEEP) {
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) opaque(v[it]);
+  }
+  m = cuda::cta_reduce<cuda::MaxOp>(m, buf[0]);
+  // A row of -inf (fully masked) rescales against 0: its sum is 0 and its
+  // output NaN (0 / 0), as the definition gives.
+  const float base = m == -INFINITY ? 0.f : m;
+  float s = 0.f;
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const bool in = first + it * stride < n;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) {
+      if constexpr (KEEP) {
+        t[it][j] = cuda::ex2_ftz(t[it][j] - base);
+        s += t[it][j];
+      } else if (in) {
+        s += cuda::ex2_ftz(k * to_f(v[it].v[j]) - base);
+      }
+    }
+  }
+  // The element at the max contributes 1, so s >= 1 (or NaN, or 0 for a masked
+  // row): the fast division needs no slow path.
+  if constexpr (!KEEP) {
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) opaque(v[it]);
+  }
+  const float inv = __fdividef(1.0f, cuda::cta_reduce<cuda::SumOp>(s, buf[1]));
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int col = first + it * stride;
+    if (col < n) {
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        if constexpr (KEEP)
+          out.v[j] = from_f<T>(t[it][j] * inv);
+        else
+          out.v[j] = from_f<T>(cuda::ex2_ftz(k * to_f(v[it].v[j]) - base) * inv);
+      }
+      store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+}
+
 // Any row length: pass 1 keeps a running (max, sum) per thread, pass 2 re-reads and
 // writes. A running max of -inf is treated as 0 when rescaling so that rows starting
 // with -inf (masks) do not produce inf - inf; NaN still propagates.
@@ -186,6 +271,26 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   constexpr int kVec = 16 / sizeof(T);
   const float k = a.scale * kLog2e;
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {y, p.n}});
+  // 16-byte rows too long for a warp: one CTA a row (forward_cta) where it fits
+  // kCtaKeepElems a thread (exponentials kept) or kCtaPackedElems (row packed).
+  if (vec == kVec && row_plan(p.n, vec, 1).warp.items == 0) {
+    const cuda::RowShape s = cuda::cta_shape(p.n, vec, kCtaKeepElems, kCtaKeepElems / kVec,
+                                             kCtaPackedElems<T>);
+    void (*cta)(const T*, int64_t, T*, int, float) = nullptr;
+    if (s.items > 0) {
+      cuda::with_vec_items<kVec, kCtaPackedElems<T>, 16>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
+      });
+    }
+    if (cta) {
+      for (int64_t r0 = 0; r0 < p.rows; r0 += cuda::kMaxGrid) {
+        const auto grid = static_cast<unsigned>(std::min(cuda::kMaxGrid, p.rows - r0));
+        cta<<<grid, s.threads, 0, stream>>>(x + r0 * p.x_stride, p.x_stride, y + r0 * p.n, n, k);
+        XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+      }
+      return Status::Ok();
+    }
+  }
   using Kernel = void (*)(const T*, int64_t, T*, int64_t, int, int, int, float);
   Kernel kernel = nullptr;
   ResidentLaunch l;

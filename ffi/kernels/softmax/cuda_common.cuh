@@ -8,6 +8,7 @@
 #include <climits>
 
 #include "kernels/common/cluster.cuh"
+#include "kernels/common/cta_row.cuh"
 #include "kernels/common/resident_row.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/row_launch.cuh"
@@ -30,6 +31,13 @@ inline constexpr int kWarpRows = 4, kWarpItems = 4;
 // longer than that take kLongRowRegs (2 and 1 blocks an SM) before they fall
 // back to the looped kernels. ptxas -v, sm_90: docs/kernels/softmax.md.
 inline constexpr int kRowRegs = 8, kLongRowRegs = 16;
+// The one-CTA-a-row forward (forward_cta, cta_row.cuh): elements a thread with
+// the exponentials kept in f32 (16: 32 registers, ptxas -v, sm_90), and with the
+// row kept packed (128 bytes, 32 registers: a 65536-element bf16 row in 1024
+// threads; f32 at 64 elements spilled 200-430 bytes).
+inline constexpr int kCtaKeepElems = 16;
+template <typename T>
+inline constexpr int kCtaPackedElems = 128 / sizeof(T);
 
 // Registers that ITEMS vectors of VEC elements of T take: 16-byte vectors 4,
 // a scalar 16- or 32-bit element one.
@@ -95,29 +103,9 @@ __device__ __forceinline__ float2 block_max_sum(float2 w, float2* scratch) {
   return make_float2(m, s);
 }
 
-// ---- device: register pressure -------------------------------------------------------------
-
-// Makes the compiler treat a held row as changed (no instruction is emitted),
-// so that f32 values it derived from the row before are recomputed from the
-// packed row after, not kept live across the reduction: at bf16 those would
-// double the registers the row takes (ptxas: forward <bf16, 8, 2> 64 -> 40
-// registers a thread), costing occupancy, for a few conversions saved.
-template <typename T, int VEC>
-__device__ __forceinline__ void opaque(cuda::Vec<T, VEC>& v) {
-  static_assert(sizeof(v) % 2 == 0);
-  if constexpr (sizeof(v) % 4 == 0) {
-    uint32_t w[sizeof(v) / 4];
-    memcpy(w, &v, sizeof(v));
-#pragma unroll
-    for (int i = 0; i < int(sizeof(v) / 4); ++i) asm volatile("" : "+r"(w[i]));
-    memcpy(&v, w, sizeof(v));
-  } else {
-    unsigned short h;
-    memcpy(&h, &v, 2);
-    asm volatile("" : "+h"(h));
-    memcpy(&v, &h, 2);
-  }
-}
+// opaque (a held row treated as changed, so values derived from it are
+// recomputed, not kept live): cta_row.cuh.
+using cuda::opaque;
 
 // The row walk (one row ahead in registers): cuda::walk_rows, kernels/common/resident_row.cuh.
 using cuda::walk_rows;
