@@ -182,6 +182,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/ops.json",
                         help="JSON path; the table goes next to it as .txt")
     parser.add_argument("--quick", action="store_true", help="first shape of each op only")
+    parser.add_argument("--shapes", default=None,
+                        help="comma-separated shapes to keep, e.g. 4096x65536 (default: all)")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no (op, shape) group after this many seconds from process "
                              "start; a started group runs to its end")
@@ -192,6 +194,9 @@ def main() -> None:
         parser.error(f"unknown ops {unknown}; known: {list(SPECS)}")
     groups = [(name, shape, dtype) for name in ops
               for shape, dtype in (SPECS[name].shapes[:1] if args.quick else SPECS[name].shapes)]
+    if args.shapes:
+        keep = set(args.shapes.split(","))
+        groups = [g for g in groups if "x".join(map(str, g[1])) in keep]
     report = {"device": torch.cuda.get_device_name(), "copy_tb_per_s": copy_bandwidth_tbs(),
               "torch": torch.__version__, "jax": jax.__version__,
               "python": platform.python_version(), "argv": sys.argv[1:],

@@ -38,7 +38,7 @@ def build(out_dir: str) -> ctypes.CDLL:
     so = os.path.join(out_dir, "librow_variants.so")
     src = os.path.join(HERE, "native", "row_variants.cu")
     ffi = os.path.join(HERE, "..", "ffi")
-    subprocess.run(["nvcc", "-O3", "-std=c++20", "-arch=sm_90", "-shared", "-Xcompiler", "-fPIC",
+    subprocess.run(["nvcc", "-O3", "-std=c++20", "-arch=sm_90", "-shared", "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr",
                     "-I", ffi, "-I", os.path.join(ffi, "include"), src, "-o", so], check=True)
     return ctypes.CDLL(so)
 
@@ -182,11 +182,25 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
     dw = torch.empty_like(w)
     ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
     cands = {}
-    tiles = {4096: [(128, 4), (256, 2), (512, 1)], 8192: [(256, 4), (512, 2)]}.get(n, [])
-    for threads, items in tiles:
-        for groups in (264, 512, 1056, 2112, 4224):
-            partial = torch.empty(groups, n, device="cuda", dtype=torch.float32)
-            for mode in range(4):
+    # Run 13 swept every tile, group count and mode (results/rms_bwd_variants_h200.txt);
+    # run 15 keeps its best (256 x 2 / 512 x 2, 264 groups, chunked, prefetched) and times
+    # the library's kernels beside it on the same data.
+    tile = {4096: (256, 2), 8192: (512, 2)}.get(n)
+    groups = 264
+    partial = torch.empty(groups, n, device="cuda", dtype=torch.float32)
+    for kind, mode in [(0, 0)] + [(1, m) for m in range(4)] if tile else []:
+        name = "library " + ("cluster kernel" if kind == 0 else f"cta kernel mode {mode}")
+
+        def lib_step(kind=kind, mode=mode):
+            rc = lib.xpv_lib_rms_bwd(kind, mode, tile[0], tile[1], ctypes.c_int64(groups),
+                                     ptr(x), ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(partial),
+                                     ptr(dw), ctypes.c_int64(rows), n, stream())
+            if rc:
+                raise RuntimeError(f"xpv_lib_rms_bwd: {rc}")
+        cands[name] = lib_step
+    for threads, items in [tile] if tile else []:
+        for groups in (264,):
+            for mode in (3,):
                 name = (f"bwd {threads}x{items} G{groups} {'chunk' if mode & 1 else 'strided'}"
                         f"{' prefetch' if mode & 2 else ''}")
 

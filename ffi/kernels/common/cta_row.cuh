@@ -18,18 +18,18 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/common/cluster.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/row_launch.cuh"
 
 namespace xpu::cuda {
 
-// Threads of the widest one-row CTA: 1024 x 8 vectors hold a 65536-element bf16
-// row (run 13: rms_norm 4096x65536 0.265 ms as one CTA against 0.394 split over
-// a cluster of 4). Kernels launched this wide declare __launch_bounds__(1024),
-// which caps them at 64 registers a thread.
+// Threads of the widest one-row CTA (at most 4 vectors a thread: 64 registers of
+// the 1024-thread cap).
 inline constexpr int kMaxCtaThreads = 1024;
 
 // ---- device --------------------------------------------------------------------------------
@@ -68,12 +68,13 @@ __device__ __forceinline__ void opaque(Vec<T, VEC>& v) {
 
 struct MaxOp {
   __device__ __forceinline__ static float warp(float v) { return warp_max(v); }
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
   template <typename V>
   __device__ __forceinline__ static V identity() {
     return -INFINITY;
   }
 };
-struct SumOp {
+struct SumOp : Plus {
   template <typename V>
   __device__ __forceinline__ static V warp(V v) {
     return warp_sum(v);
@@ -100,17 +101,85 @@ __device__ __forceinline__ V cta_reduce(V v, V* buf) {
   return Op::warp(lane < static_cast<int>(blockDim.x >> 5) ? buf[lane] : Op::template identity<V>());
 }
 
+// Op over a row held by one CTA or, with CLUSTER, by the csize CTAs of a cluster
+// (cta_reduce, then the CTAs' values in rank order through DSMEM: cluster_reduce).
+// The k-th reduction of a row passes parity k % 2; `slot` holds 2 values.
+template <typename Op, bool CLUSTER, typename V>
+__device__ __forceinline__ V row_reduce(V v, V (*buf)[32], V* slot, int parity, int csize) {
+  v = cta_reduce<Op>(v, buf[parity]);
+  if constexpr (CLUSTER) v = cluster_reduce(v, slot, parity, csize, Op{});
+  return v;
+}
+
+// The columns this thread of a one-row CTA (or of CTA `rank` of a row's cluster,
+// which holds [rank * slice, (rank + 1) * slice)) holds: first, first + stride, ...
+struct CtaCols {
+  int first, stride;
+  __device__ __forceinline__ int col(int k) const { return first + k * stride; }
+};
+template <bool CLUSTER, int VEC>
+__device__ __forceinline__ CtaCols cta_cols(int rank, int slice) {
+  const int t = static_cast<int>(threadIdx.x) * VEC, stride = static_cast<int>(blockDim.x) * VEC;
+  return {CLUSTER ? rank * slice + t : t, stride};
+}
+
 // ---- host ----------------------------------------------------------------------------------
 
+// Threads of a CTA holding a packed row (128 bytes a thread) before the row is
+// split over a cluster: 256 x 8 vectors, as QuACK's Hopper heuristic (a cluster of 4
+// such CTAs for a 65536-element bf16 row).
+inline constexpr int kWideThreads = 256;
+// Vectors a thread holds in a packed row: 128 bytes, 32 registers.
+inline constexpr int kPackedItems = 8;
+
 // One CTA a row: `items` vectors of `vec` a thread, `threads` threads (a multiple
-// of 32, at most kMaxCtaThreads). First the fewest threads with at most
-// `elems` elements a thread (from `prefer` items up); else, with at most
-// `wide_elems` (a packed row, more registers of data); items 0 when neither fits.
-inline RowShape cta_shape(int64_t n, int vec, int elems, int prefer, int wide_elems) {
-  RowShape s = resident_shape(n, vec, elems, kMaxCtaThreads, 16, prefer);
-  if (s.items == 0 && wide_elems > elems)
-    s = resident_shape(n, vec, wide_elems, kMaxCtaThreads, 16, wide_elems / vec);
+// of 32). First the fewest threads, at most kMaxCtaThreads, with at most `elems`
+// elements (and half a packed row) a thread, from `prefer` items up; else a packed
+// row (kPackedItems vectors) in at most kWideThreads; items 0 when neither fits
+// (cta_split then).
+inline RowShape cta_shape(int64_t n, int vec, int elems, int prefer) {
+  RowShape s = resident_shape(n, vec, std::min(elems, kPackedItems / 2 * vec), kMaxCtaThreads, 16,
+                              prefer);
+  if (s.items == 0)
+    s = resident_shape(n, vec, kPackedItems * vec, kWideThreads, kPackedItems, kPackedItems);
   return s;
+}
+
+// The block limit of a one-row kernel holding ITEMS vectors a thread (its
+// __launch_bounds__): packed rows run at most kWideThreads threads (cta_shape,
+// cta_split), so they may take more than 64 registers without spilling.
+template <int ITEMS>
+inline constexpr int kCtaMaxThreads = ITEMS >= kPackedItems ? kWideThreads : kMaxCtaThreads;
+
+// A packed row split over the fewest CTAs of a cluster (at most max_cluster) of at
+// most kWideThreads threads x kPackedItems vectors; cluster 0 when none fits.
+inline SplitShape cta_split(int64_t n, int vec, int max_cluster) {
+  return split_shape(n, vec, kPackedItems * vec, kWideThreads, max_cluster, kPackedItems);
+}
+
+// kernel<<<rows x csize, threads>>>(row0, args...) in clusters of csize CTAs (one
+// CTA or cluster a row, no row loop in the kernel: it takes row0 + blockIdx.x /
+// csize), in grids of at most kMaxGrid rows. *launched is false, and nothing is
+// launched, where not even one cluster fits on the device.
+template <typename... P, typename... A>
+Status launch_rows(void (*kernel)(int64_t, P...), int64_t rows, int threads, int csize,
+                   cudaStream_t stream, const char* op, bool* launched, A&&... args) {
+  *launched = false;
+  if (csize > 1) {
+    int resident = 0;
+    XPU_RETURN_IF_ERROR(
+        resident_count(reinterpret_cast<const void*>(kernel), threads, csize, &resident));
+    if (resident <= 0) return Status::Ok();
+  }
+  for (int64_t r0 = 0; r0 < rows; r0 += kMaxGrid) {
+    const int64_t count = std::min(kMaxGrid, rows - r0);
+    XPU_RETURN_IF_ERROR(cuda_status(
+        launch_clustered(kernel, static_cast<unsigned>(count * csize), threads, csize, stream,
+                         r0, static_cast<A&&>(args)...),
+        op, "forward launch"));
+  }
+  *launched = true;
+  return Status::Ok();
 }
 
 }  // namespace xpu::cuda

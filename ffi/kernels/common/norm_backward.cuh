@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/common/cluster.cuh"
@@ -89,6 +90,8 @@ inline constexpr int kNormGroupsPerSm = 2;
 // Vectors a thread of the fused backward holds by preference (256 x 2 at 4096 bf16
 // columns: 0.209 ms against 0.213 at 128 x 4 and 0.218 at 512 x 1, run 13).
 inline constexpr int kNormItems = 2;
+// fused_norm_backward_cta's MODE (its note).
+inline constexpr int kNormCtaMode = 0;
 
 // Fused backward for 16-byte-aligned rows: G row groups, each a cluster of
 // `csize` CTAs splitting a row's columns; group g walks a contiguous chunk of
@@ -203,9 +206,14 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
 // reduces, one barrier a row (cta_reduce, alternating buffers), no cluster
 // branches, no walk abstraction. Group g walks the contiguous rows
 // [g * per, (g + 1) * per).
-template <typename T, int ITEMS, bool DH, bool CENTERED>
+// MODE (tuning, benchmarks/row_variants.py times each): bit 0 loads x and dy through
+// the read-only path (ld.global.nc, as the experiment's const __restrict__ pointers
+// compiled to), bit 1 loads the row's statistics in its own iteration instead of
+// with the prefetch.
+template <typename T, int ITEMS, bool DH, bool CENTERED, int MODE = kNormCtaMode>
 __global__ void __launch_bounds__(kMaxRowThreads, 1)
     fused_norm_backward_cta(const NormBackwardArgs<T> a) {
+  constexpr bool kNc = MODE & 1, kStatsLate = MODE & 2;
   constexpr int VEC = 16 / sizeof(T);
   using V = Vec<T, VEC>;
   using Sums = std::conditional_t<CENTERED, float2, float>;
@@ -231,17 +239,30 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
     V x[ITEMS], dy[ITEMS];
     float mean, rstd;
   };
+  auto vec_at = [](const T* p) {
+    if constexpr (kNc) {
+      const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+      V v;
+      memcpy(&v, &u, sizeof(v));
+      return v;
+    } else {
+      return load_vec<T, VEC>(p);
+    }
+  };
+  auto stats = [&](int64_t row, Row& r) {
+    r.rstd = a.rstd[row];
+    r.mean = CENTERED ? a.mean[row] : 0.f;
+  };
   auto load = [&](int64_t row, Row& r) {
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = first + k * stride;
       if (col < n) {
-        r.x[k] = load_vec<T, VEC>(a.x + row * a.x_stride + col);
-        r.dy[k] = load_vec<T, VEC>(a.dy + row * a.dy_stride + col);
+        r.x[k] = vec_at(a.x + row * a.x_stride + col);
+        r.dy[k] = vec_at(a.dy + row * a.dy_stride + col);
       }
     }
-    r.rstd = a.rstd[row];
-    r.mean = CENTERED ? a.mean[row] : 0.f;
+    if constexpr (!kStatsLate) stats(row, r);
   };
   Row cur;
   if (row0 < last) load(row0, cur);
@@ -251,6 +272,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
     const bool more = row + 1 < last;
     Row next;
     if (more) load(row + 1, next);
+    if constexpr (kStatsLate) stats(row, cur);
     RowGrad st{cur.mean, cur.rstd, 0.f, 0.f};
     float sg = 0.f, sgx = 0.f;
 #pragma unroll

@@ -44,10 +44,6 @@ using cuda::Vec;
 // and v1's 8 for scalar rows, where each element takes a register of its own;
 // 4 for f32 scalar rows (ptxas spilled 20 bytes at 8).
 constexpr int kForwardElems = 32;
-// Elements a thread of the one-CTA forward (forward_cta) holds when kForwardElems
-// would need more than a CTA's threads: 128 bytes of packed row, 32 registers.
-template <typename T>
-constexpr int kPackedElems = 128 / sizeof(T);
 template <typename T>
 constexpr int kForwardScalarElems = sizeof(T) == 4 ? 4 : 8;
 
@@ -265,40 +261,40 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
-// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS vectors a thread at
-// columns threadIdx.x * VEC + k * blockDim.x * VEC; the mean, then the centred
-// squares (two reductions, one barrier each). Block b is row b (no row loop: it
-// costs registers; the host launches grids of at most kMaxGrid rows). The row
-// stays packed (opaque): 32 registers at 64 bf16 elements, within the 64 of a
-// 1024-thread block.
-template <typename T, int VEC, int ITEMS>
-__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
-    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
-    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int n,
-    float eps) {
-  __shared__ float buf[2][32];
-  const int64_t row = blockIdx.x;
-  const int first = threadIdx.x * VEC, stride = blockDim.x * VEC;
+// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
+// 16-byte rows: ITEMS vectors a thread at cta_cols; the mean, then the centred
+// squares (two reductions, one barrier each; and a cluster barrier each). Block b
+// is row row0 + b / csize (no row loop: it costs registers). Packed rows (opaque)
+// take 32 registers at 64 bf16 elements.
+template <typename T, int VEC, int ITEMS, bool CLUSTER>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
+    int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
+    const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
+    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+  __shared__ float buf[2][32], slot[2];
+  const int rank = CLUSTER ? cluster_rank(csize) : 0;
+  const cuda::CtaCols c = cuda::cta_cols<CLUSTER, VEC>(rank, slice);
+  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k)
-    if (first + k * stride < n) v[k] = load_vec<T, VEC>(x + row * x_stride + first + k * stride);
+    if (c.col(k) < n) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (first + k * stride < n) {
+    if (c.col(k) < n) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) sum += to_f(v[k].v[j]);
     }
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float mean = cuda::cta_reduce<cuda::SumOp>(sum, buf[0]) * inv_n;
+  const float mean = cuda::row_reduce<cuda::SumOp, CLUSTER>(sum, buf, slot, 0, csize) * inv_n;
   float sq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (first + k * stride < n) {
+    if (c.col(k) < n) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
         const float d = to_f(v[k].v[j]) - mean;
@@ -308,14 +304,15 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float rstd = rsqrtf(cuda::cta_reduce<cuda::SumOp>(sq, buf[1]) * inv_n + eps);
-  if (threadIdx.x == 0) {
+  const float var = cuda::row_reduce<cuda::SumOp, CLUSTER>(sq, buf, slot, 1, csize) * inv_n;
+  const float rstd = rsqrtf(var + eps);
+  if (rank == 0 && threadIdx.x == 0) {
     if (mean_out) mean_out[row] = mean;
     if (rstd_out) rstd_out[row] = rstd;
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
+    const int col = c.col(k);
     if (col < n) {
       const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
       const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
@@ -326,6 +323,7 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
       store_vec<T, VEC>(y + row * n + col, out);
     }
   }
+  if constexpr (CLUSTER) cluster_exit(csize);  // peers may still read our slot
 }
 
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
@@ -427,27 +425,31 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   constexpr int kVec = 16 / sizeof(T);
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {w, 0}, {b, 0}, {y, p.n}});
 
-  // 16-byte rows that one CTA holds: forward_cta.
-  const cuda::RowShape c = vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems,
-                                                         cuda::kPreferItems, kPackedElems<T>)
-                                       : cuda::RowShape{0, 0};
-  if (c.items > 0) {
-    void (*cta)(const T*, int64_t, const T*, const T*, T*, float*, float*, int, float) = nullptr;
-    cuda::with_vec_items<kVec, kPackedElems<T>, 16>(vec, c.items, [&]<int V, int I>() {
-      if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
-    });
-    for (int64_t r0 = 0; cta && r0 < p.rows; r0 += cuda::kMaxGrid) {
-      const auto blocks = static_cast<unsigned>(std::min(cuda::kMaxGrid, p.rows - r0));
-      cta<<<blocks, c.threads, 0, stream>>>(x + r0 * p.x_stride, p.x_stride, w, b, y + r0 * p.n,
-                                            mean ? mean + r0 : nullptr, rstd ? rstd + r0 : nullptr,
-                                            n, a.eps);
-      XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
-    }
-    if (cta) return Status::Ok();
-  }
-
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+  // 16-byte rows: forward_cta, one CTA a row or a packed row over a cluster.
+  if (vec == kVec) {
+    const cuda::RowShape c = cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems);
+    const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
+                                           : cuda::cta_split(p.n, vec, max_cluster);
+    void (*cta)(int64_t, const T*, int64_t, const T*, const T*, T*, float*, float*, int, int, int,
+                float) = nullptr;
+    if (s.cluster > 1) {
+      cta = &forward_cta<T, kVec, cuda::kPackedItems, true>;
+    } else if (s.cluster == 1) {
+      cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V == kVec) cta = &forward_cta<T, V, I, false>;
+      });
+    }
+    if (cta) {
+      bool launched = false;
+      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
+                                            &launched, x, p.x_stride, w, b, y, mean, rstd, n,
+                                            s.slice, s.cluster, a.eps));
+      if (launched) return Status::Ok();
+    }
+  }
+
   using Kernel = void (*)(const T*, int64_t, const T*, const T*, T*, float*, float*, int64_t, int,
                           int, int, float);
   const int max_elems = vec == 1 ? kForwardScalarElems<T> : kForwardElems;

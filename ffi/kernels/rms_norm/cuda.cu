@@ -91,27 +91,27 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
   cluster_exit(csize);
 }
 
-// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS vectors a thread at
-// columns threadIdx.x * VEC + k * blockDim.x * VEC, one reduction (one barrier).
-// Block b is row b (no row loop: it costs registers; the host launches grids of
-// at most kMaxGrid rows). The row stays packed: 32 registers at 64 bf16 elements,
-// within the 64 of a 1024-thread block.
-template <typename T, int VEC, int ITEMS, bool RES>
-__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
-    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res, int64_t res_stride,
-    const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, float* __restrict__ rstd_out,
-    int n, float eps) {
-  __shared__ float buf[32];
-  const int64_t row = blockIdx.x;
-  const int first = threadIdx.x * VEC, stride = blockDim.x * VEC;
+// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
+// 16-byte rows: ITEMS vectors a thread at cta_cols, one reduction (one barrier;
+// and one cluster barrier). Block b is row row0 + b / csize (no row loop: it costs
+// registers). Packed rows (opaque) take 32 registers at 64 bf16 elements.
+template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
+    int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
+    int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h,
+    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+  __shared__ float buf[2][32], slot[2];
+  const int rank = CLUSTER ? cluster_rank(csize) : 0;
+  const cuda::CtaCols c = cuda::cta_cols<CLUSTER, VEC>(rank, slice);
+  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
   Vec<T, VEC> v[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k)
-    if (first + k * stride < n) v[k] = load_vec<T, VEC>(x + row * x_stride + first + k * stride);
+    if (c.col(k) < n) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
   float sumsq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
+    const int col = c.col(k);
     if (col < n) {
       if constexpr (RES) {
         const Vec<T, VEC> rv = load_vec<T, VEC>(res + row * res_stride + col);
@@ -125,12 +125,12 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float rstd =
-      rsqrtf(cuda::cta_reduce<cuda::SumOp>(sumsq, buf) * __frcp_rn(static_cast<float>(n)) + eps);
-  if (rstd_out && threadIdx.x == 0) rstd_out[row] = rstd;
+  const float total = cuda::row_reduce<cuda::SumOp, CLUSTER>(sumsq, buf, slot, 0, csize);
+  const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
+  if (rstd_out && rank == 0 && threadIdx.x == 0) rstd_out[row] = rstd;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
+    const int col = c.col(k);
     if (col < n) {
       const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
       Vec<T, VEC> out;
@@ -139,6 +139,7 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
       store_vec<T, VEC>(y + row * n + col, out);
     }
   }
+  if constexpr (CLUSTER) cluster_exit(csize);  // peers may still read our slot
 }
 
 // Any row length: pass 1 sums squares (writing h), pass 2 re-reads and scales.
@@ -200,27 +201,31 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int64_t,
                             int, int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
-    // 16-byte rows that one CTA holds: forward_cta.
-    const cuda::RowShape c = vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems,
-                                                           cuda::kPreferItems, kPackedElems<T>)
-                                         : cuda::RowShape{0, 0};
-    if (c.items > 0) {
-      using Cta = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int,
-                           float);
+    // 16-byte rows: forward_cta, one CTA a row or a packed row over a cluster.
+    if (vec == kVec) {
+      const cuda::RowShape c = cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems);
+      const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
+                                             : cuda::cta_split(p.n, vec, max_cluster);
+      using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*,
+                           float*, int, int, int, float);
       Cta cta = nullptr;
-      cuda::with_vec_items<kVec, kPackedElems<T>, 16>(vec, c.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = res ? &forward_cta<T, V, I, true> : &forward_cta<T, V, I, false>;
-      });
-      for (int64_t r0 = 0; cta && r0 < p.rows; r0 += cuda::kMaxGrid) {
-        const auto grid = static_cast<unsigned>(std::min(cuda::kMaxGrid, p.rows - r0));
-        cta<<<grid, c.threads, 0, stream>>>(x + r0 * p.x_stride, p.x_stride,
-                                            res ? res + r0 * p.residual_stride : nullptr,
-                                            res ? p.residual_stride : 0, w, y + r0 * p.n,
-                                            h ? h + r0 * p.n : nullptr, rstd ? rstd + r0 : nullptr,
-                                            n, a.eps);
-        XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+      constexpr int kI = cuda::kPackedItems;
+      if (s.cluster > 1) {
+        cta = res ? &forward_cta<T, kVec, kI, true, true> : &forward_cta<T, kVec, kI, false, true>;
+      } else if (s.cluster == 1) {
+        cuda::with_vec_items<kVec, kVec * kI, 16>(vec, s.items, [&]<int V, int I>() {
+          if constexpr (V == kVec)
+            cta = res ? &forward_cta<T, V, I, true, false> : &forward_cta<T, V, I, false, false>;
+        });
       }
-      if (cta) return Status::Ok();
+      if (cta) {
+        bool launched = false;
+        XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
+                                              &launched, x, p.x_stride, res,
+                                              res ? p.residual_stride : 0, w, y, h, rstd, n,
+                                              s.slice, s.cluster, a.eps));
+        if (launched) return Status::Ok();
+      }
     }
     const cuda::SplitShape s = cuda::split_shape(p.n, vec, kForwardElems, kMaxThreads, max_cluster,
                                                  cuda::kPreferItems);

@@ -19,10 +19,6 @@ inline constexpr int kMaxThreads = cuda::kMaxRowThreads;
 // an f32 dweight accumulator), unfused backward (x, dy; 32 spilled once the
 // kernel gained its row loop).
 inline constexpr int kForwardElems = 32, kFusedElems = 16, kUnfusedElems = 16;
-// Elements a thread of the one-CTA forward (forward_cta) holds when kForwardElems
-// would need more than a CTA's threads: 128 bytes of packed row, 32 registers.
-template <typename T>
-inline constexpr int kPackedElems = 128 / sizeof(T);
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx);

@@ -114,32 +114,33 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
   cuda::cluster_exit(csize);
 }
 
-// One CTA a row (cta_row.cuh): ITEMS 16-byte vectors a thread at columns
-// threadIdx.x * VEC + k * blockDim.x * VEC; a max reduction, then a sum
-// reduction, one barrier each. KEEP (at most 16 elements a thread): each
-// exponential is evaluated once and kept in f32 until the output; longer rows
-// (up to 64 elements a thread) keep the row packed and evaluate it twice, to
-// stay within the 64 registers of a 1024-thread block. Block b is row b: no row
-// loop (a loop over rows raised <bf16, 8, 2> from 32 to 52 registers, ptxas -v);
-// the host launches grids of at most kMaxGrid rows.
-template <typename T, int VEC, int ITEMS>
-__global__ void __launch_bounds__(cuda::kMaxCtaThreads)
-    forward_cta(const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int n, float k) {
+// One CTA a row, or with CLUSTER one cluster of csize CTAs a row (cta_row.cuh):
+// ITEMS 16-byte vectors a thread at cta_cols; a max reduction, then a sum
+// reduction (one barrier each, and one cluster barrier each with CLUSTER). KEEP (at
+// most 16 elements a thread): each exponential is evaluated once and kept in f32
+// until the output; packed rows (128 bytes a thread) evaluate it twice. Block b is
+// row row0 + b / csize: no row loop (a loop over rows raised <bf16, 8, 2> from 32
+// to 52 registers, ptxas -v).
+template <typename T, int VEC, int ITEMS, bool CLUSTER>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
+    forward_cta(int64_t row0, const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int n,
+                int slice, int csize, float k) {
   constexpr bool KEEP = VEC * ITEMS <= 16;
-  __shared__ float buf[2][32];
-  const int first = threadIdx.x * VEC, stride = blockDim.x * VEC;
-  const int64_t row = blockIdx.x;
+  __shared__ float buf[2][32], slot[2];
+  const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
+  const cuda::CtaCols c = cuda::cta_cols<CLUSTER, VEC>(rank, slice);
+  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
   const T* xr = x + row * x_stride;
   Vec<T, VEC> v[ITEMS];
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it)
-    if (first + it * stride < n) v[it] = load_vec<T, VEC>(xr + first + it * stride);
+    if (c.col(it) < n) v[it] = load_vec<T, VEC>(xr + c.col(it));
   // t = k * x; columns past n hold -inf (exp 0) where kept.
   float t[KEEP ? ITEMS : 1][VEC];
   float m = -INFINITY;
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
-    const bool in = first + it * stride < n;
+    const bool in = c.col(it) < n;
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
       const float e = in ? k * to_f(v[it].v[j]) : -INFINITY;
@@ -153,14 +154,14 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads)
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) opaque(v[it]);
   }
-  m = cuda::cta_reduce<cuda::MaxOp>(m, buf[0]);
+  m = cuda::row_reduce<cuda::MaxOp, CLUSTER>(m, buf, slot, 0, csize);
   // A row of -inf (fully masked) rescales against 0: its sum is 0 and its
   // output NaN (0 / 0), as the definition gives.
   const float base = m == -INFINITY ? 0.f : m;
   float s = 0.f;
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
-    const bool in = first + it * stride < n;
+    const bool in = c.col(it) < n;
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
       if constexpr (KEEP) {
@@ -171,16 +172,16 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads)
       }
     }
   }
-  // The element at the max contributes 1, so s >= 1 (or NaN, or 0 for a masked
-  // row): the fast division needs no slow path.
   if constexpr (!KEEP) {
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) opaque(v[it]);
   }
-  const float inv = __fdividef(1.0f, cuda::cta_reduce<cuda::SumOp>(s, buf[1]));
+  // The element at the max contributes 1, so the sum is >= 1 (or NaN, or 0 for a
+  // masked row): the fast division needs no slow path.
+  const float inv = __fdividef(1.0f, cuda::row_reduce<cuda::SumOp, CLUSTER>(s, buf, slot, 1, csize));
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
-    const int col = first + it * stride;
+    const int col = c.col(it);
     if (col < n) {
       Vec<T, VEC> out;
 #pragma unroll
@@ -193,6 +194,7 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads)
       store_vec<T, VEC>(y + row * n + col, out);
     }
   }
+  if constexpr (CLUSTER) cuda::cluster_exit(csize);  // peers may still read our slot
 }
 
 // Any row length: pass 1 keeps a running (max, sum) per thread, pass 2 re-reads and
@@ -272,23 +274,27 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   const float k = a.scale * kLog2e;
   const int vec = cuda::vector_width<T>(p.n, {{x, p.x_stride}, {y, p.n}});
   // 16-byte rows too long for a warp: one CTA a row (forward_cta) where it fits
-  // kCtaKeepElems a thread (exponentials kept) or kCtaPackedElems (row packed).
+  // kCtaKeepElems a thread (exponentials kept) or a packed row, else a cluster.
   if (vec == kVec && row_plan(p.n, vec, 1).warp.items == 0) {
-    const cuda::RowShape s = cuda::cta_shape(p.n, vec, kCtaKeepElems, kCtaKeepElems / kVec,
-                                             kCtaPackedElems<T>);
-    void (*cta)(const T*, int64_t, T*, int, float) = nullptr;
-    if (s.items > 0) {
-      cuda::with_vec_items<kVec, kCtaPackedElems<T>, 16>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
+    int max_cluster = 1;
+    XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+    const cuda::RowShape c = cuda::cta_shape(p.n, vec, kCtaKeepElems, kCtaKeepElems / kVec);
+    const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
+                                           : cuda::cta_split(p.n, vec, max_cluster);
+    void (*cta)(int64_t, const T*, int64_t, T*, int, int, int, float) = nullptr;
+    if (s.cluster > 1) {
+      cta = &forward_cta<T, kVec, cuda::kPackedItems, true>;
+    } else if (s.cluster == 1) {
+      cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V == kVec) cta = &forward_cta<T, V, I, false>;
       });
     }
     if (cta) {
-      for (int64_t r0 = 0; r0 < p.rows; r0 += cuda::kMaxGrid) {
-        const auto grid = static_cast<unsigned>(std::min(cuda::kMaxGrid, p.rows - r0));
-        cta<<<grid, s.threads, 0, stream>>>(x + r0 * p.x_stride, p.x_stride, y + r0 * p.n, n, k);
-        XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
-      }
-      return Status::Ok();
+      bool launched = false;
+      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
+                                            &launched, x, p.x_stride, y, n, s.slice, s.cluster,
+                                            k));
+      if (launched) return Status::Ok();
     }
   }
   using Kernel = void (*)(const T*, int64_t, T*, int64_t, int, int, int, float);

@@ -32,12 +32,9 @@ inline constexpr int kWarpRows = 4, kWarpItems = 4;
 // back to the looped kernels. ptxas -v, sm_90: docs/kernels/softmax.md.
 inline constexpr int kRowRegs = 8, kLongRowRegs = 16;
 // The one-CTA-a-row forward (forward_cta, cta_row.cuh): elements a thread with
-// the exponentials kept in f32 (16: 32 registers, ptxas -v, sm_90), and with the
-// row kept packed (128 bytes, 32 registers: a 65536-element bf16 row in 1024
-// threads; f32 at 64 elements spilled 200-430 bytes).
+// the exponentials kept in f32 (16: 32 registers, ptxas -v, sm_90); longer rows
+// are held packed (cta_row.cuh's kPackedItems).
 inline constexpr int kCtaKeepElems = 16;
-template <typename T>
-inline constexpr int kCtaPackedElems = 128 / sizeof(T);
 
 // Registers that ITEMS vectors of VEC elements of T take: 16-byte vectors 4,
 // a scalar 16- or 32-bit element one.
