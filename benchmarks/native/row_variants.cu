@@ -520,29 +520,18 @@ extern "C" int xpv_rms_bwd(int threads, int items, int mode, int64_t groups, con
   return int(cudaGetLastError());
 }
 
-// The library's fused rms_norm backward (kernels/common/norm_backward.cuh) on the same
-// data: kind 0 the cluster-capable kernel (csize 1), kind 1 the one-CTA kernel with
-// MODE `mode`; then the library's own partials reduction.
-#define XPU_LIB_BWD(I)                                                                         \
-  if (items == I) {                                                                           \
-    if (kind == 0) xpu::cuda::fused_norm_backward<bf16, I, false, false><<<g, threads, 0, stream>>>(a); \
-    else if (mode == 0) xpu::cuda::fused_norm_backward_cta<bf16, I, false, false, 0><<<g, threads, 0, stream>>>(a); \
-    else if (mode == 1) xpu::cuda::fused_norm_backward_cta<bf16, I, false, false, 1><<<g, threads, 0, stream>>>(a); \
-    else if (mode == 2) xpu::cuda::fused_norm_backward_cta<bf16, I, false, false, 2><<<g, threads, 0, stream>>>(a); \
-    else xpu::cuda::fused_norm_backward_cta<bf16, I, false, false, 3><<<g, threads, 0, stream>>>(a); \
-    ok = true;                                                                                \
-  }
-
-extern "C" int xpv_lib_rms_bwd(int kind, int mode, int threads, int items, int64_t groups,
-                               const bf16* x, const bf16* dy, const bf16* w, const float* rstd,
-                               bf16* dx, float* partial, bf16* dw, int64_t rows, int n,
+// The library's fused rms_norm backward (kernels/common/norm_backward.cuh,
+// fused_norm_backward with csize 1) on the same data, then its partials reduction.
+extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf16* x,
+                               const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
+                               float* partial, bf16* dw, int64_t rows, int n,
                                cudaStream_t stream) {
   const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, nullptr, rstd, nullptr, 0, dx,
                                             partial, 0, rows, n, threads * items * 8, 1};
   const unsigned g = unsigned(groups);
-  bool ok = false;
-  XPU_LIB_BWD(1) XPU_LIB_BWD(2) XPU_LIB_BWD(4)
-  if (!ok) return -1;
+  if (items == 1) xpu::cuda::fused_norm_backward<bf16, 1, false, false><<<g, threads, 0, stream>>>(a);
+  else if (items == 2) xpu::cuda::fused_norm_backward<bf16, 2, false, false><<<g, threads, 0, stream>>>(a);
+  else return -1;
   xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), 1), dim3(32, 16), 0, stream>>>(
       partial, 0, groups, n, dw, nullptr);
   return int(cudaGetLastError());

@@ -126,8 +126,8 @@ __device__ __forceinline__ CtaCols cta_cols(int rank, int slice) {
 // ---- host ----------------------------------------------------------------------------------
 
 // Threads of a CTA holding a packed row (128 bytes a thread) before the row is
-// split over a cluster: 256 x 8 vectors, as QuACK's Hopper heuristic (a cluster of 4
-// such CTAs for a 65536-element bf16 row).
+// split over a cluster (cta_split): 256 x 8 vectors, as QuACK's Hopper heuristic (a
+// cluster of 4 such CTAs for a 65536-element bf16 row).
 inline constexpr int kWideThreads = 256;
 // Vectors a thread holds in a packed row: 128 bytes, 32 registers.
 inline constexpr int kPackedItems = 8;
@@ -135,19 +135,22 @@ inline constexpr int kPackedItems = 8;
 // One CTA a row: `items` vectors of `vec` a thread, `threads` threads (a multiple
 // of 32). First the fewest threads, at most kMaxCtaThreads, with at most `elems`
 // elements (and half a packed row) a thread, from `prefer` items up; else a packed
-// row (kPackedItems vectors) in at most kWideThreads; items 0 when neither fits
-// (cta_split then).
-inline RowShape cta_shape(int64_t n, int vec, int elems, int prefer) {
+// row (kPackedItems vectors) in at most `packed_threads` (0: none); items 0 when
+// neither fits. Measured on the H200 at 4096x65536 bf16 (run 15, docs/kernels):
+// rms_norm one CTA of 1024 x 8 0.295 ms, a cluster of 4 x 256 x 8 0.365; softmax
+// 0.445 and 0.412; layer_norm 0.573 and 0.449 (its cluster kernel with one shifted
+// reduction, 4 x 512 x 4: 0.418). So each family passes its own packed_threads.
+inline RowShape cta_shape(int64_t n, int vec, int elems, int prefer, int packed_threads) {
   RowShape s = resident_shape(n, vec, std::min(elems, kPackedItems / 2 * vec), kMaxCtaThreads, 16,
                               prefer);
-  if (s.items == 0)
-    s = resident_shape(n, vec, kPackedItems * vec, kWideThreads, kPackedItems, kPackedItems);
+  if (s.items == 0 && packed_threads > 0)
+    s = resident_shape(n, vec, kPackedItems * vec, packed_threads, kPackedItems, kPackedItems);
   return s;
 }
 
-// The block limit of a one-row kernel holding ITEMS vectors a thread (its
-// __launch_bounds__): packed rows run at most kWideThreads threads (cta_shape,
-// cta_split), so they may take more than 64 registers without spilling.
+// The block limit of a one-row kernel holding ITEMS vectors a thread whose packed
+// rows run at most kWideThreads threads (its __launch_bounds__): those may take
+// more than 64 registers without spilling.
 template <int ITEMS>
 inline constexpr int kCtaMaxThreads = ITEMS >= kPackedItems ? kWideThreads : kMaxCtaThreads;
 

@@ -12,11 +12,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <type_traits>
 
 #include "kernels/common/cluster.cuh"
-#include "kernels/common/cta_row.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/launch.cuh"
 #include "kernels/common/resident_row.cuh"
@@ -90,8 +87,6 @@ inline constexpr int kNormGroupsPerSm = 2;
 // Vectors a thread of the fused backward holds by preference (256 x 2 at 4096 bf16
 // columns: 0.209 ms against 0.213 at 128 x 4 and 0.218 at 512 x 1, run 13).
 inline constexpr int kNormItems = 2;
-// fused_norm_backward_cta's MODE (its note).
-inline constexpr int kNormCtaMode = 0;
 
 // Fused backward for 16-byte-aligned rows: G row groups, each a cluster of
 // `csize` CTAs splitting a row's columns; group g walks a contiguous chunk of
@@ -199,134 +194,6 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   }
 }
 
-// fused_norm_backward for rows that one CTA holds (csize 1), written as H200
-// run 13's experiment kernel (benchmarks/native/row_variants.cu, rms_bwd: 0.209 ms
-// at 32768x4096 bf16 where the cluster-capable kernel above takes 0.263): the
-// next row's x, dy and statistics loaded into registers before the current row
-// reduces, one barrier a row (cta_reduce, alternating buffers), no cluster
-// branches, no walk abstraction. Group g walks the contiguous rows
-// [g * per, (g + 1) * per).
-// MODE (tuning, benchmarks/row_variants.py times each): bit 0 loads x and dy through
-// the read-only path (ld.global.nc, as the experiment's const __restrict__ pointers
-// compiled to), bit 1 loads the row's statistics in its own iteration instead of
-// with the prefetch.
-template <typename T, int ITEMS, bool DH, bool CENTERED, int MODE = kNormCtaMode>
-__global__ void __launch_bounds__(kMaxRowThreads, 1)
-    fused_norm_backward_cta(const NormBackwardArgs<T> a) {
-  constexpr bool kNc = MODE & 1, kStatsLate = MODE & 2;
-  constexpr int VEC = 16 / sizeof(T);
-  using V = Vec<T, VEC>;
-  using Sums = std::conditional_t<CENTERED, float2, float>;
-  __shared__ Sums buf[2][32];
-  const int first = static_cast<int>(threadIdx.x) * VEC, stride = static_cast<int>(blockDim.x) * VEC;
-  const int n = a.n;
-  const int64_t per = (a.rows + gridDim.x - 1) / gridDim.x;
-  const int64_t row0 = blockIdx.x * per, last = std::min<int64_t>(a.rows, row0 + per);
-  const float inv_n = __frcp_rn(static_cast<float>(n));
-
-  float accw[ITEMS][VEC], accb[CENTERED ? ITEMS : 1][VEC];
-  V wv[ITEMS];
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (first + k * stride < n) wv[k] = load_vec<T, VEC>(a.w + first + k * stride);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-      accw[k][j] = 0.f;
-      if constexpr (CENTERED) accb[k][j] = 0.f;
-    }
-  }
-  struct Row {
-    V x[ITEMS], dy[ITEMS];
-    float mean, rstd;
-  };
-  auto vec_at = [](const T* p) {
-    if constexpr (kNc) {
-      const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
-      V v;
-      memcpy(&v, &u, sizeof(v));
-      return v;
-    } else {
-      return load_vec<T, VEC>(p);
-    }
-  };
-  auto stats = [&](int64_t row, Row& r) {
-    r.rstd = a.rstd[row];
-    r.mean = CENTERED ? a.mean[row] : 0.f;
-  };
-  auto load = [&](int64_t row, Row& r) {
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = first + k * stride;
-      if (col < n) {
-        r.x[k] = vec_at(a.x + row * a.x_stride + col);
-        r.dy[k] = vec_at(a.dy + row * a.dy_stride + col);
-      }
-    }
-    if constexpr (!kStatsLate) stats(row, r);
-  };
-  Row cur;
-  if (row0 < last) load(row0, cur);
-  int parity = 0;
-#pragma unroll 1
-  for (int64_t row = row0; row < last; ++row, parity ^= 1) {
-    const bool more = row + 1 < last;
-    Row next;
-    if (more) load(row + 1, next);
-    if constexpr (kStatsLate) stats(row, cur);
-    RowGrad st{cur.mean, cur.rstd, 0.f, 0.f};
-    float sg = 0.f, sgx = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      if (first + k * stride < n) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float xhat = norm_xhat<CENTERED>(to_f(cur.x[k].v[j]), st);
-          const float gy = to_f(cur.dy[k].v[j]), g = gy * to_f(wv[k].v[j]);
-          sgx += g * xhat;
-          accw[k][j] += gy * xhat;
-          if constexpr (CENTERED) {
-            sg += g;
-            accb[k][j] += gy;
-          }
-        }
-      }
-    }
-    if constexpr (CENTERED) {
-      const float2 t = cta_reduce<SumOp>(make_float2(sg, sgx), buf[parity]);
-      st.mg = t.x * inv_n;
-      st.mgx = t.y * inv_n;
-    } else {
-      st.mgx = cta_reduce<SumOp>(sgx, buf[parity]) * inv_n;
-    }
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = first + k * stride;
-      if (col < n) {
-        V extra;
-        if constexpr (DH) extra = load_vec<T, VEC>(a.dh + row * a.dh_stride + col);
-        store_vec<T, VEC>(a.dx + row * n + col,
-                          norm_dx_vec<CENTERED, DH>(cur.x[k], cur.dy[k], wv[k], extra, st));
-      }
-    }
-    if (more) cur = next;
-  }
-  float* pw = a.partial + blockIdx.x * int64_t{n};
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int col = first + k * stride;
-    if (col < n) {
-#pragma unroll
-      for (int j = 0; j < VEC; j += 4) {
-        *reinterpret_cast<float4*>(pw + col + j) =
-            make_float4(accw[k][j], accw[k][j + 1], accw[k][j + 2], accw[k][j + 3]);
-        if constexpr (CENTERED)
-          *reinterpret_cast<float4*>(pw + a.bias_offset + col + j) =
-              make_float4(accb[k][j], accb[k][j + 1], accb[k][j + 2], accb[k][j + 3]);
-      }
-    }
-  }
-}
-
 // out[c] = sum over groups of partial[g * n + c], in a fixed order: lane y of a
 // block sums groups y, y + kLanes, ... in order, then the lanes' sums are added in
 // y order. kLanes-way parallel over groups so that hundreds of partial rows
@@ -389,16 +256,13 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   void (*kernel)(NormBackwardArgs<T>) = nullptr;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
-      const bool cta = s.cluster == 1;
       if constexpr (!CENTERED) {
         if (a.dh) {
-          kernel = cta ? &fused_norm_backward_cta<T, I, true, CENTERED>
-                       : &fused_norm_backward<T, I, true, CENTERED>;
+          kernel = &fused_norm_backward<T, I, true, CENTERED>;
           return;
         }
       }
-      kernel = cta ? &fused_norm_backward_cta<T, I, false, CENTERED>
-                   : &fused_norm_backward<T, I, false, CENTERED>;
+      kernel = &fused_norm_backward<T, I, false, CENTERED>;
     }
   });
   if (!kernel) return Status::Ok();

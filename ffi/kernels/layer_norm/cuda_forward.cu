@@ -261,20 +261,19 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
-// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
-// 16-byte rows: ITEMS vectors a thread at cta_cols; the mean, then the centred
-// squares (two reductions, one barrier each; and a cluster barrier each). Block b
-// is row row0 + b / csize (no row loop: it costs registers). Packed rows (opaque)
-// take 32 registers at 64 bf16 elements.
-template <typename T, int VEC, int ITEMS, bool CLUSTER>
-__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
+// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS (at most 4) vectors a
+// thread at cta_cols; the mean, then the centred squares (two reductions, one
+// barrier each). Block b is row row0 + b (no row loop: it costs registers).
+// Longer rows take forward_resident's clusters (cta_shape's note: a packed CTA or a
+// cluster of this kernel was slower there).
+template <typename T, int VEC, int ITEMS>
+__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
-    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+    float* __restrict__ rstd_out, int n, int, int, float eps) {
   __shared__ float buf[2][32], slot[2];
-  const int rank = CLUSTER ? cluster_rank(csize) : 0;
-  const cuda::CtaCols c = cuda::cta_cols<CLUSTER, VEC>(rank, slice);
-  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
+  const cuda::CtaCols c = cuda::cta_cols<false, VEC>(0, 0);
+  const int64_t row = row0 + blockIdx.x;
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
 #pragma unroll
@@ -290,7 +289,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float mean = cuda::row_reduce<cuda::SumOp, CLUSTER>(sum, buf, slot, 0, csize) * inv_n;
+  const float mean = cuda::row_reduce<cuda::SumOp, false>(sum, buf, slot, 0, 1) * inv_n;
   float sq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -304,9 +303,9 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float var = cuda::row_reduce<cuda::SumOp, CLUSTER>(sq, buf, slot, 1, csize) * inv_n;
+  const float var = cuda::row_reduce<cuda::SumOp, false>(sq, buf, slot, 1, 1) * inv_n;
   const float rstd = rsqrtf(var + eps);
-  if (rank == 0 && threadIdx.x == 0) {
+  if (threadIdx.x == 0) {
     if (mean_out) mean_out[row] = mean;
     if (rstd_out) rstd_out[row] = rstd;
   }
@@ -323,7 +322,6 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
       store_vec<T, VEC>(y + row * n + col, out);
     }
   }
-  if constexpr (CLUSTER) cluster_exit(csize);  // peers may still read our slot
 }
 
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
@@ -427,27 +425,21 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
 
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-  // 16-byte rows: forward_cta, one CTA a row or a packed row over a cluster.
-  if (vec == kVec) {
-    const cuda::RowShape c = cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems);
-    const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
-                                           : cuda::cta_split(p.n, vec, max_cluster);
+  // 16-byte rows that one CTA of up to 1024 threads holds at 4 vectors a thread.
+  const cuda::RowShape c =
+      vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, 0)
+                  : cuda::RowShape{0, 0};
+  if (c.items > 0) {
     void (*cta)(int64_t, const T*, int64_t, const T*, const T*, T*, float*, float*, int, int, int,
                 float) = nullptr;
-    if (s.cluster > 1) {
-      cta = &forward_cta<T, kVec, cuda::kPackedItems, true>;
-    } else if (s.cluster == 1) {
-      cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = &forward_cta<T, V, I, false>;
-      });
-    }
-    if (cta) {
-      bool launched = false;
-      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
-                                            &launched, x, p.x_stride, w, b, y, mean, rstd, n,
-                                            s.slice, s.cluster, a.eps));
-      if (launched) return Status::Ok();
-    }
+    cuda::with_vec_items<kVec, kVec * cuda::kPackedItems / 2, 16>(vec, c.items, [&]<int V, int I>() {
+      if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
+    });
+    bool launched = false;
+    if (cta)
+      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, c.threads, 1, stream, kOp, &launched, x,
+                                            p.x_stride, w, b, y, mean, rstd, n, 0, 1, a.eps));
+    if (launched) return Status::Ok();
   }
 
   using Kernel = void (*)(const T*, int64_t, const T*, const T*, T*, float*, float*, int64_t, int,

@@ -278,7 +278,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   if (vec == kVec && row_plan(p.n, vec, 1).warp.items == 0) {
     int max_cluster = 1;
     XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-    const cuda::RowShape c = cuda::cta_shape(p.n, vec, kCtaKeepElems, kCtaKeepElems / kVec);
+    const cuda::RowShape c =
+        cuda::cta_shape(p.n, vec, kCtaKeepElems, kCtaKeepElems / kVec, cuda::kWideThreads);
     const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
                                            : cuda::cta_split(p.n, vec, max_cluster);
     void (*cta)(int64_t, const T*, int64_t, T*, int, int, int, float) = nullptr;
