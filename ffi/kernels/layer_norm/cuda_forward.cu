@@ -276,10 +276,9 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   const int64_t row = row0 + blockIdx.x;
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  // Unconditional loads, as softmax's forward_cta (its note): columns past n
-  // re-read the row's last vector and are skipped below.
 #pragma unroll
-  for (int k = 0; k < ITEMS; ++k) v[k] = load_vec<T, VEC>(x + row * x_stride + min(c.col(k), n - VEC));
+  for (int k = 0; k < ITEMS; ++k)
+    if (c.col(k) < n) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
