@@ -24,6 +24,7 @@
 
 #include "kernels/common/cluster.cuh"
 #include "kernels/common/cuda_utils.cuh"
+#include "kernels/common/resident_row.cuh"
 #include "kernels/common/row_launch.cuh"
 
 namespace xpu::cuda {
@@ -109,18 +110,6 @@ __device__ __forceinline__ V row_reduce(V v, V (*buf)[32], V* slot, int parity, 
   v = cta_reduce<Op>(v, buf[parity]);
   if constexpr (CLUSTER) v = cluster_reduce(v, slot, parity, csize, Op{});
   return v;
-}
-
-// The columns this thread of a one-row CTA (or of CTA `rank` of a row's cluster,
-// which holds [rank * slice, (rank + 1) * slice)) holds: first, first + stride, ...
-struct CtaCols {
-  int first, stride;
-  __device__ __forceinline__ int col(int k) const { return first + k * stride; }
-};
-template <bool CLUSTER, int VEC>
-__device__ __forceinline__ CtaCols cta_cols(int rank, int slice) {
-  const int t = static_cast<int>(threadIdx.x) * VEC, stride = static_cast<int>(blockDim.x) * VEC;
-  return {CLUSTER ? rank * slice + t : t, stride};
 }
 
 // ---- host ----------------------------------------------------------------------------------

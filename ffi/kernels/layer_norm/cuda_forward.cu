@@ -143,6 +143,34 @@ __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
   return to_f(row[0]);
 }
 
+// The end of a row held in registers: y = (x - mean) * rstd * w + b for the ITEMS
+// vectors this thread holds (columns s.col(k) < n), and the row's statistics where
+// `lead` (one thread of the row).
+template <typename T, int VEC, int ITEMS>
+__device__ __forceinline__ void store_row(const Vec<T, VEC> (&v)[ITEMS], RowSlice s,
+                                          const T* __restrict__ w, const T* __restrict__ b,
+                                          T* __restrict__ y, float* __restrict__ mean_out,
+                                          float* __restrict__ rstd_out, int64_t row, int n,
+                                          float mean, float rstd, bool lead) {
+  if (lead) {
+    if (mean_out) mean_out[row] = mean;
+    if (rstd_out) rstd_out[row] = rstd;
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = s.col(k);
+    if (col < n) {
+      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j)
+        out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+      store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+}
+
 // Rows first, first + step, ... of which this CTA holds columns
 // [rank * slice, rank * slice + slice); csize 1: one CTA a row. With kRowAhead (a persistent grid), the next
 // row's loads are issued before the current row reduces (walk_rows), so they are
@@ -229,23 +257,8 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
       var = row_sum(sq) * inv_n;
     }
     const float rstd = rsqrtf(var + eps);
-    if (rank == 0 && threadIdx.x == 0) {
-      if (mean_out) mean_out[row] = mean;
-      if (rstd_out) rstd_out[row] = rstd;
-    }
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = s.col(k);
-      if (col < n) {
-        const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
-        const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
-        Vec<T, VEC> out;
-#pragma unroll
-        for (int j = 0; j < VEC; ++j)
-          out.v[j] = from_f<T>((to_f(r.v[0][k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
-        store_vec<T, VEC>(y + row * n + col, out);
-      }
-    }
+    store_row<T, VEC, ITEMS>(r.v[0], s, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
+                            rank == 0 && threadIdx.x == 0);
   };
   const int64_t first = blockIdx.x / csize, step = gridDim.x / csize;
   if constexpr (kRowAhead<VEC, ITEMS>) {
@@ -262,7 +275,7 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
 }
 
 // One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS (at most 4) vectors a
-// thread at cta_cols; the mean, then the centred squares (two reductions, one
+// thread at row_slice's columns; the mean, then the centred squares (two reductions, one
 // barrier each). Block b is row row0 + b (no row loop: it costs registers).
 // Longer rows take forward_resident's clusters (cta_shape's note: a packed CTA or a
 // cluster of this kernel was slower there).
@@ -272,13 +285,11 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
     float* __restrict__ rstd_out, int n, int, int, float eps) {
   __shared__ float buf[2][32], slot[2];
-  const cuda::CtaCols c = cuda::cta_cols<false, VEC>(0, 0);
+  const RowSlice c = cuda::row_slice<VEC>(0, 0);
   const int64_t row = row0 + blockIdx.x;
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k)
-    if (c.col(k) < n) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
+  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -305,23 +316,8 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
   const float var = cuda::row_reduce<cuda::SumOp, false>(sq, buf, slot, 1, 1) * inv_n;
   const float rstd = rsqrtf(var + eps);
-  if (threadIdx.x == 0) {
-    if (mean_out) mean_out[row] = mean;
-    if (rstd_out) rstd_out[row] = rstd;
-  }
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int col = c.col(k);
-    if (col < n) {
-      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
-      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
-      Vec<T, VEC> out;
-#pragma unroll
-      for (int j = 0; j < VEC; ++j)
-        out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
-      store_vec<T, VEC>(y + row * n + col, out);
-    }
-  }
+  store_row<T, VEC, ITEMS>(v, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
+                          threadIdx.x == 0);
 }
 
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and

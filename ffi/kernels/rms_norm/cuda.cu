@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
 }
 
 // One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS vectors a thread at
-// cta_cols, one reduction (one barrier). Block b is row row0 + b (no row loop: it
+// row_slice's columns, one reduction (one barrier). Block b is row row0 + b (no row loop: it
 // costs registers). Packed rows (opaque) take 32 registers at 64 bf16 elements,
 // within the 64 of a 1024-thread block (59 registers, no spill; with the residual
 // 92 bytes spilled).
@@ -102,12 +102,10 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h,
     float* __restrict__ rstd_out, int n, int, int, float eps) {
   __shared__ float buf[2][32], slot[2];
-  const cuda::CtaCols c = cuda::cta_cols<false, VEC>(0, 0);
+  const RowSlice c = cuda::row_slice<VEC>(0, 0);
   const int64_t row = row0 + blockIdx.x;
   Vec<T, VEC> v[ITEMS];
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k)
-    if (c.col(k) < n) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
+  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sumsq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {

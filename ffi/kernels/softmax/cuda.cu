@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
 }
 
 // One CTA a row, or with CLUSTER one cluster of csize CTAs a row (cta_row.cuh):
-// ITEMS 16-byte vectors a thread at cta_cols; a max reduction, then a sum
+// ITEMS 16-byte vectors a thread at row_slice's columns; a max reduction, then a sum
 // reduction (one barrier each, and one cluster barrier each with CLUSTER). KEEP (at
 // most 16 elements a thread): each exponential is evaluated once and kept in f32
 // until the output; packed rows (128 bytes a thread) evaluate it twice. Block b is
@@ -128,13 +128,10 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
   constexpr bool KEEP = VEC * ITEMS <= 16;
   __shared__ float buf[2][32], slot[2];
   const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
-  const cuda::CtaCols c = cuda::cta_cols<CLUSTER, VEC>(rank, slice);
+  const cuda::RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
   const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
-  const T* xr = x + row * x_stride;
   Vec<T, VEC> v[ITEMS];
-#pragma unroll
-  for (int it = 0; it < ITEMS; ++it)
-    if (c.col(it) < n) v[it] = load_vec<T, VEC>(xr + c.col(it));
+  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   // t = k * x; columns past n hold -inf (exp 0) where kept.
   float t[KEEP ? ITEMS : 1][VEC];
   float m = -INFINITY;
