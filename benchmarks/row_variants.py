@@ -185,7 +185,8 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
     # Run 13 swept every tile, group count and mode (results/rms_bwd_variants_h200.txt);
     # run 15 keeps its best (256 x 2 / 512 x 2, 264 groups, chunked, prefetched) and times
     # the library's kernel beside it on the same data (0.263 against 0.210 ms at 32768x4096;
-    # a one-CTA library kernel in the experiment's form took 0.311, docs/kernels/README.md).
+    # a one-CTA library kernel in the experiment's form took 0.311, docs/kernels/README.md),
+    # with the experiment kernel bisected toward the library's.
     tile = {4096: (256, 2), 8192: (512, 2)}.get(n)
     groups = 264
     partial = torch.empty(groups, n, device="cuda", dtype=torch.float32)
@@ -199,14 +200,18 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
             if rc:
                 raise RuntimeError(f"xpv_lib_rms_bwd: {rc}")
 
-        def step():  # mode 3: chunked rows, next row prefetched
-            rc = lib.xpv_rms_bwd(threads, items, 3, ctypes.c_int64(groups), ptr(x), ptr(dy),
-                                 ptr(w), ptr(rstd), ptr(dx), ptr(partial), ptr(dw),
-                                 ctypes.c_int64(rows), n, stream())
-            if rc:
-                raise RuntimeError(f"xpv_rms_bwd: {rc}")
         cands["library fused_norm_backward"] = lib_step
-        cands[f"bwd {threads}x{items} G{groups} chunk prefetch"] = step
+        # Mode 3: chunked rows, next row prefetched (run 13's best); then, one at a time, what
+        # the library does differently (row_variants.cu, rms_bwd_body's note).
+        for mode, what in [(3, ""), (7, " +runtime threads"), (11, " +col<n predicates"),
+                           (19, " +struct arguments"), (31, " +all three")]:
+            def step(mode=mode):
+                rc = lib.xpv_rms_bwd(threads, items, mode, ctypes.c_int64(groups), ptr(x),
+                                     ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(partial), ptr(dw),
+                                     ctypes.c_int64(rows), n, stream())
+                if rc:
+                    raise RuntimeError(f"xpv_rms_bwd: {rc}")
+            cands[f"bwd {threads}x{items} G{groups} chunk prefetch{what}"] = step
     record("rms_norm backward", rows, n, 3, {}, cands,
            lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5]), ref, copy_tbs, results)
 

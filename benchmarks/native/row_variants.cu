@@ -266,15 +266,19 @@ __global__ void __launch_bounds__(THREADS) layer_cta(const bf16* __restrict__ x,
 // G row groups (CTAs) each accumulate dw for their rows in f32 registers and write one partial
 // row; rms_bwd_reduce sums the G partials per column in a fixed order.
 // MODE bit 0: rows of a group contiguous (chunk) instead of strided (g, g + G, ...);
-// bit 1: the next row's x and dy prefetched into registers.
+// bit 1: the next row's x and dy prefetched into registers. The library's fused backward
+// (kernels/common/norm_backward.cuh) runs 25% slower than bits 0 | 1 at the same grid and tile
+// (run 15b); bits 2-4 add what the library does differently, one at a time, to find which
+// costs it: bit 2 the thread count from blockDim (offsets computed, not immediates), bit 3
+// `col < n` predicates on every vector, bit 4 the pointers from a struct argument
+// (rms_bwd_args: no __restrict__ on them).
 template <int THREADS, int ITEMS, int MODE>
-__global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
-                                                   const bf16* __restrict__ dy,
-                                                   const bf16* __restrict__ w,
-                                                   const float* __restrict__ rstd,
-                                                   bf16* __restrict__ dx, float* __restrict__ partial,
-                                                   int64_t rows, int n) {
-  constexpr bool CHUNK = MODE & 1, PREFETCH = MODE & 2;
+__device__ __forceinline__ void rms_bwd_body(const bf16* x, const bf16* dy, const bf16* w,
+                                             const float* rstd, bf16* dx, float* partial,
+                                             int64_t rows, int n) {
+  constexpr bool CHUNK = MODE & 1, PREFETCH = MODE & 2, PRED = MODE & 8;
+  const int TS = (MODE & 4) ? static_cast<int>(blockDim.x) : THREADS;
+  auto in = [&](int k) { return !PRED || (static_cast<int>(threadIdx.x) + k * TS) * 8 < n; };
   __shared__ float buf[2][THREADS / 32];
   const int64_t groups = gridDim.x, g = blockIdx.x;
   const int64_t per = (rows + groups - 1) / groups;
@@ -287,7 +291,7 @@ __global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
   uint4 wq[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    wq[k] = __ldg(reinterpret_cast<const uint4*>(w) + threadIdx.x + k * THREADS);
+    if (in(k)) wq[k] = __ldg(reinterpret_cast<const uint4*>(w) + threadIdx.x + k * TS);
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[k][j] = 0.f;
   }
@@ -295,8 +299,10 @@ __global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
   if (first < last) {
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
-      xv[k] = x4[first * per_row + threadIdx.x + k * THREADS];
-      gv[k] = g4[first * per_row + threadIdx.x + k * THREADS];
+      if (in(k)) {
+        xv[k] = x4[first * per_row + threadIdx.x + k * TS];
+        gv[k] = g4[first * per_row + threadIdx.x + k * TS];
+      }
     }
   }
   int parity = 0;
@@ -305,14 +311,17 @@ __global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
     if (PREFETCH && next < last) {
 #pragma unroll
       for (int k = 0; k < ITEMS; ++k) {
-        xn[k] = x4[next * per_row + threadIdx.x + k * THREADS];
-        gn[k] = g4[next * per_row + threadIdx.x + k * THREADS];
+        if (in(k)) {
+          xn[k] = x4[next * per_row + threadIdx.x + k * TS];
+          gn[k] = g4[next * per_row + threadIdx.x + k * TS];
+        }
       }
     }
     const float r = rstd[row];
     float sgx = 0.f;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
+      if (!in(k)) continue;
       float fx[8], fg[8], fw[8];
       unpack(xv[k], fx);
       unpack(gv[k], fg);
@@ -328,13 +337,14 @@ __global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
     uint4* d4 = reinterpret_cast<uint4*>(dx + row * n);
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
+      if (!in(k)) continue;
       float fx[8], fg[8], fw[8];
       unpack(xv[k], fx);
       unpack(gv[k], fg);
       unpack(wq[k], fw);
 #pragma unroll
       for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
-      d4[threadIdx.x + k * THREADS] = pack(fx);
+      d4[threadIdx.x + k * TS] = pack(fx);
     }
     if (next < last) {
       if constexpr (PREFETCH) {
@@ -346,8 +356,10 @@ __global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
       } else {
 #pragma unroll
         for (int k = 0; k < ITEMS; ++k) {
-          xv[k] = x4[next * per_row + threadIdx.x + k * THREADS];
-          gv[k] = g4[next * per_row + threadIdx.x + k * THREADS];
+          if (in(k)) {
+            xv[k] = x4[next * per_row + threadIdx.x + k * TS];
+            gv[k] = g4[next * per_row + threadIdx.x + k * TS];
+          }
         }
       }
     }
@@ -355,12 +367,37 @@ __global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
   float* out = partial + g * n;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    const int col = (threadIdx.x + k * THREADS) * 8;
+    if (!in(k)) continue;
+    const int col = (threadIdx.x + k * TS) * 8;
 #pragma unroll
     for (int j = 0; j < 8; j += 4)
       *reinterpret_cast<float4*>(out + col + j) =
           make_float4(acc[k][j], acc[k][j + 1], acc[k][j + 2], acc[k][j + 3]);
   }
+}
+
+template <int THREADS, int ITEMS, int MODE>
+__global__ void __launch_bounds__(THREADS) rms_bwd(const bf16* __restrict__ x,
+                                                   const bf16* __restrict__ dy,
+                                                   const bf16* __restrict__ w,
+                                                   const float* __restrict__ rstd,
+                                                   bf16* __restrict__ dx, float* __restrict__ partial,
+                                                   int64_t rows, int n) {
+  rms_bwd_body<THREADS, ITEMS, MODE>(x, dy, w, rstd, dx, partial, rows, n);
+}
+
+struct BwdArgs {
+  const bf16 *x, *dy, *w;
+  const float* rstd;
+  bf16* dx;
+  float* partial;
+  int64_t rows;
+  int n;
+};
+
+template <int THREADS, int ITEMS, int MODE>
+__global__ void __launch_bounds__(THREADS) rms_bwd_args(const BwdArgs a) {
+  rms_bwd_body<THREADS, ITEMS, MODE>(a.x, a.dy, a.w, a.rstd, a.dx, a.partial, a.rows, a.n);
 }
 
 // dw[c] = sum over g of partial[g * n + c]: 32 columns x 16 lanes a block, lanes over groups.
@@ -509,12 +546,34 @@ extern "C" int xpv_copy(int ilp, int waves, const void* src, void* dst, int64_t 
   }
 
 // partial: groups x n floats. Returns 0, -1 (not compiled in) or a CUDA error.
+// Modes past 3 (the bisection bits), for the two tiles the library uses most.
+template <int T, int I, int M>
+void launch_bisect(const BwdArgs& a, int64_t groups, cudaStream_t stream) {
+  if constexpr ((M & 16) != 0)
+    rms_bwd_args<T, I, M><<<unsigned(groups), T, 0, stream>>>(a);
+  else
+    rms_bwd<T, I, M><<<unsigned(groups), T, 0, stream>>>(a.x, a.dy, a.w, a.rstd, a.dx, a.partial,
+                                                         a.rows, a.n);
+}
+#define XPU_RMS_BWD_BISECT(T, I, M)                                                           \
+  if (threads == T && items == I && mode == M) {                                              \
+    launch_bisect<T, I, M>(BwdArgs{x, dy, w, rstd, dx, partial, rows, n}, groups, stream);    \
+    ok = true;                                                                                \
+  }
+#define XPU_RMS_BWD_BISECTS(T, I)                                                             \
+  XPU_RMS_BWD_BISECT(T, I, 7) XPU_RMS_BWD_BISECT(T, I, 11) XPU_RMS_BWD_BISECT(T, I, 19)       \
+  XPU_RMS_BWD_BISECT(T, I, 31)
+
 extern "C" int xpv_rms_bwd(int threads, int items, int mode, int64_t groups, const bf16* x,
                            const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
                            float* partial, bf16* dw, int64_t rows, int n, cudaStream_t stream) {
   bool ok = false;
-  XPU_RMS_BWD(128, 4) XPU_RMS_BWD(256, 2) XPU_RMS_BWD(512, 1) XPU_RMS_BWD(256, 4)
-  XPU_RMS_BWD(512, 2)
+  if (mode > 3) {
+    XPU_RMS_BWD_BISECTS(256, 2) XPU_RMS_BWD_BISECTS(512, 2)
+  } else {
+    XPU_RMS_BWD(128, 4) XPU_RMS_BWD(256, 2) XPU_RMS_BWD(512, 1) XPU_RMS_BWD(256, 4)
+    XPU_RMS_BWD(512, 2)
+  }
   if (!ok) return -1;
   rms_bwd_reduce<<<unsigned(n / 32), dim3(32, 16), 0, stream>>>(partial, groups, n, dw);
   return int(cudaGetLastError());
