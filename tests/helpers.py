@@ -173,3 +173,17 @@ def jax_with_targets(op: str):
     if f"xpuruntime_{op}_fwd" not in core.ffi_targets():
         pytest.skip("built without XLA FFI headers")
     return jax
+
+
+def fused_linear_ce_bad_calls(hidden, weight, bias, labels):
+    """The malformed calls of fused_linear_cross_entropy that every frontend refuses alike:
+    ``(args, kwargs, message pattern)``, all ValueError; hidden ``[T, H]``, weight ``[V, H]``
+    (V = 97), bias ``[V]``, labels ``[T]`` of one frontend's arrays."""
+    return [
+        ((hidden, weight, labels), {"reduction": "avg"}, "unknown reduction 'avg'"),
+        ((hidden, weight[:, :5], labels), {}, r"'weight' must be \[V, H\]"),
+        ((hidden, weight, labels[:3]), {}, "'labels' must have the leading shape"),
+        ((hidden, weight, labels), {"bias": bias[:4]}, r"'bias' must be \[97\]"),
+        ((hidden, weight, labels), {"chunk_size": 0}, "'chunk_size' must be a positive int"),
+        ((hidden, weight, labels), {"label_smoothing": 2.0}, "label_smoothing"),
+    ]
