@@ -305,6 +305,11 @@ __device__ __forceinline__ void rms_bwd_body(const bf16* x, const bf16* dy, cons
       }
     }
   }
+  auto unpack_item = [&](int k, float* fx, float* fg, float* fw) {
+    unpack(xv[k], fx);
+    unpack(gv[k], fg);
+    unpack(wq[k], fw);
+  };
   int parity = 0;
   for (int64_t row = first; row < last; row += step, parity ^= 1) {
     const int64_t next = row + step;
@@ -323,9 +328,7 @@ __device__ __forceinline__ void rms_bwd_body(const bf16* x, const bf16* dy, cons
     for (int k = 0; k < ITEMS; ++k) {
       if (!in(k)) continue;
       float fx[8], fg[8], fw[8];
-      unpack(xv[k], fx);
-      unpack(gv[k], fg);
-      unpack(wq[k], fw);
+      unpack_item(k, fx, fg, fw);
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const float xhat = fx[j] * r;
@@ -339,9 +342,7 @@ __device__ __forceinline__ void rms_bwd_body(const bf16* x, const bf16* dy, cons
     for (int k = 0; k < ITEMS; ++k) {
       if (!in(k)) continue;
       float fx[8], fg[8], fw[8];
-      unpack(xv[k], fx);
-      unpack(gv[k], fg);
-      unpack(wq[k], fw);
+      unpack_item(k, fx, fg, fw);  // again after the reduction: the row stays packed
 #pragma unroll
       for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
       d4[threadIdx.x + k * TS] = pack(fx);
