@@ -289,7 +289,7 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   const int64_t row = row0 + blockIdx.x;
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {

@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   const RowSlice c = cuda::row_slice<VEC>(0, 0);
   const int64_t row = row0 + blockIdx.x;
   Vec<T, VEC> v[ITEMS];
-  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sumsq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {

@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
   const cuda::RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
   const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
   Vec<T, VEC> v[ITEMS];
-  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   // t = k * x; columns past n hold -inf (exp 0) where kept.
   float t[KEEP ? ITEMS : 1][VEC];
   float m = -INFINITY;
