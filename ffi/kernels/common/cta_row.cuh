@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "kernels/common/cluster.cuh"
+#include "kernels/common/cluster_push.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/resident_row.cuh"
 #include "kernels/common/row_launch.cuh"
@@ -102,14 +103,13 @@ __device__ __forceinline__ V cta_reduce(V v, V* buf) {
   return Op::warp(lane < static_cast<int>(blockDim.x >> 5) ? buf[lane] : Op::template identity<V>());
 }
 
-// Op over a row held by one CTA or, with CLUSTER, by the csize CTAs of a cluster
-// (cta_reduce, then the CTAs' values in rank order through DSMEM: cluster_reduce).
-// The k-th reduction of a row passes parity k % 2; `slot` holds 2 values.
+// Op over a row held by one CTA or, with CLUSTER, by the CTAs of a cluster
+// (cta_reduce, then the CTAs' values pushed to every peer: ClusterPush). The k-th
+// reduction of a row passes parity k % 2.
 template <typename Op, bool CLUSTER, typename V>
-__device__ __forceinline__ V row_reduce(V v, V (*buf)[32], V* slot, int parity, int csize) {
-  v = cta_reduce<Op>(v, buf[parity]);
-  if constexpr (CLUSTER) v = cluster_reduce(v, slot, parity, csize, Op{});
-  return v;
+__device__ __forceinline__ V row_reduce(V v, V (*buf)[32], ClusterPush<CLUSTER, V>& push,
+                                        int parity) {
+  return push.reduce(cta_reduce<Op>(v, buf[parity]), parity, Op{});
 }
 
 // ---- host ----------------------------------------------------------------------------------

@@ -64,13 +64,16 @@ struct RowVecs {
   Vec<T, VEC> v[NT][ITEMS];
 };
 
-// r = row `row` of every source, straight from global memory.
+// r = row `row` of every source, straight from global memory (load_row_clamped's
+// unconditional loads: the rms_norm backward of run 16a took 0.243 ms with `col < n`
+// predicates against 0.2085 without, 32768x4096 bf16).
 template <typename T, int VEC, int ITEMS, int NT>
 __device__ __forceinline__ void load_rows(RowVecs<T, VEC, ITEMS, NT>& r,
                                           const RowSources<T, NT>& src, int64_t row, RowSlice s,
                                           int n) {
 #pragma unroll
-  for (int t = 0; t < NT; ++t) load_row<T, VEC, ITEMS>(r.v[t], src.ptr[t] + row * src.stride[t], s, n);
+  for (int t = 0; t < NT; ++t)
+    load_row_clamped<T, VEC, ITEMS>(r.v[t], src.ptr[t] + row * src.stride[t], s, n);
 }
 
 // A reduction over a row split over `csize` CTAs (1: one CTA), returned to every

@@ -274,22 +274,31 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
-// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS (at most 4) vectors a
-// thread at row_slice's columns; the mean, then the centred squares (two reductions, one
-// barrier each). Block b is row row0 + b (no row loop: it costs registers).
-// Longer rows take forward_resident's clusters (cta_shape's note: a packed CTA or a
-// cluster of this kernel was slower there).
-template <typename T, int VEC, int ITEMS>
-__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
+// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
+// 16-byte rows: ITEMS vectors a thread at row_slice's columns; the mean, then the
+// centred squares (two reductions, one barrier each; with CLUSTER, pushed to the
+// peers: ClusterPush). Block b is row row0 + b / csize (no row loop: it costs
+// registers).
+template <typename T, int VEC, int ITEMS, bool CLUSTER>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
-    float* __restrict__ rstd_out, int n, int, int, float eps) {
-  __shared__ float buf[2][32], slot[2];
-  const RowSlice c = cuda::row_slice<VEC>(0, 0);
-  const int64_t row = row0 + blockIdx.x;
+    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+  __shared__ float buf[2][32];
+  __shared__ cuda::PushSlots<float> slots;
+  cuda::ClusterPush<CLUSTER, float> push(slots, csize);
+  const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
+  const RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
+  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  // Cluster rows load unconditionally, as the other forwards (load_row_clamped's
+  // note); one-CTA rows keep the predicated loads: unconditional ones made ptxas
+  // spill <float, 4, 4> at 32 registers (run 16a: 16384x4096 f32 0.135 -> 0.148 ms).
+  if constexpr (CLUSTER)
+    cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  else
+    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -300,7 +309,7 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float mean = cuda::row_reduce<cuda::SumOp, false>(sum, buf, slot, 0, 1) * inv_n;
+  const float mean = cuda::row_reduce<cuda::SumOp>(sum, buf, push, 0) * inv_n;
   float sq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -314,10 +323,10 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float var = cuda::row_reduce<cuda::SumOp, false>(sq, buf, slot, 1, 1) * inv_n;
+  const float var = cuda::row_reduce<cuda::SumOp>(sq, buf, push, 1) * inv_n;
   const float rstd = rsqrtf(var + eps);
   store_row<T, VEC, ITEMS>(v, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
-                          threadIdx.x == 0);
+                          rank == 0 && threadIdx.x == 0);
 }
 
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
@@ -421,20 +430,27 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
 
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-  // 16-byte rows that one CTA of up to 1024 threads holds at 4 vectors a thread.
-  const cuda::RowShape c =
-      vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, 0)
-                  : cuda::RowShape{0, 0};
-  if (c.items > 0) {
+  // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
+  // threads, or a packed row of 256 x 8), else a cluster of packed CTAs: forward_cta.
+  if (vec == kVec) {
+    const cuda::RowShape c =
+        cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
+    const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
+                                           : cuda::cta_split(p.n, vec, max_cluster);
     void (*cta)(int64_t, const T*, int64_t, const T*, const T*, T*, float*, float*, int, int, int,
                 float) = nullptr;
-    cuda::with_vec_items<kVec, kVec * cuda::kPackedItems / 2, 16>(vec, c.items, [&]<int V, int I>() {
-      if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
-    });
+    if (s.cluster > 1) {
+      cta = &forward_cta<T, kVec, cuda::kPackedItems, true>;
+    } else if (s.cluster == 1) {
+      cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V == kVec) cta = &forward_cta<T, V, I, false>;
+      });
+    }
     bool launched = false;
     if (cta)
-      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, c.threads, 1, stream, kOp, &launched, x,
-                                            p.x_stride, w, b, y, mean, rstd, n, 0, 1, a.eps));
+      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
+                                            &launched, x, p.x_stride, w, b, y, mean, rstd, n,
+                                            s.slice, s.cluster, a.eps));
     if (launched) return Status::Ok();
   }
 

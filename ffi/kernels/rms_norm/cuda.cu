@@ -91,19 +91,22 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
   cluster_exit(csize);
 }
 
-// One CTA a row (cta_row.cuh), for 16-byte rows: ITEMS vectors a thread at
-// row_slice's columns, one reduction (one barrier). Block b is row row0 + b (no row loop: it
-// costs registers). Packed rows (opaque) take 32 registers at 64 bf16 elements,
-// within the 64 of a 1024-thread block (59 registers, no spill; with the residual
-// 92 bytes spilled).
-template <typename T, int VEC, int ITEMS, bool RES>
-__global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
+// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
+// 16-byte rows: ITEMS vectors a thread at row_slice's columns, one reduction (one
+// barrier; with CLUSTER, pushed to the peers: ClusterPush). Block b is row row0 +
+// b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
+// registers at 64 bf16 elements.
+template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h,
-    float* __restrict__ rstd_out, int n, int, int, float eps) {
-  __shared__ float buf[2][32], slot[2];
-  const RowSlice c = cuda::row_slice<VEC>(0, 0);
-  const int64_t row = row0 + blockIdx.x;
+    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+  __shared__ float buf[2][32];
+  __shared__ cuda::PushSlots<float> slots;
+  cuda::ClusterPush<CLUSTER, float> push(slots, csize);
+  const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
+  const RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
+  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
   Vec<T, VEC> v[ITEMS];
   cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sumsq = 0.f;
@@ -123,9 +126,9 @@ __global__ void __launch_bounds__(cuda::kMaxCtaThreads) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float total = cuda::row_reduce<cuda::SumOp, false>(sumsq, buf, slot, 0, 1);
+  const float total = cuda::row_reduce<cuda::SumOp>(sumsq, buf, push, 0);
   const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
-  if (rstd_out && threadIdx.x == 0) rstd_out[row] = rstd;
+  if (rstd_out && rank == 0 && threadIdx.x == 0) rstd_out[row] = rstd;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = c.col(k);
@@ -198,23 +201,30 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int64_t,
                             int, int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
-    // 16-byte rows that one CTA of up to 1024 threads holds: forward_cta.
-    const cuda::RowShape c = vec == kVec ? cuda::cta_shape(p.n, vec, kForwardElems,
-                                                           cuda::kPreferItems,
-                                                           cuda::kMaxCtaThreads)
-                                         : cuda::RowShape{0, 0};
-    if (c.items > 0) {
+    // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
+    // threads, or a packed row of 256 x 8), else a cluster of packed CTAs: forward_cta.
+    if (vec == kVec) {
+      const cuda::RowShape c =
+          cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
+      const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
+                                             : cuda::cta_split(p.n, vec, max_cluster);
       using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*,
                            float*, int, int, int, float);
       Cta cta = nullptr;
-      cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, c.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = res ? &forward_cta<T, V, I, true> : &forward_cta<T, V, I, false>;
-      });
+      if (s.cluster > 1) {
+        constexpr int kI = cuda::kPackedItems;
+        cta = res ? &forward_cta<T, kVec, kI, true, true> : &forward_cta<T, kVec, kI, false, true>;
+      } else if (s.cluster == 1) {
+        cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
+          if constexpr (V == kVec)
+            cta = res ? &forward_cta<T, V, I, true, false> : &forward_cta<T, V, I, false, false>;
+        });
+      }
       bool launched = false;
       if (cta)
-        XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, c.threads, 1, stream, kOp, &launched, x,
-                                              p.x_stride, res, res ? p.residual_stride : 0, w, y, h,
-                                              rstd, n, 0, 1, a.eps));
+        XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
+                                              &launched, x, p.x_stride, res, res_stride, w, y,
+                                              h, rstd, n, s.slice, s.cluster, a.eps));
       if (launched) return Status::Ok();
     }
     const cuda::SplitShape s = cuda::split_shape(p.n, vec, kForwardElems, kMaxThreads, max_cluster,

@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
 
 // One CTA a row, or with CLUSTER one cluster of csize CTAs a row (cta_row.cuh):
 // ITEMS 16-byte vectors a thread at row_slice's columns; a max reduction, then a sum
-// reduction (one barrier each, and one cluster barrier each with CLUSTER). KEEP (at
+// reduction (one barrier each; with CLUSTER, pushed to the peers: ClusterPush). KEEP (at
 // most 16 elements a thread): each exponential is evaluated once and kept in f32
 // until the output; packed rows (128 bytes a thread) evaluate it twice. Block b is
 // row row0 + b / csize: no row loop (a loop over rows raised <bf16, 8, 2> from 32
@@ -126,7 +126,9 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
     forward_cta(int64_t row0, const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int n,
                 int slice, int csize, float k) {
   constexpr bool KEEP = VEC * ITEMS <= 16;
-  __shared__ float buf[2][32], slot[2];
+  __shared__ float buf[2][32];
+  __shared__ cuda::PushSlots<float> slots;
+  cuda::ClusterPush<CLUSTER, float> push(slots, csize);
   const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
   const cuda::RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
   const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
@@ -151,7 +153,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) opaque(v[it]);
   }
-  m = cuda::row_reduce<cuda::MaxOp, CLUSTER>(m, buf, slot, 0, csize);
+  m = cuda::row_reduce<cuda::MaxOp>(m, buf, push, 0);
   // A row of -inf (fully masked) rescales against 0: its sum is 0 and its
   // output NaN (0 / 0), as the definition gives.
   const float base = m == -INFINITY ? 0.f : m;
@@ -175,7 +177,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
   }
   // The element at the max contributes 1, so the sum is >= 1 (or NaN, or 0 for a
   // masked row): the fast division needs no slow path.
-  const float inv = __fdividef(1.0f, cuda::row_reduce<cuda::SumOp, CLUSTER>(s, buf, slot, 1, csize));
+  const float inv = __fdividef(1.0f, cuda::row_reduce<cuda::SumOp>(s, buf, push, 1));
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
     const int col = c.col(it);
@@ -191,7 +193,6 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
       store_vec<T, VEC>(y + row * n + col, out);
     }
   }
-  if constexpr (CLUSTER) cuda::cluster_exit(csize);  // peers may still read our slot
 }
 
 // Any row length: pass 1 keeps a running (max, sum) per thread, pass 2 re-reads and

@@ -1,0 +1,133 @@
+// A row split over a thread-block cluster, reduced without a cluster-wide barrier:
+// every CTA pushes its partial into every peer's shared memory with st.async, which
+// completes on the peer's mbarrier; each CTA waits on its own mbarrier and folds the
+// csize values in rank order (the same bits in every CTA, no atomics). QuACK's
+// Hopper reductions work this way. cluster_reduce (cluster.cuh) instead arrives on
+// and waits for barrier.cluster and then reads the peers' slots: two cluster-wide
+// round trips a reduction on a row's critical path.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/common/cluster.cuh"
+
+namespace xpu::cuda {
+
+// Shared memory of one ClusterPush: the peers' values of the last two reductions
+// (by parity, by sender rank) and one mbarrier each.
+template <typename V>
+struct PushSlots {
+  V value[2][kMaxCluster];
+  alignas(8) uint64_t full[2];
+};
+
+// ---- PTX (sm_90) -----------------------------------------------------------------------------
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+namespace push_detail {
+__device__ __forceinline__ uint32_t smem(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ uint32_t peer(uint32_t addr, int rank) {
+  uint32_t out;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(out) : "r"(addr), "r"(rank));
+  return out;
+}
+__device__ __forceinline__ void store(uint32_t dst, float v, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];"
+               :: "r"(dst), "r"(__float_as_uint(v)), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void store(uint32_t dst, float2 v, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.b32 [%0], {%1, %2}, [%3];"
+               :: "r"(dst), "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ bool try_wait(uint32_t bar, uint32_t phase) {
+  uint32_t done;
+  asm volatile(
+      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+      : "=r"(done) : "r"(bar), "r"(phase) : "memory");
+  return done != 0;
+}
+}  // namespace push_detail
+#endif
+
+template <bool CLUSTER, typename V>
+class ClusterPush;
+
+// One CTA a row: the CTA's value is the row's.
+template <typename V>
+class ClusterPush<false, V> {
+ public:
+  __device__ __forceinline__ ClusterPush(PushSlots<V>&, int) {}
+  template <typename Op>
+  __device__ __forceinline__ V reduce(V v, int, Op) {
+    return v;
+  }
+};
+
+// Constructed by every thread of every CTA of the cluster at kernel start (it
+// initialises the mbarriers and arrives on the cluster barrier; the first reduce
+// waits on it, so the row's loads overlap that round trip). reduce(v, parity, op):
+// v is the CTA's value (equal in all its threads); successive reductions alternate
+// parity. A peer can be at most one reduction ahead (it needs this CTA's value to
+// finish each), so the other parity's mbarrier and slots take its early value
+// without disturbing this one. No barrier is needed at exit: a CTA only receives
+// after it has waited for every peer, and it waits for each value it is sent.
+template <typename V>
+class ClusterPush<true, V> {
+ public:
+  __device__ __forceinline__ ClusterPush(PushSlots<V>& s, int csize)
+      : s_(s), csize_(csize), rank_(cluster_rank(csize)) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (csize_ > 1) {
+      if (threadIdx.x == 0) {
+        for (int p = 0; p < 2; ++p)
+          asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(push_detail::smem(&s_.full[p])));
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+      }
+      asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+    }
+#endif
+  }
+
+  template <typename Op>
+  __device__ __forceinline__ V reduce(V v, int parity, Op op) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (csize_ > 1) {
+      using namespace push_detail;
+      if (!ready_) {  // the peers' mbarriers are initialised
+        asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
+        ready_ = true;
+      }
+      const uint32_t bar = smem(&s_.full[parity]);
+      // The CTA's reads of this parity's values two reductions ago are done before
+      // a peer can overwrite them: blocks of more than one warp passed cta_reduce's
+      // barrier since; a one-warp block converges here.
+      __syncwarp();
+      const int to = static_cast<int>(threadIdx.x);
+      if (to < csize_) store(peer(smem(&s_.value[parity][rank_]), to), v, peer(bar, to));
+      if (threadIdx.x == 0)
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                     :: "r"(bar), "r"(static_cast<uint32_t>(csize_ * sizeof(V))) : "memory");
+      const uint32_t phase = (phases_ >> parity) & 1u;
+      while (!try_wait(bar, phase)) {
+      }
+      phases_ ^= 1u << parity;
+      V acc = s_.value[parity][0];
+      for (int r = 1; r < csize_; ++r) acc = op(acc, s_.value[parity][r]);
+      return acc;
+    }
+#endif
+    return v;
+  }
+
+ private:
+  PushSlots<V>& s_;
+  int csize_, rank_;
+  uint32_t phases_ = 0;  // bit p: the phase parity of full[p]'s next reduction
+  bool ready_ = false;
+};
+
+}  // namespace xpu::cuda
