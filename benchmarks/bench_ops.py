@@ -163,6 +163,27 @@ def format_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_summary(report: dict) -> str:
+    """One line a (op, shape, dtype, pass): the fastest xpuruntime frontend against
+    the fastest peer (device-only ms), their ratio (peer / ours) and our % of copy."""
+    lines = [f"{'op':<14}{'shape':<14}{'dtype':<10}{'pass':<9}{'ours ms':>9}{'%copy':>7}"
+             f"{'peer ms':>9}  {'fastest peer':<16}{'ratio':>7}"]
+    groups: dict = {}
+    for r in report["rows"]:
+        groups.setdefault((r["op"], "x".join(map(str, r["shape"])), r["dtype"], r["pass"]),
+                          []).append(r)
+    for (op, shape, dtype, pass_), group in groups.items():
+        ours = [r for r in group if r["impl"].startswith("xpuruntime")]
+        peers = [r for r in group if not r["impl"].startswith("xpuruntime")]
+        if not ours or not peers:
+            continue
+        o, p = min(ours, key=device_ms), min(peers, key=device_ms)
+        lines.append(f"{op:<14}{shape:<14}{dtype:<10}{pass_:<9}{device_ms(o):>9.3f}"
+                     f"{100 * o['fraction_of_copy']:>6.0f}%{device_ms(p):>9.3f}  {p['impl']:<16}"
+                     f"{device_ms(p) / device_ms(o):>6.2f}x")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(report: dict, out: str) -> None:
     """Writes ``out`` (JSON) and its ``.txt`` table, each replaced atomically so a
     kill mid-write leaves the previous complete version."""
@@ -220,6 +241,7 @@ def main() -> None:
     report["elapsed_s"] = time.monotonic() - START
     write_report(report, args.out)
     print("\n" + format_table(report), end="")
+    print("\n" + format_summary(report), end="")
 
 
 if __name__ == "__main__":
