@@ -1,6 +1,7 @@
 """The row kernels (rms_norm, layer_norm, softmax; forward and backward) at the edges of
 their launch shapes, on CUDA, against float64 torch on random data: one CTA a row with idle
-tail threads (125 or 250 vectors in 128 or 256 threads), clusters of CTAs (65536 columns),
+tail threads (125 or 250 vectors in 128 or 256 threads), clusters of CTAs (65536 columns;
+300 rows: several a cluster in the persistent backward walks),
 and the fused norm backward's row groups (kNormGroupsPerSm an SM: 264 on an H200) with
 several rows a group, one row a group and empty groups (rows just past the group count);
 rows past the largest grid (kMaxGrid), which the one-CTA forwards launch in chunks."""
@@ -16,7 +17,11 @@ SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536), (265, 4096), (3, 
           # One CTA a row up to 1024 threads (cta_row.cuh): softmax with the row packed
           # (20000, 40960 bf16; 32768 f32), the norms' wide CTA (40960 bf16, 32768 f32),
           # and f32 65536, which takes a cluster.
-          (90, 20000), (30, 40960), (20, 32768), (12, 65536 + 8)]
+          (90, 20000), (30, 40960), (20, 32768), (12, 65536 + 8),
+          # Cluster rows walked by persistent grids (the fused norm backward, the softmax
+          # backward) several rows a cluster, so each of ClusterPush's two mbarriers
+          # completes several phases.
+          (300, 65536)]
 
 
 def _check(out, ref, dtype, what):

@@ -589,8 +589,8 @@ extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf1
   const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, nullptr, rstd, nullptr, 0, dx,
                                             partial, 0, rows, n, threads * items * 8, 1};
   const unsigned g = unsigned(groups);
-  if (items == 1) xpu::cuda::fused_norm_backward<bf16, 1, false, false><<<g, threads, 0, stream>>>(a);
-  else if (items == 2) xpu::cuda::fused_norm_backward<bf16, 2, false, false><<<g, threads, 0, stream>>>(a);
+  if (items == 1) xpu::cuda::fused_norm_backward<bf16, 1, false, false, false><<<g, threads, 0, stream>>>(a);
+  else if (items == 2) xpu::cuda::fused_norm_backward<bf16, 2, false, false, false><<<g, threads, 0, stream>>>(a);
   else return -1;
   xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), 1), dim3(32, 16), 0, stream>>>(
       partial, 0, groups, n, dw, nullptr);

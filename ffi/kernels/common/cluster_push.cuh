@@ -13,7 +13,16 @@
 
 #include "kernels/common/cluster.cuh"
 
+// Persistent row walks (the fused norm backward, the softmax backward) push their
+// cluster reductions too unless built with -DXPU_PUSH_WALKS=0 (then they keep
+// cluster_reduce), a switch kept while the walks' form is measured on the H200.
+#ifndef XPU_PUSH_WALKS
+#define XPU_PUSH_WALKS 1
+#endif
+
 namespace xpu::cuda {
+
+inline constexpr bool kPushWalks = XPU_PUSH_WALKS != 0;
 
 // Shared memory of one ClusterPush: the peers' values of the last two reductions
 // (by parity, by sender rank) and one mbarrier each.
@@ -65,6 +74,7 @@ class ClusterPush<false, V> {
   __device__ __forceinline__ V reduce(V v, int, Op) {
     return v;
   }
+  __device__ __forceinline__ void finish() {}
 };
 
 // Constructed by every thread of every CTA of the cluster at kernel start (it
@@ -121,6 +131,18 @@ class ClusterPush<true, V> {
     }
 #endif
     return v;
+  }
+
+  // Called by every thread before the CTA exits: completes the cluster barrier
+  // arrived on at construction where no reduction waited on it (a row group of
+  // a persistent walk with no rows).
+  __device__ __forceinline__ void finish() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (csize_ > 1 && !ready_) {
+      asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
+      ready_ = true;
+    }
+#endif
   }
 
  private:

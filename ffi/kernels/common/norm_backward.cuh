@@ -12,8 +12,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/common/cluster.cuh"
+#include "kernels/common/cluster_push.cuh"
+#include "kernels/common/cta_row.cuh"
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/launch.cuh"
 #include "kernels/common/resident_row.cuh"
@@ -96,7 +99,10 @@ inline constexpr int kNormItems = 2;
 // (<= kNormFusedElems elements a thread, kNormItems vectors where the row has work
 // for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32 vectors or with dh
 // held ahead, none at two without).
-template <typename T, int ITEMS, bool DH, bool CENTERED>
+// CLUSTER (rows split over a cluster, kPushWalks): the row sums are pushed to the
+// peers (ClusterPush) instead of cluster_reduce's barrier round trips; without it
+// the kernel serves any csize through RowSum.
+template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER>
 __global__ void __launch_bounds__(kMaxRowThreads, 1)
     fused_norm_backward(const NormBackwardArgs<T> a) {
   constexpr int VEC = 16 / sizeof(T);
@@ -109,6 +115,21 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   __shared__ float2 scratch2[2][32], slot2[2];  // two row sums (layer_norm)
   RowSum row_sum(scratch, slot, a.csize);
   RowSum2 row_sum2(scratch2, slot2, a.csize);
+  using Sums = std::conditional_t<CENTERED, float2, float>;
+  __shared__ PushSlots<Sums> pushed;
+  ClusterPush<CLUSTER, Sums> push(pushed, a.csize);
+  // cta_reduce then push (CLUSTER), or RowSum's block and cluster_reduce.
+  auto sums = [&](Sums v, int parity) {
+    if constexpr (CLUSTER) {
+      Sums(*buf)[32];
+      if constexpr (CENTERED) buf = scratch2; else buf = scratch;
+      return push.reduce(cta_reduce<SumOp>(v, buf[parity]), parity, SumOp{});
+    } else if constexpr (CENTERED) {
+      return row_sum2(v);
+    } else {
+      return row_sum(v);
+    }
+  };
   const int rank = cluster_rank(a.csize);
   const RowSlice sl = row_slice<VEC>(rank, a.slice);
   const int64_t group = blockIdx.x / a.csize, groups = gridDim.x / a.csize;
@@ -141,7 +162,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   };
   RowGrad next = stats(first), after = stats(first + 1);
   walk_rows<Row>(first, last, 1, [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
-                 [&](int64_t row, const Row& r, int) {
+                 [&](int64_t row, const Row& r, int parity) {
     RowGrad st = next;
     next = after;
     after = stats(row + 2);
@@ -163,11 +184,11 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
       }
     }
     if constexpr (CENTERED) {
-      const float2 s = row_sum2(make_float2(sg, sgx));
+      const float2 s = sums(make_float2(sg, sgx), parity);
       st.mg = s.x * inv_n;
       st.mgx = s.y * inv_n;
     } else {
-      st.mgx = row_sum(sgx) * inv_n;
+      st.mgx = sums(sgx, parity) * inv_n;
     }
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
@@ -180,7 +201,10 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
       }
     }
   });
-  cluster_exit(a.csize);
+  if constexpr (CLUSTER)
+    push.finish();
+  else
+    cluster_exit(a.csize);
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = sl.col(k);
@@ -254,15 +278,17 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
       split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
   if (s.cluster == 0) return Status::Ok();
   void (*kernel)(NormBackwardArgs<T>) = nullptr;
+  const bool push = kPushWalks && s.cluster > 1;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
+      auto pick = [&]<bool DH>() {
+        kernel = push ? &fused_norm_backward<T, I, DH, CENTERED, true>
+                      : &fused_norm_backward<T, I, DH, CENTERED, false>;
+      };
       if constexpr (!CENTERED) {
-        if (a.dh) {
-          kernel = &fused_norm_backward<T, I, true, CENTERED>;
-          return;
-        }
+        if (a.dh) return pick.template operator()<true>();
       }
-      kernel = &fused_norm_backward<T, I, false, CENTERED>;
+      pick.template operator()<false>();
     }
   });
   if (!kernel) return Status::Ok();

@@ -19,14 +19,19 @@ using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
 
-// Layout and row walk as forward_resident (cuda.cu).
-template <typename T, int VEC, int ITEMS, bool WARP>
+// Layout and row walk as forward_resident (cuda.cu). CLUSTER (rows split over a
+// cluster, cuda::kPushWalks): the dot products are pushed to the peers
+// (ClusterPush) instead of cluster_sum's barrier round trips.
+template <typename T, int VEC, int ITEMS, bool WARP, bool CLUSTER>
 __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP>(2))
     backward_resident(const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y,
                       int64_t y_stride, T* __restrict__ dx, int64_t rows, int n, int slice,
                       int csize, float scale) {
   __shared__ float scratch[32];
   __shared__ float slot[2];
+  __shared__ float bufs[2][32];
+  __shared__ cuda::PushSlots<float> pushed;
+  cuda::ClusterPush<CLUSTER, float> push(pushed, csize);
   const int rank = cuda::cluster_rank(csize);
   const int lane = WARP ? (threadIdx.x & 31) : threadIdx.x;
   const cuda::RowSlice sl{rank * slice + lane * VEC, (WARP ? 32 : static_cast<int>(blockDim.x)) * VEC};
@@ -52,6 +57,8 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
     }
     if constexpr (WARP) {
       dot = cuda::warp_sum(dot);
+    } else if constexpr (CLUSTER) {
+      dot = push.reduce(cuda::cta_reduce<cuda::SumOp>(dot, bufs[parity]), parity, cuda::SumOp{});
     } else {
       dot = cuda::cluster_sum(block_sum(dot, scratch), slot, parity, csize);
     }
@@ -69,7 +76,10 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
   };
   walk_rows<Row>(group, rows, groups,
                  [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
-  cuda::cluster_exit(csize);
+  if constexpr (CLUSTER)
+    push.finish();
+  else
+    cuda::cluster_exit(csize);
 }
 
 // Any row length (and the reference with VEC = 1): the rows are read twice.
@@ -127,8 +137,11 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   int64_t blocks = 0;
   XPU_RETURN_IF_ERROR((plan_resident<T>(
       p.n, vec, p.rows,
-      []<int V, int I, bool WARP>(ResidentTag<V, I, WARP>) {
-        return &backward_resident<T, V, I, WARP>;
+      []<int V, int I, bool WARP>(ResidentTag<V, I, WARP> tag) {
+        if constexpr (!WARP) {
+          if (cuda::kPushWalks && tag.cluster) return &backward_resident<T, V, I, false, true>;
+        }
+        return &backward_resident<T, V, I, WARP, false>;
       },
       &kernel, &l, &blocks)));
   if (blocks > 0) {

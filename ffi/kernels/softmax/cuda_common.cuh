@@ -159,8 +159,11 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx);
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext& ctx);
 
+// cluster: the row is split over more than one CTA (a kernel may take a form for it).
 template <int V, int I, bool WARP>
-struct ResidentTag {};
+struct ResidentTag {
+  bool cluster;
+};
 
 // The resident kernel for a row shape (row_plan), and its grid (row_blocks):
 // `make(ResidentTag<V, I, WARP>)` returns the kernel instantiation (forward or
@@ -180,7 +183,7 @@ Status plan_resident(int64_t n, int vec, int64_t rows, Make make, Kernel* kernel
     cuda::with_vec_items<kVec, 16 * kVec, 16>(vec, items, [&]<int V, int I>() {
       constexpr int kBudget = WARP ? kRowRegs : kLongRowRegs;
       if constexpr (kVecRegs<T, V, I> <= kBudget && (!WARP || I <= kWarpItems))
-        *kernel = make(ResidentTag<V, I, WARP>{});
+        *kernel = make(ResidentTag<V, I, WARP>{!WARP && plan.split.cluster > 1});
     });
   };
   if (plan.warp.items > 0) {
