@@ -13,16 +13,7 @@
 
 #include "kernels/common/cluster.cuh"
 
-// Persistent row walks (the fused norm backward, the softmax backward) push their
-// cluster reductions too unless built with -DXPU_PUSH_WALKS=0 (then they keep
-// cluster_reduce), a switch kept while the walks' form is measured on the H200.
-#ifndef XPU_PUSH_WALKS
-#define XPU_PUSH_WALKS 1
-#endif
-
 namespace xpu::cuda {
-
-inline constexpr bool kPushWalks = XPU_PUSH_WALKS != 0;
 
 // Shared memory of one ClusterPush: the peers' values of the last two reductions
 // (by parity, by sender rank) and one mbarrier each.

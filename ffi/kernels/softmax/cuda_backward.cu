@@ -20,8 +20,9 @@ using cuda::to_f;
 using cuda::Vec;
 
 // Layout and row walk as forward_resident (cuda.cu). CLUSTER (rows split over a
-// cluster, cuda::kPushWalks): the dot products are pushed to the peers
-// (ClusterPush) instead of cluster_sum's barrier round trips.
+// cluster): the dot products are pushed to the peers (ClusterPush) instead of
+// cluster_sum's barrier round trips (H200 run 16d: 4096x65536 bf16 fwd+bwd 0.941 ->
+// 0.795 ms).
 template <typename T, int VEC, int ITEMS, bool WARP, bool CLUSTER>
 __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS, WARP>(2))
     backward_resident(const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ y,
@@ -139,7 +140,7 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
       p.n, vec, p.rows,
       []<int V, int I, bool WARP>(ResidentTag<V, I, WARP> tag) {
         if constexpr (!WARP) {
-          if (cuda::kPushWalks && tag.cluster) return &backward_resident<T, V, I, false, true>;
+          if (tag.cluster) return &backward_resident<T, V, I, false, true>;
         }
         return &backward_resident<T, V, I, WARP, false>;
       },
