@@ -112,6 +112,21 @@ __device__ __forceinline__ V row_reduce(V v, V (*buf)[32], ClusterPush<CLUSTER, 
   return push.reduce(cta_reduce<Op>(v, buf[parity]), parity, Op{});
 }
 
+// Where a one-row block works (forward_cta kernels): its rank in the cluster, its
+// columns (row_slice) and its row, block b being row row0 + b / csize (no row
+// loop: a loop over rows costs registers).
+struct CtaRowFrame {
+  int rank;
+  RowSlice cols;
+  int64_t row;
+};
+template <bool CLUSTER, int VEC>
+__device__ __forceinline__ CtaRowFrame cta_row_frame(int64_t row0, int slice, int csize) {
+  const int rank = CLUSTER ? cluster_rank(csize) : 0;
+  return {rank, row_slice<VEC>(rank, CLUSTER ? slice : 0),
+          row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x)};
+}
+
 // ---- host ----------------------------------------------------------------------------------
 
 // Threads of a CTA holding a packed row (128 bytes a thread) before the row is

@@ -287,9 +287,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   __shared__ float buf[2][32];
   __shared__ cuda::PushSlots<float> slots;
   cuda::ClusterPush<CLUSTER, float> push(slots, csize);
-  const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
-  const RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
-  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
+  const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
   // Cluster rows load unconditionally, as the other forwards (load_row_clamped's

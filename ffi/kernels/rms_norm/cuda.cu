@@ -104,9 +104,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   __shared__ float buf[2][32];
   __shared__ cuda::PushSlots<float> slots;
   cuda::ClusterPush<CLUSTER, float> push(slots, csize);
-  const int rank = CLUSTER ? cuda::cluster_rank(csize) : 0;
-  const RowSlice c = cuda::row_slice<VEC>(rank, CLUSTER ? slice : 0);
-  const int64_t row = row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x);
+  const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
   cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sumsq = 0.f;
