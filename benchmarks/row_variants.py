@@ -103,6 +103,24 @@ def cta_variants(n: int):
     return out
 
 
+def tma_variants(n: int):
+    """(name, cluster, threads, items) for softmax_tma: the row staged in shared memory."""
+    vecs = n // 8
+    return [(f"tma {c}x{t}x{i}", c, t, i)
+            for c, t, i in [(4, 256, 8), (8, 256, 4), (4, 512, 4), (8, 128, 8), (2, 512, 8),
+                            (1, 1024, 8), (2, 256, 2), (1, 256, 4)]
+            if c * t * i == vecs]
+
+
+def _library(op: str):
+    """The built xpuruntime's op, timed as a peer; None where xpuruntime is not built."""
+    try:
+        from xpuruntime import ops
+    except Exception:
+        return None
+    return getattr(ops, op)
+
+
 def candidates(variants, what: str, launch) -> dict:
     """{name: step} for the (name, *variant) rows of ``variants``: a step calls
     ``launch(*variant)`` and raises on a nonzero return (a variant not compiled in, or a
@@ -144,8 +162,13 @@ def run_softmax(lib, rows, n, copy_tbs, results):
     liger = _liger("softmax", "LigerSoftmaxFunction")
     if liger is not None:
         peers["liger"] = lambda: liger(x)
+    library = _library("softmax")
+    if library is not None:
+        peers["xpuruntime (library)"] = lambda: library(x)
     cands = candidates(cta_variants(n), "xpv_softmax", lambda *v: lib.xpv_softmax(
         *v, ptr(x), ptr(y), ctypes.c_int64(rows), n, stream()))
+    cands.update(candidates(tma_variants(n), "xpv_softmax_tma", lambda *v: lib.xpv_softmax_tma(
+        *v, ptr(x), ptr(y), ctypes.c_int64(rows), n, stream())))
     record("softmax", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 

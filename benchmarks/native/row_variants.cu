@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "kernels/common/cluster_push.cuh"  // the library's cluster reduction (softmax_tma)
+#include "kernels/common/cta_row.cuh"  // cta_reduce, MaxOp, SumOp, ex2_ftz
 #include "kernels/common/cuda_utils.cuh"  // warp_sum, warp_max
 #include "kernels/common/norm_backward.cuh"  // the library's fused norm backward, timed beside
 
@@ -211,6 +213,86 @@ __global__ void __launch_bounds__(THREADS) softmax_cta(const bf16* __restrict__ 
 #pragma unroll
     for (int j = 0; j < 8; ++j) f[k][j] *= inv;
     st16<ST>(y4 + threadIdx.x + k * THREADS, pack(f[k]));
+  }
+}
+
+// ---- softmax, the row staged in shared memory by TMA bulk copies ----------------------------
+// For the 65536-column rows (issue 16: the library's register-held cluster rows reach 81% of
+// copy, QuACK's shared-memory rows 98%). A row is split over a cluster of CLUSTER CTAs of
+// THREADS x ITEMS 16-byte vectors; thread 0 copies the CTA's slice into shared memory with
+// cp.async.bulk, completing on an mbarrier, so a row in flight holds no registers and
+// shared memory (up to 227 KB an SM) bounds the rows an SM holds instead of the register file.
+// Each pass reads the slice from shared memory again (max; exponentials summed; output);
+// the reductions are the library's (cta_reduce, then ClusterPush to the peers).
+// n == CLUSTER * THREADS * ITEMS * 8 only.
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+template <int THREADS, int ITEMS, int CLUSTER>
+__global__ void __launch_bounds__(THREADS) softmax_tma(const bf16* __restrict__ x,
+                                                       bf16* __restrict__ y, int n) {
+  extern __shared__ __align__(128) uint4 slice[];  // THREADS * ITEMS vectors
+  __shared__ alignas(8) uint64_t full;
+  __shared__ float buf[2][32];
+  __shared__ xpu::cuda::PushSlots<float> slots;
+  constexpr int kBytes = THREADS * ITEMS * 16, kChunk = kBytes < 16384 ? kBytes : 16384;
+  const uint32_t bar = smem_u32(&full);
+  if (threadIdx.x == 0) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar));
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  xpu::cuda::ClusterPush<(CLUSTER > 1), float> push(slots, CLUSTER);
+  __syncthreads();  // the mbarrier's init before any thread waits on it
+  const int rank = xpu::cuda::cluster_rank(CLUSTER);
+  const int64_t row = blockIdx.x / CLUSTER;
+  const char* src = reinterpret_cast<const char*>(x + row * n) + int64_t{rank} * kBytes;
+  if (threadIdx.x == 0) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                 :: "r"(bar), "r"(kBytes) : "memory");
+#pragma unroll
+    for (int off = 0; off < kBytes; off += kChunk)
+      asm volatile(
+          "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+          :: "r"(smem_u32(slice) + off), "l"(src + off), "r"(kChunk), "r"(bar) : "memory");
+  }
+  for (;;) {
+    uint32_t done;
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done) : "r"(bar) : "memory");
+    if (done) break;
+  }
+  constexpr float kLog2e = 1.4426950408889634f;
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    float f[8];
+    unpack(slice[threadIdx.x + k * THREADS], f);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) m = fmaxf(m, f[j]);
+  }
+  using xpu::cuda::cta_reduce;
+  m = push.reduce(cta_reduce<xpu::cuda::MaxOp>(m, buf[0]), 0, xpu::cuda::MaxOp{});
+  const float ml = m * kLog2e;
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    float f[8];
+    unpack(slice[threadIdx.x + k * THREADS], f);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s += xpu::cuda::ex2_ftz(fmaf(f[j], kLog2e, -ml));
+  }
+  const float inv =
+      1.f / push.reduce(cta_reduce<xpu::cuda::SumOp>(s, buf[1]), 1, xpu::cuda::SumOp{});
+  uint4* y4 = reinterpret_cast<uint4*>(y + row * n) + rank * THREADS * ITEMS;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    float f[8];
+    unpack(slice[threadIdx.x + k * THREADS], f);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = xpu::cuda::ex2_ftz(fmaf(f[j], kLog2e, -ml)) * inv;
+    y4[threadIdx.x + k * THREADS] = pack(f);
   }
 }
 
@@ -509,6 +591,31 @@ extern "C" int xpv_softmax(int threads, int items, int ld, int st, const bf16* x
   XPU_SOFTMAX(256, 2, 0, 0) XPU_SOFTMAX(256, 2, 2, 1) XPU_SOFTMAX(128, 4, 2, 1)
   XPU_SOFTMAX(512, 1, 2, 1) XPU_SOFTMAX(512, 2, 2, 1) XPU_SOFTMAX(256, 4, 2, 1)
   XPU_SOFTMAX(1024, 1, 2, 1) XPU_SOFTMAX(1024, 8, 2, 1) XPU_SOFTMAX(512, 2, 0, 0)
+  return -1;
+}
+
+// softmax_tma in clusters of C CTAs of T x I vectors; -1 where n is not C * T * I * 8 or
+// the shape is not compiled in.
+template <int T, int I, int C>
+int launch_softmax_tma(const bf16* x, bf16* y, int64_t rows, int n, cudaStream_t stream) {
+  if (n != C * T * I * 8) return -1;
+  const int smem = T * I * 16;
+  cudaError_t err = cudaFuncSetAttribute(softmax_tma<T, I, C>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (err == cudaSuccess)
+    err = xpu::cuda::launch_clustered_smem(softmax_tma<T, I, C>, unsigned(rows * C), T, C, smem,
+                                           stream, x, y, n);
+  return int(err);
+}
+
+extern "C" int xpv_softmax_tma(int cluster, int threads, int items, const bf16* x, bf16* y,
+                               int64_t rows, int n, cudaStream_t stream) {
+#define XPU_SOFTMAX_TMA(C, T, I) \
+  if (cluster == C && threads == T && items == I) return launch_softmax_tma<T, I, C>(x, y, rows, n, stream);
+  XPU_SOFTMAX_TMA(4, 256, 8) XPU_SOFTMAX_TMA(8, 256, 4) XPU_SOFTMAX_TMA(4, 512, 4)
+  XPU_SOFTMAX_TMA(8, 128, 8) XPU_SOFTMAX_TMA(2, 512, 8) XPU_SOFTMAX_TMA(1, 1024, 8)
+  XPU_SOFTMAX_TMA(2, 256, 2) XPU_SOFTMAX_TMA(1, 256, 4)
+#undef XPU_SOFTMAX_TMA
   return -1;
 }
 
