@@ -75,7 +75,9 @@ class ClusterPush<false, V> {
 // parity. A peer can be at most one reduction ahead (it needs this CTA's value to
 // finish each), so the other parity's mbarrier and slots take its early value
 // without disturbing this one. No barrier is needed at exit: a CTA only receives
-// after it has waited for every peer, and it waits for each value it is sent.
+// after it has waited for every peer, and it waits for each value it is sent; a
+// kernel that may reduce nothing (a persistent walk's rowless group) calls
+// finish() before it exits.
 template <typename V>
 class ClusterPush<true, V> {
  public:
