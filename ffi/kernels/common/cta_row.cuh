@@ -103,14 +103,33 @@ __device__ __forceinline__ V cta_reduce(V v, V* buf) {
   return Op::warp(lane < static_cast<int>(blockDim.x >> 5) ? buf[lane] : Op::template identity<V>());
 }
 
-// Op over a row held by one CTA or, with CLUSTER, by the CTAs of a cluster
-// (cta_reduce, then the CTAs' values pushed to every peer: ClusterPush). The k-th
-// reduction of a row passes parity k % 2.
-template <typename Op, bool CLUSTER, typename V>
-__device__ __forceinline__ V row_reduce(V v, V (*buf)[32], ClusterPush<CLUSTER, V>& push,
-                                        int parity) {
-  return push.reduce(cta_reduce<Op>(v, buf[parity]), parity, Op{});
-}
+// Shared memory of a row's reductions: cta_reduce's two buffers and the cluster's
+// push slots (RowReducer).
+template <typename V>
+struct RowReduceShared {
+  V buf[2][32];
+  PushSlots<V> slots;
+};
+
+// Reductions over a row held by one CTA or, with CLUSTER, by the CTAs of a cluster:
+// cta_reduce, then the CTAs' values pushed to every peer (ClusterPush). The k-th
+// reduction of a row passes parity k % 2. Constructed by every thread at kernel
+// start; finish() before exit where a CTA may reduce nothing (ClusterPush's note).
+template <bool CLUSTER, typename V = float>
+class RowReducer {
+ public:
+  __device__ __forceinline__ RowReducer(RowReduceShared<V>& s, int csize)
+      : s_(s), push_(s.slots, csize) {}
+  template <typename Op>
+  __device__ __forceinline__ V reduce(V v, int parity) {
+    return push_.reduce(cta_reduce<Op>(v, s_.buf[parity]), parity, Op{});
+  }
+  __device__ __forceinline__ void finish() { push_.finish(); }
+
+ private:
+  RowReduceShared<V>& s_;
+  ClusterPush<CLUSTER, V> push_;
+};
 
 // Where a one-row block works (forward_cta kernels): its rank in the cluster, its
 // columns (row_slice) and its row, block b being row row0 + b / csize (no row

@@ -116,14 +116,12 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   RowSum row_sum(scratch, slot, a.csize);
   RowSum2 row_sum2(scratch2, slot2, a.csize);
   using Sums = std::conditional_t<CENTERED, float2, float>;
-  __shared__ PushSlots<Sums> pushed;
-  ClusterPush<CLUSTER, Sums> push(pushed, a.csize);
-  // cta_reduce then push (CLUSTER), or RowSum's block and cluster_reduce.
+  __shared__ RowReduceShared<Sums> pushed;
+  RowReducer<CLUSTER, Sums> reducer(pushed, a.csize);
+  // RowReducer (CLUSTER: pushed to the peers), or RowSum's block and cluster_reduce.
   auto sums = [&](Sums v, int parity) {
     if constexpr (CLUSTER) {
-      Sums(*buf)[32];
-      if constexpr (CENTERED) buf = scratch2; else buf = scratch;
-      return push.reduce(cta_reduce<SumOp>(v, buf[parity]), parity, SumOp{});
+      return reducer.template reduce<SumOp>(v, parity);
     } else if constexpr (CENTERED) {
       return row_sum2(v);
     } else {
@@ -202,7 +200,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
     }
   });
   if constexpr (CLUSTER)
-    push.finish();
+    reducer.finish();
   else
     cluster_exit(a.csize);
 #pragma unroll

@@ -284,9 +284,8 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
     float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
-  __shared__ float buf[2][32];
-  __shared__ cuda::PushSlots<float> slots;
-  cuda::ClusterPush<CLUSTER, float> push(slots, csize);
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
@@ -307,7 +306,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float mean = cuda::row_reduce<cuda::SumOp>(sum, buf, push, 0) * inv_n;
+  const float mean = reducer.template reduce<cuda::SumOp>(sum, 0) * inv_n;
   float sq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -321,7 +320,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float var = cuda::row_reduce<cuda::SumOp>(sq, buf, push, 1) * inv_n;
+  const float var = reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n;
   const float rstd = rsqrtf(var + eps);
   store_row<T, VEC, ITEMS>(v, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
                           rank == 0 && threadIdx.x == 0);

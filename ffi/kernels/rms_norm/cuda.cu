@@ -101,9 +101,8 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h,
     float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
-  __shared__ float buf[2][32];
-  __shared__ cuda::PushSlots<float> slots;
-  cuda::ClusterPush<CLUSTER, float> push(slots, csize);
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
   cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
@@ -124,7 +123,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float total = cuda::row_reduce<cuda::SumOp>(sumsq, buf, push, 0);
+  const float total = reducer.template reduce<cuda::SumOp>(sumsq, 0);
   const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
   if (rstd_out && rank == 0 && threadIdx.x == 0) rstd_out[row] = rstd;
 #pragma unroll

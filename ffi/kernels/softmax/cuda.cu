@@ -126,9 +126,8 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
     forward_cta(int64_t row0, const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int n,
                 int slice, int csize, float k) {
   constexpr bool KEEP = VEC * ITEMS <= 16;
-  __shared__ float buf[2][32];
-  __shared__ cuda::PushSlots<float> slots;
-  cuda::ClusterPush<CLUSTER, float> push(slots, csize);
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
   cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
@@ -151,7 +150,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) opaque(v[it]);
   }
-  m = cuda::row_reduce<cuda::MaxOp>(m, buf, push, 0);
+  m = reducer.template reduce<cuda::MaxOp>(m, 0);
   // A row of -inf (fully masked) rescales against 0: its sum is 0 and its
   // output NaN (0 / 0), as the definition gives.
   const float base = m == -INFINITY ? 0.f : m;
@@ -175,7 +174,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
   }
   // The element at the max contributes 1, so the sum is >= 1 (or NaN, or 0 for a
   // masked row): the fast division needs no slow path.
-  const float inv = __fdividef(1.0f, cuda::row_reduce<cuda::SumOp>(s, buf, push, 1));
+  const float inv = __fdividef(1.0f, reducer.template reduce<cuda::SumOp>(s, 1));
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
     const int col = c.col(it);

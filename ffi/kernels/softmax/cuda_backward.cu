@@ -30,9 +30,8 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
                       int csize, float scale) {
   __shared__ float scratch[32];
   __shared__ float slot[2];
-  __shared__ float bufs[2][32];
-  __shared__ cuda::PushSlots<float> pushed;
-  cuda::ClusterPush<CLUSTER, float> push(pushed, csize);
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const int rank = cuda::cluster_rank(csize);
   const int lane = WARP ? (threadIdx.x & 31) : threadIdx.x;
   const cuda::RowSlice sl{rank * slice + lane * VEC, (WARP ? 32 : static_cast<int>(blockDim.x)) * VEC};
@@ -59,7 +58,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
     if constexpr (WARP) {
       dot = cuda::warp_sum(dot);
     } else if constexpr (CLUSTER) {
-      dot = push.reduce(cuda::cta_reduce<cuda::SumOp>(dot, bufs[parity]), parity, cuda::SumOp{});
+      dot = reducer.template reduce<cuda::SumOp>(dot, parity);
     } else {
       dot = cuda::cluster_sum(block_sum(dot, scratch), slot, parity, csize);
     }
@@ -78,7 +77,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
   walk_rows<Row>(group, rows, groups,
                  [&](int64_t row, Row& r) { cuda::load_rows(r, src, row, sl, n); }, body);
   if constexpr (CLUSTER)
-    push.finish();
+    reducer.finish();
   else
     cuda::cluster_exit(csize);
 }
