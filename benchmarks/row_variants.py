@@ -226,8 +226,8 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
         cands["library fused_norm_backward"] = lib_step
         # Mode 3: chunked rows, next row prefetched (run 13's best); then, one at a time, what
         # the library does differently (row_variants.cu, rms_bwd_body's note).
-        for mode, what in [(3, ""), (7, " +runtime threads"), (11, " +col<n predicates"),
-                           (19, " +struct arguments"), (31, " +all three")]:
+        # (run 16a bisected modes 7, 11, 19 and 31; see docs/kernels/README.md)
+        for mode, what in [(3, "")]:
             def step(mode=mode):
                 rc = lib.xpv_rms_bwd(threads, items, mode, ctypes.c_int64(groups), ptr(x),
                                      ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(partial), ptr(dw),
@@ -235,6 +235,21 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
                 if rc:
                     raise RuntimeError(f"xpv_rms_bwd: {rc}")
             cands[f"bwd {threads}x{items} G{groups} chunk prefetch{what}"] = step
+    # Rows staged in a shared-memory ring by TMA bulk copies (rms_bwd_tma): threads x items,
+    # stages, CTAs an SM (all resident: registers and shared memory checked by hand, sm_90).
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    tma = {4096: [(256, 2, 2, 2), (256, 2, 3, 2), (256, 2, 4, 2), (256, 2, 2, 3), (256, 2, 3, 3),
+                  (256, 2, 2, 4), (256, 2, 3, 4), (128, 4, 3, 4), (128, 4, 4, 3), (512, 1, 3, 2)],
+           8192: [(512, 2, 2, 2), (512, 2, 3, 2), (256, 4, 2, 2), (256, 4, 3, 2)]}.get(n, [])
+    big = torch.empty(4 * sms, n, device="cuda", dtype=torch.float32)
+    for threads, items, stages, per_sm in tma:
+        def tma_step(threads=threads, items=items, stages=stages, per_sm=per_sm):
+            rc = lib.xpv_rms_bwd_tma(threads, items, stages, ctypes.c_int64(per_sm * sms), ptr(x),
+                                     ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(big), ptr(dw),
+                                     ctypes.c_int64(rows), n, stream())
+            if rc:
+                raise RuntimeError(f"xpv_rms_bwd_tma: {rc}")
+        cands[f"tma {threads}x{items} S{stages} {per_sm}/SM"] = tma_step
     record("rms_norm backward", rows, n, 3, {}, cands,
            lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5]), ref, copy_tbs, results)
 

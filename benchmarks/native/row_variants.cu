@@ -502,6 +502,128 @@ __global__ void __launch_bounds__(512) rms_bwd_reduce(const float* __restrict__ 
   }
 }
 
+// ---- rms_norm backward, rows staged in shared memory by TMA bulk copies ---------------------
+// Issue 16: the register-held walk (rms_bwd, the library's fused_norm_backward) keeps one row
+// ahead in registers, 2 CTAs an SM: ~32 KB in flight an SM at 4096 columns, about what
+// 4.25 TB/s needs at ~1 us latency (Little's law: 4.25 TB/s x 1 us / 132 SMs), so every
+// stall between a row's arrival and the next row's loads costs bandwidth. Here thread 0 keeps
+// STAGES - 1 rows ahead in a shared-memory ring with cp.async.bulk (x and dy of a row on one
+// mbarrier), so bytes in flight no longer cost registers. Stage s is refilled after the
+// reduction barrier of the row after the one it held: by then every thread has finished with
+// it. Chunked rows (a CTA walks rows first .. last), dweight partials as rms_bwd.
+// n == THREADS * ITEMS * 8 only.
+__device__ __forceinline__ void bulk_g2s(uint32_t dst, const void* src, int bytes, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+      :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t phase) {
+  for (;;) {
+    uint32_t done;
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done) : "r"(bar), "r"(phase) : "memory");
+    if (done) return;
+  }
+}
+
+template <int THREADS, int ITEMS, int STAGES>
+__global__ void __launch_bounds__(THREADS) rms_bwd_tma(const bf16* __restrict__ x,
+                                                       const bf16* __restrict__ dy,
+                                                       const bf16* __restrict__ w,
+                                                       const float* __restrict__ rstd,
+                                                       bf16* __restrict__ dx,
+                                                       float* __restrict__ partial, int64_t rows,
+                                                       int n) {
+  constexpr int kVecs = THREADS * ITEMS, kBytes = kVecs * 16;
+  extern __shared__ __align__(128) uint4 ring[];  // [STAGES][2][kVecs]: x, then dy
+  __shared__ alignas(8) uint64_t full[STAGES];
+  __shared__ float buf[2][THREADS / 32];
+  const int64_t groups = gridDim.x, g = blockIdx.x;
+  const int64_t per = (rows + groups - 1) / groups;
+  const int64_t first = g * per, last = first + per < rows ? first + per : rows;
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < STAGES; ++s)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&full[s])));
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  auto issue = [&](int64_t row, int s) {
+    const uint32_t bar = smem_u32(&full[s]);
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
+                 :: "r"(bar), "r"(2 * kBytes) : "memory");
+    bulk_g2s(smem_u32(ring + 2 * s * kVecs), x + row * n, kBytes, bar);
+    bulk_g2s(smem_u32(ring + (2 * s + 1) * kVecs), dy + row * n, kBytes, bar);
+  };
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int s = 0; s < STAGES; ++s)
+      if (first + s < last) issue(first + s, s);
+  }
+  float acc[ITEMS][8];
+  uint4 wq[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    wq[k] = __ldg(reinterpret_cast<const uint4*>(w) + threadIdx.x + k * THREADS);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[k][j] = 0.f;
+  }
+  float r_next = first < last ? rstd[first] : 0.f;
+  int s = 0;
+  uint32_t phase = 0;
+#pragma unroll 1
+  for (int64_t row = first; row < last; ++row) {
+    const float r = r_next;
+    if (row + 1 < last) r_next = rstd[row + 1];
+    mbar_wait(smem_u32(&full[s]), phase);
+    const uint4* xs = ring + 2 * s * kVecs;
+    const uint4* gs = xs + kVecs;
+    float sgx = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float fx[8], fg[8], fw[8];
+      unpack(xs[threadIdx.x + k * THREADS], fx);
+      unpack(gs[threadIdx.x + k * THREADS], fg);
+      unpack(wq[k], fw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float xhat = fx[j] * r;
+        sgx += fg[j] * fw[j] * xhat;
+        acc[k][j] += fg[j] * xhat;
+      }
+    }
+    const float mgx = block_reduce<THREADS>(sgx, buf[(row - first) & 1]) / n;
+    // Past this barrier no thread reads the previous row's stage: refill it.
+    if (threadIdx.x == 0 && row > first && row - 1 + STAGES < last)
+      issue(row - 1 + STAGES, s == 0 ? STAGES - 1 : s - 1);
+    uint4* d4 = reinterpret_cast<uint4*>(dx + row * n);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float fx[8], fg[8], fw[8];
+      unpack(xs[threadIdx.x + k * THREADS], fx);
+      unpack(gs[threadIdx.x + k * THREADS], fg);
+      unpack(wq[k], fw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
+      d4[threadIdx.x + k * THREADS] = pack(fx);
+    }
+    if (++s == STAGES) {
+      s = 0;
+      phase ^= 1;
+    }
+  }
+  float* out = partial + g * n;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = (threadIdx.x + k * THREADS) * 8;
+#pragma unroll
+    for (int j = 0; j < 8; j += 4)
+      *reinterpret_cast<float4*>(out + col + j) =
+          make_float4(acc[k][j], acc[k][j + 1], acc[k][j + 2], acc[k][j + 3]);
+  }
+}
+
 // ---- copy (the ceiling) -------------------------------------------------------------------
 
 template <int ILP>
@@ -702,4 +824,35 @@ extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf1
   xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), 1), dim3(32, 16), 0, stream>>>(
       partial, 0, groups, n, dw, nullptr);
   return int(cudaGetLastError());
+}
+
+// rms_bwd_tma with T x I vectors and S stages, `groups` CTAs, then the partials' reduction.
+// Returns 0, -1 (n is not T * I * 8, or the shape is not compiled in) or a CUDA error.
+template <int T, int I, int S>
+int launch_rms_bwd_tma(int64_t groups, const bf16* x, const bf16* dy, const bf16* w,
+                       const float* rstd, bf16* dx, float* partial, bf16* dw, int64_t rows, int n,
+                       cudaStream_t stream) {
+  if (n != T * I * 8) return -1;
+  const int smem = S * 2 * T * I * 16;
+  cudaError_t err = cudaFuncSetAttribute(rms_bwd_tma<T, I, S>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (err != cudaSuccess) return int(err);
+  rms_bwd_tma<T, I, S><<<unsigned(groups), T, smem, stream>>>(x, dy, w, rstd, dx, partial, rows, n);
+  rms_bwd_reduce<<<unsigned(n / 32), dim3(32, 16), 0, stream>>>(partial, groups, n, dw);
+  return int(cudaGetLastError());
+}
+
+extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t groups, const bf16* x,
+                               const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
+                               float* partial, bf16* dw, int64_t rows, int n,
+                               cudaStream_t stream) {
+#define XPU_RMS_BWD_TMA(T, I, S)                                                             \
+  if (threads == T && items == I && stages == S)                                             \
+    return launch_rms_bwd_tma<T, I, S>(groups, x, dy, w, rstd, dx, partial, dw, rows, n, stream);
+  XPU_RMS_BWD_TMA(256, 2, 2) XPU_RMS_BWD_TMA(256, 2, 3) XPU_RMS_BWD_TMA(256, 2, 4)
+  XPU_RMS_BWD_TMA(128, 4, 3) XPU_RMS_BWD_TMA(128, 4, 4) XPU_RMS_BWD_TMA(512, 1, 3)
+  XPU_RMS_BWD_TMA(512, 2, 2) XPU_RMS_BWD_TMA(512, 2, 3) XPU_RMS_BWD_TMA(256, 4, 2)
+  XPU_RMS_BWD_TMA(256, 4, 3)
+#undef XPU_RMS_BWD_TMA
+  return -1;
 }
