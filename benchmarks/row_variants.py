@@ -212,13 +212,15 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
     # with the experiment kernel bisected toward the library's.
     tile = {4096: (256, 2), 8192: (512, 2)}.get(n)
     groups = 264
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    big = torch.empty(4 * sms, n, device="cuda", dtype=torch.float32)
     partial = torch.empty(groups, n, device="cuda", dtype=torch.float32)
     if tile:
         threads, items = tile
 
-        def lib_step():
-            rc = lib.xpv_lib_rms_bwd(threads, items, ctypes.c_int64(groups), ptr(x), ptr(dy),
-                                     ptr(w), ptr(rstd), ptr(dx), ptr(partial), ptr(dw),
+        def lib_step(threads=threads, items=items):
+            rc = lib.xpv_lib_rms_bwd(threads, items, ctypes.c_int64(4 * sms), ptr(x), ptr(dy),
+                                     ptr(w), ptr(rstd), ptr(dx), ptr(big), ptr(dw),
                                      ctypes.c_int64(rows), n, stream())
             if rc:
                 raise RuntimeError(f"xpv_lib_rms_bwd: {rc}")
@@ -228,7 +230,7 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
         # the library does differently (row_variants.cu, rms_bwd_body's note).
         # (run 16a bisected modes 7, 11, 19 and 31; see docs/kernels/README.md)
         for mode, what in [(3, "")]:
-            def step(mode=mode):
+            def step(mode=mode, threads=threads, items=items):
                 rc = lib.xpv_rms_bwd(threads, items, mode, ctypes.c_int64(groups), ptr(x),
                                      ptr(dy), ptr(w), ptr(rstd), ptr(dx), ptr(partial), ptr(dw),
                                      ctypes.c_int64(rows), n, stream())
@@ -237,11 +239,9 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
             cands[f"bwd {threads}x{items} G{groups} chunk prefetch{what}"] = step
     # Rows staged in a shared-memory ring by TMA bulk copies (rms_bwd_tma): threads x items,
     # stages, CTAs an SM (all resident: registers and shared memory checked by hand, sm_90).
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
     tma = {4096: [(256, 2, 2, 2), (256, 2, 3, 2), (256, 2, 4, 2), (256, 2, 2, 3), (256, 2, 3, 3),
                   (256, 2, 2, 4), (256, 2, 3, 4), (128, 4, 3, 4), (128, 4, 4, 3), (512, 1, 3, 2)],
            8192: [(512, 2, 2, 2), (512, 2, 3, 2), (256, 4, 2, 2), (256, 4, 3, 2)]}.get(n, [])
-    big = torch.empty(4 * sms, n, device="cuda", dtype=torch.float32)
     for threads, items, stages, per_sm in tma:
         def tma_step(threads=threads, items=items, stages=stages, per_sm=per_sm):
             rc = lib.xpv_rms_bwd_tma(threads, items, stages, ctypes.c_int64(per_sm * sms), ptr(x),

@@ -2,9 +2,12 @@
 their launch shapes, on CUDA, against float64 torch on random data: one CTA a row with idle
 tail threads (125 or 250 vectors in 128 or 256 threads), clusters of CTAs (65536 columns;
 300 rows: several a cluster in the persistent backward walks),
-and the fused norm backward's row groups (kNormGroupsPerSm an SM: 264 on an H200) with
-several rows a group, one row a group and empty groups (rows just past the group count);
-rows past the largest grid (kMaxGrid), which the one-CTA forwards launch in chunks."""
+and the fused norm backward's row groups (one-CTA rows: up to kNormStagedCtasPerSm an SM,
+396 on an H200, each walking its rows through a shared-memory ring; cluster rows:
+kNormGroupsPerSm an SM) with several rows a group, one row a group and empty groups (rows
+just past the group count); rows past the largest grid (kMaxGrid), which the one-CTA
+forwards launch in chunks; row-strided inputs (a column slice of a wider tensor), which the
+TMA bulk copies read row by row."""
 
 import pytest
 
@@ -14,6 +17,9 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch_cuda_available(), reason="no CUDA device visible to torch")]
 
 SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536), (265, 4096), (3, 2048),
+          # The staged backward's groups at 396 (3 an SM): one row a group, then 2 rows a
+          # group with the last groups empty, and more rows a group than ring stages.
+          (397, 4096), (2000, 2048),
           # One CTA a row up to 1024 threads (cta_row.cuh): softmax with the row packed
           # (20000, 40960 bf16; 32768 f32), the norms' wide CTA (40960 bf16, 32768 f32),
           # and f32 65536, which takes a cluster.
@@ -107,3 +113,37 @@ def test_rows_past_the_largest_grid(dtype):
         _check(mean, x.double().mean(-1), dtype, f"layer_norm mean, n={n}")
         _check(ops.softmax(x), torch.softmax(x.double(), -1), dtype, f"softmax y, n={n}")
         del x, y, mean, rstd
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("n", [4096, 8192, 65536])
+def test_norm_backward_strided_rows(dtype, n):
+    """x and dy as column slices of wider tensors (row stride n + 64: the TMA copies and
+    the register walks read each row from its own offset), with rms_norm's dh."""
+    import torch
+    import torch.nn.functional as F
+
+    from xpuruntime import ops
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(5)
+    tdt = getattr(torch, dtype)
+    rows = 1000 if n < 65536 else 64
+    x, dy, dh = (torch.randn((rows, n + 64), device="cuda", generator=gen).to(tdt)[:, :n]
+                 for _ in range(3))
+    w, b = (torch.randn((n,), device="cuda", generator=gen).to(tdt) for _ in range(2))
+    assert x.stride(0) == n + 64
+    x64, w64 = x.double().requires_grad_(), w.double().requires_grad_()
+    (F.rms_norm(x64, (n,), w64, 1e-6) * dy.double()).sum().backward()
+    _, rstd = ops.rms_norm(x, w, return_stats=True)
+    dx, dw = ops.rms_norm_backward(dy, x, w, rstd, dh=dh)
+    _check(dx, x64.grad + dh.double(), dtype, "rms_norm dx + dh (strided)")
+    _check(dw, w64.grad, dtype, "rms_norm dweight (strided)")
+    x64, w64, b64 = (t.double().requires_grad_() for t in (x, w, b))
+    (F.layer_norm(x64, (n,), w64, b64, 1e-5) * dy.double()).sum().backward()
+    _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
+    dx, dw, db = ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
+    _check(dx, x64.grad, dtype, "layer_norm dx (strided)")
+    _check(dw, w64.grad, dtype, "layer_norm dweight (strided)")
+    _check(db, b64.grad, dtype, "layer_norm dbias (strided)")
+    y = ops.softmax(x)
+    _check(y, torch.softmax(x.double(), -1), dtype, "softmax y (strided)")

@@ -809,20 +809,27 @@ extern "C" int xpv_rms_bwd(int threads, int items, int mode, int64_t groups, con
   return int(cudaGetLastError());
 }
 
-// The library's fused rms_norm backward (kernels/common/norm_backward.cuh,
-// fused_norm_backward with csize 1) on the same data, then its partials reduction.
+// The library's fused rms_norm backward for one-CTA rows (kernels/common/norm_backward.cuh,
+// fused_norm_backward_staged) on the same data, at the library's launch for rms_norm (kNormStagedCtasPerSm
+// CTAs an SM), then its partials' reduction. `groups` is ignored: the library picks them.
 extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf16* x,
                                const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
                                float* partial, bf16* dw, int64_t rows, int n,
                                cudaStream_t stream) {
+  using xpu::cuda::StagedRows;
   const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, nullptr, rstd, nullptr, 0, dx,
-                                            partial, 0, rows, n, threads * items * 8, 1};
-  const unsigned g = unsigned(groups);
-  if (items == 1) xpu::cuda::fused_norm_backward<bf16, 1, false, false, false><<<g, threads, 0, stream>>>(a);
-  else if (items == 2) xpu::cuda::fused_norm_backward<bf16, 2, false, false, false><<<g, threads, 0, stream>>>(a);
+                                            partial, 0, rows, n, threads * items * 8, 1, 2};
+  const int smem = StagedRows<bf16, 2>::smem_bytes(n, a.stages);
+  const unsigned g = unsigned(std::min<int64_t>(groups, int64_t{xpu::cuda::kNormStagedCtasPerSm} * sm_count()));
+  auto run = [&](auto kernel) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    kernel<<<g, threads, smem, stream>>>(a);
+  };
+  if (items == 1) run(xpu::cuda::fused_norm_backward_staged<bf16, 1, false, false>);
+  else if (items == 2) run(xpu::cuda::fused_norm_backward_staged<bf16, 2, false, false>);
   else return -1;
   xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), 1), dim3(32, 16), 0, stream>>>(
-      partial, 0, groups, n, dw, nullptr);
+      partial, 0, g, n, dw, nullptr);
   return int(cudaGetLastError());
 }
 

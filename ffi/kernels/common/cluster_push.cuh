@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "kernels/common/cluster.cuh"
+#include "kernels/common/mbarrier.cuh"
 
 namespace xpu::cuda {
 
@@ -26,9 +27,7 @@ struct PushSlots {
 // ---- PTX (sm_90) -----------------------------------------------------------------------------
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 namespace push_detail {
-__device__ __forceinline__ uint32_t smem(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using mbar::smem;
 __device__ __forceinline__ uint32_t peer(uint32_t addr, int rank) {
   uint32_t out;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(out) : "r"(addr), "r"(rank));
@@ -43,13 +42,7 @@ __device__ __forceinline__ void store(uint32_t dst, float2 v, uint32_t bar) {
                :: "r"(dst), "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(bar)
                : "memory");
 }
-__device__ __forceinline__ bool try_wait(uint32_t bar, uint32_t phase) {
-  uint32_t done;
-  asm volatile(
-      "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-      : "=r"(done) : "r"(bar), "r"(phase) : "memory");
-  return done != 0;
-}
+using mbar::try_wait;
 }  // namespace push_detail
 #endif
 
@@ -86,9 +79,8 @@ class ClusterPush<true, V> {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (csize_ > 1) {
       if (threadIdx.x == 0) {
-        for (int p = 0; p < 2; ++p)
-          asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(push_detail::smem(&s_.full[p])));
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        for (int p = 0; p < 2; ++p) mbar::init(&s_.full[p], 1);
+        mbar::fence_init();
       }
       asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
     }
@@ -111,9 +103,7 @@ class ClusterPush<true, V> {
       __syncwarp();
       const int to = static_cast<int>(threadIdx.x);
       if (to < csize_) store(peer(smem(&s_.value[parity][rank_]), to), v, peer(bar, to));
-      if (threadIdx.x == 0)
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;"
-                     :: "r"(bar), "r"(static_cast<uint32_t>(csize_ * sizeof(V))) : "memory");
+      if (threadIdx.x == 0) mbar::arrive_expect_tx(bar, static_cast<uint32_t>(csize_ * sizeof(V)));
       const uint32_t phase = (phases_ >> parity) & 1u;
       while (!try_wait(bar, phase)) {
       }

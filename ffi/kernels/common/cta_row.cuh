@@ -103,6 +103,24 @@ __device__ __forceinline__ V cta_reduce(V v, V* buf) {
   return Op::warp(lane < static_cast<int>(blockDim.x >> 5) ? buf[lane] : Op::template identity<V>());
 }
 
+// cta_reduce with the second stage folded by every thread: the warps' values read
+// from shared memory in warp order (broadcast loads) instead of a second shuffle tree,
+// so a row's reduction waits on one shared-memory round trip after the barrier (the
+// staged norm backward: its rows reduce once each on the walk's critical path). The
+// same bits in every thread; same buffer rule as cta_reduce.
+template <typename Op, typename V>
+__device__ __forceinline__ V cta_reduce_flat(V v, V* buf) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = Op::warp(v);
+  if (blockDim.x == 32) return v;
+  if (lane == 0) buf[warp] = v;
+  __syncthreads();
+  const int warps = static_cast<int>(blockDim.x >> 5);
+  V acc = buf[0];
+  for (int i = 1; i < warps; ++i) acc = Op{}(acc, buf[i]);
+  return acc;
+}
+
 // Shared memory of a row's reductions: cta_reduce's two buffers and the cluster's
 // push slots (RowReducer).
 template <typename V>
@@ -183,29 +201,44 @@ inline SplitShape cta_split(int64_t n, int vec, int max_cluster) {
   return split_shape(n, vec, kPackedItems * vec, kWideThreads, max_cluster, kPackedItems);
 }
 
-// kernel<<<rows x csize, threads>>>(row0, args...) in clusters of csize CTAs (one
-// CTA or cluster a row, no row loop in the kernel: it takes row0 + blockIdx.x /
-// csize), in grids of at most kMaxGrid rows. *launched is false, and nothing is
-// launched, where not even one cluster fits on the device.
+// kernel<<<rows x csize, threads, smem>>>(row0, args...) in clusters of csize CTAs (one
+// CTA or cluster a row, no row loop in the kernel: it takes row0 + blockIdx.x / csize),
+// in grids of at most kMaxGrid rows, with `smem` bytes of dynamic shared memory.
+// *launched is false, and nothing is launched, where not even one cluster fits on the
+// device (or the shared memory does not).
 template <typename... P, typename... A>
-Status launch_rows(void (*kernel)(int64_t, P...), int64_t rows, int threads, int csize,
-                   cudaStream_t stream, const char* op, bool* launched, A&&... args) {
+Status launch_rows_smem(void (*kernel)(int64_t, P...), int64_t rows, int threads, int csize,
+                        int smem, cudaStream_t stream, const char* op, bool* launched,
+                        A&&... args) {
   *launched = false;
-  if (csize > 1) {
+  const void* fn = reinterpret_cast<const void*>(kernel);
+  if (smem > 0) {
+    bool fits = false;
+    XPU_RETURN_IF_ERROR(allow_dynamic_smem(fn, smem, &fits));
+    if (!fits) return Status::Ok();
+  }
+  if (csize > 1 || smem > 0) {
     int resident = 0;
-    XPU_RETURN_IF_ERROR(
-        resident_count(reinterpret_cast<const void*>(kernel), threads, csize, &resident));
+    XPU_RETURN_IF_ERROR(resident_count(fn, threads, csize, &resident, smem));
     if (resident <= 0) return Status::Ok();
   }
   for (int64_t r0 = 0; r0 < rows; r0 += kMaxGrid) {
     const int64_t count = std::min(kMaxGrid, rows - r0);
     XPU_RETURN_IF_ERROR(cuda_status(
-        launch_clustered(kernel, static_cast<unsigned>(count * csize), threads, csize, stream,
-                         r0, static_cast<A&&>(args)...),
+        launch_clustered_smem(kernel, static_cast<unsigned>(count * csize), threads, csize, smem,
+                              stream, r0, static_cast<A&&>(args)...),
         op, "forward launch"));
   }
   *launched = true;
   return Status::Ok();
+}
+
+// launch_rows_smem without dynamic shared memory.
+template <typename... P, typename... A>
+Status launch_rows(void (*kernel)(int64_t, P...), int64_t rows, int threads, int csize,
+                   cudaStream_t stream, const char* op, bool* launched, A&&... args) {
+  return launch_rows_smem(kernel, rows, threads, csize, 0, stream, op, launched,
+                          static_cast<A&&>(args)...);
 }
 
 }  // namespace xpu::cuda

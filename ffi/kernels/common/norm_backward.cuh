@@ -5,8 +5,9 @@
 //   layer_norm (CENTERED = true):  xhat = (x - mean) * r, dx = r * (g - mean(g) - xhat * mean(g * xhat))
 // with g = dy * w, r = rstd; dweight = sum over rows of dy * xhat, dbias = sum of dy.
 // Device: norm_dx_vec (dx of one vector, also used by rms_norm's scalar-row
-// kernels), fused_norm_backward, param_reduce. Host: launch_fused_norm_backward,
-// launch_param_reduce.
+// kernels), fused_norm_backward_staged (one CTA a row, rows staged in shared memory by
+// TMA) and fused_norm_backward_split (rows split over a cluster), param_reduce. Host:
+// launch_fused_norm_backward, launch_param_reduce.
 // No atomics anywhere: every sum runs in a fixed order, so `fast` is deterministic.
 #pragma once
 
@@ -20,6 +21,7 @@
 #include "kernels/common/cuda_utils.cuh"
 #include "kernels/common/launch.cuh"
 #include "kernels/common/resident_row.cuh"
+#include "kernels/common/staged_rows.cuh"
 
 namespace xpu::cuda {
 
@@ -79,60 +81,223 @@ struct NormBackwardArgs {
   int64_t bias_offset;
   int64_t rows;
   int n;
-  int slice, csize;  // set by launch_fused_norm_backward: a CTA's columns, CTAs a row
+  // Set by launch_fused_norm_backward: a CTA's columns, CTAs a row, the staged walk's
+  // ring stages.
+  int slice, csize, stages;
 };
 
-// Row groups an SM's worth of the fused backward (the grid is kNormGroupsPerSm
-// CTAs an SM, whatever is resident at once). H200 run 13 (rms_norm 32768x4096
-// bf16, benchmarks/row_variants.py): 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222,
-// 1056 0.217-0.220, 4224 0.238; run 12's persistent ring 0.262.
-inline constexpr int kNormGroupsPerSm = 2;
 // Vectors a thread of the fused backward holds by preference (256 x 2 at 4096 bf16
-// columns: 0.209 ms against 0.213 at 128 x 4 and 0.218 at 512 x 1, run 13).
+// columns: 0.209 ms against 0.213 at 128 x 4 and 0.218 at 512 x 1, H200 run 13).
 inline constexpr int kNormItems = 2;
+// The split walk (rows over a cluster): row groups an SM's worth (H200 run 13, rms_norm
+// 32768x4096 bf16: 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222, 4224 0.238).
+inline constexpr int kNormGroupsPerSm = 2;
+// The staged walk (one CTA a row): at most kNormStagedCtasPerSm CTAs an SM, each with
+// the current row and enough rows ahead in its ring (ring_stages) to keep
+// kNormAheadBytes in flight an SM. H200 run 17a (rms_norm backward, 256 x 2 at
+// 32768x4096 bf16, 16 KB of x and dy a row; ms): 3 CTAs x 2 stages (48 KB ahead) 0.2059,
+// 2 x 3 (64 KB) 0.2098, 4 x 2 (64 KB) 0.2158, 3 x 3 (96 KB) 0.2165, 2 x 2 (32 KB) 0.2361;
+// 512 x 2 at 8192x8192 (32 KB a row): 2 x 2 (64 KB) 0.1092, 2 x 3 (128 KB) 0.1165.
+inline constexpr int kNormStagedCtasPerSm = 3;
+inline constexpr int64_t kNormAheadBytes = 48 * 1024;
+// The ring's shared memory an SM (of 228 KB on sm_90, 1 KB a CTA reserved).
+inline constexpr int64_t kNormRingSmemPerSm = 200 * 1024;
 
-// Fused backward for 16-byte-aligned rows: G row groups, each a cluster of
-// `csize` CTAs splitting a row's columns; group g walks a contiguous chunk of
-// rows, the next row's x and dy (and dh) loaded into registers before the current
-// one reduces (walk_rows); dh (rms_norm's residual branch) is loaded where it is
-// added. Registers hold both rows and the f32 accumulators for the CTA's columns
-// (<= kNormFusedElems elements a thread, kNormItems vectors where the row has work
-// for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32 vectors or with dh
-// held ahead, none at two without).
-// CLUSTER (rows split over a cluster): the row sums are pushed to the peers
-// (ClusterPush) instead of cluster_reduce's barrier round trips (H200 run 16d,
-// rms_norm 4096x65536 bf16 fwd+bwd 1.149 -> 0.999 ms); one-CTA rows take RowSum.
-template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER>
+// One row's share of the fused backward in this thread: accumulates dweight (and
+// dbias) into accw / accb and returns the thread's sums for the row reduction (g * xhat;
+// layer_norm: g and g * xhat). Columns at or past n are skipped.
+template <bool CENTERED, typename T, int VEC, int ITEMS>
+__device__ __forceinline__ std::conditional_t<CENTERED, float2, float> norm_row_partials(
+    const Vec<T, VEC> (&x)[ITEMS], const Vec<T, VEC> (&dy)[ITEMS], const Vec<T, VEC> (&w)[ITEMS],
+    const RowGrad& st, RowSlice sl, int n, float (&accw)[ITEMS][VEC], float (&accb)[ITEMS][VEC]) {
+  float sg = 0.f, sgx = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (sl.col(k) < n) {
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float xhat = norm_xhat<CENTERED>(to_f(x[k].v[j]), st);
+        const float gy = to_f(dy[k].v[j]), g = gy * to_f(w[k].v[j]);
+        sgx += g * xhat;
+        accw[k][j] += gy * xhat;
+        if constexpr (CENTERED) {
+          sg += g;
+          accb[k][j] += gy;
+        }
+      }
+    }
+  }
+  if constexpr (CENTERED)
+    return make_float2(sg, sgx);
+  else
+    return sgx;
+}
+
+// st.mg and st.mgx from the row's reduced sums.
+template <bool CENTERED>
+__device__ __forceinline__ void norm_row_means(RowGrad& st,
+                                               std::conditional_t<CENTERED, float2, float> sums,
+                                               float inv_n) {
+  if constexpr (CENTERED) {
+    st.mg = sums.x * inv_n;
+    st.mgx = sums.y * inv_n;
+  } else {
+    st.mgx = sums * inv_n;
+  }
+}
+
+// dx of one row (+ dh, loaded here, with DH).
+template <bool CENTERED, bool DH, typename T, int VEC, int ITEMS>
+__device__ __forceinline__ void norm_row_store_dx(const NormBackwardArgs<T>& a, int64_t row,
+                                                  const Vec<T, VEC> (&x)[ITEMS],
+                                                  const Vec<T, VEC> (&dy)[ITEMS],
+                                                  const Vec<T, VEC> (&w)[ITEMS], const RowGrad& st,
+                                                  RowSlice sl) {
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = sl.col(k);
+    if (col < a.n) {
+      Vec<T, VEC> extra;
+      if constexpr (DH) extra = load_vec<T, VEC>(a.dh + row * a.dh_stride + col);
+      store_vec<T, VEC>(a.dx + row * a.n + col,
+                        norm_dx_vec<CENTERED, DH>(x[k], dy[k], w[k], extra, st));
+    }
+  }
+}
+
+// The group's dweight (and dbias) partials: partial[group * n + col ...].
+template <bool CENTERED, typename T, int VEC, int ITEMS>
+__device__ __forceinline__ void norm_store_partials(const NormBackwardArgs<T>& a, int64_t group,
+                                                    RowSlice sl, const float (&accw)[ITEMS][VEC],
+                                                    const float (&accb)[ITEMS][VEC]) {
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = sl.col(k);
+    if (col < a.n) {
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        a.partial[group * a.n + col + j] = accw[k][j];
+        if constexpr (CENTERED) a.partial[a.bias_offset + group * a.n + col + j] = accb[k][j];
+      }
+    }
+  }
+}
+
+// A group's rows: a contiguous chunk, so its partials sum rows in order.
+struct RowChunk {
+  int64_t first, last;
+};
+__device__ __forceinline__ RowChunk row_chunk(int64_t group, int64_t groups, int64_t rows) {
+  const int64_t per = (rows + groups - 1) / groups;
+  const int64_t first = group * per;
+  return {first, std::min<int64_t>(rows, first + per)};
+}
+
+// The row statistics (rstd; layer_norm: mean) of `row`, zeros past `last`.
+template <bool CENTERED, typename T>
+__device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, int64_t row,
+                                                  int64_t last) {
+  RowGrad st{0.f, 0.f, 0.f, 0.f};
+  if (row < last) {
+    st.rstd = a.rstd[row];
+    if constexpr (CENTERED) st.mean = a.mean[row];
+  }
+  return st;
+}
+
+// Fused backward, one CTA a row (16-byte-aligned rows): a persistent grid of row groups,
+// group g walking a contiguous chunk of rows whose x and dy TMA stages through a
+// shared-memory ring (StagedRows, a.stages deep); a row is read from shared memory
+// twice (its sums, then dx after the row reduction), so registers hold only the
+// weight and the f32 accumulators (kNormFusedElems elements a thread at most). One
+// barrier a row (cta_reduce_flat), after which the previous row's stage is refilled.
+template <typename T, int ITEMS, bool DH, bool CENTERED>
+__global__ void __launch_bounds__(kMaxRowThreads)
+    fused_norm_backward_staged(const NormBackwardArgs<T> a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int VEC = 16 / sizeof(T);
+  using V = Vec<T, VEC>;
+  using Sums = std::conditional_t<CENTERED, float2, float>;
+  using Ring = StagedRows<T, 2>;
+  extern __shared__ __align__(128) unsigned char ring_smem[];
+  __shared__ alignas(8) uint64_t ring_bars[kMaxRingStages];
+  __shared__ Sums buf[2][32];
+  const RowSlice sl = row_slice<VEC>(0, 0);
+  const int64_t group = blockIdx.x;
+  const RowChunk rows = row_chunk(group, gridDim.x, a.rows);
+  const float inv_n = __frcp_rn(static_cast<float>(a.n));
+  RowSources<T, 2> src;
+  src.ptr[0] = a.x;
+  src.stride[0] = a.x_stride;
+  src.ptr[1] = a.dy;
+  src.stride[1] = a.dy_stride;
+  Ring ring(ring_smem, ring_bars, a.stages, src, a.n, rows.first, rows.last);
+
+  float accw[ITEMS][VEC], accb[ITEMS][VEC];
+  V wv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    wv[k] = load_vec<T, VEC>(a.w + min(sl.col(k), a.n - VEC));
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
+  }
+  // Reads the row's x and dy from its stage (columns past n re-read the last vector).
+  auto read = [&](int64_t row, V (&x)[ITEMS], V (&dy)[ITEMS]) {
+    const T* xs = ring.row(row, 0);
+    const T* gs = ring.row(row, 1);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      const int col = min(sl.col(k), a.n - VEC);
+      x[k] = *reinterpret_cast<const V*>(xs + col);
+      dy[k] = *reinterpret_cast<const V*>(gs + col);
+    }
+  };
+  RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last);
+#pragma unroll 1
+  for (int64_t row = rows.first; row < rows.last; ++row) {
+    RowGrad st = next;
+    next = norm_row_stats<CENTERED>(a, row + 1, rows.last);  // one row ahead
+    ring.wait(row);
+    Sums sums;
+    {
+      V x[ITEMS], dy[ITEMS];
+      read(row, x, dy);
+      sums = norm_row_partials<CENTERED>(x, dy, wv, st, sl, a.n, accw, accb);
+    }
+    norm_row_means<CENTERED>(
+        st, cta_reduce_flat<SumOp>(sums, buf[static_cast<int>(row - rows.first) & 1]), inv_n);
+    if (row > rows.first) ring.release(row - 1);  // every thread is past its last read
+    V x[ITEMS], dy[ITEMS];
+    read(row, x, dy);
+    norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl);
+  }
+  norm_store_partials<CENTERED>(a, group, sl, accw, accb);
+#endif
+}
+
+// Fused backward for rows split over a cluster of `csize` CTAs (16-byte-aligned rows, too
+// long for one CTA's ring): G row groups, each a cluster walking a contiguous chunk of
+// rows, the next row's x and dy loaded into registers before the current one reduces
+// (walk_rows); the row sums are pushed to the peers (ClusterPush) instead of
+// cluster_reduce's barrier round trips (H200 run 16d, rms_norm 4096x65536 bf16
+// fwd+bwd 1.149 -> 0.999 ms). Registers hold both rows and the f32 accumulators for
+// the CTA's columns (<= kNormFusedElems elements a thread, kNormItems vectors where
+// the row has work for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32
+// vectors or with dh held ahead, none at two without).
+template <typename T, int ITEMS, bool DH, bool CENTERED>
 __global__ void __launch_bounds__(kMaxRowThreads, 1)
-    fused_norm_backward(const NormBackwardArgs<T> a) {
+    fused_norm_backward_split(const NormBackwardArgs<T> a) {
   constexpr int VEC = 16 / sizeof(T);
   constexpr int NT = 2;
   using V = Vec<T, VEC>;
   using Row = RowVecs<T, VEC, ITEMS, NT>;
-  // One barrier a row (RowReduce alternates two buffers), as in run 13's experiment
-  // kernel; block_sum and block_sum2 take two.
-  __shared__ float scratch[2][32], slot[2];     // one row sum (rms_norm)
-  __shared__ float2 scratch2[2][32], slot2[2];  // two row sums (layer_norm)
-  RowSum row_sum(scratch, slot, a.csize);
-  RowSum2 row_sum2(scratch2, slot2, a.csize);
   using Sums = std::conditional_t<CENTERED, float2, float>;
   __shared__ RowReduceShared<Sums> pushed;
-  RowReducer<CLUSTER, Sums> reducer(pushed, a.csize);
-  // RowReducer (CLUSTER: pushed to the peers), or RowSum's block and cluster_reduce.
-  auto sums = [&](Sums v, int parity) {
-    if constexpr (CLUSTER) {
-      return reducer.template reduce<SumOp>(v, parity);
-    } else if constexpr (CENTERED) {
-      return row_sum2(v);
-    } else {
-      return row_sum(v);
-    }
-  };
+  RowReducer<true, Sums> reducer(pushed, a.csize);
   const int rank = cluster_rank(a.csize);
   const RowSlice sl = row_slice<VEC>(rank, a.slice);
-  const int64_t group = blockIdx.x / a.csize, groups = gridDim.x / a.csize;
-  const int64_t per = (a.rows + groups - 1) / groups;
-  const int64_t first = group * per, last = std::min<int64_t>(a.rows, first + per);
+  const int64_t group = blockIdx.x / a.csize;
+  const RowChunk rows = row_chunk(group, gridDim.x / a.csize, a.rows);
   const float inv_n = __frcp_rn(static_cast<float>(a.n));
   RowSources<T, NT> src;
   src.ptr[0] = a.x;
@@ -150,70 +315,20 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   }
   // The row's statistics are loaded two rows ahead (plain loads). One row ahead
   // was 2% slower for layer_norm at 32768x4096 bf16 on the H100.
-  auto stats = [&](int64_t row) {
-    RowGrad st{0.f, 0.f, 0.f, 0.f};
-    if (row < last) {
-      st.rstd = a.rstd[row];
-      if constexpr (CENTERED) st.mean = a.mean[row];
-    }
-    return st;
-  };
-  RowGrad next = stats(first), after = stats(first + 1);
-  walk_rows<Row>(first, last, 1, [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
+  RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last),
+          after = norm_row_stats<CENTERED>(a, rows.first + 1, rows.last);
+  walk_rows<Row>(rows.first, rows.last, 1,
+                 [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
                  [&](int64_t row, const Row& r, int parity) {
     RowGrad st = next;
     next = after;
-    after = stats(row + 2);
-    float sg = 0.f, sgx = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      if (sl.col(k) < a.n) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          const float xhat = norm_xhat<CENTERED>(to_f(r.v[0][k].v[j]), st);
-          const float gy = to_f(r.v[1][k].v[j]), g = gy * to_f(wv[k].v[j]);
-          sgx += g * xhat;
-          accw[k][j] += gy * xhat;
-          if constexpr (CENTERED) {
-            sg += g;
-            accb[k][j] += gy;
-          }
-        }
-      }
-    }
-    if constexpr (CENTERED) {
-      const float2 s = sums(make_float2(sg, sgx), parity);
-      st.mg = s.x * inv_n;
-      st.mgx = s.y * inv_n;
-    } else {
-      st.mgx = sums(sgx, parity) * inv_n;
-    }
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      const int col = sl.col(k);
-      if (col < a.n) {
-        V extra;
-        if constexpr (DH) extra = load_vec<T, VEC>(a.dh + row * a.dh_stride + col);
-        store_vec<T, VEC>(a.dx + row * a.n + col,
-                          norm_dx_vec<CENTERED, DH>(r.v[0][k], r.v[1][k], wv[k], extra, st));
-      }
-    }
+    after = norm_row_stats<CENTERED>(a, row + 2, rows.last);
+    const Sums sums = norm_row_partials<CENTERED>(r.v[0], r.v[1], wv, st, sl, a.n, accw, accb);
+    norm_row_means<CENTERED>(st, reducer.template reduce<SumOp>(sums, parity), inv_n);
+    norm_row_store_dx<CENTERED, DH>(a, row, r.v[0], r.v[1], wv, st, sl);
   });
-  if constexpr (CLUSTER)
-    reducer.finish();
-  else
-    cluster_exit(a.csize);
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int col = sl.col(k);
-    if (col < a.n) {
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        a.partial[group * a.n + col + j] = accw[k][j];
-        if constexpr (CENTERED) a.partial[a.bias_offset + group * a.n + col + j] = accb[k][j];
-      }
-    }
-  }
+  reducer.finish();
+  norm_store_partials<CENTERED>(a, group, sl, accw, accb);
 }
 
 // out[c] = sum over groups of partial[g * n + c], in a fixed order: lane y of a
@@ -258,9 +373,10 @@ Status launch_param_reduce(const float* partial, int64_t bias_offset, int64_t gr
   return launch_status(op);
 }
 
-// Launches fused_norm_backward when the rows take 16-byte vectors (vec > 1) and a
-// split of at most the device's cluster size fits kNormFusedElems a thread
-// (kNormItems vectors where the row has work for them). *groups: the row groups
+// Launches the fused backward when the rows take 16-byte vectors (vec > 1) on an sm_90
+// device (TMA, clusters) and a split of at most the device's cluster size fits
+// kNormFusedElems a thread (kNormItems vectors where the row has work for them): one
+// CTA a row takes the staged walk, longer rows the split walk. *groups: the row groups
 // launched, at most row_groups (the workspace's partial rows); 0 when nothing was
 // launched and the caller takes its other path.
 template <bool CENTERED, typename T>
@@ -271,17 +387,18 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   if (vec != kVec || a.rows == 0) return Status::Ok();
   int max_cluster = 1, sms = 1;
   XPU_RETURN_IF_ERROR(max_cluster_size(&max_cluster));
+  if (max_cluster <= 1) return Status::Ok();  // before sm_90: no TMA, no clusters
   XPU_RETURN_IF_ERROR(multiprocessor_count(&sms));
   const SplitShape s =
       split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
   if (s.cluster == 0) return Status::Ok();
+  const bool staged = s.cluster == 1;
   void (*kernel)(NormBackwardArgs<T>) = nullptr;
-  const bool push = s.cluster > 1;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
       auto pick = [&]<bool DH>() {
-        kernel = push ? &fused_norm_backward<T, I, DH, CENTERED, true>
-                      : &fused_norm_backward<T, I, DH, CENTERED, false>;
+        kernel = staged ? &fused_norm_backward_staged<T, I, DH, CENTERED>
+                        : &fused_norm_backward_split<T, I, DH, CENTERED>;
       };
       if constexpr (!CENTERED) {
         if (a.dh) return pick.template operator()<true>();
@@ -290,20 +407,40 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
     }
   });
   if (!kernel) return Status::Ok();
-  int resident = 0;
-  XPU_RETURN_IF_ERROR(
-      resident_count(reinterpret_cast<const void*>(kernel), s.threads, s.cluster, &resident));
-  if (resident <= 0) return Status::Ok();
+  const void* fn = reinterpret_cast<const void*>(kernel);
+  int resident = 0, smem = 0;
+  int64_t target = 0;
   a.slice = s.slice;
   a.csize = s.cluster;
-  // kNormGroupsPerSm an SM, rounded down to whole waves of the groups resident at
-  // once: every group walks the same number of rows, so a partial last wave
-  // (4096x65536, clusters of 8: 33 groups against 16 resident) would run alone.
-  const int64_t target = std::max<int64_t>(1, int64_t{kNormGroupsPerSm} * sms / s.cluster);
-  const int64_t g = std::min<int64_t>(
-      {row_groups, a.rows, target < resident ? target : target / resident * resident});
+  a.stages = 0;
+  if (staged) {
+    // CTAs an SM as two stages allow, then the stages that keep kNormAheadBytes in flight.
+    using Ring = StagedRows<T, 2>;
+    const int64_t row_bytes = 2 * int64_t{Ring::slot_bytes(a.n)};
+    bool fits = false;
+    XPU_RETURN_IF_ERROR(allow_dynamic_smem(fn, Ring::smem_bytes(a.n, kMaxRingStages), &fits));
+    if (!fits) return Status::Ok();
+    XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, 1, &resident, Ring::smem_bytes(a.n, 2)));
+    const int per_sm = std::min(kNormStagedCtasPerSm, resident / sms);
+    if (per_sm <= 0) return Status::Ok();
+    a.stages = ring_stages(per_sm, row_bytes, kNormAheadBytes, kNormRingSmemPerSm);
+    smem = Ring::smem_bytes(a.n, a.stages);
+    XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, 1, &resident, smem));
+    // All resident at once: a persistent walk.
+    target = std::min<int64_t>(resident, int64_t{per_sm} * sms);
+  } else {
+    XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, s.cluster, &resident));
+    // kNormGroupsPerSm an SM, rounded down to whole waves of the groups resident at
+    // once: every group walks the same number of rows, so a partial last wave
+    // (4096x65536, clusters of 8: 33 groups against 16 resident) would run alone.
+    target = std::max<int64_t>(1, int64_t{kNormGroupsPerSm} * sms / s.cluster);
+    if (target >= resident) target = target / resident * resident;
+  }
+  if (resident <= 0) return Status::Ok();
+  const int64_t g = std::min<int64_t>({row_groups, a.rows, target});
   XPU_RETURN_IF_ERROR(cuda_status(
-      launch_clustered(kernel, static_cast<unsigned>(g * s.cluster), s.threads, s.cluster, stream, a),
+      launch_clustered_smem(kernel, static_cast<unsigned>(g * s.cluster), s.threads, s.cluster,
+                            smem, stream, a),
       op, "fused backward launch"));
   *groups = g;
   return Status::Ok();
