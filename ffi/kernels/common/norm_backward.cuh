@@ -266,6 +266,10 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     }
     norm_row_means<CENTERED>(
         st, cta_reduce_flat<SumOp>(sums, buf[static_cast<int>(row - rows.first) & 1]), inv_n);
+    // A one-warp CTA's reduction has no barrier (shuffles only), and a lane's reads of the
+    // previous row may still be in flight: the barrier orders them before the refill
+    // (racecheck, 256 bf16 columns, 32 threads).
+    if (blockDim.x == 32) __syncthreads();
     if (row > rows.first) ring.release(row - 1);  // every thread is past its last read
     V x[ITEMS], dy[ITEMS];
     read(row, x, dy);
