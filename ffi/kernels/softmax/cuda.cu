@@ -115,21 +115,21 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
   cuda::cluster_exit(csize);
 }
 
-// One CTA a row, or with CLUSTER one cluster of csize CTAs a row (cta_row.cuh):
+// One CTA a row (cta_row.cuh; rows over a cluster take forward_staged):
 // ITEMS 16-byte vectors a thread at row_slice's columns; a max reduction, then a sum
-// reduction (one barrier each; with CLUSTER, pushed to the peers: ClusterPush). KEEP (at
+// reduction (one barrier each). KEEP (at
 // most 16 elements a thread): each exponential is evaluated once and kept in f32
 // until the output; packed rows (128 bytes a thread) evaluate it twice. Block b is
 // row row0 + b / csize: no row loop (a loop over rows raised <bf16, 8, 2> from 32
 // to 52 registers, ptxas -v).
-template <typename T, int VEC, int ITEMS, bool CLUSTER>
+template <typename T, int VEC, int ITEMS>
 __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
     forward_cta(int64_t row0, const T* __restrict__ x, int64_t x_stride, T* __restrict__ y, int n,
                 int slice, int csize, float k) {
   constexpr bool KEEP = VEC * ITEMS <= 16;
   __shared__ cuda::RowReduceShared<float> shared;
-  cuda::RowReducer<CLUSTER> reducer(shared, csize);
-  const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
+  cuda::RowReducer<false> reducer(shared, csize);
+  const auto [rank, c, row] = cuda::cta_row_frame<false, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
   cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   // t = k * x; columns past n hold -inf (exp 0) where kept.
@@ -345,7 +345,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       smem = cuda::StagedRows<T, 1>::smem_bytes(s.slice, 1);
     } else if (s.cluster == 1) {
       cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = &forward_cta<T, V, I, false>;
+        if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
       });
     }
     if (cta) {
