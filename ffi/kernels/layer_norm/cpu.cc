@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/common/blocked_sum.h"
 #include "kernels/common/half.h"
 #include "kernels/layer_norm/layer_norm_kernels.h"
 
@@ -16,20 +17,7 @@ namespace {
 using host::from_float;
 using host::to_float;
 
-constexpr int64_t kBlock = 256;
-
-// sum over i in [0, n) of f(i), in a fixed blocked order.
-template <typename F>
-float blocked_sum(int64_t n, F&& f) {
-  float total = 0.f;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    float s = 0.f;
-    for (int64_t i = b; i < e; ++i) s += f(i);
-    total += s;
-  }
-  return total;
-}
+using host::blocked_sum;
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext&) {

@@ -1,11 +1,12 @@
 // softmax on the CPU: one row at a time, f32 arithmetic, fixed summation order
 // (so all three policies share it: it is deterministic and plain). Row sums are
-// taken in blocks of kBlock elements and then over the blocks, which keeps the
+// taken in blocks (host::blocked_sum, blocked_sum.h) and then over the blocks, which keeps the
 // rounding error of long rows (N = 65536+) near that of a tree reduction.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/common/blocked_sum.h"
 #include "kernels/common/half.h"
 #include "kernels/softmax/softmax_kernels.h"
 
@@ -15,20 +16,7 @@ namespace {
 using host::from_float;
 using host::to_float;
 
-constexpr int64_t kBlock = 256;
-
-// sum_i f(i) over [0, n), blocked as described above.
-template <typename F>
-float blocked_sum(int64_t n, F&& f) {
-  float total = 0.f;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    float part = 0.f;
-    const int64_t e = std::min(n, b + kBlock);
-    for (int64_t i = b; i < e; ++i) part += f(i);
-    total += part;
-  }
-  return total;
-}
+using host::blocked_sum;
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext&) {

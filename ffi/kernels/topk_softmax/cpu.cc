@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/common/blocked_sum.h"
 #include "kernels/common/half.h"
 #include "xpuruntime/ops/topk_softmax.h"
 
@@ -17,7 +18,6 @@ using host::from_float;
 using host::to_float;
 
 constexpr const char* kOp = "topk_softmax";
-constexpr int64_t kBlock = 256;  // row sums: blocks of 256, then over the blocks
 
 // Monotone map of a float onto uint32: every NaN to the top, -0 onto +0.
 uint32_t ordered_key(float f) {
@@ -47,12 +47,7 @@ Status forward(const ForwardProblem& p, const ExecContext&) {
     float sum = 0.f;
     for (int64_t j = 0; j < p.k; ++j) sum += ex[j] = std::exp(v[order[j]] - m);
     if (!a.renormalize) {
-      sum = 0.f;
-      for (int64_t b = 0; b < p.e; b += kBlock) {
-        float part = 0.f;
-        for (int64_t i = b; i < std::min(p.e, b + kBlock); ++i) part += std::exp(v[i] - m);
-        sum += part;
-      }
+      sum = host::blocked_sum(p.e, [&](int64_t i) { return std::exp(v[i] - m); });
     }
     float* w = a.weights.as<float>() + r * p.k;
     int32_t* idx = a.indices.as<int32_t>() + r * p.k;
