@@ -107,7 +107,7 @@ __device__ __forceinline__ V cta_reduce(V v, V* buf) {
 // from shared memory in warp order (broadcast loads) instead of a second shuffle tree,
 // so a row's reduction waits on one shared-memory round trip after the barrier (the
 // staged norm backward: its rows reduce once each on the walk's critical path). The
-// same bits in every thread; same buffer rule as cta_reduce.
+// same bits in every thread; same buffer rule as cta_reduce; buf 16-byte aligned.
 template <typename Op, typename V>
 __device__ __forceinline__ V cta_reduce_flat(V v, V* buf) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -115,9 +115,21 @@ __device__ __forceinline__ V cta_reduce_flat(V v, V* buf) {
   if (blockDim.x == 32) return v;
   if (lane == 0) buf[warp] = v;
   __syncthreads();
+  // 16 bytes a load (buf 16-byte aligned): 4 floats or 2 float2 at a time, in warp order.
+  constexpr int kPer = 16 / sizeof(V);
   const int warps = static_cast<int>(blockDim.x >> 5);
   V acc = buf[0];
-  for (int i = 1; i < warps; ++i) acc = Op{}(acc, buf[i]);
+#pragma unroll
+  for (int q = 0; q < kMaxCtaThreads / 32 / kPer; ++q) {
+    if (q * kPer >= warps) break;
+    V part[kPer];
+    *reinterpret_cast<float4*>(part) = reinterpret_cast<const float4*>(buf)[q];
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int w = q * kPer + i;
+      if (w > 0 && w < warps) acc = Op{}(acc, part[i]);
+    }
+  }
   return acc;
 }
 

@@ -221,7 +221,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
   using Ring = StagedRows<T, 2>;
   extern __shared__ __align__(128) unsigned char ring_smem[];
   __shared__ alignas(8) uint64_t ring_bars[kMaxRingStages];
-  __shared__ Sums buf[2][32];
+  __shared__ alignas(16) Sums buf[2][32];
   const RowSlice sl = row_slice<VEC>(0, 0);
   const int64_t group = blockIdx.x;
   const RowChunk rows = row_chunk(group, gridDim.x, a.rows);
@@ -242,9 +242,9 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
   }
   // Reads the row's x and dy from its stage (columns past n re-read the last vector).
-  auto read = [&](int64_t row, V (&x)[ITEMS], V (&dy)[ITEMS]) {
-    const T* xs = ring.row(row, 0);
-    const T* gs = ring.row(row, 1);
+  auto read = [&](V (&x)[ITEMS], V (&dy)[ITEMS]) {
+    const T* xs = ring.row(0);
+    const T* gs = ring.row(1);
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = min(sl.col(k), a.n - VEC);
@@ -257,11 +257,11 @@ __global__ void __launch_bounds__(kMaxRowThreads)
   for (int64_t row = rows.first; row < rows.last; ++row) {
     RowGrad st = next;
     next = norm_row_stats<CENTERED>(a, row + 1, rows.last);  // one row ahead
-    ring.wait(row);
+    ring.wait();
     Sums sums;
     {
       V x[ITEMS], dy[ITEMS];
-      read(row, x, dy);
+      read(x, dy);
       sums = norm_row_partials<CENTERED>(x, dy, wv, st, sl, a.n, accw, accb);
     }
     norm_row_means<CENTERED>(
@@ -270,10 +270,11 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     // previous row may still be in flight: the barrier orders them before the refill
     // (racecheck, 256 bf16 columns, 32 threads).
     if (blockDim.x == 32) __syncthreads();
-    if (row > rows.first) ring.release(row - 1);  // every thread is past its last read
+    ring.release_previous(row - 1);  // every thread is past its last read of it
     V x[ITEMS], dy[ITEMS];
-    read(row, x, dy);
+    read(x, dy);
     norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl);
+    ring.next();
   }
   norm_store_partials<CENTERED>(a, group, sl, accw, accb);
 #endif

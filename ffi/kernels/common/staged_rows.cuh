@@ -66,22 +66,29 @@ class StagedRows {
     }
   }
 
-  // Waits until `row` (first <= row < last, walked in order) has landed.
-  __device__ __forceinline__ void wait(int64_t row) {
-    const int i = static_cast<int>(row - first_);
-    mbar::wait(mbar::smem(&bars_[i % stages_]), (i / stages_) & 1);
+  // The walk's cursor is the next row in order, first .. last - 1: its stage and phase
+  // advance by one row at each next() (no division by the runtime stage count).
+  // Waits until the cursor's row has landed.
+  __device__ __forceinline__ void wait() const {
+    mbar::wait(mbar::smem(&bars_[stage_]), phase_);
   }
-  // Tensor t's slice of `row` in shared memory (after wait(row)).
-  __device__ __forceinline__ const T* row(int64_t row, int t) const {
-    const int s = static_cast<int>(row - first_) % stages_;
-    return reinterpret_cast<const T*>(smem_ + (s * NT + t) * slot_);
+  // Tensor t's slice of the cursor's row in shared memory (after wait()).
+  __device__ __forceinline__ const T* row(int t) const {
+    return reinterpret_cast<const T*>(smem_ + (stage_ * NT + t) * slot_);
   }
-
-  // Every thread, once no thread reads `row` any more (past a CTA barrier that follows
-  // every thread's last read of it): thread 0 refills its stage with row + stages.
-  __device__ __forceinline__ void release(int64_t row) {
-    if (threadIdx.x == 0 && row + stages_ < last_)
-      issue(row + stages_, static_cast<int>(row - first_) % stages_);
+  // Every thread, once no thread reads the row before the cursor's (`row`, past a CTA
+  // barrier that follows every thread's last read of it): thread 0 refills that row's
+  // stage with row + stages.
+  __device__ __forceinline__ void release_previous(int64_t row) {
+    if (threadIdx.x == 0 && row >= first_ && row + stages_ < last_)
+      issue(row + stages_, stage_ == 0 ? stages_ - 1 : stage_ - 1);
+  }
+  // Moves the cursor to the next row.
+  __device__ __forceinline__ void next() {
+    if (++stage_ == stages_) {
+      stage_ = 0;
+      phase_ ^= 1u;
+    }
   }
 
  private:
@@ -101,6 +108,8 @@ class StagedRows {
   int64_t first_, last_;
   uint32_t bytes_;
   int slot_, stages_;
+  int stage_ = 0;
+  uint32_t phase_ = 0;
 #endif
 };
 

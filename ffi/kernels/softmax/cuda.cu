@@ -215,8 +215,8 @@ __global__ void __launch_bounds__(cuda::kWideThreads)
   src.ptr[0] = x + begin;
   src.stride[0] = x_stride;
   cuda::StagedRows<T, 1> staged(slice_smem, slice_bar, 1, src, cols, row, row + 1);
-  const T* xs = staged.row(row, 0) - begin;  // indexed by the row's column
-  staged.wait(row);
+  const T* xs = staged.row(0) - begin;  // indexed by the row's column
+  staged.wait();
   auto at = [&](int it) { return *reinterpret_cast<const Vec<T, VEC>*>(xs + c.col(it)); };
   float m = -INFINITY;
 #pragma unroll
