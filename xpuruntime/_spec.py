@@ -67,6 +67,7 @@ class OpSpec:
     outputs: tuple[OutputSpec, ...]
     attrs: tuple[AttrSpec, ...]
     has_workspace: bool
+    xla_target: str  # the XLA custom-call target (its name carries the spec's revision)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -98,6 +99,7 @@ def _from_dict(d: Mapping[str, Any]) -> OpSpec:
         outputs=tuple(OutputSpec(**o) for o in d["outputs"]),
         attrs=tuple(AttrSpec(**a) for a in d["attrs"]),
         has_workspace=bool(d["has_workspace"]),
+        xla_target=d["xla_target"],
     )
 
 

@@ -42,6 +42,13 @@ const OpSpec* find_spec_by_onnx_type(std::string_view onnx_type) {
   return nullptr;
 }
 
+std::string xla_target_name(const OpSpec& spec) {
+  std::string name = std::string("xpuruntime_") + spec.op +
+                     (spec.direction == Direction::kForward ? "_fwd" : "_bwd");
+  if (spec.revision > 1) name += "_v" + std::to_string(spec.revision);
+  return name;
+}
+
 namespace {
 
 const char* attr_name(const AttrSpec& a, bool onnx_names) {

@@ -24,7 +24,8 @@ from ._workspace import workspace_bytes
 
 
 def target_name(spec: OpSpec) -> str:
-    return f"xpuruntime_{spec.op}_{'fwd' if spec.direction == FORWARD else 'bwd'}"
+    """The spec's XLA target ("xpuruntime_<op>_fwd" / "_bwd", "_v<n>" past revision 1)."""
+    return spec.xla_target
 
 
 def _ffi_attrs(spec: OpSpec, attrs: Mapping[str, Any]) -> dict:

@@ -75,8 +75,7 @@ struct Handlers {
   static Target target() {
     const OpSpec& spec = Spec();
     Target t;
-    t.name = std::string("xpuruntime_") + spec.op +
-             (spec.direction == Direction::kForward ? "_fwd" : "_bwd");
+    t.name = xla_target_name(spec);
     t.cpu = reinterpret_cast<void*>(&cpu);
 #if XPURUNTIME_WITH_CUDA
     t.cuda = reinterpret_cast<void*>(&cuda);

@@ -15,7 +15,7 @@
 //   inputs the backward reads (forward order), then the forward outputs it reads
 //   (saved or result, forward order), then gradients of further, optional results
 //   (rms_norm's dh). E.g. rms_norm (dy, x, weight, rstd, dh?), layer_norm
-//   (dy, x, weight, mean, rstd), softmax (dy, y), rope (dy, cos, sin), swiglu /
+//   (dy, x, weight, mean, rstd), softmax (dy, x), rope (dy, cos, sin), swiglu /
 //   geglu (dy, gate, up), cross_entropy (dloss, logits, labels, lse).
 // - Backward outputs: gradients of the forward inputs that get one, in forward
 //   order ("d" + the input's name): rms_norm (dx, dweight), layer_norm
@@ -205,7 +205,16 @@ struct OpSpec {
   std::span<const AttrSpec> attrs;  // the policy is not listed: every op takes one
   WorkspaceFn workspace_bytes = nullptr;
   RunFn run = nullptr;
+  // Revision of this direction's operands and outputs, bumped when they change
+  // meaning (softmax's backward reading x instead of y): serialized programs
+  // (jax.export) name their targets, so a program made against the old operands then
+  // finds no target instead of computing something else. Part of the XLA target name.
+  int revision = 1;
 };
+
+// The XLA custom-call target of a spec: "xpuruntime_<op>_fwd" / "_bwd", and "_v<revision>"
+// past the first revision.
+std::string xla_target_name(const OpSpec& spec);
 
 // Every spec, forward and backward of every op in ffi/ops.def, in that order.
 std::span<const OpSpec* const> all_specs();
