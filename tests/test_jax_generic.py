@@ -38,8 +38,12 @@ def _optional(op, inputs):
 
 
 def test_targets_and_functions_come_from_the_specs():
-    want = sorted(f"xpuruntime_{op}_{d}" for op in _spec.op_names() for d in ("fwd", "bwd"))
-    assert xj.target_names() == want
+    # One target a spec, named by op, direction and (past 1) the spec's revision.
+    want = sorted(s.xla_target for s in _spec.all_specs())
+    assert xj.target_names() == want and len(want) == 2 * len(_spec.op_names())
+    for s in _spec.all_specs():
+        assert s.xla_target.startswith(f"xpuruntime_{s.op}_{'fwd' if s.direction == 'forward' else 'bwd'}")
+    assert _spec.get("softmax", "backward").xla_target == "xpuruntime_softmax_bwd_v2"
     for op in _spec.op_names():
         assert callable(getattr(xj, op)) and op in xj.__all__
         assert "Args:" in getattr(xj, op).__doc__
@@ -154,10 +158,11 @@ def test_xla_ffi_targets_registered_on_every_platform(op):
     targets = core.ffi_targets()
     if not targets:
         pytest.skip("built without XLA FFI headers")
-    for direction in ("fwd", "bwd"):
-        assert "cpu" in targets[f"xpuruntime_{op}_{direction}"]
+    for direction in (_spec.FORWARD, _spec.BACKWARD):
+        name = _spec.get(op, direction).xla_target
+        assert "cpu" in targets[name]
         if core.built_with_cuda:
-            assert "CUDA" in targets[f"xpuruntime_{op}_{direction}"]
+            assert "CUDA" in targets[name]
 
 
 # ops whose inputs are all rows or parameters: (rows inputs, parameter inputs)

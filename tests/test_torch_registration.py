@@ -137,3 +137,12 @@ def test_compile_fullgraph_chain(device):
     F = torch.nn.functional
     (torch.softmax(0.5 * (F.silu(F.layer_norm(x2, (64,), w, b)) * u), -1) * g).sum().backward()
     assert_close(to_numpy(x.grad), to_numpy(x2.grad), "float32", "dx", factor=100)
+
+
+def test_backward_op_names_carry_the_spec_revision():
+    # softmax's backward reads x since revision 2: a graph torch.compile cached against
+    # the op that read y names an op that no longer exists, so it is never replayed.
+    assert hasattr(torch.ops.xpuruntime, "softmax_backward_v2")
+    assert not hasattr(torch.ops.xpuruntime, "softmax_backward")
+    for spec in _spec.all_specs():
+        assert _registration.op_name(spec).endswith("" if spec.revision == 1 else f"_v{spec.revision}")

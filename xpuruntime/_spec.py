@@ -67,7 +67,8 @@ class OpSpec:
     outputs: tuple[OutputSpec, ...]
     attrs: tuple[AttrSpec, ...]
     has_workspace: bool
-    xla_target: str  # the XLA custom-call target (its name carries the spec's revision)
+    revision: int  # bumped when the operands change meaning (op_spec.h)
+    xla_target: str  # the XLA custom-call target (its name carries the revision)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -99,6 +100,7 @@ def _from_dict(d: Mapping[str, Any]) -> OpSpec:
         outputs=tuple(OutputSpec(**o) for o in d["outputs"]),
         attrs=tuple(AttrSpec(**a) for a in d["attrs"]),
         has_workspace=bool(d["has_workspace"]),
+        revision=int(d["revision"]),
         xla_target=d["xla_target"],
     )
 

@@ -234,6 +234,7 @@ nb::list op_specs() {
     d["op"] = s->op;
     d["onnx_type"] = s->onnx_type;
     d["direction"] = std::string(direction_name(s->direction));
+    d["revision"] = s->revision;
     d["xla_target"] = xla_target_name(*s);
     nb::list inputs, outputs, attrs;
     for (const InputSpec& i : s->inputs) {
