@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
       if (sl.col(it) < n) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float e = exp2f(k * to_f(r.v[0][it].v[j]) - wbase);
+          const float e = cuda::ex2_ftz(k * to_f(r.v[0][it].v[j]) - wbase);
           s += e;
           d += e * to_f(r.v[1][it].v[j]);
         }
@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
         Vec<T, VEC> out;
 #pragma unroll
         for (int j = 0; j < VEC; ++j) {
-          const float y = exp2f(k * to_f(r.v[0][it].v[j]) - base) * inv;
+          const float y = cuda::ex2_ftz(k * to_f(r.v[0][it].v[j]) - base) * inv;
           out.v[j] = from_f<T>(scale * y * (to_f(r.v[1][it].v[j]) - dot));
         }
         store_vec<T, VEC>(dx + row * n + col, out);
