@@ -54,11 +54,11 @@ def test_attributes_and_defaults_follow_ops_md():
 def test_saved_outputs_and_workspaces():
     def saved(op):
         return [o["name"] for o in spec(op)["outputs"] if o["use"] == "saved"]
-    assert saved("rms_norm") == ["rstd"]
+    assert saved("rms_norm") == []  # the backward recomputes rstd from x
     assert saved("layer_norm") == ["mean", "rstd"]
     assert saved("cross_entropy") == ["lse"]
     assert [i["name"] for i in spec("rms_norm", "backward")["inputs"]] == [
-        "dy", "x", "weight", "rstd", "dh"]
+        "dy", "x", "weight", "dh"]
     assert [i["name"] for i in spec("layer_norm", "backward")["inputs"]] == [
         "dy", "x", "weight", "mean", "rstd"]
     assert [i["name"] for i in spec("cross_entropy", "backward")["inputs"]] == [
@@ -265,7 +265,7 @@ def test_spec_lookup_and_attribute_normalisation():
     assert _spec.op_names()[: len(OPS)] == tuple(OPS)  # ops.def order; later ops may follow
     assert _spec.by_onnx_type("CrossEntropy") is _spec.get("cross_entropy")
     s = _spec.get("rms_norm", "backward")
-    assert s.input_names == ("dy", "x", "weight", "rstd", "dh")
+    assert s.input_names == ("dy", "x", "weight", "dh")
     assert _spec.get("layer_norm").saved_indices == (1, 2)
     assert _spec.get("rms_norm").result_indices == (0, 1)
     with pytest.raises(ValueError, match="unknown op 'nope'; known ops: rms_norm, layer_norm"):

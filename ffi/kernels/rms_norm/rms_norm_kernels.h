@@ -22,6 +22,10 @@ struct BackwardProblem {
   int64_t row_groups;  // partial dweight rows held in the workspace
 };
 
+// Where the workspace's row rstd start, in floats: after the row_groups x n dweight
+// partials, 16-byte aligned.
+int64_t rms_norm_backward_rstd_offset(int64_t row_groups, int64_t n);
+
 using ForwardKernel = Status(const ForwardProblem&, const ExecContext&);
 using BackwardKernel = Status(const BackwardProblem&, const ExecContext&);
 
