@@ -12,7 +12,8 @@
 // Longer rows (past 8 CTAs' worth, 65536 elements when 16-byte aligned), devices
 //   without clusters, and reference: a dx kernel (row in registers, or looped)
 //   plus a column-wise dweight-partials kernel that re-reads x and dy; the dx kernel
-//   writes each row's rstd into the workspace (after the partials) for it.
+//   writes each row's rstd into the workspace (after the partials) for it, in chunks
+//   of kRstdChunkRows rows so that the workspace stays bounded in the row count.
 #include "kernels/common/norm_backward.cuh"
 #include "kernels/rms_norm/cuda_common.cuh"
 
@@ -188,15 +189,16 @@ __global__ void __launch_bounds__(kMaxThreads) backward_looped(
   }
 }
 
-// dweight partials column by column: group g sums rows g, g+G, g+2G, ...
+// dweight partials column by column: group g sums rows g, g+G, g+2G, ... of a chunk,
+// added to its partial of the chunks before (`first`: the first chunk).
 template <typename T>
 __global__ void dweight_partials(const T* __restrict__ dy, int64_t dy_stride,
                                  const T* __restrict__ x, int64_t x_stride,
                                  const float* __restrict__ rstd, float* __restrict__ partial,
-                                 int64_t rows, int n) {
+                                 int64_t rows, int n, bool first) {
   const int col = blockIdx.x * blockDim.x + threadIdx.x;
   if (col >= n) return;
-  float acc = 0.f;
+  float acc = first ? 0.f : partial[int64_t(blockIdx.y) * n + col];
   for (int64_t row = blockIdx.y; row < rows; row += gridDim.y)
     acc += to_f(dy[row * dy_stride + col]) * to_f(x[row * x_stride + col]) * rstd[row];
   partial[int64_t(blockIdx.y) * n + col] = acc;
@@ -272,35 +274,46 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
     }
   }
 
-  // Unfused: dx one row per CTA, then dweight partials over p.row_groups groups.
-  const cuda::Shape s =
-      reference ? cuda::Shape{0, 0} : cuda::resident_shape(p.n, vec, kUnfusedElems);
-  const unsigned rows_grid = static_cast<unsigned>(std::min<int64_t>(p.rows, cuda::kMaxGrid));
-  if (s.items > 0) {
-    cuda::with_vec_items<kVec, kUnfusedElems>(vec, s.items, [&]<int V, int I>() {
-      const Kernel kernel = dh ? &backward_resident<T, V, I, true, false>
-                               : &backward_resident<T, V, I, false, false>;
-      kernel<<<rows_grid, s.threads, 0, stream>>>(dy, p.dy_stride, x, p.x_stride, w, dh,
-                                                  dh_stride, dx, nullptr, rstd, p.rows, n,
-                                                  s.threads * s.items * V, 1, a.eps);
-    });
-  } else {
-    const dim3 grid(static_cast<unsigned>(p.rows));
-    const int threads = reference ? 256 : cuda::looped_threads(p.n, vec);
-    cuda::with_vec_items<kVec, 16>(vec, 1, [&]<int V, int>() {
-      if (dh)
-        backward_looped<T, V, true><<<grid, threads, 0, stream>>>(
-            dy, p.dy_stride, x, p.x_stride, w, dh, dh_stride, dx, rstd, n, a.eps);
-      else
-        backward_looped<T, V, false><<<grid, threads, 0, stream>>>(
-            dy, p.dy_stride, x, p.x_stride, w, dh, 0, dx, rstd, n, a.eps);
-    });
+  // Unfused, a chunk of rows at a time (its rstd in the workspace): dx one row per CTA,
+  // then the chunk's dweight added to the partials of p.row_groups groups.
+  const cuda::Shape s = reference ? cuda::Shape{0, 0}
+                                  : cuda::resident_shape(p.n, vec, vec == 1 ? kUnfusedScalarElems
+                                                                            : kUnfusedElems);
+  const int threads = reference ? 256 : cuda::looped_threads(p.n, vec);
+  for (int64_t r0 = 0; r0 < p.rows; r0 += kRstdChunkRows) {
+    const int64_t rows = std::min<int64_t>(kRstdChunkRows, p.rows - r0);
+    const T* cdy = dy + r0 * p.dy_stride;
+    const T* cx = x + r0 * p.x_stride;
+    const T* cdh = dh ? dh + r0 * dh_stride : nullptr;
+    T* cdx = dx + r0 * p.n;
+    if (s.items > 0) {
+      const unsigned grid = static_cast<unsigned>(std::min<int64_t>(rows, cuda::kMaxGrid));
+      cuda::with_vec_items<kVec, kUnfusedElems>(vec, s.items, [&]<int V, int I>() {
+        if constexpr (V > 1 || I <= kUnfusedScalarElems) {
+          const Kernel kernel = dh ? &backward_resident<T, V, I, true, false>
+                                   : &backward_resident<T, V, I, false, false>;
+          kernel<<<grid, s.threads, 0, stream>>>(cdy, p.dy_stride, cx, p.x_stride, w, cdh,
+                                                 dh_stride, cdx, nullptr, rstd, rows, n,
+                                                 s.threads * s.items * V, 1, a.eps);
+        }
+      });
+    } else {
+      const dim3 grid(static_cast<unsigned>(rows));
+      cuda::with_vec_items<kVec, 16>(vec, 1, [&]<int V, int>() {
+        if (dh)
+          backward_looped<T, V, true><<<grid, threads, 0, stream>>>(
+              cdy, p.dy_stride, cx, p.x_stride, w, cdh, dh_stride, cdx, rstd, n, a.eps);
+        else
+          backward_looped<T, V, false><<<grid, threads, 0, stream>>>(
+              cdy, p.dy_stride, cx, p.x_stride, w, nullptr, 0, cdx, rstd, n, a.eps);
+      });
+    }
+    XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
+    const dim3 pgrid((n + 255) / 256, static_cast<unsigned>(p.row_groups));
+    dweight_partials<T><<<pgrid, 256, 0, stream>>>(cdy, p.dy_stride, cx, p.x_stride, rstd,
+                                                   partial, rows, n, r0 == 0);
+    XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
   }
-  XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
-  const dim3 pgrid((n + 255) / 256, static_cast<unsigned>(p.row_groups));
-  dweight_partials<T><<<pgrid, 256, 0, stream>>>(dy, p.dy_stride, x, p.x_stride, rstd, partial,
-                                                 p.rows, n);
-  XPU_RETURN_IF_ERROR(cuda::launch_status(kOp));
   return reduce(p.row_groups);
 }
 

@@ -17,7 +17,8 @@ int64_t rms_norm_backward_row_groups(int64_t rows, int64_t n) {
 }
 
 int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t n) {
-  const int64_t rstd_floats = (rows + 3) / 4 * 4;  // keeps the total 16-byte aligned
+  // At most a chunk of rows' rstd; a multiple of 4 floats keeps the total 16-byte aligned.
+  const int64_t rstd_floats = (std::min(rows, rms_norm_detail::kRstdChunkRows) + 3) / 4 * 4;
   return (rms_norm_detail::rms_norm_backward_rstd_offset(rms_norm_backward_row_groups(rows, n), n) +
           rstd_floats) *
          static_cast<int64_t>(sizeof(float));

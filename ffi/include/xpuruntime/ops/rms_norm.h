@@ -38,7 +38,8 @@ Status rms_norm_forward(const RmsNormForwardArgs& args, const ExecContext& ctx);
 Status rms_norm_backward(const RmsNormBackwardArgs& args, const ExecContext& ctx);
 
 // Scratch the backward pass needs: per-row-group partial sums of dweight in f32,
-// then (16-byte aligned) one f32 rstd a row for the kernels that re-read the rows.
+// then (16-byte aligned) one f32 rstd a row, for a bounded chunk of rows at a time, for the
+// kernels that re-read the rows. Bounded in the row count.
 // A pure function of the shape so that traced programs (JAX) can allocate it.
 int64_t rms_norm_backward_row_groups(int64_t rows, int64_t n);
 int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t n);
