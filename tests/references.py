@@ -73,7 +73,7 @@ def rms_norm_ref(t: Mapping[str, Tensor], a: Mapping[str, Any], dtype: str) -> d
     x, w, r = t["x"], t["weight"], t.get("residual")
     h = x if r is None else _round_to(x + r, dtype)  # h is x without a residual
     rstd = _stat(1.0 / ((h * h).mean(-1) + a["eps"]).sqrt())
-    return {"y": h * rstd[..., None] * w, "h": h, "rstd": rstd}
+    return {"y": h * rstd[..., None] * w, "h": h}
 
 
 def layer_norm_ref(t: Mapping[str, Tensor], a: Mapping[str, Any], dtype: str) -> dict:

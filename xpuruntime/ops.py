@@ -72,7 +72,7 @@ _POLICY_STREAM = """policy: ``"fast"``, ``"deterministic"`` or ``"reference"`` (
 
 
 def rms_norm(x: Any, weight: Any, eps: float = 1e-6, *, residual: Any = None,
-             return_stats: bool = False, policy: str | None = None, stream: Any = None) -> Any:
+             policy: str | None = None, stream: Any = None) -> Any:
     """RMS normalization over the last axis: ``y = x * rsqrt(mean(x^2, -1) + eps) * weight``.
 
     With ``residual``: ``h = x + residual`` (rounded to x's dtype) and ``y = rms_norm(h)``.
@@ -83,27 +83,26 @@ def rms_norm(x: Any, weight: Any, eps: float = 1e-6, *, residual: Any = None,
       weight: ``[N]``, x's dtype.
       eps: added to the mean square, ``>= 0``.
       residual: optional, x's shape and dtype.
-      return_stats: also return ``rstd`` (float32, ``x.shape[:-1]``), as
-        ``rms_norm_backward`` takes it.
       {policy_stream}
 
     Returns:
-      ``y`` (x's shape and dtype); ``(y, h)`` with ``residual``; ``rstd`` appended
-      with ``return_stats``: ``(y, rstd)`` or ``(y, h, rstd)``.
+      ``y`` (x's shape and dtype), or ``(y, h)`` with ``residual``. No statistics are
+      saved: ``rms_norm_backward`` recomputes ``rstd`` from x.
     """
-    return _forward("rms_norm", (x, weight, residual), {"eps": eps}, policy, stream, return_stats)
+    return _forward("rms_norm", (x, weight, residual), {"eps": eps}, policy, stream, False)
 
 
-def rms_norm_backward(dy: Any, x: Any, weight: Any, rstd: Any, *, dh: Any = None,
+def rms_norm_backward(dy: Any, x: Any, weight: Any, *, dh: Any = None, eps: float = 1e-6,
                       policy: str | None = None, stream: Any = None) -> tuple[Any, Any]:
-    """Gradients of ``rms_norm``.
+    """Gradients of ``rms_norm``, recomputing ``rstd = rsqrt(mean(x^2, -1) + eps)`` from x.
 
     Args:
       dy: ``[..., N]``, the gradient of y; x's dtype.
-      x: ``[..., N]``, the normalized input (``h`` when a residual was added).
+      x: ``[..., N]`` float32, float16 or bfloat16, the normalized input (``h`` when a
+        residual was added).
       weight: ``[N]``, x's dtype.
-      rstd: float32 ``x.shape[:-1]``, from ``rms_norm(..., return_stats=True)``.
-      dh: optional ``[..., N]`` gradient flowing into the ``h`` output.
+      dh: optional ``[..., N]`` gradient flowing into the ``h`` output; x's dtype.
+      eps: the forward's ``eps``, ``>= 0``.
       {policy_stream}
 
     Returns:
@@ -111,7 +110,7 @@ def rms_norm_backward(dy: Any, x: Any, weight: Any, rstd: Any, *, dh: Any = None
       residual was used); dweight ``[N]`` in weight's dtype, accumulated in f32 in a
       fixed order (deterministic).
     """
-    return _backward("rms_norm", (dy, x, weight, rstd, dh), {}, policy, stream)
+    return _backward("rms_norm", (dy, x, weight, dh), {"eps": eps}, policy, stream)
 
 
 def layer_norm(x: Any, weight: Any, bias: Any, eps: float = 1e-5, *, return_stats: bool = False,

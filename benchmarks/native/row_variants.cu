@@ -812,13 +812,14 @@ extern "C" int xpv_rms_bwd(int threads, int items, int mode, int64_t groups, con
 // The library's fused rms_norm backward for one-CTA rows (kernels/common/norm_backward.cuh,
 // fused_norm_backward_staged) on the same data, at the library's launch for rms_norm (kNormStagedCtasPerSm
 // CTAs an SM), then its partials' reduction. `groups` is ignored: the library picks them.
+// The library recomputes rstd from x (eps 1e-6); the experiment kernels above read it.
 extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf16* x,
-                               const bf16* dy, const bf16* w, const float* rstd, bf16* dx,
-                               float* partial, bf16* dw, int64_t rows, int n,
-                               cudaStream_t stream) {
+                               const bf16* dy, const bf16* w, bf16* dx, float* partial, bf16* dw,
+                               int64_t rows, int n, cudaStream_t stream) {
   using xpu::cuda::StagedRows;
-  const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, nullptr, rstd, nullptr, 0, dx,
-                                            partial, 0, rows, n, threads * items * 8, 1, 2};
+  const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, nullptr, nullptr, nullptr, 0, dx,
+                                            partial, 0, rows, n, /*eps=*/1e-6f,
+                                            threads * items * 8, 1, 2};
   const int smem = StagedRows<bf16, 2>::smem_bytes(n, a.stages);
   const unsigned g = unsigned(std::min<int64_t>(groups, int64_t{xpu::cuda::kNormStagedCtasPerSm} * sm_count()));
   auto run = [&](auto kernel) {

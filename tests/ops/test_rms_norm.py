@@ -1,7 +1,7 @@
 """rms_norm through every frontend (forward, residual, gradients, errors) against the
-float64 reference, then what only one frontend has: the native frontend's saved
-statistics, layouts and CUDA paths; JAX vmap, traced policies and FFI errors; torch
-opcheck, torch.compile and copies."""
+float64 reference, then what only one frontend has: the native frontend's backward
+(which recomputes rstd), layouts and CUDA paths; JAX vmap, the dead forward dropped
+under jit, traced policies and FFI errors; torch opcheck, torch.compile and copies."""
 
 from __future__ import annotations
 
@@ -89,10 +89,7 @@ def test_shape_error_names_the_argument(frontend, rng):
 
 # ---- native -------------------------------------------------------------------------------------
 
-def backward(dy, x, w, dh=None, policy=None):
-    """rms_norm_backward with the rstd its forward saved (return_stats)."""
-    _, rstd = ops.rms_norm(x, w, return_stats=True, policy=policy)
-    return ops.rms_norm_backward(dy, x, w, rstd, dh=dh, policy=policy)
+backward = ops.rms_norm_backward  # from the forward's inputs alone (rstd recomputed)
 
 
 def test_native_zero_rows_and_strided_rows(rng):
@@ -198,20 +195,23 @@ def test_native_cluster_paths_cuda(rng, device, dtype, shape):
         assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
 
 
-def test_native_return_stats_gives_the_rstd_the_backward_takes(rng):
-    x, r, dy = (random_inputs(rng, (2, 3, 40)) for _ in range(3))
+def test_native_backward_recomputes_rstd_with_the_forwards_eps(rng):
+    # Small rows so that eps = 0.5 moves rstd well past the tolerance: a backward that
+    # ignored eps (or took the default) would fail.
+    x, r, dy = (random_inputs(rng, (2, 3, 40)) * 0.3 for _ in range(3))
     w = random_inputs(rng, (40,))
-    y, rstd = ops.rms_norm(x, w, 1e-5, return_stats=True)
-    assert rstd.dtype == np.float32 and rstd.shape == (2, 3)
-    assert_close(rstd, references.rms_norm(x, w, eps=1e-5)["rstd"], "float32")
-    y2, h, rstd_h = ops.rms_norm(x, w, residual=r, return_stats=True)
-    assert y2.shape == h.shape == x.shape and rstd_h.shape == (2, 3)
-    dx, dw = ops.rms_norm_backward(dy, h, w, rstd_h)
-    want = references.rms_norm_vjp(h, w, dy=dy)
+    y, h = ops.rms_norm(x, w, 0.5, residual=r)
+    assert y.shape == h.shape == x.shape
+    with pytest.raises(TypeError):
+        ops.rms_norm(x, w, return_stats=True)  # nothing is saved any more
+    dx, dw = ops.rms_norm_backward(dy, h, w, eps=0.5)
+    want = references.rms_norm_vjp(h, w, dy=dy, eps=0.5)
     assert_close(dx, want["dx"], "float32", "dx")
     assert_close(dw, want["dweight"], "float32", "dweight")
-    with pytest.raises(ValueError, match=r"^rms_norm: 'rstd' must have 6 elements, got shape \[5\]"):
-        ops.rms_norm_backward(dy, h, w, rstd_h.reshape(-1)[:5])
+    other = references.rms_norm_vjp(h, w, dy=dy)  # the default eps: far from the above
+    assert np.abs(other["dweight"] - want["dweight"]).max() > 100 * np.abs(dw - want["dweight"]).max()
+    with pytest.raises(ValueError, match=r"rms_norm: 'eps' must be >= 0"):
+        ops.rms_norm_backward(dy, h, w, eps=-1.0)
 
 
 # ---- jax ----------------------------------------------------------------------------------------
@@ -255,6 +255,29 @@ def test_jax_vmap_of_grad_and_batched_weights(xj, rng):
     assert_close(to_numpy(nested), references.rms_norm(x, w)["y"], "float32")
 
 
+def test_jax_gradients_alone_drop_the_forward(xj, rng):
+    # The backward reads only the forward's inputs (it recomputes rstd), so when only
+    # gradients are used XLA removes the forward custom call (its outputs are dead):
+    # the program reads x and dy and writes dx, as jnp's fused vjp does.
+    import jax
+    import jax.numpy as jnp
+    x, w, g = (jnp.asarray(random_inputs(rng, s)) for s in ((6, 64), (64,), (6, 64)))
+
+    def grads(a, b, ct):
+        return jax.vjp(lambda u, v: xj.rms_norm(u, v), a, b)[1](ct)  # the primal is discarded
+
+    text = jax.jit(grads).lower(x, w, g).compile().as_text()
+    assert "xpuruntime_rms_norm_bwd" in text
+    assert "xpuruntime_rms_norm_fwd" not in text
+    dx, dw = jax.jit(grads)(x, w, g)
+    ref = references.rms_norm_vjp(np.asarray(x), np.asarray(w), dy=np.asarray(g))
+    assert_close(to_numpy(dx), ref["dx"], "float32", "dx")
+    assert_close(to_numpy(dw), ref["dweight"], "float32", "dweight")
+    # The forward still runs when its result is used.
+    primal = jax.jit(lambda a, b, ct: jax.vjp(lambda u, v: xj.rms_norm(u, v), a, b)[0])
+    assert "xpuruntime_rms_norm_fwd" in primal.lower(x, w, g).compile().as_text()
+
+
 def test_jax_policy_is_part_of_the_traced_program(xj, rng):
     import jax
     import jax.numpy as jnp
@@ -289,8 +312,7 @@ def test_jax_runtime_error_becomes_ffi_error(xj, rng):
     import jax.numpy as jnp
     # Bypass the trace-time checks: the kernel's own validation reports through XLA.
     x = jnp.asarray(random_inputs(rng, (4, 8)))
-    out = [jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct((4,), jnp.float32)]
-    call = jax.ffi.ffi_call("xpuruntime_rms_norm_fwd", out)
+    call = jax.ffi.ffi_call("xpuruntime_rms_norm_fwd", jax.ShapeDtypeStruct(x.shape, x.dtype))
     with pytest.raises(Exception, match=r"rms_norm: 'weight' must have shape \[8\], got \[3\]"):
         jax.block_until_ready(call(x, x[0, :3], eps=np.float32(1e-6), policy="fast"))
     with pytest.raises(Exception, match="unknown policy 'nope'"):
@@ -319,9 +341,8 @@ def test_torch_opcheck(xt, device):
     r = torch.randn(3, 5, device=device, requires_grad=True)
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm.default, (x, w, None, 1e-6, "fast"))
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm.default, (x, w, r, 1e-6, "fast"))
-    rstd = torch.rand(3, device=device) + 0.5
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm_backward.default,
-                          (torch.randn(3, 5, device=device), x.detach(), w.detach(), rstd, None, 1e-6,
+                          (torch.randn(3, 5, device=device), x.detach(), w.detach(), None, 1e-6,
                            "fast"))
 
 

@@ -8,8 +8,8 @@ scalar) is batched, when an output is a reduction over every row (a reduced loss
 when an output is a parameter gradient (a sum over each example's rows): those calls
 run once per example (``lax.map``), which is correct for any op. An op's glue module
 may give its parameter gradients per example (``PER_EXAMPLE``: output name ->
-function of the backward's named, batched inputs); then the kernel still runs once
-over all rows for the other outputs.
+function of the backward's named, batched inputs and the op's attributes); then the
+kernel still runs once over all rows for the other outputs.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def batched(call: Callable, spec: OpSpec, present: Sequence[bool], attrs: Mappin
             outs = fn(*args)
             if per_example:
                 named = {spec.inputs[i].name: a for i, a in zip(index, args)}
-                outs = [per_example[n](named) if n in per_example else o for n, o in zip(outputs, outs)]
+                outs = [per_example[n](named, attrs) if n in per_example else o
+                        for n, o in zip(outputs, outs)]
             return tuple(outs), (True,) * len(outs)
         # Fixed-rank rows: the batch joins B (every output is shaped like the rows).
         merge = lambda a: a.reshape((size * a.shape[1],) + a.shape[2:])  # noqa: E731

@@ -14,7 +14,9 @@ def _xhat(a):
     return (a["x"].astype(jnp.float32) - a["mean"][..., None]) * a["rstd"][..., None]
 
 
+# ``fn(named batched inputs, attrs)``; layer_norm's read the saved statistics, not attrs.
 PER_EXAMPLE = {
-    "dweight": lambda a: sum_per_example(a["dy"].astype(jnp.float32) * _xhat(a)).astype(a["weight"].dtype),
-    "dbias": lambda a: sum_per_example(a["dy"]).astype(a["weight"].dtype),
+    "dweight": lambda a, _: sum_per_example(a["dy"].astype(jnp.float32) * _xhat(a)).astype(
+        a["weight"].dtype),
+    "dbias": lambda a, _: sum_per_example(a["dy"]).astype(a["weight"].dtype),
 }

@@ -4,6 +4,9 @@
 //   rms_norm   (CENTERED = false): xhat = x * r,          dx = r * (g - xhat * mean(g * xhat)) (+ dh)
 //   layer_norm (CENTERED = true):  xhat = (x - mean) * r, dx = r * (g - mean(g) - xhat * mean(g * xhat))
 // with g = dy * w, r = rstd; dweight = sum over rows of dy * xhat, dbias = sum of dy.
+// rms_norm recomputes r from x (one float2 reduction: sum x^2 with sum g * x), so its
+// backward needs only the forward's inputs and JAX can drop a forward whose outputs are
+// dead; layer_norm reads the forward's saved mean and rstd.
 // Device: norm_dx_vec (dx of one vector, also used by rms_norm's scalar-row
 // kernels), fused_norm_backward_staged (one CTA a row, rows staged in shared memory by
 // TMA) and fused_norm_backward_split (rows split over a cluster), param_reduce. Host:
@@ -13,7 +16,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/common/cluster.cuh"
 #include "kernels/common/cluster_push.cuh"
@@ -71,7 +73,7 @@ struct NormBackwardArgs {
   int64_t x_stride;
   const T* w;
   const float* mean;  // row means (layer_norm); unused by rms_norm
-  const float* rstd;
+  const float* rstd;  // row rstd (layer_norm); unused by rms_norm, which recomputes it
   const T* dh;  // rms_norm's residual-branch gradient, or null
   int64_t dh_stride;
   T* dx;  // dense rows of n
@@ -81,6 +83,7 @@ struct NormBackwardArgs {
   int64_t bias_offset;
   int64_t rows;
   int n;
+  float eps;  // rms_norm's: rstd = rsqrt(mean(x^2) + eps); unused by layer_norm
   // Set by launch_fused_norm_backward: a CTA's columns, CTAs a row, the staged walk's
   // ring stages.
   int slice, csize, stages;
@@ -103,60 +106,68 @@ inline constexpr int64_t kNormAheadBytes = 48 * 1024;
 // The ring's shared memory an SM (of 228 KB on sm_90, 1 KB a CTA reserved).
 inline constexpr int64_t kNormRingSmemPerSm = 200 * 1024;
 
-// One row's share of the fused backward in this thread: accumulates dweight (and
-// dbias) into accw / accb and returns the thread's sums for the row reduction (g * xhat;
-// layer_norm: g and g * xhat). Columns at or past n are skipped.
+// One row's share of the fused backward in this thread: the thread's sums for the row
+// reduction. layer_norm: (g, g * xhat), accumulating dweight and dbias into accw / accb.
+// rms_norm: (x^2, g * x); its rstd is not known before the reduction, so its dweight is
+// accumulated by norm_row_store_dx. Columns at or past n are skipped.
 template <bool CENTERED, typename T, int VEC, int ITEMS>
-__device__ __forceinline__ std::conditional_t<CENTERED, float2, float> norm_row_partials(
+__device__ __forceinline__ float2 norm_row_partials(
     const Vec<T, VEC> (&x)[ITEMS], const Vec<T, VEC> (&dy)[ITEMS], const Vec<T, VEC> (&w)[ITEMS],
     const RowGrad& st, RowSlice sl, int n, float (&accw)[ITEMS][VEC], float (&accb)[ITEMS][VEC]) {
-  float sg = 0.f, sgx = 0.f;
+  float s0 = 0.f, s1 = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     if (sl.col(k) < n) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
-        const float xhat = norm_xhat<CENTERED>(to_f(x[k].v[j]), st);
         const float gy = to_f(dy[k].v[j]), g = gy * to_f(w[k].v[j]);
-        sgx += g * xhat;
-        accw[k][j] += gy * xhat;
         if constexpr (CENTERED) {
-          sg += g;
+          const float xhat = norm_xhat<CENTERED>(to_f(x[k].v[j]), st);
+          s0 += g;
+          s1 += g * xhat;
+          accw[k][j] += gy * xhat;
           accb[k][j] += gy;
+        } else {
+          const float xv = to_f(x[k].v[j]);
+          s0 += xv * xv;
+          s1 += g * xv;
         }
       }
     }
   }
-  if constexpr (CENTERED)
-    return make_float2(sg, sgx);
-  else
-    return sgx;
+  return make_float2(s0, s1);
 }
 
-// st.mg and st.mgx from the row's reduced sums.
+// The row's statistics from its reduced sums: st.mg and st.mgx (layer_norm); st.rstd
+// and st.mgx = rstd * mean(g * x) (rms_norm, with a.eps).
 template <bool CENTERED>
-__device__ __forceinline__ void norm_row_means(RowGrad& st,
-                                               std::conditional_t<CENTERED, float2, float> sums,
-                                               float inv_n) {
+__device__ __forceinline__ void norm_row_means(RowGrad& st, float2 sums, float inv_n, float eps) {
   if constexpr (CENTERED) {
     st.mg = sums.x * inv_n;
     st.mgx = sums.y * inv_n;
   } else {
-    st.mgx = sums * inv_n;
+    st.rstd = rsqrtf(sums.x * inv_n + eps);  // the forward's formula
+    st.mgx = st.rstd * sums.y * inv_n;
   }
 }
 
-// dx of one row (+ dh, loaded here, with DH).
+// dx of one row (+ dh, loaded here, with DH); rms_norm also accumulates its dweight
+// (dy * xhat) into accw here, once rstd is known.
 template <bool CENTERED, bool DH, typename T, int VEC, int ITEMS>
 __device__ __forceinline__ void norm_row_store_dx(const NormBackwardArgs<T>& a, int64_t row,
                                                   const Vec<T, VEC> (&x)[ITEMS],
                                                   const Vec<T, VEC> (&dy)[ITEMS],
                                                   const Vec<T, VEC> (&w)[ITEMS], const RowGrad& st,
-                                                  RowSlice sl) {
+                                                  RowSlice sl, float (&accw)[ITEMS][VEC]) {
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = sl.col(k);
     if (col < a.n) {
+      if constexpr (!CENTERED) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j)
+          accw[k][j] += to_f(dy[k].v[j]) * norm_xhat<false>(to_f(x[k].v[j]), st);
+      }
       Vec<T, VEC> extra;
       if constexpr (DH) extra = load_vec<T, VEC>(a.dh + row * a.dh_stride + col);
       store_vec<T, VEC>(a.dx + row * a.n + col,
@@ -193,14 +204,17 @@ __device__ __forceinline__ RowChunk row_chunk(int64_t group, int64_t groups, int
   return {first, std::min<int64_t>(rows, first + per)};
 }
 
-// The row statistics (rstd; layer_norm: mean) of `row`, zeros past `last`.
+// The saved row statistics (layer_norm: mean and rstd) of `row`, zeros past `last`;
+// rms_norm loads nothing (norm_row_means recomputes its rstd).
 template <bool CENTERED, typename T>
 __device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, int64_t row,
                                                   int64_t last) {
   RowGrad st{0.f, 0.f, 0.f, 0.f};
-  if (row < last) {
-    st.rstd = a.rstd[row];
-    if constexpr (CENTERED) st.mean = a.mean[row];
+  if constexpr (CENTERED) {
+    if (row < last) {
+      st.rstd = a.rstd[row];
+      st.mean = a.mean[row];
+    }
   }
   return st;
 }
@@ -217,7 +231,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int VEC = 16 / sizeof(T);
   using V = Vec<T, VEC>;
-  using Sums = std::conditional_t<CENTERED, float2, float>;
+  using Sums = float2;
   using Ring = StagedRows<T, 2>;
   extern __shared__ __align__(128) unsigned char ring_smem[];
   __shared__ alignas(8) uint64_t ring_bars[kMaxRingStages];
@@ -265,7 +279,8 @@ __global__ void __launch_bounds__(kMaxRowThreads)
       sums = norm_row_partials<CENTERED>(x, dy, wv, st, sl, a.n, accw, accb);
     }
     norm_row_means<CENTERED>(
-        st, cta_reduce_flat<SumOp>(sums, buf[static_cast<int>(row - rows.first) & 1]), inv_n);
+        st, cta_reduce_flat<SumOp>(sums, buf[static_cast<int>(row - rows.first) & 1]), inv_n,
+        a.eps);
     // A one-warp CTA's reduction has no barrier (shuffles only), and a lane's reads of the
     // previous row may still be in flight: the barrier orders them before the refill
     // (racecheck, 256 bf16 columns, 32 threads).
@@ -273,7 +288,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     ring.release_previous(row - 1);  // every thread is past its last read of it
     V x[ITEMS], dy[ITEMS];
     read(x, dy);
-    norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl);
+    norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl, accw);
     ring.next();
   }
   norm_store_partials<CENTERED>(a, group, sl, accw, accb);
@@ -296,7 +311,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   constexpr int NT = 2;
   using V = Vec<T, VEC>;
   using Row = RowVecs<T, VEC, ITEMS, NT>;
-  using Sums = std::conditional_t<CENTERED, float2, float>;
+  using Sums = float2;
   __shared__ RowReduceShared<Sums> pushed;
   RowReducer<true, Sums> reducer(pushed, a.csize);
   const int rank = cluster_rank(a.csize);
@@ -329,8 +344,8 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
     next = after;
     after = norm_row_stats<CENTERED>(a, row + 2, rows.last);
     const Sums sums = norm_row_partials<CENTERED>(r.v[0], r.v[1], wv, st, sl, a.n, accw, accb);
-    norm_row_means<CENTERED>(st, reducer.template reduce<SumOp>(sums, parity), inv_n);
-    norm_row_store_dx<CENTERED, DH>(a, row, r.v[0], r.v[1], wv, st, sl);
+    norm_row_means<CENTERED>(st, reducer.template reduce<SumOp>(sums, parity), inv_n, a.eps);
+    norm_row_store_dx<CENTERED, DH>(a, row, r.v[0], r.v[1], wv, st, sl, accw);
   });
   reducer.finish();
   norm_store_partials<CENTERED>(a, group, sl, accw, accb);

@@ -210,7 +210,7 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
     // 16-byte rows: the fused kernel shared with rms_norm (kernels/common/norm_backward.cuh).
     int64_t groups = 0;
     const cuda::NormBackwardArgs<T> args{dy, p.dy_stride, x, p.x_stride, w, mean, rstd, nullptr,
-                                         0, dx, partial, bias_offset, p.rows, n, 0, 0};
+                                         0, dx, partial, bias_offset, p.rows, n, /*eps=*/0.f, 0, 0};
     XPU_RETURN_IF_ERROR(
         cuda::launch_fused_norm_backward<true>(args, vec, p.row_groups, stream, kOp, &groups));
     if (groups > 0) return reduce(groups);

@@ -12,6 +12,15 @@ namespace {
 using host::from_float;
 using host::to_float;
 
+// rsqrt(mean(v^2) + eps) of a row given as v(i), summed in index order: the forward and
+// the backward (which recomputes it) share it, so both get the same bits.
+template <typename V>
+float row_rstd(int64_t n, float eps, V v) {
+  float sumsq = 0.f;
+  for (int64_t i = 0; i < n; ++i) sumsq += v(i) * v(i);
+  return 1.0f / std::sqrt(sumsq / static_cast<float>(n) + eps);
+}
+
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext&) {
   const auto& a = *p.args;
@@ -20,7 +29,6 @@ Status forward(const ForwardProblem& p, const ExecContext&) {
   for (int64_t r = 0; r < p.rows; ++r) {
     const T* x = a.x.as<T>() + r * p.x_stride;
     T* y = a.y.as<T>() + r * p.n;
-    float sumsq = 0.f;
     for (int64_t i = 0; i < p.n; ++i) {
       float v = to_float(x[i]);
       if (a.residual.present()) {
@@ -30,10 +38,8 @@ Status forward(const ForwardProblem& p, const ExecContext&) {
         v = to_float(hv);
       }
       h[i] = v;
-      sumsq += v * v;
     }
-    const float rstd = 1.0f / std::sqrt(sumsq / static_cast<float>(p.n) + a.eps);
-    if (a.rstd.present()) a.rstd.as<float>()[r] = rstd;
+    const float rstd = row_rstd(p.n, a.eps, [&](int64_t i) { return h[i]; });
     for (int64_t i = 0; i < p.n; ++i) y[i] = from_float<T>(h[i] * rstd * to_float(w[i]));
   }
   return Status::Ok();
@@ -49,7 +55,7 @@ Status backward(const BackwardProblem& p, const ExecContext&) {
     const T* x = a.x.as<T>() + r * p.x_stride;
     const T* dy = a.dy.as<T>() + r * p.dy_stride;
     T* dx = a.dx.as<T>() + r * p.n;
-    const float rstd = a.rstd.as<float>()[r];
+    const float rstd = row_rstd(p.n, a.eps, [&](int64_t i) { return to_float(x[i]); });
     float dot = 0.f;  // sum(dy * w * xhat)
     for (int64_t i = 0; i < p.n; ++i) {
       const float xhat = to_float(x[i]) * rstd, g = to_float(dy[i]);

@@ -37,8 +37,8 @@ using cuda::Vec;
 template <typename T, int VEC, int ITEMS, bool RES>
 __global__ void __launch_bounds__(kMaxThreads) forward_resident(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res, int64_t res_stride,
-    const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, float* __restrict__ rstd_out,
-    int64_t rows, int n, int slice, int csize, float eps) {
+    const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int64_t rows, int n,
+    int slice, int csize, float eps) {
   __shared__ float scratch[2][32];
   __shared__ float slot[2];
   constexpr int NT = 1;
@@ -68,7 +68,6 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
     }
     const float total = row_sum(sumsq);
     const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
-    if (rstd_out && rank == 0 && threadIdx.x == 0) rstd_out[row] = rstd;
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = s.col(k);
@@ -99,8 +98,8 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER>
 __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
-    int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h,
-    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+    int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
+    int slice, int csize, float eps) {
   __shared__ cuda::RowReduceShared<float> shared;
   cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
@@ -125,7 +124,6 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
   const float total = reducer.template reduce<cuda::SumOp>(sumsq, 0);
   const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
-  if (rstd_out && rank == 0 && threadIdx.x == 0) rstd_out[row] = rstd;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = c.col(k);
@@ -143,8 +141,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
 template <typename T, int VEC, bool RES>
 __global__ void __launch_bounds__(kMaxThreads) forward_looped(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res, int64_t res_stride,
-    const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, float* __restrict__ rstd_out,
-    int n, float eps) {
+    const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n, float eps) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const T* src = RES ? h + row * n : x + row * x_stride;
@@ -163,7 +160,6 @@ __global__ void __launch_bounds__(kMaxThreads) forward_looped(
   // Each thread re-reads only the h elements it wrote itself, so no barrier is
   // needed between the passes beyond the one inside block_sum.
   const float rstd = rsqrtf(block_sum(sumsq, scratch) * __frcp_rn(static_cast<float>(n)) + eps);
-  if (rstd_out && threadIdx.x == 0) rstd_out[row] = rstd;
   for (int col = threadIdx.x * VEC; col < n; col += blockDim.x * VEC) {
     const Vec<T, VEC> v = load_vec<T, VEC>(src + col);
     const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
@@ -183,7 +179,6 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   const T* x = a.x.as<T>();
   const T* res = a.residual.present() ? a.residual.as<T>() : nullptr;
   T* h = a.residual.present() ? a.h.as<T>() : nullptr;
-  float* rstd = a.rstd.present() ? a.rstd.as<float>() : nullptr;
   const T* w = a.weight.as<T>();
   T* y = a.y.as<T>();
   constexpr int kVec = 16 / sizeof(T);
@@ -195,8 +190,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   if (!reference) {
     int max_cluster = 1;
     XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-    using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, float*, int64_t,
-                            int, int, int, float);
+    using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, int64_t, int,
+                            int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
     // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
     // threads, or a packed row of 256 x 8), else a cluster of packed CTAs: forward_cta.
@@ -205,8 +200,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
           cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
       const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
                                              : cuda::cta_split(p.n, vec, max_cluster);
-      using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*,
-                           float*, int, int, int, float);
+      using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*, int,
+                           int, int, float);
       Cta cta = nullptr;
       if (s.cluster > 1) {
         constexpr int kI = cuda::kPackedItems;
@@ -221,7 +216,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       if (cta)
         XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
                                               &launched, x, p.x_stride, res, res_stride, w, y,
-                                              h, rstd, n, s.slice, s.cluster, a.eps));
+                                              h, n, s.slice, s.cluster, a.eps));
       if (launched) return Status::Ok();
     }
     const cuda::SplitShape s = cuda::split_shape(p.n, vec, kForwardElems, kMaxThreads, max_cluster,
@@ -236,7 +231,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       bool launched = false;
       XPU_RETURN_IF_ERROR(cuda::launch_split_rows(
           kernel, s, p.rows, /*persistent=*/false, stream, kOp, "forward launch", &launched, x,
-          p.x_stride, res, res_stride, w, y, h, rstd, p.rows, n, s.slice, s.cluster, a.eps));
+          p.x_stride, res, res_stride, w, y, h, p.rows, n, s.slice, s.cluster, a.eps));
       if (launched) return Status::Ok();
     }
   }
@@ -245,11 +240,11 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   cuda::with_vec_items<kVec, 16>(vec, 1, [&]<int V, int>() {
     if (res)
       forward_looped<T, V, true><<<grid, threads, 0, stream>>>(x, p.x_stride, res,
-                                                               p.residual_stride, w, y, h, rstd,
-                                                               n, a.eps);
+                                                               p.residual_stride, w, y, h, n,
+                                                               a.eps);
     else
       forward_looped<T, V, false><<<grid, threads, 0, stream>>>(x, p.x_stride, res, 0, w, y, h,
-                                                                rstd, n, a.eps);
+                                                                n, a.eps);
   });
   return cuda::launch_status(kOp);
 }

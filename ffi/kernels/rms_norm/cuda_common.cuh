@@ -17,8 +17,10 @@ inline constexpr int kMaxThreads = cuda::kMaxRowThreads;
 // that compile without spills (ptxas -v, sm_90): forward (x: 16 registers at
 // 32 bf16 elements), fused backward (x and dy, for two rows where they fit, plus
 // an f32 dweight accumulator), unfused backward (x, dy; 32 spilled once the
-// kernel gained its row loop).
+// kernel gained its row loop; scalar rows 8: 16 spilled 4 bytes once the kernel
+// recomputed rstd).
 inline constexpr int kForwardElems = 32, kFusedElems = 16, kUnfusedElems = 16;
+inline constexpr int kUnfusedScalarElems = 8;
 
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx);

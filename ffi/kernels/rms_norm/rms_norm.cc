@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "kernels/common/empty_rows.h"
 #include "kernels/common/norm_row_groups.h"
 #include "kernels/common/validate.h"
 #include "kernels/rms_norm/rms_norm_kernels.h"
@@ -18,7 +17,15 @@ int64_t rms_norm_backward_row_groups(int64_t rows, int64_t n) {
 }
 
 int64_t rms_norm_backward_workspace_bytes(int64_t rows, int64_t n) {
-  return rms_norm_backward_row_groups(rows, n) * n * static_cast<int64_t>(sizeof(float));
+  // At most a chunk of rows' rstd; a multiple of 4 floats keeps the total 16-byte aligned.
+  const int64_t rstd_floats = (std::min(rows, rms_norm_detail::kRstdChunkRows) + 3) / 4 * 4;
+  return (rms_norm_detail::rms_norm_backward_rstd_offset(rms_norm_backward_row_groups(rows, n), n) +
+          rstd_floats) *
+         static_cast<int64_t>(sizeof(float));
+}
+
+int64_t rms_norm_detail::rms_norm_backward_rstd_offset(int64_t row_groups, int64_t n) {
+  return (row_groups * n + 3) / 4 * 4;
 }
 
 Status rms_norm_forward(const RmsNormForwardArgs& a, const ExecContext& ctx) {
@@ -30,14 +37,12 @@ Status rms_norm_forward(const RmsNormForwardArgs& a, const ExecContext& ctx) {
     XPU_RETURN_IF_ERROR(check::output_like(kOp, "h", a.h, "x", a.x));
   }
   XPU_RETURN_IF_ERROR(check::output_like(kOp, "y", a.y, "x", a.x));
-  if (a.rstd.present()) XPU_RETURN_IF_ERROR(check::flat_f32(kOp, "rstd", a.rstd, x.rows, a.x));
   if (!(a.eps >= 0.0f)) return InvalidArgument(kOp, ": 'eps' must be >= 0, got ", a.eps);
 
   rms_norm_detail::ForwardKernel* kernel = nullptr;
   XPU_RETURN_IF_ERROR(Registry::global().find_typed(
       {kOp, Direction::kForward, a.x.device.kind, a.x.dtype, ctx.policy}, &kernel));
-  if (x.cols == 0) return kernels::nan_row_stats({&a.rstd}, ctx);
-  if (x.rows == 0) return Status::Ok();
+  if (x.cols == 0 || x.rows == 0) return Status::Ok();
   return kernel({&a, x.rows, x.cols, x.row_stride, a.residual.present() ? res.row_stride : 0}, ctx);
 }
 
@@ -46,7 +51,7 @@ Status rms_norm_backward(const RmsNormBackwardArgs& a, const ExecContext& ctx) {
   XPU_RETURN_IF_ERROR(check::float_rows(kOp, "x", a.x, &x));
   XPU_RETURN_IF_ERROR(check::input_like(kOp, "dy", a.dy, "x", a.x, &dy));
   XPU_RETURN_IF_ERROR(check::parameter(kOp, "weight", a.weight, a.x, x.cols));
-  XPU_RETURN_IF_ERROR(check::flat_f32(kOp, "rstd", a.rstd, x.rows, a.x));
+  if (!(a.eps >= 0.0f)) return InvalidArgument(kOp, ": 'eps' must be >= 0, got ", a.eps);
   if (a.dh.present()) XPU_RETURN_IF_ERROR(check::input_like(kOp, "dh", a.dh, "x", a.x, &dh));
   XPU_RETURN_IF_ERROR(check::output_like(kOp, "dx", a.dx, "x", a.x));
   XPU_RETURN_IF_ERROR(check::output_like(kOp, "dweight", a.dweight, "weight", a.weight));

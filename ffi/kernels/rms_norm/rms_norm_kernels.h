@@ -22,6 +22,13 @@ struct BackwardProblem {
   int64_t row_groups;  // partial dweight rows held in the workspace
 };
 
+// Where the workspace's row rstd start, in floats: after the row_groups x n dweight
+// partials, 16-byte aligned. It holds kRstdChunkRows of them at most (the CUDA
+// fallback walks the rows in chunks), so the workspace is bounded in the row count
+// (JAX exports with a symbolic batch need that).
+int64_t rms_norm_backward_rstd_offset(int64_t row_groups, int64_t n);
+inline constexpr int64_t kRstdChunkRows = int64_t{1} << 16;
+
 using ForwardKernel = Status(const ForwardProblem&, const ExecContext&);
 using BackwardKernel = Status(const BackwardProblem&, const ExecContext&);
 

@@ -13,13 +13,11 @@ constexpr InputSpec kForwardInputs[] = {
 constexpr OutputSpec kForwardOutputs[] = {
     {"y", ShapeRule::kLike, 0, OutputDType::kLikeRef},
     {"h", ShapeRule::kLike, 0, OutputDType::kLikeRef, OutputUse::kResult, /*present_if=*/2},
-    {"rstd", ShapeRule::kLeading, 0, OutputDType::kF32, OutputUse::kSaved},
 };
 constexpr InputSpec kBackwardInputs[] = {
     {"dy", Role::kRows, DTypeRule::kFloat},
     {"x", Role::kRows, DTypeRule::kFloat},  // h when a residual was added
     {"weight", Role::kParameter, DTypeRule::kFloat},
-    {"rstd", Role::kRowStat, DTypeRule::kF32},
     {"dh", Role::kRows, DTypeRule::kFloat, true},
 };
 constexpr OutputSpec kBackwardOutputs[] = {
@@ -34,14 +32,14 @@ constexpr AttrSpec kAttrs[] = {
 Status run_forward(const OpSpec&, std::span<const TensorView> in, std::span<const TensorView> out,
                    const TensorView&, const AttrValues& attrs, const ExecContext& ctx) {
   return rms_norm_forward({.x = in[0], .weight = in[1], .residual = in[2], .y = out[0],
-                           .h = out[1], .rstd = out[2], .eps = float(attrs[0].number)},
+                           .h = out[1], .eps = float(attrs[0].number)},
                           ctx);
 }
 
 Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<const TensorView> out,
-                    const TensorView& ws, const AttrValues&, const ExecContext& ctx) {
-  return rms_norm_backward({.dy = in[0], .x = in[1], .weight = in[2], .rstd = in[3], .dh = in[4],
-                            .dx = out[0], .dweight = out[1], .workspace = ws},
+                    const TensorView& ws, const AttrValues& attrs, const ExecContext& ctx) {
+  return rms_norm_backward({.dy = in[0], .x = in[1], .weight = in[2], .dh = in[3], .dx = out[0],
+                            .dweight = out[1], .workspace = ws, .eps = float(attrs[0].number)},
                            ctx);
 }
 

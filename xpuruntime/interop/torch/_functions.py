@@ -46,7 +46,7 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6, *, residual: Optional
     Returns:
       ``y``, or ``(y, h)`` with ``residual``. Differentiable in x, weight and residual.
     """
-    y, h, _ = _call("rms_norm", x, weight, residual, policy=policy, eps=eps)
+    y, h = _call("rms_norm", x, weight, residual, policy=policy, eps=eps)
     return y if residual is None else (y, h)
 
 

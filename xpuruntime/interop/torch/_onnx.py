@@ -4,9 +4,9 @@ result outputs), for ``torch.onnx.export(..., dynamo=True,
 custom_translation_table=onnx_translation_table())``. Generic over the specs;
 needs ``onnxscript`` (extra ``[onnx]``).
 
-A registered torch op also returns the tensors its backward reads (rms_norm's
-rstd, cross_entropy's lse) and an empty placeholder for an absent optional result
-(rms_norm's h without a residual). The ONNX node has only the results that exist;
+A registered torch op also returns the tensors its backward reads (layer_norm's
+mean and rstd, cross_entropy's lse) and an empty placeholder for an absent
+optional result (rms_norm's h without a residual). The ONNX node has only the results that exist;
 the others are stood in for by scalar constants, which nothing in an inference
 graph reads and the exporter's optimizer removes.
 """
