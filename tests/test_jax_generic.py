@@ -101,7 +101,7 @@ def test_the_handler_folds_ranks_the_frontend_never_checked():
     np.testing.assert_allclose(np.asarray(got), np.asarray(jax.nn.softmax(x, -1)), rtol=1e-6)
     w = jnp.ones(5)
     out = jax.ShapeDtypeStruct(x.shape, x.dtype)
-    y = jax.ffi.ffi_call("xpuruntime_rms_norm_fwd", out)(x, w, eps=np.float32(0), policy="fast")
+    y = jax.ffi.ffi_call("xpuruntime_rms_norm_fwd_v2", out)(x, w, eps=np.float32(0), policy="fast")
     np.testing.assert_allclose(np.asarray(y), np.asarray(x / jnp.sqrt(jnp.mean(x * x, -1, keepdims=True))),
                                rtol=1e-5)
 

@@ -312,7 +312,7 @@ def test_jax_runtime_error_becomes_ffi_error(xj, rng):
     import jax.numpy as jnp
     # Bypass the trace-time checks: the kernel's own validation reports through XLA.
     x = jnp.asarray(random_inputs(rng, (4, 8)))
-    call = jax.ffi.ffi_call("xpuruntime_rms_norm_fwd", jax.ShapeDtypeStruct(x.shape, x.dtype))
+    call = jax.ffi.ffi_call("xpuruntime_rms_norm_fwd_v2", jax.ShapeDtypeStruct(x.shape, x.dtype))
     with pytest.raises(Exception, match=r"rms_norm: 'weight' must have shape \[8\], got \[3\]"):
         jax.block_until_ready(call(x, x[0, :3], eps=np.float32(1e-6), policy="fast"))
     with pytest.raises(Exception, match="unknown policy 'nope'"):
@@ -341,7 +341,7 @@ def test_torch_opcheck(xt, device):
     r = torch.randn(3, 5, device=device, requires_grad=True)
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm.default, (x, w, None, 1e-6, "fast"))
     torch.library.opcheck(torch.ops.xpuruntime.rms_norm.default, (x, w, r, 1e-6, "fast"))
-    torch.library.opcheck(torch.ops.xpuruntime.rms_norm_backward.default,
+    torch.library.opcheck(torch.ops.xpuruntime.rms_norm_backward_v2.default,
                           (torch.randn(3, 5, device=device), x.detach(), w.detach(), None, 1e-6,
                            "fast"))
 

@@ -49,10 +49,11 @@ int64_t backward_workspace(std::span<const TensorView> in, const AttrValues&) {
 
 constexpr OpSpec kRmsNormForward{.op = "rms_norm", .onnx_type = "RMSNorm",
     .direction = Direction::kForward, .inputs = kForwardInputs, .outputs = kForwardOutputs,
-    .attrs = kAttrs, .run = run_forward};
+    .attrs = kAttrs, .run = run_forward, .revision = 2};  // 2: no rstd output
 constexpr OpSpec kRmsNormBackward{.op = "rms_norm", .onnx_type = "RMSNorm",
     .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
-    .attrs = kAttrs, .workspace_bytes = backward_workspace, .run = run_backward};
+    .attrs = kAttrs, .workspace_bytes = backward_workspace, .run = run_backward,
+    .revision = 2};  // 2: rstd recomputed, not an input
 
 }  // namespace
 

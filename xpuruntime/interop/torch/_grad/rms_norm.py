@@ -18,5 +18,6 @@ def setup_context(ctx, inputs, output):
 def backward(ctx, dy, dh):
     normalized, weight = ctx.saved_tensors
     dh = dh if ctx.has_residual else None
-    dx, dweight = torch.ops.xpuruntime.rms_norm_backward(dy, normalized, weight, dh, *ctx.attrs)
+    dx, dweight = torch.ops.xpuruntime.rms_norm_backward_v2(dy, normalized, weight, dh,
+                                                            *ctx.attrs)
     return dx, dweight, (dx if ctx.has_residual else None), None, None
