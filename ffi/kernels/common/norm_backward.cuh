@@ -225,8 +225,12 @@ __device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, 
 // twice (its sums, then dx after the row reduction), so registers hold only the
 // weight and the f32 accumulators (kNormFusedElems elements a thread at most). One
 // barrier a row (cta_reduce_flat), after which the previous row's stage is refilled.
+// rms_norm's forms of up to two vectors a thread are held to 64 registers (two CTAs of 512
+// an SM: 8192 bf16 columns, run 17a's 2 x 2 shape); recomputing rstd took them from 64 to
+// 79 (ptxas -v, sm_90: one CTA an SM), and at 64 they do not spill. layer_norm's (99) and
+// four-vector forms would spill there.
 template <typename T, int ITEMS, bool DH, bool CENTERED>
-__global__ void __launch_bounds__(kMaxRowThreads)
+__global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 : 1)
     fused_norm_backward_staged(const NormBackwardArgs<T> a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int VEC = 16 / sizeof(T);
