@@ -105,7 +105,7 @@ def test_committed_artifacts_still_load_and_run(fixture):
 @pytest.mark.parametrize("fixture", sorted(p.name for p in (FIXTURES / "retired").glob("*.jax")))
 def test_artifacts_of_retired_targets_fail_clearly(fixture):
     # Made against targets whose operands changed since (their specs' revision went up,
-    # softmax's backward reading x instead of y): the call names the missing target
+    # rms_norm's forward without rstd, its backward without it as an input): the call names the missing target
     # instead of computing something else.
     made_by = fixture.rsplit("_jax", 1)[1].removesuffix(".jax")
     if _version_tuple(jax.__version__) < _version_tuple(made_by):
