@@ -104,9 +104,9 @@ def test_committed_artifacts_still_load_and_run(fixture):
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in (FIXTURES / "retired").glob("*.jax")))
 def test_artifacts_of_retired_targets_fail_clearly(fixture):
-    # Made against targets whose operands changed since (their specs' revision went up,
-    # rms_norm's forward without rstd, its backward without it as an input): the call names the missing target
-    # instead of computing something else.
+    # Made against targets whose operands changed since (their specs' revision went up:
+    # rms_norm's forward has no rstd output, its backward no rstd input): the call names
+    # the missing target instead of computing something else.
     made_by = fixture.rsplit("_jax", 1)[1].removesuffix(".jax")
     if _version_tuple(jax.__version__) < _version_tuple(made_by):
         pytest.skip(f"artifact exported by jax {made_by}, newer than this jax {jax.__version__}")
