@@ -255,6 +255,30 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
            lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5]), ref, copy_tbs, results)
 
 
+def run_softmax_bwd(lib, rows, n, copy_tbs, results):
+    """softmax's backward from y against recomputing y from x (session 9), one CTA a row:
+    the same bytes (x or y, dy in; dx out), checked against the float32 gradient."""
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    y32 = torch.softmax(x.float(), -1)
+    y = y32.to(torch.bfloat16)
+    ref = y32 * (dy.float() - (dy.float() * y32).sum(-1, keepdim=True))
+    dx = torch.empty_like(x)
+    peers = {"torch eager (from y)": lambda: torch._softmax_backward_data(dy, y, -1, x.dtype)}
+    variants = []
+    for threads, items in [(256, 2), (512, 1), (128, 4), (512, 2), (1024, 1), (256, 4)]:
+        if threads * items * 8 != n:
+            continue
+        for from_x, keep, what in [(0, 0, "from y"), (1, 0, "from x"), (1, 1, "from x keep")]:
+            variants.append((f"cta {threads}x{items} {what}", threads, items, from_x, keep))
+    cands = candidates(variants, "xpv_softmax_bwd", lambda threads, items, from_x, keep:
+                       lib.xpv_softmax_bwd(threads, items, from_x, keep,
+                                           ptr(x if from_x else y), ptr(dy), ptr(dx),
+                                           ctypes.c_int64(rows), n, ctypes.c_float(1.0),
+                                           stream()))
+    record("softmax backward", rows, n, 3, peers, cands, lambda: dx, ref, copy_tbs, results)
+
+
 def record(op, rows, n, tensors, peers, cands, output, ref, copy_tbs, results):
     nbytes = tensors * rows * n * 2
     rows_out = []
@@ -356,10 +380,10 @@ def main():
     del src, dst
     results = []
     runners = {"rms_norm": run_rms, "softmax": run_softmax, "layer_norm": run_layer,
-               "rms_norm_backward": run_rms_bwd}
+               "rms_norm_backward": run_rms_bwd, "softmax_backward": run_softmax_bwd}
     for op in args.ops.split(","):
         for rows, n in SHAPES:
-            if op == "rms_norm_backward" and n > 8192:
+            if op in ("rms_norm_backward", "softmax_backward") and n > 8192:
                 continue  # one CTA of registers does not hold x, dy and the accumulators
             runners[op](lib, rows, n, copy_tbs, results)
             torch.cuda.empty_cache()

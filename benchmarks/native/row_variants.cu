@@ -298,6 +298,105 @@ __global__ void __launch_bounds__(THREADS) softmax_tma(const bf16* __restrict__ 
 
 // ---- layer_norm ---------------------------------------------------------------------------
 
+// ---- softmax backward: from y, or from x with y recomputed (session 9) -----------------------
+// One CTA a row, no row loop (grid = rows), THREADS x ITEMS vectors of `in` (y, or x with
+// FROM_X) and dy held packed in registers. FROM_X: each thread sums exp2 and exp2 * dy
+// against its warp's max, and the warps' (max, sum, dot) triples merge once (lanes < warps
+// each rescale one: one EX2 a thread). KEEP: the exponentials are kept in f32 and the output
+// rescaled per warp (one EX2 an element) instead of evaluated again. The library's backward
+// from x (run 19a, branch softmax-recompute) walked rows with the next one in registers and
+// evaluated each exponential twice: 17-22% slower than from y in bf16; these variants ask
+// whether that is the recompute itself.
+template <int THREADS, int ITEMS, bool FROM_X, bool KEEP>
+__global__ void __launch_bounds__(THREADS) softmax_bwd_cta(const bf16* __restrict__ in,
+                                                           const bf16* __restrict__ dy,
+                                                           bf16* __restrict__ dx, int n,
+                                                           float scale) {
+  __shared__ float4 red[THREADS / 32];
+  __shared__ float buf[THREADS / 32];
+  const int64_t row = blockIdx.x;
+  const uint4* i4 = reinterpret_cast<const uint4*>(in + row * n);
+  const uint4* g4 = reinterpret_cast<const uint4*>(dy + row * n);
+  uint4* o4 = reinterpret_cast<uint4*>(dx + row * n);
+  uint4 iv[ITEMS], gv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    iv[k] = ld16<2>(i4 + threadIdx.x + k * THREADS);
+    gv[k] = ld16<2>(g4 + threadIdx.x + k * THREADS);
+  }
+  if constexpr (!FROM_X) {
+    float dot = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float y[8], g[8];
+      unpack(iv[k], y);
+      unpack(gv[k], g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) dot += y[j] * g[j];
+    }
+    dot = block_reduce<THREADS>(dot, buf);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float y[8], g[8];
+      unpack(iv[k], y);
+      unpack(gv[k], g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) y[j] = scale * y[j] * (g[j] - dot);
+      st16<1>(o4 + threadIdx.x + k * THREADS, pack(y));
+    }
+  } else {
+    const float kl = scale * 1.4426950408889634f;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float x[8];
+      unpack(iv[k], x);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) m = fmaxf(m, kl * x[j]);
+    }
+    m = warp_max(m);
+    float e[KEEP ? ITEMS : 1][8];
+    float s = 0.f, d = 0.f;
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float x[8], g[8];
+      unpack(iv[k], x);
+      unpack(gv[k], g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float v = xpu::cuda::ex2_ftz(kl * x[j] - m);
+        s += v;
+        d += v * g[j];
+        if constexpr (KEEP) e[k][j] = v;
+      }
+    }
+    s = warp_sum(s);
+    d = warp_sum(d);
+    if (lane == 0) red[warp] = make_float4(m, s, d, 0.f);
+    __syncthreads();
+    const float4 w = lane < THREADS / 32 ? red[lane] : make_float4(-INFINITY, 0.f, 0.f, 0.f);
+    const float rm = warp_max(w.x);
+    const float f = xpu::cuda::ex2_ftz(w.x - rm);
+    const float rs = warp_sum(w.y * f), rd = warp_sum(w.z * f);
+    const float inv = 1.0f / rs, dot = rd * inv;
+    // KEEP: y = e * 2^(m - rm) / rs, one factor for the warp.
+    const float c = scale * inv * (KEEP ? xpu::cuda::ex2_ftz(m - rm) : 1.f);
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      float x[8], g[8];
+      unpack(iv[k], x);
+      unpack(gv[k], g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float y = KEEP ? e[k][j] * c : xpu::cuda::ex2_ftz(kl * x[j] - rm) * c;
+        x[j] = y * (g[j] - dot);
+      }
+      st16<1>(o4 + threadIdx.x + k * THREADS, pack(x));
+    }
+  }
+}
+
 template <int THREADS, int ITEMS, int LD, int ST>
 __global__ void __launch_bounds__(THREADS) layer_cta(const bf16* __restrict__ x,
                                                      const bf16* __restrict__ w,
@@ -740,6 +839,26 @@ extern "C" int xpv_softmax_tma(int cluster, int threads, int items, const bf16* 
 #undef XPU_SOFTMAX_TMA
   return -1;
 }
+
+#define XPU_SOFTMAX_BWD(T, I, X, K)                                                          \
+  if (threads == T && items == I && from_x == X && keep == K) {                              \
+    softmax_bwd_cta<T, I, X, K><<<unsigned(rows), T, 0, stream>>>(in, dy, dx, n, scale);     \
+    return int(cudaGetLastError());                                                          \
+  }
+
+// softmax_bwd_cta; `in` is y, or x with from_x (keep: exponentials kept in f32).
+extern "C" int xpv_softmax_bwd(int threads, int items, int from_x, int keep, const bf16* in,
+                               const bf16* dy, bf16* dx, int64_t rows, int n, float scale,
+                               cudaStream_t stream) {
+  if (n != threads * items * 8) return -1;
+#define XPU_SOFTMAX_BWD_ALL(T, I) \
+  XPU_SOFTMAX_BWD(T, I, false, false) XPU_SOFTMAX_BWD(T, I, true, false) XPU_SOFTMAX_BWD(T, I, true, true)
+  XPU_SOFTMAX_BWD_ALL(256, 2) XPU_SOFTMAX_BWD_ALL(512, 1) XPU_SOFTMAX_BWD_ALL(128, 4)
+  XPU_SOFTMAX_BWD_ALL(512, 2) XPU_SOFTMAX_BWD_ALL(1024, 1) XPU_SOFTMAX_BWD_ALL(256, 4)
+#undef XPU_SOFTMAX_BWD_ALL
+  return -1;
+}
+#undef XPU_SOFTMAX_BWD
 
 #define XPU_LAYER(T, I, L, S)                                                                \
   if (threads == T && items == I && ld == L && st == S) {                                    \
