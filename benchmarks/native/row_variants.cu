@@ -307,6 +307,18 @@ __global__ void __launch_bounds__(THREADS) softmax_tma(const bf16* __restrict__ 
 // from x (run 19a, branch softmax-recompute) walked rows with the next one in registers and
 // evaluated each exponential twice: 17-22% slower than from y in bf16; these variants ask
 // whether that is the recompute itself.
+// Calls f(k, a, b) with vector k of `av` and of `bv` unpacked to f32.
+template <int ITEMS, typename F>
+__device__ __forceinline__ void each_pair(const uint4 (&av)[ITEMS], const uint4 (&bv)[ITEMS], F f) {
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    float a[8], b[8];
+    unpack(av[k], a);
+    unpack(bv[k], b);
+    f(k, a, b);
+  }
+}
+
 template <int THREADS, int ITEMS, bool FROM_X, bool KEEP>
 __global__ void __launch_bounds__(THREADS) softmax_bwd_cta(const bf16* __restrict__ in,
                                                            const bf16* __restrict__ dy,
@@ -324,45 +336,32 @@ __global__ void __launch_bounds__(THREADS) softmax_bwd_cta(const bf16* __restric
     iv[k] = ld16<2>(i4 + threadIdx.x + k * THREADS);
     gv[k] = ld16<2>(g4 + threadIdx.x + k * THREADS);
   }
+  auto store = [&](int k, const float (&v)[8]) { st16<1>(o4 + threadIdx.x + k * THREADS, pack(v)); };
   if constexpr (!FROM_X) {
     float dot = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float y[8], g[8];
-      unpack(iv[k], y);
-      unpack(gv[k], g);
+    each_pair(iv, gv, [&](int, const float (&y)[8], const float (&g)[8]) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) dot += y[j] * g[j];
-    }
+    });
     dot = block_reduce<THREADS>(dot, buf);
+    each_pair(iv, gv, [&](int k, const float (&y)[8], const float (&g)[8]) {
+      float out[8];
 #pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float y[8], g[8];
-      unpack(iv[k], y);
-      unpack(gv[k], g);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) y[j] = scale * y[j] * (g[j] - dot);
-      st16<1>(o4 + threadIdx.x + k * THREADS, pack(y));
-    }
+      for (int j = 0; j < 8; ++j) out[j] = scale * y[j] * (g[j] - dot);
+      store(k, out);
+    });
   } else {
     const float kl = scale * 1.4426950408889634f;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float m = -INFINITY;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float x[8];
-      unpack(iv[k], x);
+    each_pair(iv, gv, [&](int, const float (&x)[8], const float (&)[8]) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) m = fmaxf(m, kl * x[j]);
-    }
+    });
     m = warp_max(m);
     float e[KEEP ? ITEMS : 1][8];
     float s = 0.f, d = 0.f;
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float x[8], g[8];
-      unpack(iv[k], x);
-      unpack(gv[k], g);
+    each_pair(iv, gv, [&](int k, const float (&x)[8], const float (&g)[8]) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const float v = xpu::cuda::ex2_ftz(kl * x[j] - m);
@@ -370,7 +369,7 @@ __global__ void __launch_bounds__(THREADS) softmax_bwd_cta(const bf16* __restric
         d += v * g[j];
         if constexpr (KEEP) e[k][j] = v;
       }
-    }
+    });
     s = warp_sum(s);
     d = warp_sum(d);
     if (lane == 0) red[warp] = make_float4(m, s, d, 0.f);
@@ -382,18 +381,15 @@ __global__ void __launch_bounds__(THREADS) softmax_bwd_cta(const bf16* __restric
     const float inv = 1.0f / rs, dot = rd * inv;
     // KEEP: y = e * 2^(m - rm) / rs, one factor for the warp.
     const float c = scale * inv * (KEEP ? xpu::cuda::ex2_ftz(m - rm) : 1.f);
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float x[8], g[8];
-      unpack(iv[k], x);
-      unpack(gv[k], g);
+    each_pair(iv, gv, [&](int k, const float (&x)[8], const float (&g)[8]) {
+      float out[8];
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const float y = KEEP ? e[k][j] * c : xpu::cuda::ex2_ftz(kl * x[j] - rm) * c;
-        x[j] = y * (g[j] - dot);
+        out[j] = y * (g[j] - dot);
       }
-      st16<1>(o4 + threadIdx.x + k * THREADS, pack(x));
-    }
+      store(k, out);
+    });
   }
 }
 
