@@ -674,35 +674,36 @@ __global__ void __launch_bounds__(THREADS) rms_bwd_tma(const bf16* __restrict__ 
     mbar_wait(smem_u32(&full[s]), phase);
     const uint4* xs = ring + 2 * s * kVecs;
     const uint4* gs = xs + kVecs;
-    float sgx = 0.f;
+    // f(k, x, dy, w) for each of the thread's vectors of the staged row, unpacked to f32.
+    auto each_vec = [&](auto f) {
 #pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float fx[8], fg[8], fw[8];
-      unpack(xs[threadIdx.x + k * THREADS], fx);
-      unpack(gs[threadIdx.x + k * THREADS], fg);
-      unpack(wq[k], fw);
+      for (int k = 0; k < ITEMS; ++k) {
+        float fx[8], fg[8], fw[8];
+        unpack(xs[threadIdx.x + k * THREADS], fx);
+        unpack(gs[threadIdx.x + k * THREADS], fg);
+        unpack(wq[k], fw);
+        f(k, fx, fg, fw);
+      }
+    };
+    float sgx = 0.f;
+    each_vec([&](int k, float (&fx)[8], float (&fg)[8], float (&fw)[8]) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const float xhat = fx[j] * r;
         sgx += fg[j] * fw[j] * xhat;
         acc[k][j] += fg[j] * xhat;
       }
-    }
+    });
     const float mgx = block_reduce<THREADS>(sgx, buf[(row - first) & 1]) / n;
     // Past this barrier no thread reads the previous row's stage: refill it.
     if (threadIdx.x == 0 && row > first && row - 1 + STAGES < last)
       issue(row - 1 + STAGES, s == 0 ? STAGES - 1 : s - 1);
     uint4* d4 = reinterpret_cast<uint4*>(dx + row * n);
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      float fx[8], fg[8], fw[8];
-      unpack(xs[threadIdx.x + k * THREADS], fx);
-      unpack(gs[threadIdx.x + k * THREADS], fg);
-      unpack(wq[k], fw);
+    each_vec([&](int k, float (&fx)[8], float (&fg)[8], float (&fw)[8]) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
       d4[threadIdx.x + k * THREADS] = pack(fx);
-    }
+    });
     if (++s == STAGES) {
       s = 0;
       phase ^= 1;
