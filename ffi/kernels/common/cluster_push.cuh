@@ -42,6 +42,13 @@ __device__ __forceinline__ void store(uint32_t dst, float2 v, uint32_t bar) {
                :: "r"(dst), "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(bar)
                : "memory");
 }
+__device__ __forceinline__ void store(uint32_t dst, float4 v, uint32_t bar) {
+  asm volatile(
+      "st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];"
+      :: "r"(dst), "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(__float_as_uint(v.z)),
+         "r"(__float_as_uint(v.w)), "r"(bar)
+      : "memory");
+}
 using mbar::try_wait;
 }  // namespace push_detail
 #endif
