@@ -20,15 +20,17 @@ using cuda::to_f;
 using cuda::Vec;
 
 // Layout as forward_resident (cuda.cu); v[0] holds x, v[1] dy. Each thread takes
-// its exponentials against its warp's max, once, and keeps them in f32 while the
-// row's (max, sum, dot) triple is merged (shuffles, the block, then the cluster):
-// one reduction a row, as the backward from y took. dx = e * c * (dy - dot), c
-// rescaling the warp's max to the row's. Why kept and why no prefetched next row:
+// its exponentials against its own max, once, and keeps them in f32 while the row's
+// (max, sum, dot) triple is merged (shuffles, the block, then the cluster): one
+// reduction a row, as the backward from y took. dx = e * c * (dy - dot), c rescaling
+// the thread's max to the row's. Why kept and why no prefetched next row:
 // row_variants.py (run 20a, 8192x8192 bf16) timed one CTA a row re-evaluating the
 // exponentials after the reduction at 0.124-0.130 ms with two vectors a thread,
 // keeping them at 0.102 against 0.100 from y; run 19a's library walk, which
 // re-evaluated them and held the next row, spilled and ran bf16 rows 17-22% slower.
 // The grid covers the rows (kMaxGrid), so the walk's next row was never loaded.
+// Against the thread's max rather than the warp's (run 20b): the exponentials no
+// longer wait on a shuffle chain, and the row's latency is what a cluster row pays.
 // CLUSTER (rows split over a cluster): the triples are pushed to the peers
 // (ClusterPush) instead of cluster_reduce's barrier round trips (H200 run 16d:
 // 4096x65536 bf16 fwd+bwd 0.941 -> 0.795 ms).
@@ -37,7 +39,7 @@ __global__ void __launch_bounds__(kMaxThreads, backward_min_blocks<T, VEC, ITEMS
     backward_resident(const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ x,
                       int64_t x_stride, T* __restrict__ dx, int64_t rows, int n, int slice,
                       int csize, float scale) {
-  __shared__ float4 scratch[32];
+  __shared__ float4 scratch[2][32];
   __shared__ cuda::PushSlots<float4> slots;
   cuda::ClusterPush<CLUSTER, float4> push(slots, csize);
   const float k = scale * kLog2e;
@@ -59,15 +61,14 @@ __global__ void __launch_bounds__(kMaxThreads, backward_min_blocks<T, VEC, ITEMS
         for (int j = 0; j < VEC; ++j) m = fmaxf(m, k * to_f(r.v[0][it].v[j]));
       }
     }
-    m = cuda::warp_max(m);
-    const float wbase = m == -INFINITY ? 0.f : m;
+    const float tbase = m == -INFINITY ? 0.f : m;
     float e[ITEMS][VEC];
     float s = 0.f, d = 0.f;
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
-        e[it][j] = sl.col(it) < n ? cuda::ex2_ftz(k * to_f(r.v[0][it].v[j]) - wbase) : 0.f;
+        e[it][j] = sl.col(it) < n ? cuda::ex2_ftz(k * to_f(r.v[0][it].v[j]) - tbase) : 0.f;
         s += e[it][j];
         d += e[it][j] * to_f(r.v[1][it].v[j]);
       }
@@ -75,19 +76,22 @@ __global__ void __launch_bounds__(kMaxThreads, backward_min_blocks<T, VEC, ITEMS
     // dy stays packed through the reduction (unpacked again below), e is the row.
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) opaque(r.v[1][it]);
-    const float2 sd = cuda::warp_sum(make_float2(s, d));
-    float4 t = make_float4(m, sd.x, sd.y, 0.f);
+    // The warp's triple: its max, then each lane's sums rescaled to it.
+    const float wm = cuda::warp_max(m);
+    const float f = cuda::ex2_ftz(m - (wm == -INFINITY ? 0.f : wm));
+    const float2 sd = cuda::warp_sum(make_float2(s * f, d * f));
+    float4 t = make_float4(wm, sd.x, sd.y, 0.f);
     if constexpr (!WARP) {
-      t = block_max_sum_dot(t, scratch);
+      t = block_max_sum_dot(t, scratch[parity]);
       t = push.reduce(t, parity, MaxSumDot{});
     }
     // t.y >= 1 (the max's own term) or NaN, so the fast division needs no slow path;
-    // a fully masked row (t.y = 0) gives NaN, as its forward does (0 * inf). A warp
+    // a fully masked row (t.y = 0) gives NaN, as its forward does (0 * inf). A thread
     // whose values are all -inf holds e = 0 and takes factor 0, not 2^(0 - base).
     const float base = t.x == -INFINITY ? 0.f : t.x;
     const float inv = __fdividef(1.0f, t.y);
     const float dot = t.z * inv;
-    const float c = (m == -INFINITY ? 0.f : scale * cuda::ex2_ftz(wbase - base)) * inv;
+    const float c = (m == -INFINITY ? 0.f : scale * cuda::ex2_ftz(tbase - base)) * inv;
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
       const int col = sl.col(it);
@@ -110,9 +114,10 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kMaxThreads) backward_looped(
     const T* __restrict__ dy, int64_t dy_stride, const T* __restrict__ x, int64_t x_stride,
     T* __restrict__ dx, int64_t rows, int n, float scale) {
-  __shared__ float4 scratch[32];
+  __shared__ float4 scratch[2][32];
   const float k = scale * kLog2e;
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+  int parity = 0;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x, parity ^= 1) {
     const T* xr = x + row * x_stride;
     const T* gr = dy + row * dy_stride;
     float4 t = make_float4(-INFINITY, 0.f, 0.f, 0.f);
@@ -127,7 +132,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_looped(
     const float m = cuda::warp_max(t.x);
     const float f = exp2f(t.x - (m == -INFINITY ? 0.f : m));
     const float2 sd = cuda::warp_sum(make_float2(t.y * f, t.z * f));
-    t = block_max_sum_dot(make_float4(m, sd.x, sd.y, 0.f), scratch);
+    t = block_max_sum_dot(make_float4(m, sd.x, sd.y, 0.f), scratch[parity]);
     const float base = t.x == -INFINITY ? 0.f : t.x;
     const float inv = 1.0f / t.y;
     const float dot = t.z * inv;
