@@ -29,8 +29,7 @@ def group_paths(dtype) -> None:
         ops.rms_norm_backward(dy, h, w)
         _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
         ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
-        ops.softmax(x)
-        ops.softmax_backward(dy, x, scale=1.0)
+        ops.softmax_backward(dy, ops.softmax(x), scale=1.0)
 
 
 def main() -> None:
@@ -48,8 +47,8 @@ def main() -> None:
                 b = torch.randn(n, device="cuda", dtype=dtype)
                 yl, mean, rstd = ops.layer_norm(x, w, b, return_stats=True, policy=policy)
                 ops.layer_norm_backward(dy, x, w, mean, rstd, policy=policy)
-                ops.softmax(x, scale=0.5, policy=policy)
-                ops.softmax_backward(dy, x, scale=0.5, policy=policy)
+                ys = ops.softmax(x, scale=0.5, policy=policy)
+                ops.softmax_backward(dy, ys, scale=0.5, policy=policy)
                 for fwd, bwd in ((ops.swiglu, ops.swiglu_backward), (ops.geglu, ops.geglu_backward)):
                     fwd(x, r, policy=policy)
                     bwd(dy, x, r, policy=policy)

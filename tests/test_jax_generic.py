@@ -44,7 +44,6 @@ def test_targets_and_functions_come_from_the_specs():
     for s in _spec.all_specs():
         assert s.xla_target.startswith(f"xpuruntime_{s.op}_{'fwd' if s.direction == 'forward' else 'bwd'}")
     assert _spec.get("rms_norm", "backward").xla_target == "xpuruntime_rms_norm_bwd_v2"
-    assert _spec.get("softmax", "backward").xla_target == "xpuruntime_softmax_bwd_v2"
     for op in _spec.op_names():
         assert callable(getattr(xj, op)) and op in xj.__all__
         assert "Args:" in getattr(xj, op).__doc__

@@ -167,22 +167,20 @@ def softmax(x: Any, *, scale: float = 1.0, policy: str | None = None, stream: An
     return _forward("softmax", (x,), {"scale": scale}, policy, stream, False)
 
 
-def softmax_backward(dy: Any, x: Any, *, scale: float = 1.0, policy: str | None = None,
+def softmax_backward(dy: Any, y: Any, *, scale: float = 1.0, policy: str | None = None,
                      stream: Any = None) -> Any:
-    """Gradient of ``softmax``: ``dx = scale * y * (dy - sum(dy * y, -1))``, with
-    ``y = softmax(x, scale=scale)`` recomputed from ``x`` in f32 (the backward needs
-    no forward output, so under ``jax.jit`` XLA drops a forward whose result is unused).
+    """Gradient of ``softmax``: ``dx = scale * y * (dy - sum(dy * y, -1))``.
 
     Args:
-      dy: ``[..., N]``, the gradient of y; x's dtype.
-      x: ``[..., N]``, the forward's input (float32, float16 or bfloat16).
+      dy: ``[..., N]``, the gradient of y; y's dtype.
+      y: ``[..., N]``, the forward output (float32, float16 or bfloat16).
       scale: the forward's ``scale``.
       {policy_stream}
 
     Returns:
-      ``dx``, x's shape and dtype.
+      ``dx``, y's shape and dtype.
     """
-    return _backward("softmax", (dy, x), {"scale": scale}, policy, stream)
+    return _backward("softmax", (dy, y), {"scale": scale}, policy, stream)
 
 
 def swiglu(gate: Any, up: Any, *, policy: str | None = None, stream: Any = None) -> Any:

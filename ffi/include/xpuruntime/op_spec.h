@@ -15,10 +15,10 @@
 //   inputs the backward reads (forward order), then the forward outputs it reads
 //   (saved or result, forward order), then gradients of further, optional results
 //   (rms_norm's dh). E.g. rms_norm (dy, x, weight, dh?), layer_norm
-//   (dy, x, weight, mean, rstd), softmax (dy, x), rope (dy, cos, sin), swiglu /
-//   geglu (dy, gate, up), cross_entropy (dloss, logits, labels, lse). rms_norm's and
-//   softmax's backwards recompute their statistics from x (no extra bytes: they read
-//   the row anyway) so that JAX can drop a forward whose outputs are dead.
+//   (dy, x, weight, mean, rstd), softmax (dy, y), rope (dy, cos, sin), swiglu /
+//   geglu (dy, gate, up), cross_entropy (dloss, logits, labels, lse). rms_norm's
+//   backward recomputes rstd from x (no extra bytes: it reads the row anyway) so that
+//   JAX can drop a forward whose outputs are dead.
 // - Backward outputs: gradients of the forward inputs that get one, in forward
 //   order ("d" + the input's name): rms_norm (dx, dweight), layer_norm
 //   (dx, dweight, dbias), rope (dx), cross_entropy (dlogits).

@@ -42,13 +42,6 @@ __device__ __forceinline__ void store(uint32_t dst, float2 v, uint32_t bar) {
                :: "r"(dst), "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(bar)
                : "memory");
 }
-__device__ __forceinline__ void store(uint32_t dst, float4 v, uint32_t bar) {
-  asm volatile(
-      "st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];"
-      :: "r"(dst), "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(__float_as_uint(v.z)),
-         "r"(__float_as_uint(v.w)), "r"(bar)
-      : "memory");
-}
 using mbar::try_wait;
 }  // namespace push_detail
 #endif
@@ -115,14 +108,9 @@ class ClusterPush<true, V> {
       while (!try_wait(bar, phase)) {
       }
       phases_ ^= 1u << parity;
-      // An op may fold the n values at once (MaxSumDot: a shorter dependency chain).
-      if constexpr (requires { Op::fold(s_.value[parity], csize_); }) {
-        return Op::fold(s_.value[parity], csize_);
-      } else {
-        V acc = s_.value[parity][0];
-        for (int r = 1; r < csize_; ++r) acc = op(acc, s_.value[parity][r]);
-        return acc;
-      }
+      V acc = s_.value[parity][0];
+      for (int r = 1; r < csize_; ++r) acc = op(acc, s_.value[parity][r]);
+      return acc;
     }
 #endif
     return v;

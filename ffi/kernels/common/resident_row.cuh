@@ -145,22 +145,6 @@ __device__ __forceinline__ void walk_rows(int64_t first, int64_t rows, int64_t s
   }
 }
 
-// walk_rows without the row ahead: load, then body, one row at a time. For kernels
-// whose state for a row does not fit twice in their registers (softmax's backward keeps
-// the row's exponentials in f32) and whose grid covers the rows, so that a second
-// row per group is rare (more rows than kMaxGrid).
-template <typename Buf, typename Load, typename Body>
-__device__ __forceinline__ void each_row(int64_t first, int64_t rows, int64_t step, Load load,
-                                         Body body) {
-  int parity = 0;
-#pragma unroll 1
-  for (int64_t row = first; row < rows; row += step, parity ^= 1) {
-    Buf cur;
-    load(row, cur);
-    body(row, cur, parity);
-  }
-}
-
 // ---- host ----------------------------------------------------------------------------------
 
 // kernel<<<clusters * s.cluster, s.threads>>> in clusters of s.cluster CTAs, one

@@ -18,41 +18,35 @@ using host::to_float;
 
 using host::blocked_sum;
 
-// y = e / sum(e), e = exp(s - max(s)), s = scale * x, into e (p.n floats); returns 1 / sum.
-template <typename T>
-float row_exp(const T* x, int64_t n, float scale, std::vector<float>& e) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) {
-    e[i] = scale * to_float(x[i]);
-    m = std::fmax(m, e[i]);
-  }
-  return 1.0f / blocked_sum(n, [&](int64_t i) { return e[i] = std::exp(e[i] - m); });
-}
-
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext&) {
   const auto& a = *p.args;
   std::vector<float> e(p.n);
   for (int64_t r = 0; r < p.rows; ++r) {
-    const float inv = row_exp(a.x.as<T>() + r * p.x_stride, p.n, a.scale, e);
+    const T* x = a.x.as<T>() + r * p.x_stride;
     T* y = a.y.as<T>() + r * p.n;
+    float m = -INFINITY;
+    for (int64_t i = 0; i < p.n; ++i) {
+      e[i] = a.scale * to_float(x[i]);
+      m = std::fmax(m, e[i]);
+    }
+    const float sum = blocked_sum(p.n, [&](int64_t i) { return e[i] = std::exp(e[i] - m); });
+    const float inv = 1.0f / sum;
     for (int64_t i = 0; i < p.n; ++i) y[i] = from_float<T>(e[i] * inv);
   }
   return Status::Ok();
 }
 
-// y recomputed from x as the forward computes it (f32, not rounded to T).
 template <typename T>
 Status backward(const BackwardProblem& p, const ExecContext&) {
   const auto& a = *p.args;
-  std::vector<float> e(p.n);
   for (int64_t r = 0; r < p.rows; ++r) {
     const T* dy = a.dy.as<T>() + r * p.dy_stride;
+    const T* y = a.y.as<T>() + r * p.y_stride;
     T* dx = a.dx.as<T>() + r * p.n;
-    const float inv = row_exp(a.x.as<T>() + r * p.x_stride, p.n, a.scale, e);
-    for (int64_t i = 0; i < p.n; ++i) e[i] *= inv;
-    const float dot = blocked_sum(p.n, [&](int64_t i) { return to_float(dy[i]) * e[i]; });
-    for (int64_t i = 0; i < p.n; ++i) dx[i] = from_float<T>(a.scale * e[i] * (to_float(dy[i]) - dot));
+    const float dot = blocked_sum(p.n, [&](int64_t i) { return to_float(dy[i]) * to_float(y[i]); });
+    for (int64_t i = 0; i < p.n; ++i)
+      dx[i] = from_float<T>(a.scale * to_float(y[i]) * (to_float(dy[i]) - dot));
   }
   return Status::Ok();
 }

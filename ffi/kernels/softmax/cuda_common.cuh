@@ -66,14 +66,6 @@ constexpr int resident_min_blocks(int tensors) {
   return min_blocks<T, VEC, WARP>(2 * tensors * kVecRegs<T, VEC, ITEMS>);
 }
 
-// The backward's cap (each_row, no second copy): x's exponentials in f32, dy packed,
-// and 8 for the row's (max, sum, dot) and its factors, without which <float, 4, 2>
-// spilled at 32 registers (ptxas -v, sm_90).
-template <typename T, int VEC, int ITEMS, bool WARP>
-constexpr int backward_min_blocks() {
-  return min_blocks<T, VEC, WARP>(ITEMS * VEC + kVecRegs<T, VEC, ITEMS> + 8);
-}
-
 // Elements a thread may hold within `regs` registers at vector width `vec`
 // (host side, for the shape rules).
 inline int elems_for_regs(int regs, int vec) { return vec == 1 ? regs : regs / 4 * vec; }
@@ -106,51 +98,6 @@ __device__ __forceinline__ float2 block_max_sum(float2 w, float2* scratch) {
   const float s = cuda::warp_sum(v.y * exp2f(v.x - (m == -INFINITY ? 0.f : m)));
   __syncthreads();
   return make_float2(m, s);
-}
-
-// The backward's row triple (m, s, d) as a float4 (x, y, z; w unused, 16 bytes for
-// one DSMEM push): m = max v, s = sum exp2(v - m), d = sum exp2(v - m) * dy. Merged as
-// MaxSum, d rescaled with s, so one reduction gives y = exp2(v - m) / s and
-// sum(dy * y) = d / s. Every exponent is <= 0 (or NaN), so ex2_ftz's flush of results
-// below 2^-126 loses nothing that a sum of terms near 1 keeps.
-struct MaxSumDot {
-  __device__ __forceinline__ float4 operator()(float4 a, float4 b) const {
-    const float m = fmaxf(a.x, b.x);
-    const float base = m == -INFINITY ? 0.f : m;
-    const float fa = cuda::ex2_ftz(a.x - base), fb = cuda::ex2_ftz(b.x - base);
-    return make_float4(m, a.y * fa + b.y * fb, a.z * fa + b.z * fb, 0.f);
-  }
-  // The cluster's n triples, in rank order (ClusterPush): the max first, then every
-  // rescale at once, so the chain is n max and n FMA steps, not n exponentials deep.
-  __device__ __forceinline__ static float4 fold(const float4* v, int n) {
-    float m = v[0].x;
-    for (int r = 1; r < n; ++r) m = fmaxf(m, v[r].x);
-    const float base = m == -INFINITY ? 0.f : m;
-    float s = 0.f, d = 0.f;
-#pragma unroll 1
-    for (int r = 0; r < n; ++r) {
-      const float f = cuda::ex2_ftz(v[r].x - base);
-      s += v[r].y * f;
-      d += v[r].z * f;
-    }
-    return make_float4(m, s, d, 0.f);
-  }
-};
-
-// Merges the warps' triples (`w`, equal across each warp) over the block as
-// block_max_sum: the block's max by shuffles, then each warp's sums rescaled to it
-// (one exp2 a lane) and summed by shuffles; every thread gets the same bits.
-// One barrier: callers alternate between two buffers of 32 (cta_reduce's rule).
-__device__ __forceinline__ float4 block_max_sum_dot(float4 w, float4* buf) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int warps = (blockDim.x + 31) >> 5;
-  if (lane == 0) buf[warp] = w;
-  __syncthreads();
-  const float4 v = lane < warps ? buf[lane] : make_float4(-INFINITY, 0.f, 0.f, 0.f);
-  const float m = cuda::warp_max(v.x);
-  const float f = cuda::ex2_ftz(v.x - (m == -INFINITY ? 0.f : m));
-  const float2 sd = cuda::warp_sum(make_float2(v.y * f, v.z * f));
-  return make_float4(m, sd.x, sd.y, 0.f);
 }
 
 // opaque (a held row treated as changed, so values derived from it are

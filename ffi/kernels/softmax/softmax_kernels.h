@@ -18,7 +18,7 @@ struct ForwardProblem {
 struct BackwardProblem {
   const SoftmaxBackwardArgs* args;
   int64_t rows, n;
-  int64_t dy_stride, x_stride;
+  int64_t dy_stride, y_stride;
 };
 
 using ForwardKernel = Status(const ForwardProblem&, const ExecContext&);

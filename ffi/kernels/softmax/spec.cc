@@ -9,7 +9,7 @@ constexpr InputSpec kForwardInputs[] = {{"x", Role::kRows, DTypeRule::kFloat}};
 constexpr OutputSpec kForwardOutputs[] = {{"y", ShapeRule::kLike, 0, OutputDType::kLikeRef}};
 constexpr InputSpec kBackwardInputs[] = {
     {"dy", Role::kRows, DTypeRule::kFloat},
-    {"x", Role::kRows, DTypeRule::kFloat},  // the forward's input (y is recomputed)
+    {"y", Role::kRows, DTypeRule::kFloat},  // the forward's output
 };
 constexpr OutputSpec kBackwardOutputs[] = {{"dx", ShapeRule::kLike, 1, OutputDType::kLikeRef}};
 constexpr AttrSpec kAttrs[] = {
@@ -24,7 +24,7 @@ Status run_forward(const OpSpec&, std::span<const TensorView> in, std::span<cons
 Status run_backward(const OpSpec&, std::span<const TensorView> in, std::span<const TensorView> out,
                     const TensorView&, const AttrValues& attrs, const ExecContext& ctx) {
   return softmax_backward(
-      {.dy = in[0], .x = in[1], .dx = out[0], .scale = float(attrs[0].number)}, ctx);
+      {.dy = in[0], .y = in[1], .dx = out[0], .scale = float(attrs[0].number)}, ctx);
 }
 
 constexpr OpSpec kSoftmaxForward{.op = "softmax", .onnx_type = "Softmax",
@@ -32,7 +32,7 @@ constexpr OpSpec kSoftmaxForward{.op = "softmax", .onnx_type = "Softmax",
     .attrs = kAttrs, .run = run_forward};
 constexpr OpSpec kSoftmaxBackward{.op = "softmax", .onnx_type = "Softmax",
     .direction = Direction::kBackward, .inputs = kBackwardInputs, .outputs = kBackwardOutputs,
-    .attrs = kAttrs, .run = run_backward, .revision = 2};  // 2: reads x, not y
+    .attrs = kAttrs, .run = run_backward};
 
 }  // namespace
 

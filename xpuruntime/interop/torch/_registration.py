@@ -31,7 +31,7 @@ _SCHEMA_TYPES = {"float": "float", "int": "int", "bool": "bool", "string": "str"
 def op_name(spec: _spec.OpSpec) -> str:
     """The torch op name of a spec: ``rms_norm`` (OPS.md fixes the forwards' names) or
     ``rms_norm_backward``, with ``_v<revision>`` past the backward spec's first revision
-    (``softmax_backward_v2``): graphs that torch.compile cached against the old operands
+    (``rms_norm_backward_v2``): graphs that torch.compile cached against the old operands
     (AOTAutograd's cache does not see the autograd glue that chose them) then miss
     instead of replaying them."""
     if spec.direction == _spec.FORWARD:

@@ -1,7 +1,6 @@
 // softmax: the one C++ entry point per direction (see shared OPS.md).
 //   s = scale * x,  y = exp(s - max(s)) / sum(exp(s - max(s)))  over the last axis
-//   backward: dx = scale * y * (dy - sum(dy * y)), y recomputed from x (no saved output:
-//   under jit, XLA drops a forward whose outputs only the backward would have read)
+//   backward: dx = scale * y * (dy - sum(dy * y))
 #pragma once
 
 #include "xpuruntime/exec_context.h"
@@ -17,9 +16,9 @@ struct SoftmaxForwardArgs {
 };
 
 struct SoftmaxBackwardArgs {
-  TensorView dy;  // [..., N], x's dtype: gradient of y
-  TensorView x;   // [..., N], the forward's input
-  TensorView dx;  // out, x's shape and dtype (dense)
+  TensorView dy;  // [..., N], y's dtype: gradient of y
+  TensorView y;   // [..., N], the forward output
+  TensorView dx;  // out, y's shape and dtype (dense)
   float scale = 1.0f;  // the forward's scale
 };
 
