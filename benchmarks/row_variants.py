@@ -6,6 +6,7 @@ before it is timed. Times are CUDA-graph replays (10 calls a graph, median of 20
 replays), so host dispatch is not in them.
 
     python3 benchmarks/row_variants.py --out row_variants.json [--ops rms_norm,softmax]
+    (--ops: rms_norm, softmax, layer_norm, rms_norm_backward, softmax_backward, split_backward)
 """
 
 from __future__ import annotations
@@ -279,6 +280,49 @@ def run_softmax_bwd(lib, rows, n, copy_tbs, results):
     record("softmax backward", rows, n, 3, peers, cands, lambda: dx, ref, copy_tbs, results)
 
 
+def run_split_bwd(lib, rows, n, copy_tbs, results):
+    """The library's split backward (rows over a cluster, 65536 bf16 columns) for rms_norm
+    and layer_norm: rows loaded ahead in registers (ahead) against an L2 prefetch by the
+    TMA unit (l2 rows ahead), at the library's 32 groups and at one wave of 16."""
+    if n != 65536:
+        return
+    x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    w = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    dx = torch.empty_like(x)
+    dw = torch.empty_like(w)
+    db = torch.empty_like(b)
+    partial = torch.empty(2 * 32, n, device="cuda", dtype=torch.float32)
+    mean = x.float().mean(-1)
+    rstd = torch.rsqrt(x.float().var(-1, unbiased=False) + 1e-5)
+    for centered, op in [(0, "rms_norm split backward"), (1, "layer_norm split backward")]:
+        xf = x.float().requires_grad_()
+        wf = w.float().requires_grad_()
+        bf = b.float().requires_grad_()
+        if centered:
+            F.layer_norm(xf, (n,), wf, bf, 1e-5).backward(dy.float())
+            ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5,
+                             bf.grad.flatten() / rows ** 0.5])
+            out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5,
+                                     db.flatten() / rows ** 0.5])
+            shapes = [(1, 0), (1, 3), (2, 0)]
+        else:
+            F.rms_norm(xf, (n,), wf, 1e-6).backward(dy.float())
+            ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
+            out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5])
+            shapes = [(1, 0), (1, 2), (1, 3), (1, 4), (2, 0), (2, 4)]
+        del xf, wf, bf
+        variants = [(f"ahead {a} l2 {l} G{g}{' (library)' if (a, l, g) == (1, 0, 32) else ''}",
+                     centered, a, l, g) for a, l in shapes for g in (32, 16)]
+        cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, g: lib.xpv_split_bwd(
+            c, a, l, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
+            ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
+        record(op, rows, n, 3, {}, cands, out, ref, copy_tbs, results)
+        del ref
+        torch.cuda.empty_cache()
+
+
 def record(op, rows, n, tensors, peers, cands, output, ref, copy_tbs, results):
     nbytes = tensors * rows * n * 2
     rows_out = []
@@ -380,7 +424,8 @@ def main():
     del src, dst
     results = []
     runners = {"rms_norm": run_rms, "softmax": run_softmax, "layer_norm": run_layer,
-               "rms_norm_backward": run_rms_bwd, "softmax_backward": run_softmax_bwd}
+               "rms_norm_backward": run_rms_bwd, "softmax_backward": run_softmax_bwd,
+               "split_backward": run_split_bwd}
     for op in args.ops.split(","):
         for rows, n in SHAPES:
             if op in ("rms_norm_backward", "softmax_backward") and n > 8192:

@@ -53,6 +53,13 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_
       ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
       : "memory");
 }
+
+// `bytes` (a multiple of 16, 16-byte aligned) from global memory into L2 by the TMA
+// unit, with nothing to wait on: warms rows a walk will load later, at no register or
+// shared-memory cost.
+__device__ __forceinline__ void prefetch_l2(const void* src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
+}
 #endif
 
 }  // namespace xpu::cuda::mbar

@@ -95,6 +95,10 @@ inline constexpr int kNormItems = 2;
 // The split walk (rows over a cluster): row groups an SM's worth (H200 run 13, rms_norm
 // 32768x4096 bf16: 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222, 4224 0.238).
 inline constexpr int kNormGroupsPerSm = 2;
+// Rows the split walk loads ahead of the one it reduces (walk_rows, registers), and the
+// row it has the TMA unit prefetch into L2 (0: none; rows ahead of the current one).
+inline constexpr int kNormSplitAhead = 1;
+inline constexpr int kNormSplitL2Ahead = 0;
 // The staged walk (one CTA a row): at most kNormStagedCtasPerSm CTAs an SM, each with
 // the current row and enough rows ahead in its ring (ring_stages) to keep
 // kNormAheadBytes in flight an SM. H200 run 17a (rms_norm backward, 256 x 2 at
@@ -308,7 +312,8 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
 // the CTA's columns (<= kNormFusedElems elements a thread, kNormItems vectors where
 // the row has work for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32
 // vectors or with dh held ahead, none at two without).
-template <typename T, int ITEMS, bool DH, bool CENTERED>
+template <typename T, int ITEMS, bool DH, bool CENTERED, int AHEAD = kNormSplitAhead,
+          int L2_AHEAD = kNormSplitL2Ahead>
 __global__ void __launch_bounds__(kMaxRowThreads, 1)
     fused_norm_backward_split(const NormBackwardArgs<T> a) {
   constexpr int VEC = 16 / sizeof(T);
@@ -337,17 +342,36 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
 #pragma unroll
     for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
   }
+  // This CTA's slice of a row, for the L2 prefetch: [l2_col, l2_col + l2_bytes / sizeof(T)).
+  const int l2_col = min(rank * a.slice, a.n);
+  const uint32_t l2_bytes = static_cast<uint32_t>(min(a.slice, a.n - l2_col)) * sizeof(T);
   // The row's statistics are loaded two rows ahead (plain loads). One row ahead
   // was 2% slower for layer_norm at 32768x4096 bf16 on the H100.
   RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last),
           after = norm_row_stats<CENTERED>(a, rows.first + 1, rows.last);
-  walk_rows<Row>(rows.first, rows.last, 1,
+  walk_rows<Row, AHEAD>(rows.first, rows.last, 1,
                  [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
-                 [&](int64_t row, const Row& r, int parity) {
+                 [&](int64_t row, Row& r, int parity) {
     RowGrad st = next;
     next = after;
     after = norm_row_stats<CENTERED>(a, row + 2, rows.last);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if constexpr (L2_AHEAD > 0) {
+      if (threadIdx.x == 0 && row + L2_AHEAD < rows.last && l2_bytes > 0) {
+#pragma unroll
+        for (int t = 0; t < 2; ++t)
+          mbar::prefetch_l2(src.ptr[t] + (row + L2_AHEAD) * src.stride[t] + l2_col, l2_bytes);
+      }
+    }
+#endif
     const Sums sums = norm_row_partials<CENTERED>(r.v[0], r.v[1], wv, st, sl, a.n, accw, accb);
+    // The row stays packed through the reduction: its f32 conversions are redone after it
+    // rather than held live (opaque), which leaves registers for the rows ahead.
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) {
+      opaque(r.v[0][k]);
+      opaque(r.v[1][k]);
+    }
     norm_row_means<CENTERED>(st, reducer.template reduce<SumOp>(sums, parity), inv_n, a.eps);
     norm_row_store_dx<CENTERED, DH>(a, row, r.v[0], r.v[1], wv, st, sl, accw);
   });
