@@ -282,8 +282,9 @@ def run_softmax_bwd(lib, rows, n, copy_tbs, results):
 
 def run_split_bwd(lib, rows, n, copy_tbs, results):
     """The library's split backward (rows over a cluster, 65536 bf16 columns) for rms_norm
-    and layer_norm: rows loaded ahead in registers (ahead) against an L2 prefetch by the
-    TMA unit (l2 rows ahead), at the library's 32 groups and at one wave of 16."""
+    and layer_norm: a group's rows chunked (the library) or strided, with and without an
+    L2 prefetch by the TMA unit (l2 rows ahead), at the library's 32 groups and at 64;
+    beside the library's op itself (torch.ops.xpuruntime, outputs allocated)."""
     if n != 65536:
         return
     x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
@@ -293,7 +294,7 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
     dx = torch.empty_like(x)
     dw = torch.empty_like(w)
     db = torch.empty_like(b)
-    partial = torch.empty(2 * 32, n, device="cuda", dtype=torch.float32)
+    partial = torch.empty(2 * 64, n, device="cuda", dtype=torch.float32)
     mean = x.float().mean(-1)
     rstd = torch.rsqrt(x.float().var(-1, unbiased=False) + 1e-5)
     for centered, op in [(0, "rms_norm split backward"), (1, "layer_norm split backward")]:
@@ -306,19 +307,31 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
                              bf.grad.flatten() / rows ** 0.5])
             out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5,
                                      db.flatten() / rows ** 0.5])
-            shapes = [(1, 0), (1, 3), (2, 0)]
+            shapes = [(0, 0), (0, 3), (1, 0), (1, 3)]
+            library = lambda: torch.ops.xpuruntime.layer_norm_backward(dy, x, w, mean, rstd,
+                                                                      1e-5, "fast")
         else:
             F.rms_norm(xf, (n,), wf, 1e-6).backward(dy.float())
             ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
             out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5])
-            shapes = [(1, 0), (1, 2), (1, 3), (1, 4), (2, 0), (2, 4)]
+            shapes = [(0, 0), (0, 2), (0, 3), (1, 0), (1, 2), (1, 3)]
+            library = lambda: torch.ops.xpuruntime.rms_norm_backward_v2(dy, x, w, None, 1e-6,
+                                                                       "fast")
         del xf, wf, bf
-        variants = [(f"ahead {a} l2 {l} G{g}{' (library)' if (a, l, g) == (1, 0, 32) else ''}",
-                     centered, a, l, g) for a, l in shapes for g in (32, 16)]
-        cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, g: lib.xpv_split_bwd(
-            c, a, l, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
-            ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
-        record(op, rows, n, 3, {}, cands, out, ref, copy_tbs, results)
+        variants = [(f"{'strided' if st else 'chunked'} l2 {l} G{g}"
+                     f"{' (library)' if (st, l, g) == (0, 0, 32) else ''}", centered, 1, l, st, g)
+                    for st, l in shapes for g in (32, 64)]
+        cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, st, g: lib.xpv_split_bwd(
+            c, a, l, st, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
+            ptr(dx), ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
+        peers = {}
+        try:
+            import xpuruntime.interop.torch  # noqa: F401  (registers torch.ops.xpuruntime)
+            library()
+            peers["xpuruntime op"] = library
+        except Exception as e:  # the library is not built on this machine
+            print("no xpuruntime op:", str(e).splitlines()[0][:120])
+        record(op, rows, n, 3, peers, cands, out, ref, copy_tbs, results)
         del ref
         torch.cuda.empty_cache()
 

@@ -99,6 +99,8 @@ inline constexpr int kNormGroupsPerSm = 2;
 // row it has the TMA unit prefetch into L2 (0: none; rows ahead of the current one).
 inline constexpr int kNormSplitAhead = 1;
 inline constexpr int kNormSplitL2Ahead = 0;
+// Whether a split walk's group takes rows group, group + groups, ... (else a contiguous chunk).
+inline constexpr bool kNormSplitStrided = false;
 // The staged walk (one CTA a row): at most kNormStagedCtasPerSm CTAs an SM, each with
 // the current row and enough rows ahead in its ring (ring_stages) to keep
 // kNormAheadBytes in flight an SM. H200 run 17a (rms_norm backward, 256 x 2 at
@@ -313,7 +315,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
 // the row has work for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32
 // vectors or with dh held ahead, none at two without).
 template <typename T, int ITEMS, bool DH, bool CENTERED, int AHEAD = kNormSplitAhead,
-          int L2_AHEAD = kNormSplitL2Ahead>
+          int L2_AHEAD = kNormSplitL2Ahead, bool STRIDED = kNormSplitStrided>
 __global__ void __launch_bounds__(kMaxRowThreads, 1)
     fused_norm_backward_split(const NormBackwardArgs<T> a) {
   constexpr int VEC = 16 / sizeof(T);
@@ -326,7 +328,11 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   const int rank = cluster_rank(a.csize);
   const RowSlice sl = row_slice<VEC>(rank, a.slice);
   const int64_t group = blockIdx.x / a.csize;
-  const RowChunk rows = row_chunk(group, gridDim.x / a.csize, a.rows);
+  const int64_t groups = gridDim.x / a.csize;
+  // STRIDED: rows group, group + groups, ...; else a contiguous chunk.
+  const RowChunk chunk = row_chunk(group, groups, a.rows);
+  const RowChunk rows = STRIDED ? RowChunk{group, a.rows} : chunk;
+  const int64_t step = STRIDED ? groups : 1;
   const float inv_n = __frcp_rn(static_cast<float>(a.n));
   RowSources<T, NT> src;
   src.ptr[0] = a.x;
@@ -348,30 +354,24 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   // The row's statistics are loaded two rows ahead (plain loads). One row ahead
   // was 2% slower for layer_norm at 32768x4096 bf16 on the H100.
   RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last),
-          after = norm_row_stats<CENTERED>(a, rows.first + 1, rows.last);
-  walk_rows<Row, AHEAD>(rows.first, rows.last, 1,
+          after = norm_row_stats<CENTERED>(a, rows.first + step, rows.last);
+  walk_rows<Row, AHEAD>(rows.first, rows.last, step,
                  [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
-                 [&](int64_t row, Row& r, int parity) {
+                 [&](int64_t row, const Row& r, int parity) {
     RowGrad st = next;
     next = after;
-    after = norm_row_stats<CENTERED>(a, row + 2, rows.last);
+    after = norm_row_stats<CENTERED>(a, row + 2 * step, rows.last);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if constexpr (L2_AHEAD > 0) {
-      if (threadIdx.x == 0 && row + L2_AHEAD < rows.last && l2_bytes > 0) {
+      const int64_t later = row + L2_AHEAD * step;
+      if (threadIdx.x == 0 && later < rows.last && l2_bytes > 0) {
 #pragma unroll
         for (int t = 0; t < 2; ++t)
-          mbar::prefetch_l2(src.ptr[t] + (row + L2_AHEAD) * src.stride[t] + l2_col, l2_bytes);
+          mbar::prefetch_l2(src.ptr[t] + later * src.stride[t] + l2_col, l2_bytes);
       }
     }
 #endif
     const Sums sums = norm_row_partials<CENTERED>(r.v[0], r.v[1], wv, st, sl, a.n, accw, accb);
-    // The row stays packed through the reduction: its f32 conversions are redone after it
-    // rather than held live (opaque), which leaves registers for the rows ahead.
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) {
-      opaque(r.v[0][k]);
-      opaque(r.v[1][k]);
-    }
     norm_row_means<CENTERED>(st, reducer.template reduce<SumOp>(sums, parity), inv_n, a.eps);
     norm_row_store_dx<CENTERED, DH>(a, row, r.v[0], r.v[1], wv, st, sl, accw);
   });
