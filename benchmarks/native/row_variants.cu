@@ -26,10 +26,11 @@ using bf16 = __nv_bfloat16;
 using xpu::cuda::warp_max;
 using xpu::cuda::warp_sum;
 
+// LD 4 and 5 load as LD 0; their kernels also prefetch a later row into L2 (rms_cta).
 template <int LD>
 __device__ __forceinline__ uint4 ld16(const uint4* p) {
   uint4 v;
-  if constexpr (LD == 0) {
+  if constexpr (LD == 0 || LD >= 4) {
     v = *p;
   } else if constexpr (LD == 1) {
     v = __ldg(p);
@@ -85,6 +86,9 @@ __device__ __forceinline__ float block_reduce(float v, float* buf) {
 
 // ---- rms_norm -----------------------------------------------------------------------------
 
+// Rows a wave of one-CTA-an-SM kernels covers on the H200 (132 SMs), for the L2 prefetch.
+inline constexpr int kPrefetchWave = 132;
+
 template <int ITEMS>
 __device__ __forceinline__ float sumsq(const uint4 (&xv)[ITEMS]) {
   float s = 0.f;
@@ -123,6 +127,13 @@ __global__ void __launch_bounds__(THREADS) rms_cta(const bf16* __restrict__ x,
   uint4 xv[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) xv[k] = ld16<LD>(x4 + threadIdx.x + k * THREADS);
+  if constexpr (LD >= 4) {
+    // The row a CTA launched one (LD 4) or two (LD 5) waves later will load, into L2 by the
+    // TMA unit: one CTA an SM at 1024 threads, so a wave is the SM count of rows.
+    const int64_t later = row + (LD - 3) * int64_t{kPrefetchWave};
+    if (threadIdx.x == 0 && later < gridDim.x)
+      xpu::cuda::mbar::prefetch_l2(x + later * n, static_cast<uint32_t>(n) * sizeof(bf16));
+  }
   const float r = rsqrtf(block_reduce<THREADS>(sumsq(xv), buf) / n + eps);
   if (threadIdx.x == 0) rstd[row] = r;
   rms_store<ITEMS, ST, THREADS>(xv, reinterpret_cast<const uint4*>(w),
@@ -791,6 +802,7 @@ extern "C" int xpv_rms(int kind, int threads, int items, int ld, int st, const b
   XPU_RMS_CTA(128, 4, 2, 0) XPU_RMS_CTA(512, 2, 2, 0) XPU_RMS_CTA(256, 4, 2, 0)
   // 65536 columns: one CTA of 1024 threads x 8 vectors a row (32 data registers a thread).
   XPU_RMS_CTA(1024, 8, 0, 0) XPU_RMS_CTA(1024, 8, 2, 1)
+  XPU_RMS_CTA(1024, 8, 4, 0) XPU_RMS_CTA(1024, 8, 5, 0) XPU_RMS_CTA(1024, 8, 4, 1)
   XPU_RMS_WARP(4, 16, 0, 0) XPU_RMS_WARP(8, 16, 0, 0) XPU_RMS_WARP(4, 16, 2, 1)
   XPU_RMS_WARP(2, 16, 2, 1) XPU_RMS_WARP(4, 32, 2, 1)
   XPU_RMS_PERS(256, 2, 0, 0) XPU_RMS_PERS(256, 2, 2, 1) XPU_RMS_PERS(128, 4, 2, 1)
@@ -1018,7 +1030,8 @@ extern "C" int xpv_split_bwd(int centered, int ahead, int l2_ahead, int strided,
                                         rows, n, stream);
   XPU_SPLIT_BWD(0, 1, 0, 0) XPU_SPLIT_BWD(0, 1, 2, 0) XPU_SPLIT_BWD(0, 1, 3, 0)
   XPU_SPLIT_BWD(0, 1, 0, 1) XPU_SPLIT_BWD(0, 1, 2, 1) XPU_SPLIT_BWD(0, 1, 3, 1)
-  XPU_SPLIT_BWD(1, 1, 0, 0) XPU_SPLIT_BWD(1, 1, 3, 0) XPU_SPLIT_BWD(1, 1, 0, 1)
+  XPU_SPLIT_BWD(1, 1, 0, 0) XPU_SPLIT_BWD(1, 1, 2, 0) XPU_SPLIT_BWD(1, 1, 3, 0)
+  XPU_SPLIT_BWD(1, 1, 0, 1)
   XPU_SPLIT_BWD(1, 1, 3, 1)
 #undef XPU_SPLIT_BWD
   return -1;
