@@ -131,8 +131,10 @@ __global__ void __launch_bounds__(THREADS) rms_cta(const bf16* __restrict__ x,
     // The row a CTA launched one (LD 4) or two (LD 5) waves later will load, into L2 by the
     // TMA unit: one CTA an SM at 1024 threads, so a wave is the SM count of rows.
     const int64_t later = row + (LD - 3) * int64_t{kPrefetchWave};
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (threadIdx.x == 0 && later < gridDim.x)
       xpu::cuda::mbar::prefetch_l2(x + later * n, static_cast<uint32_t>(n) * sizeof(bf16));
+#endif
   }
   const float r = rsqrtf(block_reduce<THREADS>(sumsq(xv), buf) / n + eps);
   if (threadIdx.x == 0) rstd[row] = r;
