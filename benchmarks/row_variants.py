@@ -426,6 +426,8 @@ def main():
     ap.add_argument("--out", default="row_variants.json")
     ap.add_argument("--ops", default="rms_norm,softmax,layer_norm")
     ap.add_argument("--build-dir", default="/tmp")
+    ap.add_argument("--shapes", default="",
+                    help="comma-separated ROWSxN to run (default: all of SHAPES)")
     ap.add_argument("--profile", default="",
                     help="comma-separated rms_norm 32768x4096 variants to run twice each, with "
                          "Liger, torch.compile and the library (for ncu), then exit")
@@ -454,7 +456,9 @@ def main():
                "rms_norm_backward": run_rms_bwd, "softmax_backward": run_softmax_bwd,
                "split_backward": run_split_bwd}
     for op in args.ops.split(","):
-        for rows, n in SHAPES:
+        shapes = ([tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+                  if args.shapes else SHAPES)
+        for rows, n in shapes:
             if op in ("rms_norm_backward", "softmax_backward") and n > 8192:
                 continue  # one CTA of registers does not hold x, dy and the accumulators
             runners[op](lib, rows, n, copy_tbs, results)
