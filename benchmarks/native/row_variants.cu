@@ -1038,3 +1038,28 @@ extern "C" int xpv_split_bwd(int centered, int ahead, int l2_ahead, int strided,
 #undef XPU_SPLIT_BWD
   return -1;
 }
+
+// The same through the library's own launcher (launch_fused_norm_backward: its split
+// shape, groups and template defaults) with the workspace's 128 partial rows, then the
+// partials' reduction; *groups_out: the groups it launched.
+extern "C" int xpv_split_bwd_lib(int centered, const bf16* x, const bf16* dy, const bf16* w,
+                                 const float* mean, const float* rstd, bf16* dx, float* partial,
+                                 bf16* dw, bf16* db, int64_t rows, int n, int64_t* groups_out,
+                                 cudaStream_t stream) {
+  constexpr int64_t kRowGroups = 128;
+  const int64_t bias_offset = centered ? kRowGroups * n : 0;
+  const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, mean, rstd, nullptr, 0, dx,
+                                            partial, bias_offset, rows, n, /*eps=*/1e-6f,
+                                            0, 0, 0};
+  int64_t groups = 0;
+  const xpu::Status st =
+      centered ? xpu::cuda::launch_fused_norm_backward<true>(a, 8, kRowGroups, stream, "x", &groups)
+               : xpu::cuda::launch_fused_norm_backward<false>(a, 8, kRowGroups, stream, "x",
+                                                              &groups);
+  if (!st.ok() || groups == 0) return -1;
+  *groups_out = groups;
+  xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), centered ? 2 : 1), dim3(32, 16),
+                                  0, stream>>>(partial, bias_offset, groups, n, dw,
+                                               centered ? db : nullptr);
+  return int(cudaGetLastError());
+}
