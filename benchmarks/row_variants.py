@@ -325,12 +325,6 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
             library = lambda: torch.ops.xpuruntime.rms_norm_backward_v2(dy, x, w, None, 1e-6,
                                                                        "fast")
         del xf, wf, bf
-        variants = [(f"{'strided' if st else 'chunked'} l2 {l} G{g}"
-                     f"{' (library)' if (st, l, g) == (0, 0, 32) else ''}", centered, 1, l, st, g)
-                    for st, l in shapes for g in (32, 33, 64, 128)]
-        cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, st, g: lib.xpv_split_bwd(
-            c, a, l, st, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
-            ptr(dx), ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
         launched = ctypes.c_int64(0)
 
         def lib_launch(c=centered):
@@ -340,7 +334,16 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
             if rc:
                 raise RuntimeError(f"xpv_split_bwd_lib: {rc}")
         lib_launch()
-        cands[f"launch_fused_norm_backward (G{launched.value})"] = lib_launch
+        torch.cuda.synchronize()
+        # Whole waves of the clusters resident at once (the library's G: 30 on the H200,
+        # 15 clusters of 8 resident), and 32: a partial third wave.
+        g0 = launched.value
+        variants = [(f"{'strided' if st else 'chunked'} l2 {l} G{g}", centered, 1, l, st, g)
+                    for st, l in shapes for g in (g0, 2 * g0, 4 * g0, 32) if g <= 128]
+        cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, st, g: lib.xpv_split_bwd(
+            c, a, l, st, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
+            ptr(dx), ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
+        cands[f"launch_fused_norm_backward (G{g0}, library)"] = lib_launch
         peers = {}
         try:
             import xpuruntime.interop.torch  # noqa: F401  (registers torch.ops.xpuruntime)

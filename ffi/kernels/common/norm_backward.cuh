@@ -96,9 +96,13 @@ inline constexpr int kNormItems = 2;
 // 32768x4096 bf16: 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222, 4224 0.238).
 inline constexpr int kNormGroupsPerSm = 2;
 // Rows the split walk loads ahead of the one it reduces (walk_rows, registers), and the
-// row it has the TMA unit prefetch into L2 (0: none; rows ahead of the current one).
+// row it has the TMA unit prefetch into L2 (0: none; rows ahead of the current one), so
+// that the register loads of the next row come from L2. H200 run 21 (row_variants.py,
+// 4096x65536 bf16, ms): two rows ahead in registers spill 132 bytes at <bf16, 2> and ran
+// 1.26 against 0.92 (one ahead; both at 32 groups, a partial third wave); the L2
+// prefetch 2 rows ahead took that 0.92 to 0.77, 3 rows 0.78, 4 rows 0.80.
 inline constexpr int kNormSplitAhead = 1;
-inline constexpr int kNormSplitL2Ahead = 0;
+inline constexpr int kNormSplitL2Ahead = 2;
 // Whether a split walk's group takes rows group, group + groups, ... (else a contiguous chunk).
 inline constexpr bool kNormSplitStrided = false;
 // The staged walk (one CTA a row): at most kNormStagedCtasPerSm CTAs an SM, each with
@@ -308,7 +312,8 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
 // Fused backward for rows split over a cluster of `csize` CTAs (16-byte-aligned rows, too
 // long for one CTA's ring): G row groups, each a cluster walking a contiguous chunk of
 // rows, the next row's x and dy loaded into registers before the current one reduces
-// (walk_rows); the row sums are pushed to the peers (ClusterPush) instead of
+// (walk_rows) and the row L2_AHEAD rows ahead prefetched into L2 by thread 0 (its CTA's
+// slices of x and dy, one bulk prefetch each); the row sums are pushed to the peers (ClusterPush) instead of
 // cluster_reduce's barrier round trips (H200 run 16d, rms_norm 4096x65536 bf16
 // fwd+bwd 1.149 -> 0.999 ms). Registers hold both rows and the f32 accumulators for
 // the CTA's columns (<= kNormFusedElems elements a thread, kNormItems vectors where
