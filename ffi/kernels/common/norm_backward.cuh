@@ -313,9 +313,9 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
 // long for one CTA's ring): G row groups, each a cluster walking a contiguous chunk of
 // rows, the next row's x and dy loaded into registers before the current one reduces
 // (walk_rows) and the row L2_AHEAD rows ahead prefetched into L2 by thread 0 (its CTA's
-// slices of x and dy, one bulk prefetch each); the row sums are pushed to the peers (ClusterPush) instead of
-// cluster_reduce's barrier round trips (H200 run 16d, rms_norm 4096x65536 bf16
-// fwd+bwd 1.149 -> 0.999 ms). Registers hold both rows and the f32 accumulators for
+// slices of x and dy, one bulk prefetch each); the row sums are pushed to the peers
+// (ClusterPush) instead of cluster_reduce's barrier round trips (H200 run 16d, rms_norm
+// 4096x65536 bf16 fwd+bwd 1.149 -> 0.999 ms). Registers hold both rows and the f32 accumulators for
 // the CTA's columns (<= kNormFusedElems elements a thread, kNormItems vectors where
 // the row has work for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32
 // vectors or with dh held ahead, none at two without).

@@ -124,8 +124,8 @@ using RowSum = RowSumOf<float>;
 using RowSum2 = RowSumOf<float2>;
 
 // Calls body(row, buf, parity) for rows first, first + step, ... < rows, with
-// `buf` filled by load(row, buf). Row row + AHEAD * step's loads are issued before the
-// body of the current one runs, so they are in flight through its reductions,
+// `buf` filled by load(row, buf). The loads of row + AHEAD * step are issued before
+// the body of the current row runs, so they are in flight through its reductions,
 // barriers and stores (AHEAD rows ahead; the buffer is held AHEAD + 1 times, in
 // registers: every index below is a compile-time constant after unrolling). `parity`
 // alternates per row (cluster_reduce's slots). The row sequence depends only on
