@@ -336,10 +336,11 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         lib_launch()
         torch.cuda.synchronize()
         # Whole waves of the clusters resident at once (the library's G: 30 on the H200,
-        # 15 clusters of 8 resident), and 32: a partial third wave.
+        # 15 clusters of 8 resident; with the prefetch 60 and 120 were slower, run 21e, so
+        # one wave, g0 / 2, is next), and 32: a partial third wave.
         g0 = launched.value
         variants = [(f"{'strided' if st else 'chunked'} l2 {l} G{g}", centered, 1, l, st, g)
-                    for st, l in shapes for g in (g0, 2 * g0, 4 * g0, 32) if g <= 128]
+                    for st, l in shapes for g in (g0 // 2, g0, 2 * g0, 4 * g0, 32) if 1 <= g <= 128]
         cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, st, g: lib.xpv_split_bwd(
             c, a, l, st, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
             ptr(dx), ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
