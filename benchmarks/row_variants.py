@@ -340,7 +340,8 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         # one wave, g0 / 2, is next), and 32: a partial third wave.
         g0 = launched.value
         variants = [(f"{'strided' if st else 'chunked'} l2 {l} G{g}", centered, 1, l, st, g)
-                    for st, l in shapes for g in (g0 // 2, g0, 2 * g0, 4 * g0, 32) if 1 <= g <= 128]
+                    for st, l in shapes for g in (g0 // 2, g0, 2 * g0, 4 * g0, 32)
+                    if 1 <= g <= 128]
         cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, st, g: lib.xpv_split_bwd(
             c, a, l, st, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
             ptr(dx), ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
