@@ -289,9 +289,11 @@ def run_softmax_bwd(lib, rows, n, copy_tbs, results):
 
 def run_split_bwd(lib, rows, n, copy_tbs, results):
     """The library's split backward (rows over a cluster, 65536 bf16 columns) for rms_norm
-    and layer_norm: a group's rows chunked (the library) or strided, with and without an
-    L2 prefetch by the TMA unit (l2 rows ahead), at the library's 32 groups and at 64;
-    beside the library's op itself (torch.ops.xpuruntime, outputs allocated)."""
+    and layer_norm: its own launcher (launch_fused_norm_backward, G0 groups), and the kernel
+    with and without the L2 prefetch by the TMA unit (l2 rows ahead) at G0 / 2, G0, 2 G0,
+    4 G0 and 32 groups; beside the library's op itself (torch.ops.xpuruntime, outputs
+    allocated). x, dy, weight (and bias) random normal bf16; checked against float32
+    autograd (dx, then the parameter gradients over sqrt(rows))."""
     if n != 65536:
         return
     x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
