@@ -316,14 +316,14 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
                              bf.grad.flatten() / rows ** 0.5])
             out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5,
                                      db.flatten() / rows ** 0.5])
-            shapes = [(0, 0), (0, 2)]
+            l2s = [0, 2]
             library = lambda: torch.ops.xpuruntime.layer_norm_backward(dy, x, w, mean, rstd,
                                                                       1e-5, "fast")
         else:
             F.rms_norm(xf, (n,), wf, 1e-6).backward(dy.float())
             ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
             out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5])
-            shapes = [(0, 0), (0, 2)]
+            l2s = [0, 2]
             library = lambda: torch.ops.xpuruntime.rms_norm_backward_v2(dy, x, w, None, 1e-6,
                                                                        "fast")
         del xf, wf, bf
@@ -341,12 +341,11 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         # 15 clusters of 8 resident; with the prefetch 60 and 120 were slower, run 21e, so
         # one wave, g0 / 2, is next), and 32: a partial third wave.
         g0 = launched.value
-        variants = [(f"{'strided' if st else 'chunked'} l2 {l} G{g}", centered, 1, l, st, g)
-                    for st, l in shapes for g in (g0 // 2, g0, 2 * g0, 4 * g0, 32)
-                    if 1 <= g <= 128]
-        cands = candidates(variants, "xpv_split_bwd", lambda c, a, l, st, g: lib.xpv_split_bwd(
-            c, a, l, st, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
-            ptr(dx), ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
+        variants = [(f"l2 {l} G{g}", centered, l, g)
+                    for l in l2s for g in (g0 // 2, g0, 2 * g0, 4 * g0, 32) if 1 <= g <= 128]
+        cands = candidates(variants, "xpv_split_bwd", lambda c, l, g: lib.xpv_split_bwd(
+            c, l, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
+            ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
         cands[f"launch_fused_norm_backward (G{g0}, library)"] = lib_launch
         peers = {}
         try:

@@ -95,16 +95,14 @@ inline constexpr int kNormItems = 2;
 // The split walk (rows over a cluster): row groups an SM's worth (H200 run 13, rms_norm
 // 32768x4096 bf16: 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222, 4224 0.238).
 inline constexpr int kNormGroupsPerSm = 2;
-// Rows the split walk loads ahead of the one it reduces (walk_rows, registers), and the
-// row it has the TMA unit prefetch into L2 (0: none; rows ahead of the current one), so
-// that the register loads of the next row come from L2. H200 run 21 (row_variants.py,
-// 4096x65536 bf16, ms): two rows ahead in registers spill 132 bytes at <bf16, 2> and ran
-// 1.26 against 0.92 (one ahead; both at 32 groups, a partial third wave); the L2
-// prefetch 2 rows ahead took that 0.92 to 0.77, 3 rows 0.78, 4 rows 0.80.
-inline constexpr int kNormSplitAhead = 1;
+// The row the split walk has the TMA unit prefetch into L2, in rows ahead of the one it
+// reduces (0: none), so that the register loads of the next row (walk_rows, one row
+// ahead) come from L2. H200 run 21 (row_variants.py, 4096x65536 bf16, library launch of
+// 30 groups): rms_norm 0.707 -> 0.569 ms, layer_norm 0.787 -> 0.670; at 32 groups 3 and
+// 4 rows ahead were 1-4% slower than 2. Tried there and removed: two rows ahead in
+// registers (132 bytes spilled at <bf16, 2>, 0.92 -> 1.26 ms at 32 groups) and strided
+// row groups (within 1% for rms_norm, 5-9% slower for layer_norm).
 inline constexpr int kNormSplitL2Ahead = 2;
-// Whether a split walk's group takes rows group, group + groups, ... (else a contiguous chunk).
-inline constexpr bool kNormSplitStrided = false;
 // The staged walk (one CTA a row): at most kNormStagedCtasPerSm CTAs an SM, each with
 // the current row and enough rows ahead in its ring (ring_stages) to keep
 // kNormAheadBytes in flight an SM. H200 run 17a (rms_norm backward, 256 x 2 at
@@ -319,8 +317,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
 // the CTA's columns (<= kNormFusedElems elements a thread, kNormItems vectors where
 // the row has work for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32
 // vectors or with dh held ahead, none at two without).
-template <typename T, int ITEMS, bool DH, bool CENTERED, int AHEAD = kNormSplitAhead,
-          int L2_AHEAD = kNormSplitL2Ahead, bool STRIDED = kNormSplitStrided>
+template <typename T, int ITEMS, bool DH, bool CENTERED, int L2_AHEAD = kNormSplitL2Ahead>
 __global__ void __launch_bounds__(kMaxRowThreads, 1)
     fused_norm_backward_split(const NormBackwardArgs<T> a) {
   constexpr int VEC = 16 / sizeof(T);
@@ -333,11 +330,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   const int rank = cluster_rank(a.csize);
   const RowSlice sl = row_slice<VEC>(rank, a.slice);
   const int64_t group = blockIdx.x / a.csize;
-  const int64_t groups = gridDim.x / a.csize;
-  // STRIDED: rows group, group + groups, ...; else a contiguous chunk.
-  const RowChunk chunk = row_chunk(group, groups, a.rows);
-  const RowChunk rows = STRIDED ? RowChunk{group, a.rows} : chunk;
-  const int64_t step = STRIDED ? groups : 1;
+  const RowChunk rows = row_chunk(group, gridDim.x / a.csize, a.rows);
   const float inv_n = __frcp_rn(static_cast<float>(a.n));
   RowSources<T, NT> src;
   src.ptr[0] = a.x;
@@ -359,16 +352,16 @@ __global__ void __launch_bounds__(kMaxRowThreads, 1)
   // The row's statistics are loaded two rows ahead (plain loads). One row ahead
   // was 2% slower for layer_norm at 32768x4096 bf16 on the H100.
   RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last),
-          after = norm_row_stats<CENTERED>(a, rows.first + step, rows.last);
-  walk_rows<Row, AHEAD>(rows.first, rows.last, step,
+          after = norm_row_stats<CENTERED>(a, rows.first + 1, rows.last);
+  walk_rows<Row>(rows.first, rows.last, 1,
                  [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
                  [&](int64_t row, const Row& r, int parity) {
     RowGrad st = next;
     next = after;
-    after = norm_row_stats<CENTERED>(a, row + 2 * step, rows.last);
+    after = norm_row_stats<CENTERED>(a, row + 2, rows.last);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if constexpr (L2_AHEAD > 0) {
-      const int64_t later = row + L2_AHEAD * step;
+      const int64_t later = row + L2_AHEAD;
       if (threadIdx.x == 0 && later < rows.last && l2_bytes > 0) {
 #pragma unroll
         for (int t = 0; t < 2; ++t)

@@ -124,30 +124,24 @@ using RowSum = RowSumOf<float>;
 using RowSum2 = RowSumOf<float2>;
 
 // Calls body(row, buf, parity) for rows first, first + step, ... < rows, with
-// `buf` filled by load(row, buf). The loads of row + AHEAD * step are issued before
-// the body of the current row runs, so they are in flight through its reductions,
-// barriers and stores (AHEAD rows ahead; the buffer is held AHEAD + 1 times, in
-// registers: every index below is a compile-time constant after unrolling). `parity`
+// `buf` filled by load(row, buf). The next row's loads are issued before the
+// body of the current one runs, so they are in flight through its reductions,
+// barriers and stores (one row ahead; the buffer is held twice). `parity`
 // alternates per row (cluster_reduce's slots). The row sequence depends only on
 // (first, step), so every thread that must meet in a barrier walks it alike.
-template <typename Buf, int AHEAD = 1, typename Load, typename Body>
+template <typename Buf, typename Load, typename Body>
 __device__ __forceinline__ void walk_rows(int64_t first, int64_t rows, int64_t step, Load load,
                                           Body body) {
-  static_assert(AHEAD >= 1, "walk_rows: at least one row ahead");
-  Buf q[AHEAD + 1];  // q[0]: the current row, q[i]: i rows ahead
-#pragma unroll
-  for (int i = 0; i < AHEAD; ++i)
-    if (first + i * step < rows) load(first + i * step, q[i]);
+  Buf cur;
+  if (first < rows) load(first, cur);
   int parity = 0;
 #pragma unroll 1
   for (int64_t row = first; row < rows; row += step, parity ^= 1) {
-    const int64_t ahead = row + AHEAD * step;
-    if (ahead < rows) load(ahead, q[AHEAD]);
-    body(row, q[0], parity);
-    if (row + step < rows) {
-#pragma unroll
-      for (int i = 0; i < AHEAD; ++i) q[i] = q[i + 1];
-    }
+    const bool more = row + step < rows;
+    Buf next;
+    if (more) load(row + step, next);
+    body(row, cur, parity);
+    if (more) cur = next;
   }
 }
 
