@@ -21,8 +21,9 @@ SHAPES = [(1500, 4096), (700, 8192), (300, 1000), (40, 65536), (265, 4096), (3, 
           # group with the last groups empty, and more rows a group than ring stages.
           (397, 4096), (2000, 2048),
           # One CTA a row up to 1024 threads (cta_row.cuh): softmax with the row packed
-          # (20000, 40960 bf16; 32768 f32), the norms' wide CTA (40960 bf16, 32768 f32),
-          # and f32 65536, which takes a cluster.
+          # (20000 bf16), rms_norm's packed rows without a residual (40960 bf16: 640 x 8;
+          # 32768 f32), and the TMA-staged cluster kernels (softmax both ways, layer_norm
+          # forward: 40960 bf16, a cluster of 3 with a partial last slice; f32 65536).
           (90, 20000), (30, 40960), (20, 32768), (12, 65536 + 8),
           # Cluster rows walked by persistent grids (the fused norm backward, the softmax
           # backward) several rows a cluster, so each of ClusterPush's two mbarriers
@@ -122,9 +123,10 @@ def test_rows_past_the_largest_grid(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("n", [4096, 8192, 65536])
-def test_norm_backward_strided_rows(dtype, n):
-    """x and dy as column slices of wider tensors (row stride n + 64: the TMA copies and
-    the register walks read each row from its own offset), with rms_norm's dh."""
+def test_strided_rows(dtype, n):
+    """x, dy and softmax's y as column slices of wider tensors (row stride n + 64: the TMA
+    copies and the register walks read each row from its own offset), both directions,
+    with rms_norm's dh."""
     import torch
     import torch.nn.functional as F
 
@@ -144,10 +146,22 @@ def test_norm_backward_strided_rows(dtype, n):
     _check(dw, w64.grad, dtype, "rms_norm dweight (strided)")
     x64, w64, b64 = (t.double().requires_grad_() for t in (x, w, b))
     (F.layer_norm(x64, (n,), w64, b64, 1e-5) * dy.double()).sum().backward()
-    _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
+    y, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
+    _check(y, F.layer_norm(x.double(), (n,), w.double(), b.double(), 1e-5), dtype,
+           "layer_norm y (strided)")
+    _check(ops.rms_norm(x, w), F.rms_norm(x.double(), (n,), w.double(), 1e-6), dtype,
+           "rms_norm y (strided)")
     dx, dw, db = ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
     _check(dx, x64.grad, dtype, "layer_norm dx (strided)")
     _check(dw, w64.grad, dtype, "layer_norm dweight (strided)")
     _check(db, b64.grad, dtype, "layer_norm dbias (strided)")
     y = ops.softmax(x)
     _check(y, torch.softmax(x.double(), -1), dtype, "softmax y (strided)")
+    # The backward from a strided y and dy (the staged cluster kernel's TMA copies at 65536).
+    y_view = torch.softmax(x.double(), -1).to(tdt)
+    y_wide = torch.zeros((rows, n + 64), device="cuda", dtype=tdt)
+    y_wide[:, :n] = y_view
+    y_strided = y_wide[:, :n]
+    y64 = y_strided.double()
+    want = y64 * (dy.double() - (dy.double() * y64).sum(-1, keepdim=True))
+    _check(ops.softmax_backward(dy, y_strided), want, dtype, "softmax dx (strided)")

@@ -220,8 +220,8 @@ inline SplitShape cta_split(int64_t n, int vec, int max_cluster) {
 // device (or the shared memory does not).
 template <typename... P, typename... A>
 Status launch_rows_smem(void (*kernel)(int64_t, P...), int64_t rows, int threads, int csize,
-                        int smem, cudaStream_t stream, const char* op, bool* launched,
-                        A&&... args) {
+                        int smem, cudaStream_t stream, const char* op, const char* what,
+                        bool* launched, A&&... args) {
   *launched = false;
   const void* fn = reinterpret_cast<const void*>(kernel);
   if (smem > 0) {
@@ -239,7 +239,7 @@ Status launch_rows_smem(void (*kernel)(int64_t, P...), int64_t rows, int threads
     XPU_RETURN_IF_ERROR(cuda_status(
         launch_clustered_smem(kernel, static_cast<unsigned>(count * csize), threads, csize, smem,
                               stream, r0, static_cast<A&&>(args)...),
-        op, "forward launch"));
+        op, what));
   }
   *launched = true;
   return Status::Ok();
@@ -249,7 +249,7 @@ Status launch_rows_smem(void (*kernel)(int64_t, P...), int64_t rows, int threads
 template <typename... P, typename... A>
 Status launch_rows(void (*kernel)(int64_t, P...), int64_t rows, int threads, int csize,
                    cudaStream_t stream, const char* op, bool* launched, A&&... args) {
-  return launch_rows_smem(kernel, rows, threads, csize, 0, stream, op, launched,
+  return launch_rows_smem(kernel, rows, threads, csize, 0, stream, op, "forward launch", launched,
                           static_cast<A&&>(args)...);
 }
 

@@ -113,4 +113,30 @@ class StagedRows {
 #endif
 };
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// Row `row`'s slices of NT tensors, columns [begin, min(begin + slice, n)), staged in
+// this CTA's dynamic shared memory (StagedRows<T, NT>::smem_bytes(slice, 1) bytes) by
+// one TMA bulk copy each; every thread calls it, and it returns once they have landed,
+// with at[t] indexing tensor t's slice by the row's column (at[t][col]). For the kernels
+// that hold one slice of a row split over a cluster (forward_staged, backward_staged):
+// the row in flight costs shared memory instead of registers, so more of them are in
+// flight an SM (softmax 4096x65536 bf16 forward, H200 run 17a: 0.2636 ms staged, 0.3117
+// in registers).
+template <typename T, int NT>
+__device__ __forceinline__ void stage_row_slice(const RowSources<T, NT>& src, int64_t row,
+                                                int begin, int slice, int n,
+                                                const T* (&at)[NT]) {
+  extern __shared__ __align__(128) unsigned char staged_slice_smem[];
+  __shared__ alignas(8) uint64_t staged_slice_bar[kMaxRingStages];
+  RowSources<T, NT> from = src;
+#pragma unroll
+  for (int t = 0; t < NT; ++t) from.ptr[t] += begin;
+  StagedRows<T, NT> staged(staged_slice_smem, staged_slice_bar, 1, from,
+                           max(0, min(n - begin, slice)), row, row + 1);
+  staged.wait();
+#pragma unroll
+  for (int t = 0; t < NT; ++t) at[t] = staged.row(t) - begin;
+}
+#endif
+
 }  // namespace xpu::cuda

@@ -1,10 +1,12 @@
 // layer_norm forward on CUDA.
 // fast / deterministic: the row is held in registers as 16-byte vectors (or
-//   scalars for odd or unaligned rows). 16-byte rows that one CTA of up to 1024
-//   threads holds (65536 bf16 elements at 8 vectors a thread) take forward_cta
-//   (cta_row.cuh: two plain reductions, no row loop). A row too long for one CTA is split over
+//   scalars for odd or unaligned rows). 16-byte rows that one CTA holds (up to 1024
+//   threads at 4 vectors, or a packed row of 256 x 8: 16384 bf16 elements) take
+//   forward_cta (cta_row.cuh: two plain reductions, no row loop); longer 16-byte rows
+//   are split over a cluster of packed CTAs, each staging its slice in shared memory by
+//   TMA (forward_staged, sm_90). Other rows too long for one CTA are split over
 //   a thread-block cluster of 2-8 CTAs (cuda::split_shape, the rule rms_norm
-//   uses), each holding a slice. One reduction a row (two sums, RowSum2: warp
+//   uses), each holding a slice in registers. One reduction a row (two sums, RowSum2: warp
 //   trees, warps in order, CTAs in rank order through DSMEM, so `fast` is bitwise
 //   deterministic) of d = x - shift and d^2, the shift being the mean of the row's
 //   first 16 bytes; rows whose shift lies far from the mean (row_shift's note) take
@@ -23,6 +25,7 @@
 
 #include "kernels/common/cta_row.cuh"
 #include "kernels/common/resident_row.cuh"
+#include "kernels/common/staged_rows.cuh"
 #include "kernels/layer_norm/cuda_common.cuh"
 
 namespace xpu::ops::layer_norm_detail::gpu {
@@ -274,28 +277,23 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
-// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
-// 16-byte rows: ITEMS vectors a thread at row_slice's columns; the mean, then the
-// centred squares (two reductions, one barrier each; with CLUSTER, pushed to the
-// peers: ClusterPush). Block b is row row0 + b / csize (no row loop: it costs
-// registers).
-template <typename T, int VEC, int ITEMS, bool CLUSTER>
+// One CTA a row (cta_row.cuh; rows over a cluster take forward_staged), for 16-byte
+// rows: ITEMS vectors a thread at row_slice's columns; the mean, then the centred
+// squares (two reductions, one barrier each). Block b is row row0 + b (no row loop:
+// it costs registers). The loads keep their `col < n` predicates: unconditional ones
+// (load_row_clamped) made ptxas spill <float, 4, 4> at 32 registers (run 16a:
+// 16384x4096 f32 0.135 -> 0.148 ms).
+template <typename T, int VEC, int ITEMS>
 __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
     float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
   __shared__ cuda::RowReduceShared<float> shared;
-  cuda::RowReducer<CLUSTER> reducer(shared, csize);
-  const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
+  cuda::RowReducer<false> reducer(shared, csize);
+  const auto [rank, c, row] = cuda::cta_row_frame<false, VEC>(row0, slice, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  // Cluster rows load unconditionally, as the other forwards (load_row_clamped's
-  // note); one-CTA rows keep the predicated loads: unconditional ones made ptxas
-  // spill <float, 4, 4> at 32 registers (run 16a: 16384x4096 f32 0.135 -> 0.148 ms).
-  if constexpr (CLUSTER)
-    cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
-  else
-    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -324,6 +322,70 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   const float rstd = rsqrtf(var + eps);
   store_row<T, VEC, ITEMS>(v, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
                           rank == 0 && threadIdx.x == 0);
+}
+
+// Rows split over a cluster (packed rows too long for one CTA: 4 x 256 x 8 at 65536
+// bf16 columns), each CTA's slice staged in shared memory by one TMA bulk copy
+// (stage_row_slice) and read from there three times: the mean, the centred squares (the
+// reductions of forward_cta, pushed to the peers), the output. As softmax's
+// forward_staged (H200 run 17a: 0.2636 ms staged, 0.3117 in registers at 4096x65536
+// bf16). ptxas -v, sm_90: <bf16, 8, 8> 39 registers, six CTAs and 192 KB in flight an
+// SM; the register rows it replaced (run 21f: 0.317 ms) took 63, four CTAs and 128 KB.
+template <typename T, int VEC, int ITEMS>
+__global__ void __launch_bounds__(cuda::kWideThreads) forward_staged(
+    int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
+    const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
+    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<true> reducer(shared, csize);
+  const auto [rank, c, row] = cuda::cta_row_frame<true, VEC>(row0, slice, csize);
+  const float inv_n = __frcp_rn(static_cast<float>(n));
+  const T* xs[1];
+  cuda::stage_row_slice<T, 1>({{x}, {x_stride}}, row, rank * slice, slice, n, xs);
+  auto at = [&](int k) { return *reinterpret_cast<const Vec<T, VEC>*>(xs[0] + c.col(k)); };
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (c.col(k) < n) {
+      const Vec<T, VEC> v = at(k);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sum += to_f(v.v[j]);
+    }
+  }
+  const float mean = reducer.template reduce<cuda::SumOp>(sum, 0) * inv_n;
+  float sq = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (c.col(k) < n) {
+      const Vec<T, VEC> v = at(k);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float d = to_f(v.v[j]) - mean;
+        sq += d * d;
+      }
+    }
+  }
+  const float rstd = rsqrtf(reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n + eps);
+  if (rank == 0 && threadIdx.x == 0) {
+    if (mean_out) mean_out[row] = mean;
+    if (rstd_out) rstd_out[row] = rstd;
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = c.col(k);
+    if (col < n) {
+      const Vec<T, VEC> v = at(k);
+      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
+      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j)
+        out.v[j] = from_f<T>((to_f(v.v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+      store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+#endif
 }
 
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
@@ -428,7 +490,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   int max_cluster = 1;
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
   // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
-  // threads, or a packed row of 256 x 8), else a cluster of packed CTAs: forward_cta.
+  // threads, or a packed row of 256 x 8): forward_cta; else a cluster of packed CTAs,
+  // staged through shared memory by TMA (sm_90; forward_staged).
   if (vec == kVec) {
     const cuda::RowShape c =
         cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
@@ -436,18 +499,21 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
                                            : cuda::cta_split(p.n, vec, max_cluster);
     void (*cta)(int64_t, const T*, int64_t, const T*, const T*, T*, float*, float*, int, int, int,
                 float) = nullptr;
+    int smem = 0;
     if (s.cluster > 1) {
-      cta = &forward_cta<T, kVec, cuda::kPackedItems, true>;
+      cta = &forward_staged<T, kVec, cuda::kPackedItems>;
+      smem = cuda::StagedRows<T, 1>::smem_bytes(s.slice, 1);
     } else if (s.cluster == 1) {
       cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = &forward_cta<T, V, I, false>;
+        if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
       });
     }
     bool launched = false;
     if (cta)
-      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
-                                            &launched, x, p.x_stride, w, b, y, mean, rstd, n,
-                                            s.slice, s.cluster, a.eps));
+      XPU_RETURN_IF_ERROR(cuda::launch_rows_smem(cta, p.rows, s.threads, s.cluster, smem,
+                                                 stream, kOp, "forward launch", &launched, x,
+                                                 p.x_stride, w, b, y, mean, rstd, n, s.slice,
+                                                 s.cluster, a.eps));
     if (launched) return Status::Ok();
   }
 

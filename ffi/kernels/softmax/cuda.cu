@@ -205,19 +205,12 @@ __global__ void __launch_bounds__(cuda::kWideThreads)
     forward_staged(int64_t row0, const T* __restrict__ x, int64_t x_stride, T* __restrict__ y,
                    int n, int slice, int csize, float k) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) unsigned char slice_smem[];
-  __shared__ alignas(8) uint64_t slice_bar[cuda::kMaxRingStages];
   __shared__ cuda::RowReduceShared<float> shared;
   cuda::RowReducer<true> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<true, VEC>(row0, slice, csize);
-  const int begin = rank * slice, cols = max(0, min(n - begin, slice));
-  cuda::RowSources<T, 1> src;
-  src.ptr[0] = x + begin;
-  src.stride[0] = x_stride;
-  cuda::StagedRows<T, 1> staged(slice_smem, slice_bar, 1, src, cols, row, row + 1);
-  const T* xs = staged.row(0) - begin;  // indexed by the row's column
-  staged.wait();
-  auto at = [&](int it) { return *reinterpret_cast<const Vec<T, VEC>*>(xs + c.col(it)); };
+  const T* xs[1];
+  cuda::stage_row_slice<T, 1>({{x}, {x_stride}}, row, rank * slice, slice, n, xs);
+  auto at = [&](int it) { return *reinterpret_cast<const Vec<T, VEC>*>(xs[0] + c.col(it)); };
   float m = -INFINITY;
 #pragma unroll
   for (int it = 0; it < ITEMS; ++it) {
@@ -334,10 +327,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   if (vec == kVec && row_plan(p.n, vec, 1).warp.items == 0) {
     int max_cluster = 1;
     XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
-    const cuda::RowShape c =
-        cuda::cta_shape(p.n, vec, kCtaKeepElems, kCtaKeepElems / kVec, cuda::kWideThreads);
-    const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
-                                           : cuda::cta_split(p.n, vec, max_cluster);
+    const cuda::SplitShape s = cta_row_shape(p.n, vec, max_cluster);
     void (*cta)(int64_t, const T*, int64_t, T*, int, int, int, float) = nullptr;
     int smem = 0;
     if (s.cluster > 1) {  // sm_90: staged through shared memory by TMA
@@ -351,8 +341,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     if (cta) {
       bool launched = false;
       XPU_RETURN_IF_ERROR(cuda::launch_rows_smem(cta, p.rows, s.threads, s.cluster, smem,
-                                                 stream, kOp, &launched, x, p.x_stride, y, n,
-                                                 s.slice, s.cluster, k));
+                                                 stream, kOp, "forward launch", &launched, x,
+                                                 p.x_stride, y, n, s.slice, s.cluster, k));
       if (launched) return Status::Ok();
     }
   }

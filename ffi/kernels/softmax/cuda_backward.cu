@@ -5,8 +5,11 @@
 //   order. One read of y and dy, one write of dx. One warp, CTA or cluster a row,
 //   as many as there are rows (plan_resident, cuda_common.cuh). Fixed order
 //   everywhere, no atomics: `fast` is also deterministic.
+//   16-byte rows split over a cluster stage each CTA's slices of y and dy in
+//   shared memory by TMA bulk copies instead (backward_staged).
 // Rows longer than 8 CTAs' worth (and reference, with scalar accesses): a dot
 //   pass, then a write pass that re-reads y and dy.
+#include "kernels/common/staged_rows.cuh"
 #include "kernels/softmax/cuda_common.cuh"
 
 namespace xpu::ops::softmax_detail::gpu {
@@ -82,6 +85,54 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
     cuda::cluster_exit(csize);
 }
 
+// Rows split over a cluster (packed rows too long for one CTA: 4 x 256 x 8 at 65536
+// bf16 columns, as forward_staged), each CTA's slices of y and dy staged in shared
+// memory by TMA bulk copies (StagedRows, one stage) and read from there twice: the dot,
+// then dx; the dot is pushed to the peers (RowReducer). Why not backward_resident's
+// register rows: their loads are in flight only until a CTA's row lands, so an SM of two
+// 512-thread CTAs keeps at most 64 KB in flight and none while it reduces and stores
+// (H200 run 21f, 4096x65536 bf16: ~0.48 ms against a three-pass floor of 0.379); a
+// staged slice is 64 KB a CTA, three CTAs an SM.
+template <typename T, int VEC, int ITEMS>
+__global__ void __launch_bounds__(cuda::kWideThreads)
+    backward_staged(int64_t row0, const T* __restrict__ dy, int64_t dy_stride,
+                    const T* __restrict__ y, int64_t y_stride, T* __restrict__ dx, int n,
+                    int slice, int csize, float scale) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<true> reducer(shared, csize);
+  const auto [rank, c, row] = cuda::cta_row_frame<true, VEC>(row0, slice, csize);
+  const T* staged[2];  // y, dy
+  cuda::stage_row_slice<T, 2>({{y, dy}, {y_stride, dy_stride}}, row, rank * slice, slice, n,
+                              staged);
+  const T *ys = staged[0], *gs = staged[1];
+  auto at = [&](const T* base, int it) {
+    return *reinterpret_cast<const Vec<T, VEC>*>(base + c.col(it));
+  };
+  float dot = 0.f;
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    if (c.col(it) < n) {
+      const Vec<T, VEC> yv = at(ys, it), gv = at(gs, it);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) dot += to_f(gv.v[j]) * to_f(yv.v[j]);
+    }
+  }
+  dot = reducer.template reduce<cuda::SumOp>(dot, 0);
+#pragma unroll
+  for (int it = 0; it < ITEMS; ++it) {
+    const int col = c.col(it);
+    if (col < n) {
+      const Vec<T, VEC> yv = at(ys, it), gv = at(gs, it);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) out.v[j] = from_f<T>(scale * to_f(yv.v[j]) * (to_f(gv.v[j]) - dot));
+      store_vec<T, VEC>(dx + row * n + col, out);
+    }
+  }
+#endif
+}
+
 // Any row length (and the reference with VEC = 1): the rows are read twice.
 template <typename T, int VEC>
 __global__ void __launch_bounds__(kMaxThreads) backward_looped(
@@ -130,6 +181,19 @@ Status backward(const BackwardProblem& p, const ExecContext& ctx) {
   }
   constexpr int kVec = 16 / sizeof(T);
   const int vec = cuda::vector_width<T>(p.n, {{dy, p.dy_stride}, {y, p.y_stride}, {dx, p.n}});
+  if (vec == kVec && row_plan(p.n, vec, 1).warp.items == 0) {
+    int max_cluster = 1;
+    XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
+    const cuda::SplitShape s = cta_row_shape(p.n, vec, max_cluster);
+    if (s.cluster > 1) {  // sm_90: staged through shared memory by TMA
+      bool launched = false;
+      XPU_RETURN_IF_ERROR(cuda::launch_rows_smem(
+          &backward_staged<T, kVec, cuda::kPackedItems>, p.rows, s.threads, s.cluster,
+          cuda::StagedRows<T, 2>::smem_bytes(s.slice, 1), stream, kOp, "backward launch",
+          &launched, dy, p.dy_stride, y, p.y_stride, dx, n, s.slice, s.cluster, a.scale));
+      if (launched) return Status::Ok();
+    }
+  }
   using Kernel =
       void (*)(const T*, int64_t, const T*, int64_t, T*, int64_t, int, int, int, float);
   Kernel kernel = nullptr;

@@ -154,6 +154,17 @@ inline RowPlan row_plan(int64_t n, int vec, int max_cluster) {
   return plan;
 }
 
+// 16-byte rows too long for a warp (forward_cta, forward_staged, backward_staged):
+// one CTA a row where it holds kCtaKeepElems a thread (exponentials kept) or a packed
+// row, else a cluster of packed CTAs (cluster 0: none fits, the resident or looped
+// kernels take the row).
+inline cuda::SplitShape cta_row_shape(int64_t n, int vec, int max_cluster) {
+  const cuda::RowShape c =
+      cuda::cta_shape(n, vec, kCtaKeepElems, kCtaKeepElems / vec, cuda::kWideThreads);
+  return c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
+                     : cuda::cta_split(n, vec, max_cluster);
+}
+
 template <typename T>
 Status forward(const ForwardProblem& p, const ExecContext& ctx);
 template <typename T>
