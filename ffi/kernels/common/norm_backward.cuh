@@ -227,17 +227,19 @@ __device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, 
   return st;
 }
 
-// Fused backward, one CTA a row (16-byte-aligned rows): a persistent grid of row groups,
-// group g walking a contiguous chunk of rows whose x and dy TMA stages through a
-// shared-memory ring (StagedRows, a.stages deep); a row is read from shared memory
-// twice (its sums, then dx after the row reduction), so registers hold only the
-// weight and the f32 accumulators (kNormFusedElems elements a thread at most). One
-// barrier a row (cta_reduce_flat), after which the previous row's stage is refilled.
-// rms_norm's forms of up to two vectors a thread are held to 64 registers (two CTAs of 512
-// an SM: 8192 bf16 columns, run 17a's 2 x 2 shape); recomputing rstd took them from 64 to
-// 79 (ptxas -v, sm_90: one CTA an SM), and at 64 they do not spill. layer_norm's (99) and
-// four-vector forms would spill there.
-template <typename T, int ITEMS, bool DH, bool CENTERED>
+// Fused backward for 16-byte-aligned rows: a persistent grid of row groups, group g
+// walking a contiguous chunk of rows whose x and dy TMA stages through a shared-memory
+// ring (StagedRows, a.stages deep); a row is read from shared memory twice (its sums,
+// then dx after the row reduction), so registers hold only the weight and the f32
+// accumulators (kNormFusedElems elements a thread at most). One barrier a row
+// (cta_reduce_flat), after which the previous row's stage is refilled. With CLUSTER a
+// group is a cluster of a.csize CTAs, each staging its slice of the row's columns, and
+// the row sums are pushed to the peers (ClusterPush). rms_norm's forms of up to two
+// vectors a thread are held to 64 registers (two CTAs of 512 an SM: 8192 bf16 columns,
+// run 17a's 2 x 2 shape); recomputing rstd took them from 64 to 79 (ptxas -v, sm_90: one
+// CTA an SM), and at 64 they do not spill. layer_norm's (99) and four-vector forms would
+// spill there.
+template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER = false>
 __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 : 1)
     fused_norm_backward_staged(const NormBackwardArgs<T> a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -248,34 +250,42 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
   extern __shared__ __align__(128) unsigned char ring_smem[];
   __shared__ alignas(8) uint64_t ring_bars[kMaxRingStages];
   __shared__ alignas(16) Sums buf[2][32];
-  const RowSlice sl = row_slice<VEC>(0, 0);
-  const int64_t group = blockIdx.x;
-  const RowChunk rows = row_chunk(group, gridDim.x, a.rows);
+  __shared__ PushSlots<Sums> slots;
+  ClusterPush<CLUSTER, Sums> push(slots, a.csize);
+  const int rank = CLUSTER ? cluster_rank(a.csize) : 0;
+  const RowSlice sl = row_slice<VEC>(rank, CLUSTER ? a.slice : 0);
+  // This CTA's columns [begin, begin + cols): the whole row without CLUSTER.
+  const int begin = CLUSTER ? min(rank * a.slice, a.n) : 0;
+  const int cols = CLUSTER ? min(a.slice, a.n - begin) : a.n;
+  const int64_t group = CLUSTER ? blockIdx.x / a.csize : blockIdx.x;
+  const RowChunk rows = row_chunk(group, CLUSTER ? gridDim.x / a.csize : gridDim.x, a.rows);
   const float inv_n = __frcp_rn(static_cast<float>(a.n));
   RowSources<T, 2> src;
-  src.ptr[0] = a.x;
+  src.ptr[0] = a.x + begin;
   src.stride[0] = a.x_stride;
-  src.ptr[1] = a.dy;
+  src.ptr[1] = a.dy + begin;
   src.stride[1] = a.dy_stride;
-  Ring ring(ring_smem, ring_bars, a.stages, src, a.n, rows.first, rows.last);
+  Ring ring(ring_smem, ring_bars, a.stages, src, cols, rows.first, rows.last);
 
+  // Columns past n re-read the slice's last vector (inside the slice, so inside the
+  // stage: an empty slice reads its first vector, which no one uses).
+  auto clamped = [&](int k) { return max(0, min(sl.col(k) - begin, cols - VEC)); };
   float accw[ITEMS][VEC], accb[ITEMS][VEC];
   V wv[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    wv[k] = load_vec<T, VEC>(a.w + min(sl.col(k), a.n - VEC));
+    wv[k] = load_vec<T, VEC>(a.w + min(begin + clamped(k), a.n - VEC));
 #pragma unroll
     for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
   }
-  // Reads the row's x and dy from its stage (columns past n re-read the last vector).
+  // Reads the row's x and dy from its stage.
   auto read = [&](V (&x)[ITEMS], V (&dy)[ITEMS]) {
     const T* xs = ring.row(0);
     const T* gs = ring.row(1);
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
-      const int col = min(sl.col(k), a.n - VEC);
-      x[k] = *reinterpret_cast<const V*>(xs + col);
-      dy[k] = *reinterpret_cast<const V*>(gs + col);
+      x[k] = *reinterpret_cast<const V*>(xs + clamped(k));
+      dy[k] = *reinterpret_cast<const V*>(gs + clamped(k));
     }
   };
   RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last);
@@ -290,8 +300,9 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
       read(x, dy);
       sums = norm_row_partials<CENTERED>(x, dy, wv, st, sl, a.n, accw, accb);
     }
+    const int parity = static_cast<int>(row - rows.first) & 1;
     norm_row_means<CENTERED>(
-        st, cta_reduce_flat<SumOp>(sums, buf[static_cast<int>(row - rows.first) & 1]), inv_n,
+        st, push.reduce(cta_reduce_flat<SumOp>(sums, buf[parity]), parity, SumOp{}), inv_n,
         a.eps);
     // A one-warp CTA's reduction has no barrier (shuffles only), and a lane's reads of the
     // previous row may still be in flight: the barrier orders them before the refill
@@ -303,6 +314,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
     norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl, accw);
     ring.next();
   }
+  push.finish();
   norm_store_partials<CENTERED>(a, group, sl, accw, accb);
 #endif
 }
@@ -438,13 +450,13 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   const SplitShape s =
       split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
   if (s.cluster == 0) return Status::Ok();
-  const bool staged = s.cluster == 1;
+  const bool cluster = s.cluster > 1;
   void (*kernel)(NormBackwardArgs<T>) = nullptr;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
       auto pick = [&]<bool DH>() {
-        kernel = staged ? &fused_norm_backward_staged<T, I, DH, CENTERED>
-                        : &fused_norm_backward_split<T, I, DH, CENTERED>;
+        kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true>
+                         : &fused_norm_backward_staged<T, I, DH, CENTERED>;
       };
       if constexpr (!CENTERED) {
         if (a.dh) return pick.template operator()<true>();
@@ -459,29 +471,27 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   a.slice = s.slice;
   a.csize = s.cluster;
   a.stages = 0;
-  if (staged) {
-    // CTAs an SM as two stages allow, then the stages that keep kNormAheadBytes in flight.
-    using Ring = StagedRows<T, 2>;
-    const int64_t row_bytes = 2 * int64_t{Ring::slot_bytes(a.n)};
-    bool fits = false;
-    XPU_RETURN_IF_ERROR(allow_dynamic_smem(fn, Ring::smem_bytes(a.n, kMaxRingStages), &fits));
-    if (!fits) return Status::Ok();
-    XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, 1, &resident, Ring::smem_bytes(a.n, 2)));
-    const int per_sm = std::min(kNormStagedCtasPerSm, resident / sms);
-    if (per_sm <= 0) return Status::Ok();
-    a.stages = ring_stages(per_sm, row_bytes, kNormAheadBytes, kNormRingSmemPerSm);
-    smem = Ring::smem_bytes(a.n, a.stages);
-    XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, 1, &resident, smem));
-    // All resident at once: a persistent walk.
-    target = std::min<int64_t>(resident, int64_t{per_sm} * sms);
-  } else {
-    XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, s.cluster, &resident));
-    // kNormGroupsPerSm an SM, rounded down to whole waves of the groups resident at
-    // once: every group walks the same number of rows, so a partial last wave
-    // (4096x65536, clusters of 8: 33 groups against 16 resident) would run alone.
-    target = std::max<int64_t>(1, int64_t{kNormGroupsPerSm} * sms / s.cluster);
-    if (target >= resident) target = target / resident * resident;
-  }
+  // CTAs an SM as two stages allow, then the stages that keep kNormAheadBytes in flight
+  // an SM; a cluster's CTAs each stage their slice of the row.
+  using Ring = StagedRows<T, 2>;
+  const int cols = cluster ? s.slice : a.n;
+  const int64_t row_bytes = 2 * int64_t{Ring::slot_bytes(cols)};
+  bool fits = false;
+  XPU_RETURN_IF_ERROR(allow_dynamic_smem(fn, Ring::smem_bytes(cols, kMaxRingStages), &fits));
+  if (!fits) return Status::Ok();
+  // resident: CTAs, or with a cluster clusters (which GPCs may leave some SMs without:
+  // 15 clusters of 8 on the H200's 132 SMs), resident at once.
+  XPU_RETURN_IF_ERROR(
+      resident_count(fn, s.threads, s.cluster, &resident, Ring::smem_bytes(cols, 2)));
+  if (resident <= 0) return Status::Ok();
+  const int64_t ctas = int64_t{resident} * s.cluster;
+  const int per_sm = static_cast<int>(
+      std::clamp<int64_t>(cluster ? (ctas + sms - 1) / sms : ctas / sms, 1, kNormStagedCtasPerSm));
+  a.stages = ring_stages(per_sm, row_bytes, kNormAheadBytes, kNormRingSmemPerSm);
+  smem = Ring::smem_bytes(cols, a.stages);
+  XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, s.cluster, &resident, smem));
+  // All resident at once: a persistent walk.
+  target = cluster ? resident : std::min<int64_t>(resident, int64_t{per_sm} * sms);
   if (resident <= 0) return Status::Ok();
   const int64_t g = std::min<int64_t>({row_groups, a.rows, target});
   XPU_RETURN_IF_ERROR(cuda_status(

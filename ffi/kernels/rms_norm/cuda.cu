@@ -96,8 +96,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
 // b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
 // registers at 64 bf16 elements.
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER>
-__global__ void __launch_bounds__((CLUSTER || RES) ? cuda::kCtaMaxThreads<ITEMS>
-                                                   : cuda::kMaxCtaThreads) forward_cta(
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
     int slice, int csize, float eps) {
@@ -195,13 +194,10 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
                             int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
     // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
-    // threads, or a packed row: without a residual in up to 1024 threads, with one in
-    // 256), else a cluster of packed CTAs: forward_cta. A packed row without a residual
-    // takes 48 registers at 1024 threads (ptxas -v, sm_90, <bf16, 8, 8>; with a residual
-    // 80, which a 1024-thread bound would spill).
+    // threads, or a packed row of 256 x 8), else a cluster of packed CTAs: forward_cta.
     if (vec == kVec) {
-      const cuda::RowShape c = cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems,
-                                               res ? cuda::kWideThreads : cuda::kMaxCtaThreads);
+      const cuda::RowShape c =
+          cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
       const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
                                              : cuda::cta_split(p.n, vec, max_cluster);
       using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*, int,
