@@ -288,12 +288,12 @@ def run_softmax_bwd(lib, rows, n, copy_tbs, results):
 
 
 def run_split_bwd(lib, rows, n, copy_tbs, results):
-    """The library's split backward (rows over a cluster, 65536 bf16 columns) for rms_norm
-    and layer_norm: its own launcher (launch_fused_norm_backward, G0 groups), and the kernel
-    with and without the L2 prefetch by the TMA unit (l2 rows ahead) at G0 / 2, G0, 2 G0,
-    4 G0 and 32 groups; beside the library's op itself (torch.ops.xpuruntime, outputs
-    allocated). x, dy, weight (and bias) random normal bf16; checked against float32
-    autograd (dx, then the parameter gradients over sqrt(rows))."""
+    """The norms' fused backward for rows split over a cluster (65536 bf16 columns), rms_norm
+    and layer_norm: the library's own launcher (launch_fused_norm_backward; G0 groups)
+    beside the library's op itself (torch.ops.xpuruntime, outputs allocated). Run 22b also
+    timed the register split walk it replaced (results/row_variants_split_bwd_h200.txt). x,
+    dy, weight (and bias) random normal bf16; checked against float32 autograd (dx, then
+    the parameter gradients over sqrt(rows))."""
     if n != 65536:
         return
     x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
@@ -316,14 +316,12 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
                              bf.grad.flatten() / rows ** 0.5])
             out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5,
                                      db.flatten() / rows ** 0.5])
-            l2s = [0, 2]
             library = lambda: torch.ops.xpuruntime.layer_norm_backward(dy, x, w, mean, rstd,
                                                                       1e-5, "fast")
         else:
             F.rms_norm(xf, (n,), wf, 1e-6).backward(dy.float())
             ref = torch.cat([xf.grad.flatten(), wf.grad.flatten() / rows ** 0.5])
             out = lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5])
-            l2s = [0, 2]
             library = lambda: torch.ops.xpuruntime.rms_norm_backward_v2(dy, x, w, None, 1e-6,
                                                                        "fast")
         del xf, wf, bf
@@ -337,18 +335,7 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
                 raise RuntimeError(f"xpv_split_bwd_lib: {rc}")
         lib_launch()
         torch.cuda.synchronize()
-        # Whole waves of the clusters resident at once (the library's G: 30 on the H200,
-        # 15 clusters of 8 resident; with the prefetch 60 and 120 were slower, run 21e, so
-        # one wave, g0 / 2, is next), and 32: a partial third wave.
-        g0 = launched.value
-        # Since v9 the library's launcher takes the staged cluster walk (its G0: the
-        # clusters resident at once); the split walk's best, l2 2 at G30, is timed beside it.
-        variants = [(f"split l2 {l} G{g}", centered, l, g)
-                    for l in l2s for g in sorted({g0, 15, 30}) if 1 <= g <= 128]
-        cands = candidates(variants, "xpv_split_bwd", lambda c, l, g: lib.xpv_split_bwd(
-            c, l, ctypes.c_int64(g), ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
-            ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n, stream()))
-        cands[f"launch_fused_norm_backward (G{g0}, library)"] = lib_launch
+        cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}
         peers = {}
         try:
             import xpuruntime.interop.torch  # noqa: F401  (registers torch.ops.xpuruntime)

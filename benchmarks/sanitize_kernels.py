@@ -13,8 +13,8 @@ from xpuruntime import ops
 SHAPES = [(3, 1), (5, 33), (4, 4096), (3, 4097), (2, 70000), (2, 20000), (2, 40960), (2048, 256)]
 # The fused norm backward's row groups with several rows each, one each, and empty
 # ones (265 rows over 264 groups on an H200), the staged walk refilling its ring (1000 x 4096,
-# 700 x 8192); clusters of CTAs at 65536 columns, with 200 rows the split walk's groups
-# hold enough rows for its L2 prefetch two rows ahead.
+# 700 x 8192); clusters of CTAs at 65536 columns, with 200 rows the staged cluster walk's
+# groups hold more rows than its ring has stages.
 GROUP_SHAPES = [(600, 1024), (265, 4096), (1000, 4096), (300, 8192), (700, 8192), (50, 65536),
                 (200, 65536)]
 

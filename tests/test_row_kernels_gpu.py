@@ -3,8 +3,8 @@ their launch shapes, on CUDA, against float64 torch on random data: one CTA a ro
 tail threads (125 or 250 vectors in 128 or 256 threads), clusters of CTAs (65536 columns;
 300 rows: several a cluster in the persistent backward walks),
 and the fused norm backward's row groups (one-CTA rows: up to kNormStagedCtasPerSm an SM,
-396 on an H200, each walking its rows through a shared-memory ring; cluster rows:
-kNormGroupsPerSm an SM) with several rows a group, one row a group and empty groups (rows
+396 on an H200, each walking its rows through a shared-memory ring; cluster rows: the
+clusters resident at once, each CTA with a ring of its slices) with several rows a group, one row a group and empty groups (rows
 just past the group count); rows past the largest grid (kMaxGrid), which the one-CTA
 forwards launch in chunks; row-strided inputs (a column slice of a wider tensor), which the
 TMA bulk copies read row by row."""

@@ -995,50 +995,11 @@ extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t group
   return -1;
 }
 
-// The library's split backward (rows over a cluster of 8 CTAs of 512 x 2 vectors:
-// kernels/common/norm_backward.cuh, fused_norm_backward_split) at 65536 bf16 columns, with
-// the row L2 rows ahead prefetched into L2 by the TMA unit (0: none) and `groups` clusters
-// (the library launches 2 an SM's worth, rounded to whole waves: 30 on the H200, whose 132
-// SMs hold 15 clusters of 8). centered: layer_norm (mean and rstd read), else rms_norm (rstd
-// recomputed, eps 1e-6). Then the partials' reduction (dweight; dbias with centered).
-// Returns 0, -1 (not compiled in, or n is not 65536) or a CUDA error. (Run 21 also timed two
-// rows ahead in registers and strided row groups; both lost and left the library.)
-template <bool C, int L>
-int launch_split_bwd(int64_t groups, const bf16* x, const bf16* dy, const bf16* w,
-                     const float* mean, const float* rstd, bf16* dx, float* partial, bf16* dw,
-                     bf16* db, int64_t rows, int n, cudaStream_t stream) {
-  constexpr int kCluster = 8, kThreads = 512, kItems = 2;
-  if (n != kCluster * kThreads * kItems * 8) return -1;
-  const int64_t bias_offset = C ? groups * n : 0;
-  const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, mean, rstd, nullptr, 0, dx,
-                                            partial, bias_offset, rows, n, /*eps=*/1e-6f,
-                                            kThreads * kItems * 8, kCluster, 0};
-  cudaError_t err = xpu::cuda::launch_clustered_smem(
-      xpu::cuda::fused_norm_backward_split<bf16, kItems, false, C, L>,
-      unsigned(groups * kCluster), kThreads, kCluster, 0, stream, a);
-  if (err != cudaSuccess) return int(err);
-  xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), C ? 2 : 1), dim3(32, 16), 0,
-                                  stream>>>(partial, bias_offset, groups, n, dw, C ? db : nullptr);
-  return int(cudaGetLastError());
-}
-
-extern "C" int xpv_split_bwd(int centered, int l2_ahead, int64_t groups, const bf16* x,
-                             const bf16* dy, const bf16* w, const float* mean,
-                             const float* rstd, bf16* dx, float* partial, bf16* dw, bf16* db,
-                             int64_t rows, int n, cudaStream_t stream) {
-#define XPU_SPLIT_BWD(C, L)                                                                   \
-  if (centered == C && l2_ahead == L)                                                         \
-    return launch_split_bwd<C, L>(groups, x, dy, w, mean, rstd, dx, partial, dw, db, rows, n, \
-                                  stream);
-  XPU_SPLIT_BWD(0, 0) XPU_SPLIT_BWD(0, 2) XPU_SPLIT_BWD(0, 3)
-  XPU_SPLIT_BWD(1, 0) XPU_SPLIT_BWD(1, 2) XPU_SPLIT_BWD(1, 3)
-#undef XPU_SPLIT_BWD
-  return -1;
-}
-
-// The same through the library's own launcher (launch_fused_norm_backward: its split
-// shape, groups and template defaults) with the workspace's 128 partial rows, then the
-// partials' reduction; *groups_out: the groups it launched.
+// The norms' fused backward at 65536 bf16 columns through the library's own launcher
+// (launch_fused_norm_backward: its cluster shape, groups and ring) with the workspace's
+// 128 partial rows, then the partials' reduction; *groups_out: the groups it launched.
+// (Run 22b timed the register split walk it replaced beside it: results/
+// row_variants_split_bwd_h200.txt.)
 extern "C" int xpv_split_bwd_lib(int centered, const bf16* x, const bf16* dy, const bf16* w,
                                  const float* mean, const float* rstd, bf16* dx, float* partial,
                                  bf16* dw, bf16* db, int64_t rows, int n, int64_t* groups_out,

@@ -8,8 +8,8 @@
 // backward needs only the forward's inputs and JAX can drop a forward whose outputs are
 // dead; layer_norm reads the forward's saved mean and rstd.
 // Device: norm_dx_vec (dx of one vector, also used by rms_norm's scalar-row
-// kernels), fused_norm_backward_staged (one CTA a row, rows staged in shared memory by
-// TMA) and fused_norm_backward_split (rows split over a cluster), param_reduce. Host:
+// kernels), fused_norm_backward_staged (one CTA or one cluster of CTAs a row, rows
+// staged in shared memory by TMA), param_reduce. Host:
 // launch_fused_norm_backward, launch_param_reduce.
 // No atomics anywhere: every sum runs in a fixed order, so `fast` is deterministic.
 #pragma once
@@ -92,20 +92,12 @@ struct NormBackwardArgs {
 // Vectors a thread of the fused backward holds by preference (256 x 2 at 4096 bf16
 // columns: 0.209 ms against 0.213 at 128 x 4 and 0.218 at 512 x 1, H200 run 13).
 inline constexpr int kNormItems = 2;
-// The split walk (rows over a cluster): row groups an SM's worth (H200 run 13, rms_norm
-// 32768x4096 bf16: 264 groups of 256 x 2 0.209 ms, 512 0.213-0.222, 4224 0.238).
-inline constexpr int kNormGroupsPerSm = 2;
-// The row the split walk has the TMA unit prefetch into L2, in rows ahead of the one it
-// reduces (0: none), so that the register loads of the next row (walk_rows, one row
-// ahead) come from L2. H200 run 21 (row_variants.py, 4096x65536 bf16, library launch of
-// 30 groups): rms_norm 0.707 -> 0.569 ms, layer_norm 0.787 -> 0.670; at 32 groups 3 and
-// 4 rows ahead were 1-4% slower than 2. Tried there and removed: two rows ahead in
-// registers (132 bytes spilled at <bf16, 2>, 0.92 -> 1.26 ms at 32 groups) and strided
-// row groups (within 1% for rms_norm, 5-9% slower for layer_norm).
-inline constexpr int kNormSplitL2Ahead = 2;
-// The staged walk (one CTA a row): at most kNormStagedCtasPerSm CTAs an SM, each with
-// the current row and enough rows ahead in its ring (ring_stages) to keep
-// kNormAheadBytes in flight an SM. H200 run 17a (rms_norm backward, 256 x 2 at
+// The staged walk: at most kNormStagedCtasPerSm CTAs an SM, each with the current row (or
+// its slice of it) and enough rows ahead in its ring (ring_stages) to keep
+// kNormAheadBytes in flight an SM. Rows split over a cluster took a register walk until
+// run 22b (4096x65536 bf16: rows one ahead in registers, two ahead prefetched into L2 by
+// the TMA unit, 30 clusters of 8 x 512 x 2): rms_norm 0.572 ms, layer_norm 0.670; staged,
+// 0.491 and 0.538 (row_variants.py, results/row_variants_split_bwd_h200.txt). H200 run 17a (rms_norm backward, 256 x 2 at
 // 32768x4096 bf16, 16 KB of x and dy a row; ms): 3 CTAs x 2 stages (48 KB ahead) 0.2059,
 // 2 x 3 (64 KB) 0.2098, 4 x 2 (64 KB) 0.2158, 3 x 3 (96 KB) 0.2165, 2 x 2 (32 KB) 0.2361;
 // 512 x 2 at 8192x8192 (32 KB a row): 2 x 2 (64 KB) 0.1092, 2 x 3 (128 KB) 0.1165.
@@ -319,76 +311,6 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
 #endif
 }
 
-// Fused backward for rows split over a cluster of `csize` CTAs (16-byte-aligned rows, too
-// long for one CTA's ring): G row groups, each a cluster walking a contiguous chunk of
-// rows, the next row's x and dy loaded into registers before the current one reduces
-// (walk_rows) and the row L2_AHEAD rows ahead prefetched into L2 by thread 0 (its CTA's
-// slices of x and dy, one bulk prefetch each); the row sums are pushed to the peers
-// (ClusterPush) instead of cluster_reduce's barrier round trips (H200 run 16d, rms_norm
-// 4096x65536 bf16 fwd+bwd 1.149 -> 0.999 ms). Registers hold both rows and the f32 accumulators for
-// the CTA's columns (<= kNormFusedElems elements a thread, kNormItems vectors where
-// the row has work for them: ptxas -v, sm_90, spilled 72-212 bytes at four f32
-// vectors or with dh held ahead, none at two without).
-template <typename T, int ITEMS, bool DH, bool CENTERED, int L2_AHEAD = kNormSplitL2Ahead>
-__global__ void __launch_bounds__(kMaxRowThreads, 1)
-    fused_norm_backward_split(const NormBackwardArgs<T> a) {
-  constexpr int VEC = 16 / sizeof(T);
-  constexpr int NT = 2;
-  using V = Vec<T, VEC>;
-  using Row = RowVecs<T, VEC, ITEMS, NT>;
-  using Sums = float2;
-  __shared__ RowReduceShared<Sums> pushed;
-  RowReducer<true, Sums> reducer(pushed, a.csize);
-  const int rank = cluster_rank(a.csize);
-  const RowSlice sl = row_slice<VEC>(rank, a.slice);
-  const int64_t group = blockIdx.x / a.csize;
-  const RowChunk rows = row_chunk(group, gridDim.x / a.csize, a.rows);
-  const float inv_n = __frcp_rn(static_cast<float>(a.n));
-  RowSources<T, NT> src;
-  src.ptr[0] = a.x;
-  src.stride[0] = a.x_stride;
-  src.ptr[1] = a.dy;
-  src.stride[1] = a.dy_stride;
-
-  float accw[ITEMS][VEC], accb[ITEMS][VEC];
-  V wv[ITEMS];
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (sl.col(k) < a.n) wv[k] = load_vec<T, VEC>(a.w + sl.col(k));
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
-  }
-  // This CTA's slice of a row, for the L2 prefetch: [l2_col, l2_col + l2_bytes / sizeof(T)).
-  const int l2_col = min(rank * a.slice, a.n);
-  const uint32_t l2_bytes = static_cast<uint32_t>(min(a.slice, a.n - l2_col)) * sizeof(T);
-  // The row's statistics are loaded two rows ahead (plain loads). One row ahead
-  // was 2% slower for layer_norm at 32768x4096 bf16 on the H100.
-  RowGrad next = norm_row_stats<CENTERED>(a, rows.first, rows.last),
-          after = norm_row_stats<CENTERED>(a, rows.first + 1, rows.last);
-  walk_rows<Row>(rows.first, rows.last, 1,
-                 [&](int64_t row, Row& r) { load_rows(r, src, row, sl, a.n); },
-                 [&](int64_t row, const Row& r, int parity) {
-    RowGrad st = next;
-    next = after;
-    after = norm_row_stats<CENTERED>(a, row + 2, rows.last);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if constexpr (L2_AHEAD > 0) {
-      const int64_t later = row + L2_AHEAD;
-      if (threadIdx.x == 0 && later < rows.last && l2_bytes > 0) {
-#pragma unroll
-        for (int t = 0; t < 2; ++t)
-          mbar::prefetch_l2(src.ptr[t] + later * src.stride[t] + l2_col, l2_bytes);
-      }
-    }
-#endif
-    const Sums sums = norm_row_partials<CENTERED>(r.v[0], r.v[1], wv, st, sl, a.n, accw, accb);
-    norm_row_means<CENTERED>(st, reducer.template reduce<SumOp>(sums, parity), inv_n, a.eps);
-    norm_row_store_dx<CENTERED, DH>(a, row, r.v[0], r.v[1], wv, st, sl, accw);
-  });
-  reducer.finish();
-  norm_store_partials<CENTERED>(a, group, sl, accw, accb);
-}
-
 // out[c] = sum over groups of partial[g * n + c], in a fixed order: lane y of a
 // block sums groups y, y + kLanes, ... in order, then the lanes' sums are added in
 // y order. kLanes-way parallel over groups so that hundreds of partial rows
@@ -433,8 +355,8 @@ Status launch_param_reduce(const float* partial, int64_t bias_offset, int64_t gr
 
 // Launches the fused backward when the rows take 16-byte vectors (vec > 1) on an sm_90
 // device (TMA, clusters) and a split of at most the device's cluster size fits
-// kNormFusedElems a thread (kNormItems vectors where the row has work for them): one
-// CTA a row takes the staged walk, longer rows the split walk. *groups: the row groups
+// kNormFusedElems a thread (kNormItems vectors where the row has work for them): the
+// staged walk, one CTA or one cluster a row group. *groups: the row groups
 // launched, at most row_groups (the workspace's partial rows); 0 when nothing was
 // launched and the caller takes its other path.
 template <bool CENTERED, typename T>

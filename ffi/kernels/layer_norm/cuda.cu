@@ -1,8 +1,8 @@
 // layer_norm backward on CUDA, and the registration of both directions
 // (forward: cuda_forward.cu).
-// fast / deterministic: 16-byte rows take the cluster-split, next-row-prefetching
-//   kernel shared with rms_norm (fused_norm_backward in
-//   kernels/common/norm_backward.cuh: one read of x and dy for dx and the
+// fast / deterministic: 16-byte rows take the staged walk shared with rms_norm
+//   (fused_norm_backward_staged in kernels/common/norm_backward.cuh: one CTA or one
+//   cluster a row, x and dy staged by TMA, one read of them for dx and the
 //   dweight/dbias partials). Other rows: v1, the row in registers with per-block
 //   partials in registers (fused) when they fit, else per-row dx kernels plus a
 //   column kernel for the partials. A fixed-order kernel (param_reduce) then sums

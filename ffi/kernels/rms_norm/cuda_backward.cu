@@ -1,12 +1,13 @@
 // rms_norm backward on CUDA.
-// fast / deterministic (fused): G row groups (kNormGroupsPerSm an SM), each a
-//   cluster of 1-8 CTAs that split a row's columns and walk a contiguous chunk of
-//   rows. Every CTA keeps x, dy and an f32 dweight accumulator for its slice in
-//   registers and loads the next row while the current one reduces (16-byte rows:
-//   fused_norm_backward in kernels/common/norm_backward.cuh, shared with layer_norm;
-//   scalar rows: backward_resident, here). The row's sums (x^2 for rstd, which is
-//   recomputed here rather than saved by the forward, and g * x) come from one
-//   float2 block_sum2 + cluster_reduce (DSMEM, rank order). One read of x and dy gives both dx
+// fast / deterministic (fused): G row groups, each a CTA or a cluster of 2-8 CTAs
+//   that split a row's columns, walking a contiguous chunk of rows. 16-byte rows:
+//   fused_norm_backward_staged (kernels/common/norm_backward.cuh, shared with
+//   layer_norm), every CTA staging its slice of x and dy through a TMA ring and keeping
+//   an f32 dweight accumulator in registers; scalar rows: backward_resident, here, x and
+//   dy in registers with the next row loaded while the current one reduces. The row's
+//   sums (x^2 for rstd, which is recomputed here rather than saved by the forward, and
+//   g * x) come from one float2 reduction over the CTA, then the cluster in rank order
+//   (DSMEM). One read of x and dy gives both dx
 //   and the dweight partials; G x N partials are then summed in group order by
 //   param_reduce. No atomics, so `fast` is also deterministic.
 // Longer rows (past 8 CTAs' worth, 65536 elements when 16-byte aligned), devices
