@@ -146,13 +146,13 @@ __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
   return to_f(row[0]);
 }
 
-// The end of a row held in registers: y = (x - mean) * rstd * w + b for the ITEMS
-// vectors this thread holds (columns s.col(k) < n), and the row's statistics where
-// `lead` (one thread of the row).
-template <typename T, int VEC, int ITEMS>
-__device__ __forceinline__ void store_row(const Vec<T, VEC> (&v)[ITEMS], RowSlice s,
-                                          const T* __restrict__ w, const T* __restrict__ b,
-                                          T* __restrict__ y, float* __restrict__ mean_out,
+// The end of a row: y = (x - mean) * rstd * w + b for the ITEMS vectors this thread
+// holds (at(k), columns s.col(k) < n: from registers or from a staged slice), and the
+// row's statistics where `lead` (one thread of the row).
+template <typename T, int VEC, int ITEMS, typename At>
+__device__ __forceinline__ void store_row(At at, RowSlice s, const T* __restrict__ w,
+                                          const T* __restrict__ b, T* __restrict__ y,
+                                          float* __restrict__ mean_out,
                                           float* __restrict__ rstd_out, int64_t row, int n,
                                           float mean, float rstd, bool lead) {
   if (lead) {
@@ -163,15 +163,54 @@ __device__ __forceinline__ void store_row(const Vec<T, VEC> (&v)[ITEMS], RowSlic
   for (int k = 0; k < ITEMS; ++k) {
     const int col = s.col(k);
     if (col < n) {
+      const Vec<T, VEC> v = at(k);
       const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
       const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
       Vec<T, VEC> out;
 #pragma unroll
       for (int j = 0; j < VEC; ++j)
-        out.v[j] = from_f<T>((to_f(v[k].v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
+        out.v[j] = from_f<T>((to_f(v.v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
       store_vec<T, VEC>(y + row * n + col, out);
     }
   }
+}
+
+// A row of one CTA or cluster (forward_cta, forward_staged): the mean, then the centred
+// squares (one reduction each), then store_row. at(k): the thread's k-th vector;
+// between(): called after each pass (forward_cta: opaque on the row it holds, so that
+// nothing derived from it stays live across a reduction).
+template <typename T, int VEC, int ITEMS, typename Reducer, typename At, typename Between>
+__device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between between, RowSlice c,
+                                            const T* __restrict__ w, const T* __restrict__ b,
+                                            T* __restrict__ y, float* __restrict__ mean_out,
+                                            float* __restrict__ rstd_out, int64_t row, int n,
+                                            float inv_n, float eps, bool lead) {
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (c.col(k) < n) {
+      const Vec<T, VEC> v = at(k);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sum += to_f(v.v[j]);
+    }
+  }
+  between();
+  const float mean = reducer.template reduce<cuda::SumOp>(sum, 0) * inv_n;
+  float sq = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (c.col(k) < n) {
+      const Vec<T, VEC> v = at(k);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float d = to_f(v.v[j]) - mean;
+        sq += d * d;
+      }
+    }
+  }
+  between();
+  const float rstd = rsqrtf(reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n + eps);
+  store_row<T, VEC, ITEMS>(at, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd, lead);
 }
 
 // Rows first, first + step, ... of which this CTA holds columns
@@ -260,8 +299,8 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
       var = row_sum(sq) * inv_n;
     }
     const float rstd = rsqrtf(var + eps);
-    store_row<T, VEC, ITEMS>(r.v[0], s, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
-                            rank == 0 && threadIdx.x == 0);
+    store_row<T, VEC, ITEMS>([&](int k) { return r.v[0][k]; }, s, w, b, y, mean_out, rstd_out,
+                             row, n, mean, rstd, rank == 0 && threadIdx.x == 0);
   };
   const int64_t first = blockIdx.x / csize, step = gridDim.x / csize;
   if constexpr (kRowAhead<VEC, ITEMS>) {
@@ -294,34 +333,13 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
   cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
-  float sum = 0.f;
+  centred_row<T, VEC, ITEMS>(
+      reducer, [&](int k) { return v[k]; },
+      [&] {
 #pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) sum += to_f(v[k].v[j]);
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float mean = reducer.template reduce<cuda::SumOp>(sum, 0) * inv_n;
-  float sq = 0.f;
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        const float d = to_f(v[k].v[j]) - mean;
-        sq += d * d;
-      }
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  const float var = reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n;
-  const float rstd = rsqrtf(var + eps);
-  store_row<T, VEC, ITEMS>(v, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd,
-                          rank == 0 && threadIdx.x == 0);
+        for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
+      },
+      c, w, b, y, mean_out, rstd_out, row, n, inv_n, eps, rank == 0 && threadIdx.x == 0);
 }
 
 // Rows split over a cluster (packed rows too long for one CTA: 4 x 256 x 8 at 65536
@@ -343,48 +361,9 @@ __global__ void __launch_bounds__(cuda::kWideThreads) forward_staged(
   const float inv_n = __frcp_rn(static_cast<float>(n));
   const T* xs[1];
   cuda::stage_row_slice<T, 1>({{x}, {x_stride}}, row, rank * slice, slice, n, xs);
-  auto at = [&](int k) { return *reinterpret_cast<const Vec<T, VEC>*>(xs[0] + c.col(k)); };
-  float sum = 0.f;
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
-      const Vec<T, VEC> v = at(k);
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) sum += to_f(v.v[j]);
-    }
-  }
-  const float mean = reducer.template reduce<cuda::SumOp>(sum, 0) * inv_n;
-  float sq = 0.f;
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
-      const Vec<T, VEC> v = at(k);
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        const float d = to_f(v.v[j]) - mean;
-        sq += d * d;
-      }
-    }
-  }
-  const float rstd = rsqrtf(reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n + eps);
-  if (rank == 0 && threadIdx.x == 0) {
-    if (mean_out) mean_out[row] = mean;
-    if (rstd_out) rstd_out[row] = rstd;
-  }
-#pragma unroll
-  for (int k = 0; k < ITEMS; ++k) {
-    const int col = c.col(k);
-    if (col < n) {
-      const Vec<T, VEC> v = at(k);
-      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
-      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
-      Vec<T, VEC> out;
-#pragma unroll
-      for (int j = 0; j < VEC; ++j)
-        out.v[j] = from_f<T>((to_f(v.v[j]) - mean) * rstd * to_f(wv.v[j]) + to_f(bv.v[j]));
-      store_vec<T, VEC>(y + row * n + col, out);
-    }
-  }
+  centred_row<T, VEC, ITEMS>(
+      reducer, [&](int k) { return *reinterpret_cast<const Vec<T, VEC>*>(xs[0] + c.col(k)); },
+      [] {}, c, w, b, y, mean_out, rstd_out, row, n, inv_n, eps, rank == 0 && threadIdx.x == 0);
 #endif
 }
 
