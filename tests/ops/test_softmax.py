@@ -165,7 +165,7 @@ def test_native_bad_inputs():
 # budget, 8 CTAs at the 16-register budget) or on the looped fallback past 8 CTAs;
 # enough rows that every persistent row group walks several rows (next-row prefetch);
 # 16-byte and scalar (odd N) rows. 16-byte rows past one packed CTA (bf16 32768 and up,
-# f32 16384 and up) take the TMA-staged cluster kernels both ways (forward_staged,
+# f32 32768 and up) take the TMA-staged cluster kernels both ways (forward_staged,
 # backward_staged: clusters of 2, 4 and 8, and 3 with a partial last slice in
 # sanitize_kernels.py's 40960).
 CUDA_SHAPES = [
