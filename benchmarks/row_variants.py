@@ -360,6 +360,21 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         lib_launch()
         torch.cuda.synchronize()
         cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}
+        for stages in (2, 3, 4):  # the library's kernel and shape, the ring's stages given
+            ring_groups = ctypes.c_int64(0)
+
+            def ring_launch(c=centered, stages=stages, g=ring_groups):
+                rc = lib.xpv_bwd_ring(c, stages, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
+                                      ptr(dx), ptr(partial), ptr(dw), ptr(db),
+                                      ctypes.c_int64(rows), n, ctypes.byref(g), stream())
+                if rc:
+                    raise RuntimeError(f"xpv_bwd_ring S{stages}: {rc}")
+            try:
+                ring_launch()
+                torch.cuda.synchronize()
+                cands[f"staged 8x512x2 S{stages} (G{ring_groups.value})"] = ring_launch
+            except RuntimeError as e:
+                print(e)
         peers = {}
         try:
             import xpuruntime.interop.torch  # noqa: F401  (registers torch.ops.xpuruntime)

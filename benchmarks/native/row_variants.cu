@@ -1149,3 +1149,54 @@ extern "C" int xpv_split_bwd_lib(int centered, const bf16* x, const bf16* dy, co
                                                centered ? db : nullptr);
   return int(cudaGetLastError());
 }
+
+// The library's staged cluster backward (fused_norm_backward_staged, CLUSTER) at 65536 bf16
+// columns in its own shape (clusters of 8 x 512 x 2 vectors) with the ring's stages given
+// (the launcher's rule picks 2 for rms_norm, two CTAs an SM, and 3 for layer_norm, one),
+// one wave of the clusters resident at those stages (at most the 128 partial rows), then
+// the partials' reduction. -1 where the shape does not apply or nothing fits.
+template <bool CENTERED>
+int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages,
+                    int64_t* groups_out, cudaStream_t stream) {
+  using namespace xpu::cuda;
+  constexpr int kCluster = 8, kThreads = 512, kItems = 2;
+  xpu::cuda::NormBackwardArgs<bf16> a = args;
+  a.slice = kThreads * kItems * 8;
+  a.csize = kCluster;
+  a.stages = stages;
+  if (a.n != kCluster * a.slice || stages < 2 || stages > kMaxRingStages) return -1;
+  auto* fn = fused_norm_backward_staged<bf16, kItems, false, CENTERED, true>;
+  const int smem = StagedRows<bf16, 2>::smem_bytes(a.slice, stages);
+  bool fits = false;
+  if (!allow_dynamic_smem(reinterpret_cast<const void*>(fn), smem, &fits).ok() || !fits)
+    return -1;
+  int resident = 0;
+  if (!resident_count(reinterpret_cast<const void*>(fn), kThreads, kCluster, &resident, smem)
+           .ok() ||
+      resident <= 0)
+    return -1;
+  const int64_t groups = std::min<int64_t>({int64_t{resident}, 128, a.rows});
+  *groups_out = groups;
+  return int(launch_clustered_smem(fn, unsigned(groups * kCluster), kThreads, kCluster, smem,
+                                   stream, a));
+}
+
+extern "C" int xpv_bwd_ring(int centered, int stages, const bf16* x, const bf16* dy,
+                            const bf16* w, const float* mean, const float* rstd, bf16* dx,
+                            float* partial, bf16* dw, bf16* db, int64_t rows, int n,
+                            int64_t* groups_out, cudaStream_t stream) {
+  constexpr int64_t kRowGroups = 128;
+  const int64_t bias_offset = centered ? kRowGroups * n : 0;
+  const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, mean, rstd, nullptr, 0, dx,
+                                            partial, bias_offset, rows, n, /*eps=*/1e-6f,
+                                            0, 0, 0};
+  int64_t groups = 0;
+  const int rc = centered ? launch_bwd_ring<true>(a, stages, &groups, stream)
+                          : launch_bwd_ring<false>(a, stages, &groups, stream);
+  if (rc) return rc;
+  *groups_out = groups;
+  xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), centered ? 2 : 1), dim3(32, 16),
+                                  0, stream>>>(partial, bias_offset, groups, n, dw,
+                                               centered ? db : nullptr);
+  return int(cudaGetLastError());
+}

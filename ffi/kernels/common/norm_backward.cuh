@@ -293,14 +293,16 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
       sums = norm_row_partials<CENTERED>(x, dy, wv, st, sl, a.n, accw, accb);
     }
     const int parity = static_cast<int>(row - rows.first) & 1;
-    norm_row_means<CENTERED>(
-        st, push.reduce(cta_reduce_flat<SumOp>(sums, buf[parity]), parity, SumOp{}), inv_n,
-        a.eps);
+    const Sums cta_sums = cta_reduce_flat<SumOp>(sums, buf[parity]);
     // A one-warp CTA's reduction has no barrier (shuffles only), and a lane's reads of the
     // previous row may still be in flight: the barrier orders them before the refill
     // (racecheck, 256 bf16 columns, 32 threads).
     if (blockDim.x == 32) __syncthreads();
-    ring.release_previous(row - 1);  // every thread is past its last read of it
+    // Every thread is past its last read of the previous row. Refilled before the
+    // cluster's push, not after: a cluster row waits there on its slowest CTA, and the
+    // refill's load overlaps that wait instead of starting after it.
+    ring.release_previous(row - 1);
+    norm_row_means<CENTERED>(st, push.reduce(cta_sums, parity, SumOp{}), inv_n, a.eps);
     V x[ITEMS], dy[ITEMS];
     read(x, dy);
     norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl, accw);
