@@ -46,7 +46,7 @@ CASES = [
 # ncu raw-page columns kept in the table: (heading, column, scale).
 COLUMNS = [
     ("us", "gpu__time_duration.sum", 1e-3),
-    ("DRAM %peak", "dram__throughput.avg.pct_of_peak_sustained_elapsed", 1),
+    ("DRAM %peak", "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed", 1),
     ("DRAM rd MB", "dram__bytes_read.sum", 1e-6),
     ("DRAM wr MB", "dram__bytes_write.sum", 1e-6),
     ("L2 MB", "lts__t_bytes.sum", 1e-6),

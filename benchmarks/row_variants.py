@@ -7,8 +7,7 @@ replays), so host dispatch is not in them.
 
     python3 benchmarks/row_variants.py --out row_variants.json [--ops rms_norm,softmax]
     (--ops: rms_norm, softmax, layer_norm, rms_norm_backward, softmax_backward, split_backward)
-    Next to try (prepared in session 12, not run): --ops rms_norm,layer_norm --shapes 4096x65536
-    times norm_walk (persistent clusters, the weights in registers, x staged by TMA).
+    (--shapes 4096x65536: one shape; split_backward also times the ring's stages given)
 """
 
 from __future__ import annotations
@@ -119,23 +118,6 @@ def tma_variants(n: int):
             if c * t * i == vecs]
 
 
-def walk_variants(n: int):
-    """(name, cluster, threads, items, stages) for norm_walk: persistent clusters, the
-    weights in registers, x staged by TMA (65536 bf16 columns only)."""
-    return [(f"walk {c}x{t}x{i} S{st}", c, t, i, st)
-            for c, t, i, st in [(4, 256, 8, 2), (4, 256, 8, 3), (4, 256, 8, 4), (8, 256, 4, 3),
-                                (8, 256, 4, 4), (4, 512, 4, 3)]
-            if c * t * i * 8 == n]
-
-
-def walk_candidates(lib, centered, x, w, b, y, rows, n, eps):
-    """{name: step} for walk_variants(n), through xpv_norm_walk."""
-    groups = ctypes.c_int64(0)
-    return candidates(walk_variants(n), "xpv_norm_walk", lambda c, t, i, st: lib.xpv_norm_walk(
-        centered, c, t, i, st, ptr(x), ptr(w), ptr(b), ptr(y), ctypes.c_int64(rows), n,
-        ctypes.c_float(eps), ctypes.byref(groups), stream()))
-
-
 def _library(op: str):
     """The built xpuruntime's op, timed as a peer; None where xpuruntime is not built."""
     try:
@@ -177,7 +159,6 @@ def run_rms(lib, rows, n, copy_tbs, results):
     cands = candidates(rms_variants(n), "xpv_rms", lambda *v: lib.xpv_rms(
         *v, ptr(x), ptr(w), ptr(y), ptr(rstd), ctypes.c_int64(rows), n, ctypes.c_float(1e-6),
         stream()))
-    cands.update(walk_candidates(lib, 0, x, w, w, y, rows, n, 1e-6))
     record("rms_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 
@@ -220,7 +201,6 @@ def run_layer(lib, rows, n, copy_tbs, results):
     cands = candidates(cta_variants(n), "xpv_layer", lambda *v: lib.xpv_layer(
         *v, ptr(x), ptr(w), ptr(b), ptr(y), ptr(mean), ptr(rstd), ctypes.c_int64(rows), n,
         ctypes.c_float(1e-5), stream()))
-    cands.update(walk_candidates(lib, 1, x, w, b, y, rows, n, 1e-5))
     record("layer_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 

@@ -58,6 +58,11 @@ class ClusterPush<false, V> {
   __device__ __forceinline__ V reduce(V v, int, Op) {
     return v;
   }
+  __device__ __forceinline__ void send(V, int) {}
+  template <typename Op>
+  __device__ __forceinline__ V receive(V v, int, Op) {
+    return v;
+  }
   __device__ __forceinline__ void finish() {}
 };
 
@@ -89,6 +94,15 @@ class ClusterPush<true, V> {
 
   template <typename Op>
   __device__ __forceinline__ V reduce(V v, int parity, Op op) {
+    send(v, parity);
+    return receive(v, parity, op);
+  }
+
+  // reduce in two halves, so that a caller can issue work between its push and its wait
+  // (the staged norm backward refills its ring there). send: pushes this CTA's value to
+  // every peer; receive: waits for all of them and folds them (v unused: the CTA's own
+  // value was pushed to itself).
+  __device__ __forceinline__ void send(V v, int parity) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (csize_ > 1) {
       using namespace push_detail;
@@ -104,6 +118,16 @@ class ClusterPush<true, V> {
       const int to = static_cast<int>(threadIdx.x);
       if (to < csize_) store(peer(smem(&s_.value[parity][rank_]), to), v, peer(bar, to));
       if (threadIdx.x == 0) mbar::arrive_expect_tx(bar, static_cast<uint32_t>(csize_ * sizeof(V)));
+    }
+#endif
+  }
+
+  template <typename Op>
+  __device__ __forceinline__ V receive(V v, int parity, Op op) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (csize_ > 1) {
+      using namespace push_detail;
+      const uint32_t bar = smem(&s_.full[parity]);
       const uint32_t phase = (phases_ >> parity) & 1u;
       while (!try_wait(bar, phase)) {
       }

@@ -101,8 +101,13 @@ inline constexpr int kNormItems = 2;
 // 32768x4096 bf16, 16 KB of x and dy a row; ms): 3 CTAs x 2 stages (48 KB ahead) 0.2059,
 // 2 x 3 (64 KB) 0.2098, 4 x 2 (64 KB) 0.2158, 3 x 3 (96 KB) 0.2165, 2 x 2 (32 KB) 0.2361;
 // 512 x 2 at 8192x8192 (32 KB a row): 2 x 2 (64 KB) 0.1092, 2 x 3 (128 KB) 0.1165.
+// Rows split over a cluster keep twice that ahead: a stage is refilled only once the
+// CTA has reduced its next row, and a cluster's rows take longer each (run 23a, rms_norm
+// 4096x65536 bf16 at two CTAs an SM: 2 stages 0.449 ms, 3 stages 0.433; layer_norm at
+// one CTA an SM: 2 stages 0.629, 3 0.557, 4 0.558).
 inline constexpr int kNormStagedCtasPerSm = 3;
 inline constexpr int64_t kNormAheadBytes = 48 * 1024;
+inline constexpr int64_t kNormClusterAheadBytes = 2 * kNormAheadBytes;
 // The ring's shared memory an SM (of 228 KB on sm_90, 1 KB a CTA reserved).
 inline constexpr int64_t kNormRingSmemPerSm = 200 * 1024;
 
@@ -192,16 +197,6 @@ __device__ __forceinline__ void norm_store_partials(const NormBackwardArgs<T>& a
       }
     }
   }
-}
-
-// A group's rows: a contiguous chunk, so its partials sum rows in order.
-struct RowChunk {
-  int64_t first, last;
-};
-__device__ __forceinline__ RowChunk row_chunk(int64_t group, int64_t groups, int64_t rows) {
-  const int64_t per = (rows + groups - 1) / groups;
-  const int64_t first = group * per;
-  return {first, std::min<int64_t>(rows, first + per)};
 }
 
 // The saved row statistics (layer_norm: mean and rstd) of `row`, zeros past `last`;
@@ -298,11 +293,14 @@ __global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 
     // previous row may still be in flight: the barrier orders them before the refill
     // (racecheck, 256 bf16 columns, 32 threads).
     if (blockDim.x == 32) __syncthreads();
-    // Every thread is past its last read of the previous row. Refilled before the
-    // cluster's push, not after: a cluster row waits there on its slowest CTA, and the
-    // refill's load overlaps that wait instead of starting after it.
+    // Every thread is past its last read of the previous row. Refilled between the
+    // cluster's push and its wait, not after the wait: a cluster row waits there on its
+    // slowest CTA, and the refill's load overlaps that wait (run 23a, refilled before the
+    // push: rms_norm 4096x65536 0.491 -> 0.449 ms, layer_norm 0.538 -> 0.557, its push
+    // behind thread 0's refill at one CTA an SM).
+    push.send(cta_sums, parity);
     ring.release_previous(row - 1);
-    norm_row_means<CENTERED>(st, push.reduce(cta_sums, parity, SumOp{}), inv_n, a.eps);
+    norm_row_means<CENTERED>(st, push.receive(cta_sums, parity, SumOp{}), inv_n, a.eps);
     V x[ITEMS], dy[ITEMS];
     read(x, dy);
     norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl, accw);
@@ -411,7 +409,8 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   const int64_t ctas = int64_t{resident} * s.cluster;
   const int per_sm = static_cast<int>(
       std::clamp<int64_t>(cluster ? (ctas + sms - 1) / sms : ctas / sms, 1, kNormStagedCtasPerSm));
-  a.stages = ring_stages(per_sm, row_bytes, kNormAheadBytes, kNormRingSmemPerSm);
+  a.stages = ring_stages(per_sm, row_bytes, cluster ? kNormClusterAheadBytes : kNormAheadBytes,
+                         kNormRingSmemPerSm);
   smem = Ring::smem_bytes(cols, a.stages);
   XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, s.cluster, &resident, smem));
   // All resident at once: a persistent walk.

@@ -34,6 +34,17 @@ inline int ring_stages(int per_sm, int64_t row_bytes, int64_t ahead_bytes, int64
   return stages;
 }
 
+// A persistent walk's rows for group `group` of `groups`: a contiguous chunk (so the
+// norm backward's partials sum rows in order, and a ring streams consecutive rows).
+struct RowChunk {
+  int64_t first, last;
+};
+__device__ __forceinline__ RowChunk row_chunk(int64_t group, int64_t groups, int64_t rows) {
+  const int64_t per = (rows + groups - 1) / groups;
+  const int64_t first = group * per;
+  return {first, first + per < rows ? first + per : rows};
+}
+
 template <typename T, int NT>
 class StagedRows {
  public:
@@ -118,7 +129,7 @@ class StagedRows {
 // this CTA's dynamic shared memory (StagedRows<T, NT>::smem_bytes(slice, 1) bytes) by
 // one TMA bulk copy each; every thread calls it, and it returns once they have landed,
 // with at[t] indexing tensor t's slice by the row's column (at[t][col]). For the kernels
-// that hold one slice of a row split over a cluster (forward_staged, backward_staged):
+// that hold one slice of a row split over a cluster (softmax's forward_staged and backward_staged):
 // the row in flight costs shared memory instead of registers, so more of them are in
 // flight an SM (softmax 4096x65536 bf16 forward, H200 run 17a: 0.2636 ms staged, 0.3117
 // in registers).

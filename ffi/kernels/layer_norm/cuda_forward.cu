@@ -3,8 +3,9 @@
 //   scalars for odd or unaligned rows). 16-byte rows that one CTA holds (up to 1024
 //   threads at 4 vectors, or a packed row of 256 x 8: 16384 bf16 elements) take
 //   forward_cta (cta_row.cuh: two plain reductions, no row loop); longer 16-byte rows
-//   are split over a cluster of packed CTAs, each staging its slice in shared memory by
-//   TMA (forward_staged, sm_90). Other rows too long for one CTA are split over
+//   are split over clusters walking their rows persistently, each CTA holding its
+//   slice of w and b in registers and staging its slice of x through a TMA ring
+//   (forward_walk, sm_90). Other rows too long for one CTA are split over
 //   a thread-block cluster of 2-8 CTAs (cuda::split_shape, the rule rms_norm
 //   uses), each holding a slice in registers. One reduction a row (two sums, RowSum2: warp
 //   trees, warps in order, CTAs in rank order through DSMEM, so `fast` is bitwise
@@ -78,6 +79,13 @@ constexpr int forward_min_blocks() {
 template <typename T, int VEC, int ITEMS>
 constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 
+// forward_walk's CTAs: cta_split's packed slice (up to kWideThreads x kPackedItems
+// vectors) in twice the threads at half the vectors each (run 23a, 4096x65536 bf16: 4 x 512
+// x 4 0.281 ms, 4 x 256 x 8 0.285), its x through a ring of three stages.
+constexpr int kWalkThreads = 2 * cuda::kWideThreads;
+constexpr int kWalkItems = cuda::kPackedItems / 2;
+constexpr int kWalkStages = 3;
+
 // Blocks of the looped and reference kernels; more rows are walked grid-stride.
 constexpr int64_t kMaxRowBlocks = int64_t{1} << 20;
 
@@ -147,12 +155,12 @@ __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
 }
 
 // The end of a row: y = (x - mean) * rstd * w + b for the ITEMS vectors this thread
-// holds (at(k), columns s.col(k) < n: from registers or from a staged slice), and the
-// row's statistics where `lead` (one thread of the row).
-template <typename T, int VEC, int ITEMS, typename At>
-__device__ __forceinline__ void store_row(At at, RowSlice s, const T* __restrict__ w,
-                                          const T* __restrict__ b, T* __restrict__ y,
-                                          float* __restrict__ mean_out,
+// holds (at(k), columns s.col(k) < n: from registers or from a staged slice; w_at(k) and
+// b_at(k) the weight's and bias's vectors there: loaded, or held for a walk's rows), and
+// the row's statistics where `lead` (one thread of the row).
+template <typename T, int VEC, int ITEMS, typename At, typename WAt, typename BAt>
+__device__ __forceinline__ void store_row(At at, RowSlice s, WAt w_at, BAt b_at,
+                                          T* __restrict__ y, float* __restrict__ mean_out,
                                           float* __restrict__ rstd_out, int64_t row, int n,
                                           float mean, float rstd, bool lead) {
   if (lead) {
@@ -164,8 +172,8 @@ __device__ __forceinline__ void store_row(At at, RowSlice s, const T* __restrict
     const int col = s.col(k);
     if (col < n) {
       const Vec<T, VEC> v = at(k);
-      const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
-      const Vec<T, VEC> bv = load_vec<T, VEC>(b + col);
+      const Vec<T, VEC> wv = w_at(k);
+      const Vec<T, VEC> bv = b_at(k);
       Vec<T, VEC> out;
 #pragma unroll
       for (int j = 0; j < VEC; ++j)
@@ -175,14 +183,17 @@ __device__ __forceinline__ void store_row(At at, RowSlice s, const T* __restrict
   }
 }
 
-// A row of one CTA or cluster (forward_cta, forward_staged): the mean, then the centred
-// squares (one reduction each), then store_row. at(k): the thread's k-th vector;
-// between(): called after each pass (forward_cta: opaque on the row it holds, so that
-// nothing derived from it stays live across a reduction).
-template <typename T, int VEC, int ITEMS, typename Reducer, typename At, typename Between>
+// A row of one CTA or cluster (forward_cta, forward_walk): the mean, then the centred
+// squares (one reduction each, parities 0 and 1), then store_row. at(k): the thread's
+// k-th vector; between(pass): called after pass 0's and pass 1's loop, before its
+// reduction (forward_cta: opaque on the row it holds, so that nothing derived from it
+// stays live across a reduction; forward_walk: at pass 1 every thread is past pass 0's
+// reduction barrier).
+template <typename T, int VEC, int ITEMS, typename Reducer, typename At, typename Between,
+          typename WAt, typename BAt>
 __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between between, RowSlice c,
-                                            const T* __restrict__ w, const T* __restrict__ b,
-                                            T* __restrict__ y, float* __restrict__ mean_out,
+                                            WAt w_at, BAt b_at, T* __restrict__ y,
+                                            float* __restrict__ mean_out,
                                             float* __restrict__ rstd_out, int64_t row, int n,
                                             float inv_n, float eps, bool lead) {
   float sum = 0.f;
@@ -194,7 +205,7 @@ __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between bet
       for (int j = 0; j < VEC; ++j) sum += to_f(v.v[j]);
     }
   }
-  between();
+  between(0);
   const float mean = reducer.template reduce<cuda::SumOp>(sum, 0) * inv_n;
   float sq = 0.f;
 #pragma unroll
@@ -208,9 +219,9 @@ __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between bet
       }
     }
   }
-  between();
+  between(1);
   const float rstd = rsqrtf(reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n + eps);
-  store_row<T, VEC, ITEMS>(at, c, w, b, y, mean_out, rstd_out, row, n, mean, rstd, lead);
+  store_row<T, VEC, ITEMS>(at, c, w_at, b_at, y, mean_out, rstd_out, row, n, mean, rstd, lead);
 }
 
 // Rows first, first + step, ... of which this CTA holds columns
@@ -299,8 +310,10 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
       var = row_sum(sq) * inv_n;
     }
     const float rstd = rsqrtf(var + eps);
-    store_row<T, VEC, ITEMS>([&](int k) { return r.v[0][k]; }, s, w, b, y, mean_out, rstd_out,
-                             row, n, mean, rstd, rank == 0 && threadIdx.x == 0);
+    store_row<T, VEC, ITEMS>(
+        [&](int k) { return r.v[0][k]; }, s, [&](int k) { return load_vec<T, VEC>(w + s.col(k)); },
+        [&](int k) { return load_vec<T, VEC>(b + s.col(k)); }, y, mean_out, rstd_out, row, n,
+        mean, rstd, rank == 0 && threadIdx.x == 0);
   };
   const int64_t first = blockIdx.x / csize, step = gridDim.x / csize;
   if constexpr (kRowAhead<VEC, ITEMS>) {
@@ -316,7 +329,7 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
   cluster_exit(csize);
 }
 
-// One CTA a row (cta_row.cuh; rows over a cluster take forward_staged), for 16-byte
+// One CTA a row (cta_row.cuh; rows over a cluster take forward_walk), for 16-byte
 // rows: ITEMS vectors a thread at row_slice's columns; the mean, then the centred
 // squares (two reductions, one barrier each). Block b is row row0 + b (no row loop:
 // it costs registers). The loads keep their `col < n` predicates: unconditional ones
@@ -335,36 +348,98 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
   centred_row<T, VEC, ITEMS>(
       reducer, [&](int k) { return v[k]; },
-      [&] {
+      [&](int) {
 #pragma unroll
         for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
       },
-      c, w, b, y, mean_out, rstd_out, row, n, inv_n, eps, rank == 0 && threadIdx.x == 0);
+      c, [&](int k) { return load_vec<T, VEC>(w + c.col(k)); },
+      [&](int k) { return load_vec<T, VEC>(b + c.col(k)); }, y, mean_out, rstd_out, row, n,
+      inv_n, eps, rank == 0 && threadIdx.x == 0);
 }
 
-// Rows split over a cluster (packed rows too long for one CTA: 4 x 256 x 8 at 65536
-// bf16 columns), each CTA's slice staged in shared memory by one TMA bulk copy
-// (stage_row_slice) and read from there three times: the mean, the centred squares (the
-// reductions of forward_cta, pushed to the peers), the output. As softmax's
-// forward_staged (H200 run 17a: 0.2636 ms staged, 0.3117 in registers at 4096x65536
-// bf16). ptxas -v, sm_90: <bf16, 8, 8> 39 registers, six CTAs and 192 KB in flight an
-// SM; the register rows it replaced (run 21f: 0.317 ms) took 63, four CTAs and 128 KB.
+// Rows split over a cluster (packed rows too long for one CTA: 65536 bf16 columns take
+// 4 CTAs of 512 x 4 vectors), walked persistently: one wave of clusters, each a group
+// taking a contiguous chunk of rows. Each CTA holds its slice of w and b in registers for
+// all its rows and stages its slice of x through a TMA ring of `stages`, read three
+// times (centred_row); a stage is refilled once every thread is past the next row's
+// first reduction. Why: one cluster a row, staged (run 22a-22d), re-read w and b through
+// L2 every row: at 4096x65536 bf16 2.2 GB of L2 traffic beside 1.05 GB of DRAM, 0.317-0.324
+// ms (ncu, run 23a); this walk's experiment ran 0.281 there (row_variants norm_walk,
+// 4 x 512 x 4, three stages; two stages 0.324). ptxas -v, sm_90: <bf16, 8, 4> 105
+// registers (one CTA an SM), <float, 4, 4> 63 (two); no spills.
 template <typename T, int VEC, int ITEMS>
-__global__ void __launch_bounds__(cuda::kWideThreads) forward_staged(
-    int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
-    const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
-    float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
+__global__ void __launch_bounds__(kWalkThreads) forward_walk(
+    const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
+    T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
+    int n, int slice, int csize, int stages, float eps) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  using V = Vec<T, VEC>;
+  extern __shared__ __align__(128) unsigned char ring_smem[];
+  __shared__ alignas(8) uint64_t ring_bars[cuda::kMaxRingStages];
   __shared__ cuda::RowReduceShared<float> shared;
   cuda::RowReducer<true> reducer(shared, csize);
-  const auto [rank, c, row] = cuda::cta_row_frame<true, VEC>(row0, slice, csize);
+  const int rank = cluster_rank(csize);
+  const RowSlice c = cuda::row_slice<VEC>(rank, slice);
+  // This CTA's columns [begin, begin + cols), empty past the row's end.
+  const int begin = min(rank * slice, n);
+  const int cols = min(slice, n - begin);
+  const cuda::RowChunk chunk = cuda::row_chunk(blockIdx.x / csize, gridDim.x / csize, rows);
+  const cuda::RowSources<T, 1> src{{x + begin}, {x_stride}};
+  cuda::StagedRows<T, 1> ring(ring_smem, ring_bars, stages, src, cols, chunk.first, chunk.last);
+  V wv[ITEMS], bv[ITEMS];
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    if (c.col(k) < n) {
+      wv[k] = load_vec<T, VEC>(w + c.col(k));
+      bv[k] = load_vec<T, VEC>(b + c.col(k));
+    }
+  }
   const float inv_n = __frcp_rn(static_cast<float>(n));
-  const T* xs[1];
-  cuda::stage_row_slice<T, 1>({{x}, {x_stride}}, row, rank * slice, slice, n, xs);
-  centred_row<T, VEC, ITEMS>(
-      reducer, [&](int k) { return *reinterpret_cast<const Vec<T, VEC>*>(xs[0] + c.col(k)); },
-      [] {}, c, w, b, y, mean_out, rstd_out, row, n, inv_n, eps, rank == 0 && threadIdx.x == 0);
+#pragma unroll 1
+  for (int64_t row = chunk.first; row < chunk.last; ++row) {
+    ring.wait();
+    const T* xs = ring.row(0) - begin;  // indexed by the row's column
+    centred_row<T, VEC, ITEMS>(
+        reducer, [&](int k) { return *reinterpret_cast<const V*>(xs + c.col(k)); },
+        [&](int pass) {
+          if (pass == 1) ring.release_previous(row - 1);
+        },
+        c, [&](int k) { return wv[k]; }, [&](int k) { return bv[k]; }, y, mean_out, rstd_out,
+        row, n, inv_n, eps, rank == 0 && threadIdx.x == 0);
+    ring.next();
+  }
+  reducer.finish();
 #endif
+}
+
+// forward_walk over the clusters resident at once (at most one a row); *launched false,
+// and nothing launched, where its shared memory or not even one cluster fits.
+template <typename T>
+Status launch_walk(const cuda::SplitShape& s, int64_t rows, cudaStream_t stream, bool* launched,
+                   const T* x, int64_t x_stride, const T* w, const T* b, T* y, float* mean,
+                   float* rstd, int n, float eps) {
+  *launched = rows == 0;
+  if (rows == 0) return Status::Ok();
+  constexpr int kVec = 16 / sizeof(T);
+  auto* kernel = &forward_walk<T, kVec, kWalkItems>;
+  const void* fn = reinterpret_cast<const void*>(kernel);
+  const int smem = cuda::StagedRows<T, 1>::smem_bytes(s.slice, kWalkStages);
+  bool fits = false;
+  XPU_RETURN_IF_ERROR(cuda::allow_dynamic_smem(fn, smem, &fits));
+  if (!fits) return Status::Ok();
+  // cta_split's slice of s.threads x kPackedItems vectors in twice the threads.
+  const int threads = s.threads * cuda::kPackedItems / kWalkItems;
+  int resident = 0;
+  XPU_RETURN_IF_ERROR(cuda::resident_count(fn, threads, s.cluster, &resident, smem));
+  if (resident <= 0) return Status::Ok();
+  const int64_t groups = std::min<int64_t>(resident, rows);
+  XPU_RETURN_IF_ERROR(cuda::cuda_status(
+      cuda::launch_clustered_smem(kernel, static_cast<unsigned>(groups * s.cluster), threads,
+                                  s.cluster, smem, stream, x, x_stride, w, b, y, mean, rstd, rows,
+                                  n, s.slice, s.cluster, kWalkStages, eps),
+      kOp, "forward launch"));
+  *launched = true;
+  return Status::Ok();
 }
 
 // Any row length: pass 1 gathers Welford statistics (each vector's own mean and
@@ -470,7 +545,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   XPU_RETURN_IF_ERROR(cuda::max_cluster_size(&max_cluster));
   // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
   // threads, or a packed row of 256 x 8): forward_cta; else a cluster of packed CTAs,
-  // staged through shared memory by TMA (sm_90; forward_staged).
+  // walked persistently, x staged through shared memory by TMA (sm_90; forward_walk).
   if (vec == kVec) {
     const cuda::RowShape c =
         cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
@@ -478,21 +553,19 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
                                            : cuda::cta_split(p.n, vec, max_cluster);
     void (*cta)(int64_t, const T*, int64_t, const T*, const T*, T*, float*, float*, int, int, int,
                 float) = nullptr;
-    int smem = 0;
+    bool launched = false;
     if (s.cluster > 1) {
-      cta = &forward_staged<T, kVec, cuda::kPackedItems>;
-      smem = cuda::StagedRows<T, 1>::smem_bytes(s.slice, 1);
+      XPU_RETURN_IF_ERROR(launch_walk<T>(s, p.rows, stream, &launched, x, p.x_stride, w, b, y,
+                                         mean, rstd, n, a.eps));
     } else if (s.cluster == 1) {
       cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
         if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
       });
     }
-    bool launched = false;
     if (cta)
-      XPU_RETURN_IF_ERROR(cuda::launch_rows_smem(cta, p.rows, s.threads, s.cluster, smem,
-                                                 stream, kOp, "forward launch", &launched, x,
-                                                 p.x_stride, w, b, y, mean, rstd, n, s.slice,
-                                                 s.cluster, a.eps));
+      XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,
+                                            &launched, x, p.x_stride, w, b, y, mean, rstd, n,
+                                            s.slice, s.cluster, a.eps));
     if (launched) return Status::Ok();
   }
 
