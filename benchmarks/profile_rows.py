@@ -61,13 +61,16 @@ STALL_PREFIX = "smsp__average_warps_issue_stalled_"
 STALL_SUFFIX = "_per_issue_active.ratio"
 
 
-def run_cases():
-    """Warms up, then runs every case's implementations once each, profiled."""
+def run_cases(only: str = ""):
+    """Warms up, then runs every case's implementations once each, profiled (only the
+    cases whose "op ROWSxN dtype pass" contains ``only``, where given)."""
     import torch
     from _op_specs import SPECS
 
     steps = []
     for op, shape, dtype, pass_, impls in CASES:
+        if only not in f"{op} {shape[0]}x{shape[1]} {dtype} {pass_}":
+            continue
         spec = SPECS[op]
         gen = torch.Generator(device="cuda")
         gen.manual_seed(0)
@@ -163,9 +166,11 @@ def main():
     ap.add_argument("--table", help="ncu's raw CSV (with the script's '# profiled' lines) to "
                                     "turn into a table, instead of running the cases")
     ap.add_argument("--out", default="profile_rows.json")
+    ap.add_argument("--only", default="", help='run the cases whose "op ROWSxN dtype pass" '
+                                               'contains this, e.g. "layer_norm 4096x65536"')
     args = ap.parse_args()
     if not args.table:
-        run_cases()
+        run_cases(args.only)
         return
     order = []
     with open(args.table) as f:
