@@ -332,11 +332,11 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         launched = ctypes.c_int64(0)
 
         def lib_launch(c=centered):
-            rc = lib.xpv_split_bwd_lib(c, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
-                                       ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n,
-                                       ctypes.byref(launched), stream())
+            rc = lib.xpv_bwd_ring(c, 0, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
+                                  ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n,
+                                  ctypes.byref(launched), stream())
             if rc:
-                raise RuntimeError(f"xpv_split_bwd_lib: {rc}")
+                raise RuntimeError(f"xpv_bwd_ring (library launcher): {rc}")
         lib_launch()
         torch.cuda.synchronize()
         cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}

@@ -1002,32 +1002,6 @@ extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t group
   return -1;
 }
 
-// The norms' fused backward at 65536 bf16 columns through the library's own launcher
-// (launch_fused_norm_backward: its cluster shape, groups and ring) with the workspace's
-// 128 partial rows, then the partials' reduction; *groups_out: the groups it launched.
-// (Run 22b timed the register split walk it replaced beside it: results/
-// row_variants_split_bwd_h200.txt.)
-extern "C" int xpv_split_bwd_lib(int centered, const bf16* x, const bf16* dy, const bf16* w,
-                                 const float* mean, const float* rstd, bf16* dx, float* partial,
-                                 bf16* dw, bf16* db, int64_t rows, int n, int64_t* groups_out,
-                                 cudaStream_t stream) {
-  constexpr int64_t kRowGroups = 128;
-  const int64_t bias_offset = centered ? kRowGroups * n : 0;
-  const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, mean, rstd, nullptr, 0, dx,
-                                            partial, bias_offset, rows, n, /*eps=*/1e-6f,
-                                            0, 0, 0};
-  int64_t groups = 0;
-  const xpu::Status st =
-      centered ? xpu::cuda::launch_fused_norm_backward<true>(a, 8, kRowGroups, stream, "x", &groups)
-               : xpu::cuda::launch_fused_norm_backward<false>(a, 8, kRowGroups, stream, "x",
-                                                              &groups);
-  if (!st.ok() || groups == 0) return -1;
-  *groups_out = groups;
-  xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), centered ? 2 : 1), dim3(32, 16),
-                                  0, stream>>>(partial, bias_offset, groups, n, dw,
-                                               centered ? db : nullptr);
-  return int(cudaGetLastError());
-}
 
 // The library's staged cluster backward (fused_norm_backward_staged, CLUSTER) at 65536 bf16
 // columns in its own shape (clusters of 8 x 512 x 2 vectors) with the ring's stages given
@@ -1060,6 +1034,11 @@ int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages,
                                    stream, a));
 }
 
+// The norms' fused backward at 65536 bf16 columns, stages 0: through the library's own
+// launcher (launch_fused_norm_backward: its cluster shape, groups and ring), else
+// launch_bwd_ring with those stages; the workspace's 128 partial rows, then the partials'
+// reduction; *groups_out: the groups launched. (Run 22b timed the register split walk the
+// staged one replaced: results/row_variants_split_bwd_h200.txt.)
 extern "C" int xpv_bwd_ring(int centered, int stages, const bf16* x, const bf16* dy,
                             const bf16* w, const float* mean, const float* rstd, bf16* dx,
                             float* partial, bf16* dw, bf16* db, int64_t rows, int n,
@@ -1070,9 +1049,17 @@ extern "C" int xpv_bwd_ring(int centered, int stages, const bf16* x, const bf16*
                                             partial, bias_offset, rows, n, /*eps=*/1e-6f,
                                             0, 0, 0};
   int64_t groups = 0;
-  const int rc = centered ? launch_bwd_ring<true>(a, stages, &groups, stream)
-                          : launch_bwd_ring<false>(a, stages, &groups, stream);
-  if (rc) return rc;
+  if (stages == 0) {
+    const xpu::Status st =
+        centered ? xpu::cuda::launch_fused_norm_backward<true>(a, 8, kRowGroups, stream, "x", &groups)
+                 : xpu::cuda::launch_fused_norm_backward<false>(a, 8, kRowGroups, stream, "x",
+                                                                &groups);
+    if (!st.ok() || groups == 0) return -1;
+  } else {
+    const int rc = centered ? launch_bwd_ring<true>(a, stages, &groups, stream)
+                            : launch_bwd_ring<false>(a, stages, &groups, stream);
+    if (rc) return rc;
+  }
   *groups_out = groups;
   xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), centered ? 2 : 1), dim3(32, 16),
                                   0, stream>>>(partial, bias_offset, groups, n, dw,
