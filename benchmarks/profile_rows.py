@@ -107,6 +107,7 @@ def run_cases(only: str = ""):
 
 
 def _number(text: str):
+    """A CSV cell as a float (thousands separators dropped), None where it is not a number."""
     try:
         return float(text.replace(",", ""))
     except ValueError:
@@ -147,6 +148,7 @@ def table(raw_path: str, order: list[tuple[str, str]]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> str:
+    """The rows of table() as text, one block a case."""
     heads = ["impl", "kernel"] + [h for h, _, _ in COLUMNS] + ["top stalls"]
     lines, case = [], None
     for r in rows:
@@ -162,6 +164,7 @@ def print_table(rows: list[dict]) -> str:
 
 
 def main():
+    """Runs the cases (under ncu), or with --table turns ncu's CSV into a table and JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", help="ncu's raw CSV (with the script's '# profiled' lines) to "
                                     "turn into a table, instead of running the cases")
