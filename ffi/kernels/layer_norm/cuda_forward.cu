@@ -364,9 +364,11 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
 // times (centred_row); a stage is refilled once every thread is past the next row's
 // first reduction. Why: one cluster a row, staged (run 22a-22d), re-read w and b through
 // L2 every row: at 4096x65536 bf16 2.2 GB of L2 traffic beside 1.05 GB of DRAM, 0.317-0.324
-// ms (ncu, run 23a); this walk's experiment ran 0.281 there (row_variants norm_walk,
-// 4 x 512 x 4, three stages; two stages 0.324). ptxas -v, sm_90: <bf16, 8, 4> 105
-// registers (one CTA an SM), <float, 4, 4> 63 (two); no spills.
+// ms (ncu, run 23a). The walk's experiment ran 0.281 there (row_variants norm_walk,
+// 4 x 512 x 4, three stages; two stages 0.324); this kernel moves 1.63 GB through L2 but
+// took 0.326 (runs 23b-23c, DRAM at 67% of peak): what separates it from the experiment
+// is not measured yet (docs/kernels/README.md, "Seen in run 23b"). ptxas -v, sm_90:
+// <bf16, 8, 4> 105 registers (one CTA an SM), <float, 4, 4> 63 (two); no spills.
 template <typename T, int VEC, int ITEMS>
 __global__ void __launch_bounds__(kWalkThreads) forward_walk(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
