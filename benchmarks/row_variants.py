@@ -332,7 +332,7 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         launched = ctypes.c_int64(0)
 
         def lib_launch(c=centered):
-            rc = lib.xpv_bwd_ring(c, 0, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
+            rc = lib.xpv_bwd_ring(c, 0, 0, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
                                   ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n,
                                   ctypes.byref(launched), stream())
             if rc:
@@ -340,19 +340,23 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         lib_launch()
         torch.cuda.synchronize()
         cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}
-        for stages in (2, 3, 4):  # the library's kernel and shape, the ring's stages given
+        # The library's kernel and shape, the ring's stages given; layer_norm's also capped
+        # at 64 registers for two CTAs an SM (min_blocks 2).
+        shapes = [(s, 0) for s in (2, 3, 4)] + ([(2, 2), (3, 2)] if centered else [])
+        for stages, min_blocks in shapes:
             ring_groups = ctypes.c_int64(0)
 
-            def ring_launch(c=centered, stages=stages, g=ring_groups):
-                rc = lib.xpv_bwd_ring(c, stages, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
+            def ring_launch(c=centered, stages=stages, mb=min_blocks, g=ring_groups):
+                rc = lib.xpv_bwd_ring(c, stages, mb, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
                                       ptr(dx), ptr(partial), ptr(dw), ptr(db),
                                       ctypes.c_int64(rows), n, ctypes.byref(g), stream())
                 if rc:
-                    raise RuntimeError(f"xpv_bwd_ring S{stages}: {rc}")
+                    raise RuntimeError(f"xpv_bwd_ring S{stages} min_blocks {mb}: {rc}")
             try:
                 ring_launch()
                 torch.cuda.synchronize()
-                cands[f"staged 8x512x2 S{stages} (G{ring_groups.value})"] = ring_launch
+                cap = " 2/SM cap" if min_blocks == 2 else ""
+                cands[f"staged 8x512x2 S{stages}{cap} (G{ring_groups.value})"] = ring_launch
             except RuntimeError as e:
                 print(e)
         peers = {}

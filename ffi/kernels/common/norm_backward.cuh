@@ -226,8 +226,11 @@ __device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, 
 // run 17a's 2 x 2 shape); recomputing rstd took them from 64 to 79 (ptxas -v, sm_90: one
 // CTA an SM), and at 64 they do not spill. layer_norm's (99) and four-vector forms would
 // spill there.
-template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER = false>
-__global__ void __launch_bounds__(kMaxRowThreads, (!CENTERED && ITEMS <= 2) ? 2 : 1)
+template <bool CENTERED, int ITEMS>
+inline constexpr int kNormBackwardMinBlocks = (!CENTERED && ITEMS <= 2) ? 2 : 1;
+template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER = false,
+          int MIN_BLOCKS = kNormBackwardMinBlocks<CENTERED, ITEMS>>
+__global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
     fused_norm_backward_staged(const NormBackwardArgs<T> a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int VEC = 16 / sizeof(T);

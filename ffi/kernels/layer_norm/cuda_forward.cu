@@ -79,6 +79,14 @@ constexpr int forward_min_blocks() {
 template <typename T, int VEC, int ITEMS>
 constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 
+// The one-CTA rows that also get a form without column tests (forward_cta's FULL) for
+// rows that fill every thread's vectors: bf16 at 4 vectors a thread (8192 columns in 256
+// threads). ptxas -v, sm_90: 64 registers against 59 with the tests (four CTAs of 256 an
+// SM either way), 632 instructions against 776. Elsewhere the tests' absence cost CTAs an
+// SM: bf16 <8, 2> 32 -> 48 registers, f16 <8, 4> 46 -> 64, <8, 8> 80 -> 127.
+template <typename T, int ITEMS>
+constexpr bool kCtaFull = std::is_same_v<T, __nv_bfloat16> && ITEMS == 4;
+
 // forward_walk's CTAs: cta_split's packed slice (up to kWideThreads x kPackedItems
 // vectors) in twice the threads at half the vectors each (run 23a, 4096x65536 bf16: 4 x 512
 // x 4 0.281 ms, 4 x 256 x 8 0.285), its x through a ring of three stages.
@@ -158,7 +166,8 @@ __device__ __forceinline__ float row_shift(const T* __restrict__ row, int n) {
 // holds (at(k), columns s.col(k) < n: from registers or from a staged slice; w_at(k) and
 // b_at(k) the weight's and bias's vectors there: loaded, or held for a walk's rows), and
 // the row's statistics where `lead` (one thread of the row).
-template <typename T, int VEC, int ITEMS, typename At, typename WAt, typename BAt>
+template <typename T, int VEC, int ITEMS, bool FULL = false, typename At, typename WAt,
+          typename BAt>
 __device__ __forceinline__ void store_row(At at, RowSlice s, WAt w_at, BAt b_at,
                                           T* __restrict__ y, float* __restrict__ mean_out,
                                           float* __restrict__ rstd_out, int64_t row, int n,
@@ -170,7 +179,7 @@ __device__ __forceinline__ void store_row(At at, RowSlice s, WAt w_at, BAt b_at,
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = s.col(k);
-    if (col < n) {
+    if (FULL || col < n) {
       const Vec<T, VEC> v = at(k);
       const Vec<T, VEC> wv = w_at(k);
       const Vec<T, VEC> bv = b_at(k);
@@ -189,8 +198,8 @@ __device__ __forceinline__ void store_row(At at, RowSlice s, WAt w_at, BAt b_at,
 // reduction (forward_cta: opaque on the row it holds, so that nothing derived from it
 // stays live across a reduction; forward_walk: at pass 1 every thread is past pass 0's
 // reduction barrier).
-template <typename T, int VEC, int ITEMS, typename Reducer, typename At, typename Between,
-          typename WAt, typename BAt>
+template <typename T, int VEC, int ITEMS, bool FULL = false, typename Reducer, typename At,
+          typename Between, typename WAt, typename BAt>
 __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between between, RowSlice c,
                                             WAt w_at, BAt b_at, T* __restrict__ y,
                                             float* __restrict__ mean_out,
@@ -199,7 +208,7 @@ __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between bet
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
+    if (FULL || c.col(k) < n) {
       const Vec<T, VEC> v = at(k);
 #pragma unroll
       for (int j = 0; j < VEC; ++j) sum += to_f(v.v[j]);
@@ -210,7 +219,7 @@ __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between bet
   float sq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
+    if (FULL || c.col(k) < n) {
       const Vec<T, VEC> v = at(k);
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
@@ -221,7 +230,7 @@ __device__ __forceinline__ void centred_row(Reducer& reducer, At at, Between bet
   }
   between(1);
   const float rstd = rsqrtf(reducer.template reduce<cuda::SumOp>(sq, 1) * inv_n + eps);
-  store_row<T, VEC, ITEMS>(at, c, w_at, b_at, y, mean_out, rstd_out, row, n, mean, rstd, lead);
+  store_row<T, VEC, ITEMS, FULL>(at, c, w_at, b_at, y, mean_out, rstd_out, row, n, mean, rstd, lead);
 }
 
 // Rows first, first + step, ... of which this CTA holds columns
@@ -334,8 +343,9 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
 // squares (two reductions, one barrier each). Block b is row row0 + b (no row loop:
 // it costs registers). The loads keep their `col < n` predicates: unconditional ones
 // (load_row_clamped) made ptxas spill <float, 4, 4> at 32 registers (run 16a:
-// 16384x4096 f32 0.135 -> 0.148 ms).
-template <typename T, int VEC, int ITEMS>
+// 16384x4096 f32 0.135 -> 0.148 ms). FULL: every thread's ITEMS vectors lie in the row
+// (n == threads x ITEMS x VEC; kCtaFull), so nothing is tested.
+template <typename T, int VEC, int ITEMS, bool FULL>
 __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
@@ -345,8 +355,13 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   const auto [rank, c, row] = cuda::cta_row_frame<false, VEC>(row0, slice, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
-  centred_row<T, VEC, ITEMS>(
+  if constexpr (FULL) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
+  } else {
+    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  }
+  centred_row<T, VEC, ITEMS, FULL>(
       reducer, [&](int k) { return v[k]; },
       [&](int) {
 #pragma unroll
@@ -368,8 +383,12 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
 // 4 x 512 x 4, three stages; two stages 0.324); this kernel moves 1.63 GB through L2 but
 // took 0.326 (runs 23b-23c, DRAM at 67% of peak): what separates it from the experiment
 // is not measured yet (docs/kernels/README.md, "Seen in run 23b"). ptxas -v, sm_90:
-// <bf16, 8, 4> 105 registers (one CTA an SM), <float, 4, 4> 63 (two); no spills.
-template <typename T, int VEC, int ITEMS>
+// <bf16, 8, 4> 105 registers (one CTA an SM), <float, 4, 4> 64 (two); no spills.
+// FULL (16-bit rows): every thread's ITEMS vectors lie in the row (n == csize x threads x
+// ITEMS x VEC), so no column is tested (ptxas -v, sm_90: <bf16, 8, 4, true> 108 registers).
+// f32 keeps the tests: without them it took 78 registers (one CTA an SM), with them 64
+// (two), and capped at 64 it spilled.
+template <typename T, int VEC, int ITEMS, bool FULL>
 __global__ void __launch_bounds__(kWalkThreads) forward_walk(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
     T* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t rows,
@@ -391,7 +410,7 @@ __global__ void __launch_bounds__(kWalkThreads) forward_walk(
   V wv[ITEMS], bv[ITEMS];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (c.col(k) < n) {
+    if (FULL || c.col(k) < n) {
       wv[k] = load_vec<T, VEC>(w + c.col(k));
       bv[k] = load_vec<T, VEC>(b + c.col(k));
     }
@@ -401,7 +420,7 @@ __global__ void __launch_bounds__(kWalkThreads) forward_walk(
   for (int64_t row = chunk.first; row < chunk.last; ++row) {
     ring.wait();
     const T* xs = ring.row(0) - begin;  // indexed by the row's column
-    centred_row<T, VEC, ITEMS>(
+    centred_row<T, VEC, ITEMS, FULL>(
         reducer, [&](int k) { return *reinterpret_cast<const V*>(xs + c.col(k)); },
         [&](int pass) {
           if (pass == 1) ring.release_previous(row - 1);
@@ -423,14 +442,18 @@ Status launch_walk(const cuda::SplitShape& s, int64_t rows, cudaStream_t stream,
   *launched = rows == 0;
   if (rows == 0) return Status::Ok();
   constexpr int kVec = 16 / sizeof(T);
-  auto* kernel = &forward_walk<T, kVec, kWalkItems>;
+  // cta_split's slice of s.threads x kPackedItems vectors in twice the threads.
+  const int threads = s.threads * cuda::kPackedItems / kWalkItems;
+  auto* kernel = &forward_walk<T, kVec, kWalkItems, false>;
+  if constexpr (sizeof(T) < 4) {
+    if (int64_t{s.cluster} * threads * kWalkItems * kVec == n)
+      kernel = &forward_walk<T, kVec, kWalkItems, true>;
+  }
   const void* fn = reinterpret_cast<const void*>(kernel);
   const int smem = cuda::StagedRows<T, 1>::smem_bytes(s.slice, kWalkStages);
   bool fits = false;
   XPU_RETURN_IF_ERROR(cuda::allow_dynamic_smem(fn, smem, &fits));
   if (!fits) return Status::Ok();
-  // cta_split's slice of s.threads x kPackedItems vectors in twice the threads.
-  const int threads = s.threads * cuda::kPackedItems / kWalkItems;
   int resident = 0;
   XPU_RETURN_IF_ERROR(cuda::resident_count(fn, threads, s.cluster, &resident, smem));
   if (resident <= 0) return Status::Ok();
@@ -560,8 +583,14 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       XPU_RETURN_IF_ERROR(launch_walk<T>(s, p.rows, stream, &launched, x, p.x_stride, w, b, y,
                                          mean, rstd, n, a.eps));
     } else if (s.cluster == 1) {
+      const bool full = int64_t{s.threads} * s.items * kVec == p.n;
       cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
-        if constexpr (V == kVec) cta = &forward_cta<T, V, I>;
+        if constexpr (V == kVec) {
+          if constexpr (kCtaFull<T, I>)
+            cta = full ? &forward_cta<T, V, I, true> : &forward_cta<T, V, I, false>;
+          else
+            cta = &forward_cta<T, V, I, false>;
+        }
       });
     }
     if (cta)
