@@ -119,6 +119,7 @@ __global__ void __launch_bounds__(kMaxThreads, resident_min_blocks<T, VEC, ITEMS
 // rows that fill every thread's vectors (n == threads x ITEMS x VEC). ptxas -v, sm_90,
 // registers and SASS instructions with the tests -> without: bf16 <8, 2> 31 -> 32, 328 -> 280;
 // <8, 4> 31 -> 51, 776 -> 512; f32 <4, 4> 37 -> 32, 328 -> 280; <4, 8> 48 -> 48, 640 -> 416.
+// Run 24b (H200): 8192x8192 bf16 0.070 -> 0.069 ms, the 4096-column rows unchanged.
 template <typename T, int ITEMS>
 constexpr bool kCtaFull = true;
 
