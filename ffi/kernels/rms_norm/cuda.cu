@@ -90,24 +90,13 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
   cluster_exit(csize);
 }
 
-// CTAs an SM that forward_cta's register cap must allow. Rows over a cluster without a
-// residual (4 x 256 x 8 at 65536 bf16 columns): 5, at most 48 registers. Why: the unrolled
-// fold of the peers' partials (ClusterPush, run 24) raised <bf16, 8, 8> from 48 to 52
-// registers, four CTAs an SM instead of five, and 4096x65536 from 0.274 to 0.282 ms (runs
-// 23b, 24c). Otherwise 0, no cap (the residual forms take 80-93 registers; an explicit
-// 1 let ptxas give the one-CTA forms more: bf16 <8, 4> 37 -> 43).
-template <bool RES, bool CLUSTER>
-constexpr int kCtaMinBlocks = CLUSTER && !RES ? 5 : 0;
-
 // One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
 // 16-byte rows: ITEMS vectors a thread at row_slice's columns, one reduction (one
 // barrier; with CLUSTER, pushed to the peers: ClusterPush). Block b is row row0 +
 // b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
-// registers at 64 bf16 elements. Rows over a cluster without a residual are held to five
-// CTAs of 256 an SM (kCtaMinBlocks).
+// registers at 64 bf16 elements.
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER>
-__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>, (kCtaMinBlocks<RES, CLUSTER>))
-    forward_cta(
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
     int slice, int csize, float eps) {
