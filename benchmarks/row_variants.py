@@ -340,23 +340,23 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         lib_launch()
         torch.cuda.synchronize()
         cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}
-        # The library's kernel and shape, the ring's stages given; layer_norm's also capped
-        # at 64 registers for two CTAs an SM (min_blocks 2).
-        shapes = [(s, 0) for s in (2, 3, 4)] + ([(2, 2), (3, 2)] if centered else [])
-        for stages, min_blocks in shapes:
+        # The library's kernel and shape, the ring's stages given, and its LEAN form (f32
+        # weights, xhat in one FMA, no column tests) at the stages the launcher picks.
+        shapes = [(s, 0) for s in (2, 3, 4)] + [(3, 1), (4, 1)]
+        for stages, lean in shapes:
             ring_groups = ctypes.c_int64(0)
 
-            def ring_launch(c=centered, stages=stages, mb=min_blocks, g=ring_groups):
-                rc = lib.xpv_bwd_ring(c, stages, mb, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
+            def ring_launch(c=centered, stages=stages, lean=lean, g=ring_groups):
+                rc = lib.xpv_bwd_ring(c, stages, lean, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
                                       ptr(dx), ptr(partial), ptr(dw), ptr(db),
                                       ctypes.c_int64(rows), n, ctypes.byref(g), stream())
                 if rc:
-                    raise RuntimeError(f"xpv_bwd_ring S{stages} min_blocks {mb}: {rc}")
+                    raise RuntimeError(f"xpv_bwd_ring S{stages} lean {lean}: {rc}")
             try:
                 ring_launch()
                 torch.cuda.synchronize()
-                cap = " 2/SM cap" if min_blocks == 2 else ""
-                cands[f"staged 8x512x2 S{stages}{cap} (G{ring_groups.value})"] = ring_launch
+                form = " lean" if lean else ""
+                cands[f"staged 8x512x2 S{stages}{form} (G{ring_groups.value})"] = ring_launch
             except RuntimeError as e:
                 print(e)
         peers = {}

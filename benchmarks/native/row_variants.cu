@@ -1007,10 +1007,12 @@ extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t group
 // columns in its own shape (clusters of 8 x 512 x 2 vectors) with the ring's stages given
 // (the launcher's rule picks 2 for rms_norm, two CTAs an SM, and 3 for layer_norm, one),
 // one wave of the clusters resident at those stages (at most the 128 partial rows), then
-// the partials' reduction. -1 where the shape does not apply or nothing fits. MIN_BLOCKS:
-// the CTAs an SM its register cap must allow (the library's rule, or 2: layer_norm's form at
-// 64 registers, which spills 72 bytes, against one CTA an SM at 95).
-template <bool CENTERED, int MIN_BLOCKS = xpu::cuda::kNormBackwardMinBlocks<CENTERED, 2>>
+// the partials' reduction. -1 where the shape does not apply or nothing fits. LEAN: the
+// kernel's experimental form (f32 weights, xhat in one FMA, no column tests; layer_norm's
+// row loop 722 -> 623 SASS instructions a thread at 110 registers, rms_norm's 644 -> 581 at
+// 64 with 8 bytes of spill; ptxas -v, sm_90). Run 24a also timed layer_norm's form capped for two
+// CTAs an SM (64 registers, 100 bytes of spill): 0.601 ms at S2, 0.607 at S3, against 0.500.
+template <bool CENTERED, bool LEAN = false>
 int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages,
                     int64_t* groups_out, cudaStream_t stream) {
   using namespace xpu::cuda;
@@ -1020,7 +1022,8 @@ int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages,
   a.csize = kCluster;
   a.stages = stages;
   if (a.n != kCluster * a.slice || stages < 2 || stages > kMaxRingStages) return -1;
-  auto* fn = fused_norm_backward_staged<bf16, kItems, false, CENTERED, true, MIN_BLOCKS>;
+  auto* fn = fused_norm_backward_staged<bf16, kItems, false, CENTERED, true,
+                                        kNormBackwardMinBlocks<CENTERED, kItems>, LEAN>;
   const int smem = StagedRows<bf16, 2>::smem_bytes(a.slice, stages);
   bool fits = false;
   if (!allow_dynamic_smem(reinterpret_cast<const void*>(fn), smem, &fits).ok() || !fits)
@@ -1038,11 +1041,11 @@ int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages,
 
 // The norms' fused backward at 65536 bf16 columns, stages 0: through the library's own
 // launcher (launch_fused_norm_backward: its cluster shape, groups and ring), else
-// launch_bwd_ring with those stages (and, min_blocks 2, a register cap for two CTAs an SM);
+// launch_bwd_ring with those stages (and, lean 1, the kernel's LEAN form);
 // the workspace's 128 partial rows, then the partials' reduction; *groups_out: the groups
 // launched. (Run 22b timed the register split walk the
 // staged one replaced: results/row_variants_split_bwd_h200.txt.)
-extern "C" int xpv_bwd_ring(int centered, int stages, int min_blocks, const bf16* x, const bf16* dy,
+extern "C" int xpv_bwd_ring(int centered, int stages, int lean, const bf16* x, const bf16* dy,
                             const bf16* w, const float* mean, const float* rstd, bf16* dx,
                             float* partial, bf16* dw, bf16* db, int64_t rows, int n,
                             int64_t* groups_out, cudaStream_t stream) {
@@ -1060,9 +1063,10 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int min_blocks, const bf16
     if (!st.ok() || groups == 0) return -1;
   } else {
     const int rc = centered
-                       ? (min_blocks == 2 ? launch_bwd_ring<true, 2>(a, stages, &groups, stream)
-                                          : launch_bwd_ring<true>(a, stages, &groups, stream))
-                       : launch_bwd_ring<false>(a, stages, &groups, stream);
+                       ? (lean ? launch_bwd_ring<true, true>(a, stages, &groups, stream)
+                               : launch_bwd_ring<true>(a, stages, &groups, stream))
+                       : (lean ? launch_bwd_ring<false, true>(a, stages, &groups, stream)
+                               : launch_bwd_ring<false>(a, stages, &groups, stream));
     if (rc) return rc;
   }
   *groups_out = groups;

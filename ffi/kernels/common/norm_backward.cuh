@@ -35,24 +35,27 @@ inline constexpr int kNormFusedElems = 16;
 // row means of g and of g * xhat.
 struct RowGrad {
   float mean, rstd, mg, mgx;
+  float shift;  // -mean * rstd, where FMA: xhat in one fused multiply-add
 };
 
-template <bool CENTERED>
+template <bool CENTERED, bool FMA = false>
 __device__ __forceinline__ float norm_xhat(float x, const RowGrad& s) {
+  if constexpr (CENTERED && FMA) return fmaf(x, s.rstd, s.shift);
   if constexpr (CENTERED) return (x - s.mean) * s.rstd;
   return x * s.rstd;
 }
 
-// dx for one vector of a row (+ dh, rms_norm's residual-branch gradient, with DH).
-template <bool CENTERED, bool DH, typename T, int VEC>
+// dx for one vector of a row (+ dh, rms_norm's residual-branch gradient, with DH);
+// w_at(j): the weight of element j as f32.
+template <bool CENTERED, bool DH, bool FMA = false, typename T, int VEC, typename WAt>
 __device__ __forceinline__ Vec<T, VEC> norm_dx_vec(const Vec<T, VEC>& x, const Vec<T, VEC>& dy,
-                                                   const Vec<T, VEC>& w, const Vec<T, VEC>& dh,
+                                                   WAt w_at, const Vec<T, VEC>& dh,
                                                    const RowGrad& s) {
   Vec<T, VEC> out;
 #pragma unroll
   for (int j = 0; j < VEC; ++j) {
-    const float xhat = norm_xhat<CENTERED>(to_f(x.v[j]), s);
-    const float g = to_f(dy.v[j]) * to_f(w.v[j]);
+    const float xhat = norm_xhat<CENTERED, FMA>(to_f(x.v[j]), s);
+    const float g = to_f(dy.v[j]) * w_at(j);
     float v;
     if constexpr (CENTERED)
       v = s.rstd * (g - s.mg - xhat * s.mgx);
@@ -114,20 +117,22 @@ inline constexpr int64_t kNormRingSmemPerSm = 200 * 1024;
 // One row's share of the fused backward in this thread: the thread's sums for the row
 // reduction. layer_norm: (g, g * xhat), accumulating dweight and dbias into accw / accb.
 // rms_norm: (x^2, g * x); its rstd is not known before the reduction, so its dweight is
-// accumulated by norm_row_store_dx. Columns at or past n are skipped.
-template <bool CENTERED, typename T, int VEC, int ITEMS>
+// accumulated by norm_row_store_dx. Columns at or past n are skipped (all of them are
+// in the row where FULL). w_at(k, j): the weight of vector k's element j as f32.
+template <bool CENTERED, bool FULL = false, bool FMA = false, typename T, int VEC, int ITEMS,
+          typename WAt>
 __device__ __forceinline__ float2 norm_row_partials(
-    const Vec<T, VEC> (&x)[ITEMS], const Vec<T, VEC> (&dy)[ITEMS], const Vec<T, VEC> (&w)[ITEMS],
-    const RowGrad& st, RowSlice sl, int n, float (&accw)[ITEMS][VEC], float (&accb)[ITEMS][VEC]) {
+    const Vec<T, VEC> (&x)[ITEMS], const Vec<T, VEC> (&dy)[ITEMS], WAt w_at, const RowGrad& st,
+    RowSlice sl, int n, float (&accw)[ITEMS][VEC], float (&accb)[ITEMS][VEC]) {
   float s0 = 0.f, s1 = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
-    if (sl.col(k) < n) {
+    if (FULL || sl.col(k) < n) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
-        const float gy = to_f(dy[k].v[j]), g = gy * to_f(w[k].v[j]);
+        const float gy = to_f(dy[k].v[j]), g = gy * w_at(k, j);
         if constexpr (CENTERED) {
-          const float xhat = norm_xhat<CENTERED>(to_f(x[k].v[j]), st);
+          const float xhat = norm_xhat<CENTERED, FMA>(to_f(x[k].v[j]), st);
           s0 += g;
           s1 += g * xhat;
           accw[k][j] += gy * xhat;
@@ -158,16 +163,17 @@ __device__ __forceinline__ void norm_row_means(RowGrad& st, float2 sums, float i
 
 // dx of one row (+ dh, loaded here, with DH); rms_norm also accumulates its dweight
 // (dy * xhat) into accw here, once rstd is known.
-template <bool CENTERED, bool DH, typename T, int VEC, int ITEMS>
+template <bool CENTERED, bool DH, bool FULL = false, bool FMA = false, typename T, int VEC,
+          int ITEMS, typename WAt>
 __device__ __forceinline__ void norm_row_store_dx(const NormBackwardArgs<T>& a, int64_t row,
                                                   const Vec<T, VEC> (&x)[ITEMS],
-                                                  const Vec<T, VEC> (&dy)[ITEMS],
-                                                  const Vec<T, VEC> (&w)[ITEMS], const RowGrad& st,
-                                                  RowSlice sl, float (&accw)[ITEMS][VEC]) {
+                                                  const Vec<T, VEC> (&dy)[ITEMS], WAt w_at,
+                                                  const RowGrad& st, RowSlice sl,
+                                                  float (&accw)[ITEMS][VEC]) {
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = sl.col(k);
-    if (col < a.n) {
+    if (FULL || col < a.n) {
       if constexpr (!CENTERED) {
 #pragma unroll
         for (int j = 0; j < VEC; ++j)
@@ -176,7 +182,8 @@ __device__ __forceinline__ void norm_row_store_dx(const NormBackwardArgs<T>& a, 
       Vec<T, VEC> extra;
       if constexpr (DH) extra = load_vec<T, VEC>(a.dh + row * a.dh_stride + col);
       store_vec<T, VEC>(a.dx + row * a.n + col,
-                        norm_dx_vec<CENTERED, DH>(x[k], dy[k], w[k], extra, st));
+                        norm_dx_vec<CENTERED, DH, FMA>(
+                            x[k], dy[k], [&](int j) { return w_at(k, j); }, extra, st));
     }
   }
 }
@@ -228,8 +235,15 @@ __device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, 
 // spill there.
 template <bool CENTERED, int ITEMS>
 inline constexpr int kNormBackwardMinBlocks = (!CENTERED && ITEMS <= 2) ? 2 : 1;
+//
+// LEAN (an experiment, timed by benchmarks/row_variants.py; no launcher picks it): the
+// weights held as f32 (converted once, not in both passes a row), xhat in one FMA, and no
+// column tests or clamps (rows that fill every thread's vectors: n == csize x slice,
+// slice == threads x ITEMS x VEC). Why: layer_norm's cluster row loop is 722 SASS
+// instructions a thread, which at one CTA of 512 an SM needs an issue every cycle to keep up
+// with its 48 KB a row (docs/kernels/layer_norm.md, session 15).
 template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER = false,
-          int MIN_BLOCKS = kNormBackwardMinBlocks<CENTERED, ITEMS>>
+          int MIN_BLOCKS = kNormBackwardMinBlocks<CENTERED, ITEMS>, bool LEAN = false>
 __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
     fused_norm_backward_staged(const NormBackwardArgs<T> a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -259,15 +273,26 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
 
   // Columns past n re-read the slice's last vector (inside the slice, so inside the
   // stage: an empty slice reads its first vector, which no one uses).
-  auto clamped = [&](int k) { return max(0, min(sl.col(k) - begin, cols - VEC)); };
+  auto clamped = [&](int k) {
+    if constexpr (LEAN) return sl.col(k) - begin;
+    return max(0, min(sl.col(k) - begin, cols - VEC));
+  };
   float accw[ITEMS][VEC], accb[ITEMS][VEC];
   V wv[ITEMS];
+  float wf[LEAN ? ITEMS : 1][VEC];
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     wv[k] = load_vec<T, VEC>(a.w + min(begin + clamped(k), a.n - VEC));
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) accw[k][j] = accb[k][j] = 0.f;
+    for (int j = 0; j < VEC; ++j) {
+      accw[k][j] = accb[k][j] = 0.f;
+      if constexpr (LEAN) wf[k][j] = to_f(wv[k].v[j]);
+    }
   }
+  auto w_at = [&](int k, int j) {
+    if constexpr (LEAN) return wf[k][j];
+    return to_f(wv[k].v[j]);
+  };
   // Reads the row's x and dy from its stage.
   auto read = [&](V (&x)[ITEMS], V (&dy)[ITEMS]) {
     const T* xs = ring.row(0);
@@ -282,13 +307,14 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
 #pragma unroll 1
   for (int64_t row = rows.first; row < rows.last; ++row) {
     RowGrad st = next;
+    if constexpr (LEAN) st.shift = -st.mean * st.rstd;
     next = norm_row_stats<CENTERED>(a, row + 1, rows.last);  // one row ahead
     ring.wait();
     Sums sums;
     {
       V x[ITEMS], dy[ITEMS];
       read(x, dy);
-      sums = norm_row_partials<CENTERED>(x, dy, wv, st, sl, a.n, accw, accb);
+      sums = norm_row_partials<CENTERED, LEAN, LEAN>(x, dy, w_at, st, sl, a.n, accw, accb);
     }
     const int parity = static_cast<int>(row - rows.first) & 1;
     const Sums cta_sums = cta_reduce_flat<SumOp>(sums, buf[parity]);
@@ -306,7 +332,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
     norm_row_means<CENTERED>(st, push.receive(cta_sums, parity, SumOp{}), inv_n, a.eps);
     V x[ITEMS], dy[ITEMS];
     read(x, dy);
-    norm_row_store_dx<CENTERED, DH>(a, row, x, dy, wv, st, sl, accw);
+    norm_row_store_dx<CENTERED, DH, LEAN, LEAN>(a, row, x, dy, w_at, st, sl, accw);
     ring.next();
   }
   push.finish();

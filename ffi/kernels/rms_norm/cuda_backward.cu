@@ -126,7 +126,8 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
         Vec<T, VEC> extra;
         if constexpr (DH) extra = load_vec<T, VEC>(dh + row * dh_stride + col);
         store_vec<T, VEC>(dx + row * n + col,
-                          cuda::norm_dx_vec<false, DH>(xv[k], gv[k], wv[k], extra, st));
+                          cuda::norm_dx_vec<false, DH>(
+                              xv[k], gv[k], [&](int j) { return to_f(wv[k].v[j]); }, extra, st));
       }
     }
     if (more) {
