@@ -381,14 +381,15 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
 // first reduction. Why: one cluster a row, staged (run 22a-22d), re-read w and b through
 // L2 every row: at 4096x65536 bf16 2.2 GB of L2 traffic beside 1.05 GB of DRAM, 0.317-0.324
 // ms (ncu, run 23a). The walk's experiment ran 0.281 there (row_variants norm_walk,
-// 4 x 512 x 4, three stages; two stages 0.324); this kernel moves 1.63 GB through L2 but
-// took 0.326 (runs 23b-23c, DRAM at 67% of peak): what separates it from the experiment
-// is not measured yet (docs/kernels/README.md, "Seen in run 23b"). ptxas -v, sm_90:
-// <bf16, 8, 4> 105 registers (one CTA an SM), <float, 4, 4> 64 (two); no spills.
-// FULL (16-bit rows): every thread's ITEMS vectors lie in the row (n == csize x threads x
-// ITEMS x VEC), so no column is tested (ptxas -v, sm_90: <bf16, 8, 4, true> 108 registers).
-// f32 keeps the tests: without them it took 78 registers (one CTA an SM), with them 64
-// (two), and capped at 64 it spilled.
+// 4 x 512 x 4, three stages; two stages 0.324); this kernel moved 1.63 GB through L2 but
+// took 0.326 (runs 23b-23c) while its row loop was 882 SASS instructions against the
+// experiment's 607: ClusterPush's fold over a runtime cluster size and the column tests
+// (session 15). Without them: 694 instructions, 0.298 ms (85% of copy, runs 24a-24c).
+// ptxas -v, sm_90: <bf16, 8, 4> 105 registers (one CTA an SM), <float, 4, 4> 64 (two); no
+// spills. FULL (16-bit rows): every thread's ITEMS vectors lie in the row (n == csize x
+// threads x ITEMS x VEC), so no column is tested (<bf16, 8, 4, true> 108 registers). f32
+// keeps the tests: without them it took 78 registers (one CTA an SM), with them 64 (two),
+// and capped at 64 it spilled.
 template <typename T, int VEC, int ITEMS, bool FULL>
 __global__ void __launch_bounds__(kWalkThreads) forward_walk(
     const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w, const T* __restrict__ b,
