@@ -204,6 +204,12 @@ inline RowShape cta_shape(int64_t n, int vec, int elems, int prefer, int packed_
 // The block limit of a one-row kernel holding ITEMS vectors a thread whose packed
 // rows run at most kWideThreads threads (its __launch_bounds__): those may take
 // more than 64 registers without spilling.
+// Whether csize CTAs of `threads` x `items` vectors of `vec` cover a row of n exactly, so
+// that a kernel's FULL form (no `col < n` tests) applies.
+inline bool row_fills_threads(int64_t n, int csize, int threads, int items, int vec) {
+  return int64_t{csize} * threads * items * vec == n;
+}
+
 template <int ITEMS>
 inline constexpr int kCtaMaxThreads = ITEMS >= kPackedItems ? kWideThreads : kMaxCtaThreads;
 

@@ -448,7 +448,7 @@ Status launch_walk(const cuda::SplitShape& s, int64_t rows, cudaStream_t stream,
   const int threads = s.threads * cuda::kPackedItems / kWalkItems;
   auto* kernel = &forward_walk<T, kVec, kWalkItems, false>;
   if constexpr (sizeof(T) < 4) {
-    if (int64_t{s.cluster} * threads * kWalkItems * kVec == n)
+    if (cuda::row_fills_threads(n, s.cluster, threads, kWalkItems, kVec))
       kernel = &forward_walk<T, kVec, kWalkItems, true>;
   }
   const void* fn = reinterpret_cast<const void*>(kernel);
@@ -585,7 +585,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       XPU_RETURN_IF_ERROR(launch_walk<T>(s, p.rows, stream, &launched, x, p.x_stride, w, b, y,
                                          mean, rstd, n, a.eps));
     } else if (s.cluster == 1) {
-      const bool full = int64_t{s.threads} * s.items * kVec == p.n;
+      const bool full = cuda::row_fills_threads(p.n, 1, s.threads, s.items, kVec);
       cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
         if constexpr (V == kVec) {
           if constexpr (kCtaFull<T, I>)

@@ -343,7 +343,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       cta = &forward_staged<T, kVec, cuda::kPackedItems>;
       smem = cuda::StagedRows<T, 1>::smem_bytes(s.slice, 1);
     } else if (s.cluster == 1) {
-      const bool full = int64_t{s.threads} * s.items * kVec == p.n;
+      const bool full = cuda::row_fills_threads(p.n, 1, s.threads, s.items, kVec);
       cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
         if constexpr (V == kVec) {
           cta = &forward_cta<T, V, I>;
