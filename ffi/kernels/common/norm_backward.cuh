@@ -236,12 +236,15 @@ __device__ __forceinline__ RowGrad norm_row_stats(const NormBackwardArgs<T>& a, 
 template <bool CENTERED, int ITEMS>
 inline constexpr int kNormBackwardMinBlocks = (!CENTERED && ITEMS <= 2) ? 2 : 1;
 //
-// LEAN (an experiment, timed by benchmarks/row_variants.py; no launcher picks it): the
-// weights held as f32 (converted once, not in both passes a row), xhat in one FMA, and no
-// column tests or clamps (rows that fill every thread's vectors: n == csize x slice,
-// slice == threads x ITEMS x VEC). Why: layer_norm's cluster row loop is 722 SASS
-// instructions a thread, which at one CTA of 512 an SM needs an issue every cycle to keep up
-// with its 48 KB a row (docs/kernels/layer_norm.md, session 15).
+// LEAN: the weights held as f32 (converted once, not in both passes a row), xhat in one
+// FMA, and no column tests or clamps (rows that fill every thread's vectors: n == csize x
+// slice, slice == threads x ITEMS x VEC). Why: layer_norm's cluster row loop was 722 SASS
+// instructions a thread (623 LEAN), which at one CTA of 512 an SM needs an issue every
+// cycle to keep up with its 48 KB a row (docs/kernels/layer_norm.md, session 15). Taken
+// by layer_norm (run 25a, 4096x65536 bf16: 0.502 -> 0.442 ms, 86% of the floor); rms_norm
+// keeps the tested form (0.426 -> 0.443: its 64-register cap spills the f32 weights).
+template <bool CENTERED>
+inline constexpr bool kNormLean = CENTERED;
 template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER = false,
           int MIN_BLOCKS = kNormBackwardMinBlocks<CENTERED, ITEMS>, bool LEAN = false>
 __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
@@ -402,10 +405,20 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
       split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
   if (s.cluster == 0) return Status::Ok();
   const bool cluster = s.cluster > 1;
+  // layer_norm's rows that fill every thread's vectors take the LEAN form (kNormLean).
+  const bool lean = row_fills_threads(a.n, s.cluster, s.threads, s.items, vec);
   void (*kernel)(NormBackwardArgs<T>) = nullptr;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
       auto pick = [&]<bool DH>() {
+        constexpr int kMin = kNormBackwardMinBlocks<CENTERED, I>;
+        if constexpr (kNormLean<CENTERED>) {
+          if (lean) {
+            kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true, kMin, true>
+                             : &fused_norm_backward_staged<T, I, DH, CENTERED, false, kMin, true>;
+            return;
+          }
+        }
         kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true>
                          : &fused_norm_backward_staged<T, I, DH, CENTERED>;
       };

@@ -94,9 +94,11 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
 // 16-byte rows: ITEMS vectors a thread at row_slice's columns, one reduction (one
 // barrier; with CLUSTER, pushed to the peers: ClusterPush). Block b is row row0 +
 // b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
-// registers at 64 bf16 elements.
-template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER>
-__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
+// registers at 64 bf16 elements. FULL: every thread's ITEMS vectors lie in the row
+// (n == csize x threads x ITEMS x VEC), so nothing is tested.
+template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER, bool FULL = false>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
+    forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
     int slice, int csize, float eps) {
@@ -104,12 +106,17 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
-  cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  if constexpr (FULL) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
+  } else {
+    cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
+  }
   float sumsq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = c.col(k);
-    if (col < n) {
+    if (FULL || col < n) {
       if constexpr (RES) {
         const Vec<T, VEC> rv = load_vec<T, VEC>(res + row * res_stride + col);
 #pragma unroll
@@ -127,7 +134,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = c.col(k);
-    if (col < n) {
+    if (FULL || col < n) {
       const Vec<T, VEC> wv = load_vec<T, VEC>(w + col);
       Vec<T, VEC> out;
 #pragma unroll
@@ -203,13 +210,18 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*, int,
                            int, int, float);
       Cta cta = nullptr;
+      const bool full = cuda::row_fills_threads(p.n, s.cluster, s.threads, s.items, kVec);
       if (s.cluster > 1) {
         constexpr int kI = cuda::kPackedItems;
-        cta = res ? &forward_cta<T, kVec, kI, true, true> : &forward_cta<T, kVec, kI, false, true>;
+        cta = res ? &forward_cta<T, kVec, kI, true, true>
+                  : (full ? &forward_cta<T, kVec, kI, false, true, true>
+                          : &forward_cta<T, kVec, kI, false, true>);
       } else if (s.cluster == 1) {
         cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
           if constexpr (V == kVec)
-            cta = res ? &forward_cta<T, V, I, true, false> : &forward_cta<T, V, I, false, false>;
+            cta = res ? &forward_cta<T, V, I, true, false>
+                      : (full ? &forward_cta<T, V, I, false, false, true>
+                              : &forward_cta<T, V, I, false, false>);
         });
       }
       bool launched = false;
