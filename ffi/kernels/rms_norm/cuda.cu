@@ -95,7 +95,12 @@ __global__ void __launch_bounds__(kMaxThreads) forward_resident(
 // barrier; with CLUSTER, pushed to the peers: ClusterPush). Block b is row row0 +
 // b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
 // registers at 64 bf16 elements. FULL: every thread's ITEMS vectors lie in the row
-// (n == csize x threads x ITEMS x VEC), so nothing is tested.
+// (n == csize x threads x ITEMS x VEC), so nothing is tested; taken by the cluster rows
+// without a residual. With the tests, y is written a vector at a time, each behind its
+// own load of w (eight L2 round trips at the end of every CTA of 256 x 8); without them
+// the loads of w go out together: 4096x65536 bf16 0.281 -> 0.274 ms (H200 run 25b). The
+// one-CTA forms were not faster (8192x8192: <8, 4> at 32 registers with 4 bytes of
+// spill, 0.0710 -> 0.0719 ms).
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER, bool FULL = false>
 __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>)
     forward_cta(
@@ -210,8 +215,8 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*, int,
                            int, int, float);
       Cta cta = nullptr;
-      const bool full = cuda::row_fills_threads(p.n, s.cluster, s.threads, s.items, kVec);
       if (s.cluster > 1) {
+        const bool full = cuda::row_fills_threads(p.n, s.cluster, s.threads, s.items, kVec);
         constexpr int kI = cuda::kPackedItems;
         cta = res ? &forward_cta<T, kVec, kI, true, true>
                   : (full ? &forward_cta<T, kVec, kI, false, true, true>
@@ -219,9 +224,7 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
       } else if (s.cluster == 1) {
         cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
           if constexpr (V == kVec)
-            cta = res ? &forward_cta<T, V, I, true, false>
-                      : (full ? &forward_cta<T, V, I, false, false, true>
-                              : &forward_cta<T, V, I, false, false>);
+            cta = res ? &forward_cta<T, V, I, true, false> : &forward_cta<T, V, I, false, false>;
         });
       }
       bool launched = false;
