@@ -7,7 +7,8 @@ replays), so host dispatch is not in them.
 
     python3 benchmarks/row_variants.py --out row_variants.json [--ops rms_norm,softmax]
     (--ops: rms_norm, softmax, layer_norm, rms_norm_backward, softmax_backward, split_backward)
-    (--shapes 4096x65536: one shape; split_backward also times the ring's stages given)
+    (--shapes 4096x65536: one shape; split_backward times the norms' staged backwards at any
+     n up to 65536, the ring's stages given)
 """
 
 from __future__ import annotations
@@ -292,13 +293,14 @@ def run_softmax_bwd(lib, rows, n, copy_tbs, results):
 
 
 def run_split_bwd(lib, rows, n, copy_tbs, results):
-    """The norms' fused backward for rows split over a cluster (65536 bf16 columns), rms_norm
-    and layer_norm: the library's own launcher (launch_fused_norm_backward; G0 groups)
-    beside the library's op itself (torch.ops.xpuruntime, outputs allocated). Run 22b also
-    timed the register split walk it replaced (results/row_variants_split_bwd_h200.txt). x,
-    dy, weight (and bias) random normal bf16; checked against float32 autograd (dx, then
+    """The norms' fused backward, rms_norm and layer_norm, bf16: one CTA a row up to 8192
+    columns, at 65536 a row split over a cluster; the library's own launcher
+    (launch_fused_norm_backward; G0 groups) beside the library's op itself
+    (torch.ops.xpuruntime, outputs allocated) and the staged kernel at given stages. Run
+    22b also timed the register split walk it replaced (results/row_variants_split_bwd_h200.txt).
+    x, dy, weight (and bias) random normal bf16; checked against float32 autograd (dx, then
     the parameter gradients over sqrt(rows))."""
-    if n != 65536:
+    if n % 16 or n > 65536:
         return
     x = torch.randn(rows, n, device="cuda", dtype=torch.bfloat16)
     dy = torch.randn_like(x)
@@ -307,10 +309,13 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
     dx = torch.empty_like(x)
     dw = torch.empty_like(w)
     db = torch.empty_like(b)
-    partial = torch.empty(2 * 128, n, device="cuda", dtype=torch.float32)
+    lib.xpv_bwd_row_groups.restype = ctypes.c_int64
+    groups = lib.xpv_bwd_row_groups(ctypes.c_int64(rows), n)  # the library's workspace rows
+    partial = torch.empty(2 * groups, n, device="cuda", dtype=torch.float32)
     mean = x.float().mean(-1)
     rstd = torch.rsqrt(x.float().var(-1, unbiased=False) + 1e-5)
-    for centered, op in [(0, "rms_norm split backward"), (1, "layer_norm split backward")]:
+    form = "split" if n > 8192 else "one-CTA"
+    for centered, op in [(0, f"rms_norm {form} backward"), (1, f"layer_norm {form} backward")]:
         xf = x.float().requires_grad_()
         wf = w.float().requires_grad_()
         bf = b.float().requires_grad_()
@@ -340,9 +345,12 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         lib_launch()
         torch.cuda.synchronize()
         cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}
-        # The library's kernel and shape, the ring's stages given, and its LEAN form (f32
-        # weights, xhat in one FMA, no column tests) at the stages the launcher picks.
-        shapes = [(s, 0) for s in (2, 3, 4)] + [(3, 1), (4, 1)]
+        # The library's kernel and shape at the ring's stages given, in its tested and its
+        # LEAN form (f32 weights, xhat in one FMA, no column tests; layer_norm's launcher
+        # takes LEAN on full rows).
+        shapes = [(s, lean) for lean in (0, 1) for s in (2, 3, 4)]
+        cluster = max(1, n // 8192)
+        shape = f"{cluster}x{min(512, n // 16)}x2"
         for stages, lean in shapes:
             ring_groups = ctypes.c_int64(0)
 
@@ -355,8 +363,8 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
             try:
                 ring_launch()
                 torch.cuda.synchronize()
-                form = " lean" if lean else ""
-                cands[f"staged 8x512x2 S{stages}{form} (G{ring_groups.value})"] = ring_launch
+                lean_name = " lean" if lean else ""
+                cands[f"staged {shape} S{stages}{lean_name} (G{ring_groups.value})"] = ring_launch
             except RuntimeError as e:
                 print(e)
         peers = {}

@@ -13,12 +13,14 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/common/cluster_push.cuh"  // the library's cluster reduction (softmax_tma)
 #include "kernels/common/cta_row.cuh"  // cta_reduce, MaxOp, SumOp, ex2_ftz
 #include "kernels/common/cuda_utils.cuh"  // warp_sum, warp_max
 #include "kernels/common/norm_backward.cuh"  // the library's fused norm backward, timed beside
+#include "kernels/common/norm_row_groups.h"  // the library's row groups of the norm backwards
 
 namespace {
 
@@ -1003,70 +1005,80 @@ extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t group
 }
 
 
-// The library's staged cluster backward (fused_norm_backward_staged, CLUSTER) at 65536 bf16
-// columns in its own shape (clusters of 8 x 512 x 2 vectors) with the ring's stages given
-// (the launcher's rule picks 2 for rms_norm, two CTAs an SM, and 3 for layer_norm, one),
-// one wave of the clusters resident at those stages (at most the 128 partial rows), then
-// the partials' reduction. -1 where the shape does not apply or nothing fits. LEAN: the
-// kernel's experimental form (f32 weights, xhat in one FMA, no column tests; layer_norm's
-// row loop 722 -> 623 SASS instructions a thread at 110 registers, rms_norm's 644 -> 581 at
-// 64 with 8 bytes of spill; ptxas -v, sm_90). Run 24a also timed layer_norm's form capped for two
-// CTAs an SM (64 registers, 100 bytes of spill): 0.601 ms at S2, 0.607 at S3, against 0.500.
+// The library's staged backward (fused_norm_backward_staged) in its own shape, 2 vectors a
+// thread in up to 512 threads, one CTA a row up to 8192 bf16 columns, beyond that a cluster
+// of n / 8192 CTAs (65536: clusters of 8 x 512 x 2), with the ring's stages given, one wave
+// of the CTAs (clusters) resident at those stages (at most row_groups), then the partials'
+// reduction. -1 where the shape does not apply or nothing fits. LEAN: the kernel's form that
+// layer_norm's launcher takes on full rows (f32 weights, xhat in one FMA, no column tests;
+// layer_norm's cluster row loop 722 -> 623 SASS instructions a thread at 110 registers,
+// rms_norm's 644 -> 581 at 64 with 8 bytes of spill; ptxas -v, sm_90). Run 24a also timed
+// layer_norm's cluster form capped for two CTAs an SM (64 registers, 100 bytes of spill):
+// 0.601 ms at S2, 0.607 at S3, against 0.500.
 template <bool CENTERED, bool LEAN = false>
-int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages,
+int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages, int64_t row_groups,
                     int64_t* groups_out, cudaStream_t stream) {
   using namespace xpu::cuda;
-  constexpr int kCluster = 8, kThreads = 512, kItems = 2;
+  constexpr int kItems = 2, kSlice = kMaxRowThreads * kItems * 8;
   xpu::cuda::NormBackwardArgs<bf16> a = args;
-  a.slice = kThreads * kItems * 8;
-  a.csize = kCluster;
+  const int cluster = a.n > kSlice ? a.n / kSlice : 1;
+  const int threads = std::min(kMaxRowThreads, a.n / (kItems * 8));
+  a.slice = threads * kItems * 8;
+  a.csize = cluster;
   a.stages = stages;
-  if (a.n != kCluster * a.slice || stages < 2 || stages > kMaxRingStages) return -1;
-  auto* fn = fused_norm_backward_staged<bf16, kItems, false, CENTERED, true,
-                                        kNormBackwardMinBlocks<CENTERED, kItems>, LEAN>;
+  if (a.n != cluster * a.slice || threads % 32 || cluster > 8 || (cluster & (cluster - 1)) ||
+      stages < 2 || stages > kMaxRingStages)
+    return -1;
+  constexpr int kMin = kNormBackwardMinBlocks<CENTERED, kItems>;
+  auto* fn = cluster > 1 ? fused_norm_backward_staged<bf16, kItems, false, CENTERED, true, kMin, LEAN>
+                         : fused_norm_backward_staged<bf16, kItems, false, CENTERED, false, kMin, LEAN>;
   const int smem = StagedRows<bf16, 2>::smem_bytes(a.slice, stages);
   bool fits = false;
   if (!allow_dynamic_smem(reinterpret_cast<const void*>(fn), smem, &fits).ok() || !fits)
     return -1;
   int resident = 0;
-  if (!resident_count(reinterpret_cast<const void*>(fn), kThreads, kCluster, &resident, smem)
-           .ok() ||
+  if (!resident_count(reinterpret_cast<const void*>(fn), threads, cluster, &resident, smem).ok() ||
       resident <= 0)
     return -1;
-  const int64_t groups = std::min<int64_t>({int64_t{resident}, 128, a.rows});
+  const int64_t groups = std::min<int64_t>({int64_t{resident}, row_groups, a.rows});
   *groups_out = groups;
-  return int(launch_clustered_smem(fn, unsigned(groups * kCluster), kThreads, kCluster, smem,
-                                   stream, a));
+  return int(launch_clustered_smem(fn, unsigned(groups * cluster), threads, cluster, smem, stream,
+                                   a));
 }
 
-// The norms' fused backward at 65536 bf16 columns, stages 0: through the library's own
-// launcher (launch_fused_norm_backward: its cluster shape, groups and ring), else
-// launch_bwd_ring with those stages (and, lean 1, the kernel's LEAN form);
-// the workspace's 128 partial rows, then the partials' reduction; *groups_out: the groups
-// launched. (Run 22b timed the register split walk the
-// staged one replaced: results/row_variants_split_bwd_h200.txt.)
+// The library's number of row groups (the workspace's partial rows) for rows x n.
+extern "C" int64_t xpv_bwd_row_groups(int64_t rows, int n) {
+  return xpu::ops::norm_backward_row_groups(rows, n);
+}
+
+// The norms' fused backward (bf16), stages 0: through the library's own launcher
+// (launch_fused_norm_backward: its shape, groups, ring and form), else launch_bwd_ring with
+// those stages (and, lean 1, the kernel's LEAN form); the library's row groups
+// (xpv_bwd_row_groups: partial holds 2 x that many rows of n), then the partials' reduction;
+// *groups_out: the groups launched. (Run 22b timed the register split walk the staged one
+// replaced: results/row_variants_split_bwd_h200.txt.)
 extern "C" int xpv_bwd_ring(int centered, int stages, int lean, const bf16* x, const bf16* dy,
                             const bf16* w, const float* mean, const float* rstd, bf16* dx,
                             float* partial, bf16* dw, bf16* db, int64_t rows, int n,
                             int64_t* groups_out, cudaStream_t stream) {
-  constexpr int64_t kRowGroups = 128;
-  const int64_t bias_offset = centered ? kRowGroups * n : 0;
+  const int64_t row_groups = xpu::ops::norm_backward_row_groups(rows, n);
+  const int64_t bias_offset = centered ? row_groups * n : 0;
   const xpu::cuda::NormBackwardArgs<bf16> a{dy, n, x, n, w, mean, rstd, nullptr, 0, dx,
                                             partial, bias_offset, rows, n, /*eps=*/1e-6f,
                                             0, 0, 0};
   int64_t groups = 0;
   if (stages == 0) {
     const xpu::Status st =
-        centered ? xpu::cuda::launch_fused_norm_backward<true>(a, 8, kRowGroups, stream, "x", &groups)
-                 : xpu::cuda::launch_fused_norm_backward<false>(a, 8, kRowGroups, stream, "x",
+        centered ? xpu::cuda::launch_fused_norm_backward<true>(a, 8, row_groups, stream, "x", &groups)
+                 : xpu::cuda::launch_fused_norm_backward<false>(a, 8, row_groups, stream, "x",
                                                                 &groups);
     if (!st.ok() || groups == 0) return -1;
   } else {
     const int rc = centered
-                       ? (lean ? launch_bwd_ring<true, true>(a, stages, &groups, stream)
-                               : launch_bwd_ring<true>(a, stages, &groups, stream))
-                       : (lean ? launch_bwd_ring<false, true>(a, stages, &groups, stream)
-                               : launch_bwd_ring<false>(a, stages, &groups, stream));
+                       ? (lean ? launch_bwd_ring<true, true>(a, stages, row_groups, &groups, stream)
+                               : launch_bwd_ring<true>(a, stages, row_groups, &groups, stream))
+                       : (lean ? launch_bwd_ring<false, true>(a, stages, row_groups, &groups, stream)
+                               : launch_bwd_ring<false>(a, stages, row_groups, &groups, stream));
     if (rc) return rc;
   }
   *groups_out = groups;

@@ -411,8 +411,8 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
       auto pick = [&]<bool DH>() {
-        constexpr int kMin = kNormBackwardMinBlocks<CENTERED, I>;
         if constexpr (kNormLean<CENTERED>) {
+          constexpr int kMin = kNormBackwardMinBlocks<CENTERED, I>;
           if (lean) {
             kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true, kMin, true>
                              : &fused_norm_backward_staged<T, I, DH, CENTERED, false, kMin, true>;
