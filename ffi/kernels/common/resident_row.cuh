@@ -30,13 +30,15 @@ __device__ __forceinline__ RowSlice row_slice(int rank, int slice) {
 }
 
 // v[k] = row[s.col(k) .. + VEC) for the columns below n; the others are left unset
-// and every caller skips them with the same `col < n` test.
-template <typename T, int VEC, int ITEMS>
+// and every caller skips them with the same `col < n` test. FULL (here and in
+// load_row_clamped): the caller's row fills every thread's vectors (row_fills_threads),
+// so every load is in the row and none is tested or clamped.
+template <typename T, int VEC, int ITEMS, bool FULL = false>
 __device__ __forceinline__ void load_row(Vec<T, VEC> (&v)[ITEMS], const T* __restrict__ row,
                                          RowSlice s, int n) {
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k)
-    if (s.col(k) < n) v[k] = load_vec<T, VEC>(row + s.col(k));
+    if (FULL || s.col(k) < n) v[k] = load_vec<T, VEC>(row + s.col(k));
 }
 
 // v[k] = row[min(s.col(k), n - VEC) .. + VEC): every load unconditional, columns
@@ -44,11 +46,12 @@ __device__ __forceinline__ void load_row(Vec<T, VEC> (&v)[ITEMS], const T* __res
 // Why: with load_row's `if (col < n)` the compiler sank each item's address
 // arithmetic into its predicated block and issued the second load only after the
 // first had returned (SASS, run 15: softmax 8192x8192 bf16 0.071 -> 0.079 ms).
-template <typename T, int VEC, int ITEMS>
+template <typename T, int VEC, int ITEMS, bool FULL = false>
 __device__ __forceinline__ void load_row_clamped(Vec<T, VEC> (&v)[ITEMS], const T* __restrict__ row,
                                                  RowSlice s, int n) {
 #pragma unroll
-  for (int k = 0; k < ITEMS; ++k) v[k] = load_vec<T, VEC>(row + min(s.col(k), n - VEC));
+  for (int k = 0; k < ITEMS; ++k)
+    v[k] = load_vec<T, VEC>(row + (FULL ? s.col(k) : min(s.col(k), n - VEC)));
 }
 
 // The rows a walk reads: NT tensors, each a base pointer and a row stride.

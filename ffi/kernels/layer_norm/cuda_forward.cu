@@ -356,12 +356,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   const auto [rank, c, row] = cuda::cta_row_frame<false, VEC>(row0, slice, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  if constexpr (FULL) {
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
-  } else {
-    cuda::load_row<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
-  }
+  cuda::load_row<T, VEC, ITEMS, FULL>(v, x + row * x_stride, c, n);
   centred_row<T, VEC, ITEMS, FULL>(
       reducer, [&](int k) { return v[k]; },
       [&](int) {

@@ -110,12 +110,7 @@ __global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
   cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
-  if constexpr (FULL) {
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) v[k] = load_vec<T, VEC>(x + row * x_stride + c.col(k));
-  } else {
-    cuda::load_row_clamped<T, VEC, ITEMS>(v, x + row * x_stride, c, n);
-  }
+  cuda::load_row_clamped<T, VEC, ITEMS, FULL>(v, x + row * x_stride, c, n);
   float sumsq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
