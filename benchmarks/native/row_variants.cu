@@ -21,6 +21,7 @@
 #include "kernels/common/cuda_utils.cuh"  // warp_sum, warp_max
 #include "kernels/common/norm_backward.cuh"  // the library's fused norm backward, timed beside
 #include "kernels/common/norm_row_groups.h"  // the library's row groups of the norm backwards
+#include "kernels/rms_norm/forward_cta.cuh"  // the library's rms_norm forward, timed beside
 
 namespace {
 
@@ -1085,5 +1086,42 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int lean, const bf16* x, c
   xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), centered ? 2 : 1), dim3(32, 16),
                                   0, stream>>>(partial, bias_offset, groups, n, dw,
                                                centered ? db : nullptr);
+  return int(cudaGetLastError());
+}
+
+// The library's rms_norm forward_cta (bf16, no residual) at the library's shape for n
+// (cta_shape, else cta_split) with the weights loaded after the reduction (wl 0: the
+// library), before it into registers (1; FULL rows only) or prefetched into L1 (2). FULL
+// where the shape fills the row. -1 where the shape is not compiled here.
+extern "C" int xpv_rms_fwd_cta(int wl, const bf16* x, const bf16* w, bf16* y, int64_t rows,
+                               int n, cudaStream_t stream) {
+  namespace g = xpu::ops::rms_norm_detail::gpu;
+  using WL = g::WeightLoad;
+  using xpu::cuda::RowShape;
+  using xpu::cuda::SplitShape;
+  int max_cluster = 1;
+  if (!xpu::cuda::max_cluster_size(&max_cluster).ok()) return -1;
+  const RowShape c = xpu::cuda::cta_shape(n, 8, g::kForwardElems, xpu::cuda::kPreferItems,
+                                          xpu::cuda::kWideThreads);
+  const SplitShape s = c.items > 0 ? SplitShape{1, c.items, c.threads, 0}
+                                   : xpu::cuda::cta_split(n, 8, max_cluster);
+  if (!xpu::cuda::row_fills_threads(n, s.cluster, s.threads, s.items, 8)) return -1;
+  using Cta = void (*)(int64_t, const bf16*, int64_t, const bf16*, int64_t, const bf16*, bf16*,
+                       bf16*, int, int, int, float);
+  Cta cta = nullptr;
+  // The library's forms: FULL for cluster rows, tested for one-CTA rows.
+  auto pick = [&]<int I, bool CL>() {
+    if (wl == 0) cta = &g::forward_cta<bf16, 8, I, false, CL, CL>;
+    if (wl == 1) cta = &g::forward_cta<bf16, 8, I, false, CL, true, WL::kRegisters>;
+    if (wl == 2) cta = &g::forward_cta<bf16, 8, I, false, CL, CL, WL::kPrefetchL1>;
+  };
+  if (s.cluster > 1 && s.items == 8) pick.template operator()<8, true>();
+  else if (s.cluster == 1 && s.items == 4) pick.template operator()<4, false>();
+  if (!cta) return -1;
+  bool launched = false;
+  const xpu::Status st = xpu::cuda::launch_rows(cta, rows, s.threads, s.cluster, stream, "x",
+                                                &launched, x, int64_t{n}, nullptr, int64_t{0}, w,
+                                                y, nullptr, n, s.slice, s.cluster, 1e-6f);
+  if (!st.ok() || !launched) return -1;
   return int(cudaGetLastError());
 }

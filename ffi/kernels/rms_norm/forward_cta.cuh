@@ -1,0 +1,86 @@
+// rms_norm's forward for rows that one CTA, or a cluster of CTAs, holds in registers
+// (16-byte vectors). In a header so that benchmarks/native/row_variants.cu times the
+// library's own kernel beside its experiments; launched by cuda.cu.
+#pragma once
+
+#include "kernels/common/cta_row.cuh"
+#include "kernels/common/resident_row.cuh"
+#include "kernels/rms_norm/cuda_common.cuh"
+
+namespace xpu::ops::rms_norm_detail::gpu {
+
+// When the weights are asked for: after the row's reduction (kAfter), or before it, into
+// registers (kRegisters; FULL rows only) or as an L1 prefetch (kPrefetchL1).
+enum class WeightLoad { kAfter, kRegisters, kPrefetchL1 };
+
+// One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
+// 16-byte rows: ITEMS vectors a thread at row_slice's columns, one reduction (one
+// barrier; with CLUSTER, pushed to the peers: ClusterPush). Block b is row row0 +
+// b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
+// registers at 64 bf16 elements. FULL: every thread's ITEMS vectors lie in the row
+// (n == csize x threads x ITEMS x VEC), so nothing is tested; taken by the cluster rows
+// without a residual. With the tests, y is written a vector at a time, each behind its
+// own load of w (eight L2 round trips at the end of every CTA of 256 x 8); without them
+// the loads of w go out together: 4096x65536 bf16 0.281 -> 0.274 ms (H200 run 25b). The
+// one-CTA forms were not faster (8192x8192: <8, 4> at 32 registers with 4 bytes of
+// spill, 0.0710 -> 0.0719 ms).
+template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER, bool FULL = false,
+          WeightLoad WL = WeightLoad::kAfter>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
+    int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
+    int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
+    int slice, int csize, float eps) {
+  using cuda::from_f;
+  using cuda::load_vec;
+  using cuda::to_f;
+  using cuda::Vec;
+  static_assert(WL != WeightLoad::kRegisters || FULL, "weights ahead in registers: FULL rows");
+  __shared__ cuda::RowReduceShared<float> shared;
+  cuda::RowReducer<CLUSTER> reducer(shared, csize);
+  const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
+  Vec<T, VEC> v[ITEMS];
+  cuda::load_row_clamped<T, VEC, ITEMS, FULL>(v, x + row * x_stride, c, n);
+  Vec<T, VEC> wv[WL == WeightLoad::kRegisters ? ITEMS : 1];
+  if constexpr (WL == WeightLoad::kRegisters) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k) wv[k] = load_vec<T, VEC>(w + c.col(k));
+  } else if constexpr (WL == WeightLoad::kPrefetchL1) {
+#pragma unroll
+    for (int k = 0; k < ITEMS; ++k)
+      if (FULL || c.col(k) < n) asm volatile("prefetch.global.L1 [%0];" ::"l"(w + c.col(k)));
+  }
+  float sumsq = 0.f;
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = c.col(k);
+    if (FULL || col < n) {
+      if constexpr (RES) {
+        const Vec<T, VEC> rv = load_vec<T, VEC>(res + row * res_stride + col);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) v[k].v[j] = from_f<T>(to_f(v[k].v[j]) + to_f(rv.v[j]));
+        cuda::store_vec<T, VEC>(h + row * n + col, v[k]);
+      }
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) sumsq += to_f(v[k].v[j]) * to_f(v[k].v[j]);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
+  const float total = reducer.template reduce<cuda::SumOp>(sumsq, 0);
+  const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
+#pragma unroll
+  for (int k = 0; k < ITEMS; ++k) {
+    const int col = c.col(k);
+    if (FULL || col < n) {
+      Vec<T, VEC> wk;
+      if constexpr (WL == WeightLoad::kRegisters) wk = wv[k];
+      else wk = load_vec<T, VEC>(w + col);
+      Vec<T, VEC> out;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) out.v[j] = from_f<T>(to_f(v[k].v[j]) * rstd * to_f(wk.v[j]));
+      cuda::store_vec<T, VEC>(y + row * n + col, out);
+    }
+  }
+}
+
+}  // namespace xpu::ops::rms_norm_detail::gpu
