@@ -163,7 +163,8 @@ def run_rms(lib, rows, n, copy_tbs, results):
     # The library's forward_cta at its own shape, the weights loaded after the reduction (the
     # library), before it into registers, or prefetched into L1 before it.
     for wl, name in [(0, "library forward_cta"), (1, "forward_cta w in registers"),
-                     (2, "forward_cta w prefetch L1")]:
+                     (2, "forward_cta w prefetch L1"), (3, "forward_cta 1024x8"),
+                     (4, "forward_cta 1024x8 w in registers")]:
         cands.update(candidates([(name, wl)], "xpv_rms_fwd_cta", lambda wl: lib.xpv_rms_fwd_cta(
             wl, ptr(x), ptr(w), ptr(y), ctypes.c_int64(rows), n, stream())))
     record("rms_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
@@ -343,7 +344,7 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         launched = ctypes.c_int64(0)
 
         def lib_launch(c=centered):
-            rc = lib.xpv_bwd_ring(c, 0, 0, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
+            rc = lib.xpv_bwd_ring(c, 0, 0, 0, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd), ptr(dx),
                                   ptr(partial), ptr(dw), ptr(db), ctypes.c_int64(rows), n,
                                   ctypes.byref(launched), stream())
             if rc:
@@ -354,15 +355,17 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         # The library's kernel and shape at the ring's stages given, in its tested and its
         # LEAN form (f32 weights, xhat in one FMA, no column tests; layer_norm's launcher
         # takes LEAN on full rows).
-        shapes = [(s, lean) for lean in (0, 1) for s in (2, 3, 4)]
-        cluster = max(1, n // 8192)
-        shape = f"{cluster}x{min(512, n // 16)}x2"
-        for stages, lean in shapes:
+        # One-CTA rows also split over a cluster of two CTAs of half the threads.
+        threads = [0] + ([n // 32] if n <= 8192 else [])
+        shapes = [(s, lean, t) for t in threads for lean in (0, 1) for s in (2, 3, 4)]
+        for stages, lean, cta_threads in shapes:
+            cta = cta_threads or min(512, n // 16)
+            shape = f"{n // (cta * 16)}x{cta}x2"
             ring_groups = ctypes.c_int64(0)
 
-            def ring_launch(c=centered, stages=stages, lean=lean, g=ring_groups):
-                rc = lib.xpv_bwd_ring(c, stages, lean, ptr(x), ptr(dy), ptr(w), ptr(mean), ptr(rstd),
-                                      ptr(dx), ptr(partial), ptr(dw), ptr(db),
+            def ring_launch(c=centered, stages=stages, lean=lean, t=cta_threads, g=ring_groups):
+                rc = lib.xpv_bwd_ring(c, stages, lean, t, ptr(x), ptr(dy), ptr(w), ptr(mean),
+                                      ptr(rstd), ptr(dx), ptr(partial), ptr(dw), ptr(db),
                                       ctypes.c_int64(rows), n, ctypes.byref(g), stream())
                 if rc:
                     raise RuntimeError(f"xpv_bwd_ring S{stages} lean {lean}: {rc}")

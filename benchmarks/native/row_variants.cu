@@ -1018,12 +1018,14 @@ extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t group
 // 0.601 ms at S2, 0.607 at S3, against 0.500.
 template <bool CENTERED, bool LEAN = false>
 int launch_bwd_ring(const xpu::cuda::NormBackwardArgs<bf16>& args, int stages, int64_t row_groups,
-                    int64_t* groups_out, cudaStream_t stream) {
+                    int64_t* groups_out, cudaStream_t stream, int cta_threads = 0) {
   using namespace xpu::cuda;
-  constexpr int kItems = 2, kSlice = kMaxRowThreads * kItems * 8;
+  constexpr int kItems = 2;
+  const int slice_threads = cta_threads > 0 ? cta_threads : kMaxRowThreads;
+  const int kSlice = slice_threads * kItems * 8;
   xpu::cuda::NormBackwardArgs<bf16> a = args;
   const int cluster = a.n > kSlice ? a.n / kSlice : 1;
-  const int threads = std::min(kMaxRowThreads, a.n / (kItems * 8));
+  const int threads = std::min(slice_threads, a.n / (kItems * 8));
   a.slice = threads * kItems * 8;
   a.csize = cluster;
   a.stages = stages;
@@ -1058,7 +1060,8 @@ extern "C" int64_t xpv_bwd_row_groups(int64_t rows, int n) {
 // (xpv_bwd_row_groups: partial holds 2 x that many rows of n), then the partials' reduction;
 // *groups_out: the groups launched. (Run 22b timed the register split walk the staged one
 // replaced: results/row_variants_split_bwd_h200.txt.)
-extern "C" int xpv_bwd_ring(int centered, int stages, int lean, const bf16* x, const bf16* dy,
+extern "C" int xpv_bwd_ring(int centered, int stages, int lean, int cta_threads, const bf16* x,
+                            const bf16* dy,
                             const bf16* w, const float* mean, const float* rstd, bf16* dx,
                             float* partial, bf16* dw, bf16* db, int64_t rows, int n,
                             int64_t* groups_out, cudaStream_t stream) {
@@ -1076,10 +1079,10 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int lean, const bf16* x, c
     if (!st.ok() || groups == 0) return -1;
   } else {
     const int rc = centered
-                       ? (lean ? launch_bwd_ring<true, true>(a, stages, row_groups, &groups, stream)
-                               : launch_bwd_ring<true>(a, stages, row_groups, &groups, stream))
-                       : (lean ? launch_bwd_ring<false, true>(a, stages, row_groups, &groups, stream)
-                               : launch_bwd_ring<false>(a, stages, row_groups, &groups, stream));
+                       ? (lean ? launch_bwd_ring<true, true>(a, stages, row_groups, &groups, stream, cta_threads)
+                               : launch_bwd_ring<true>(a, stages, row_groups, &groups, stream, cta_threads))
+                       : (lean ? launch_bwd_ring<false, true>(a, stages, row_groups, &groups, stream, cta_threads)
+                               : launch_bwd_ring<false>(a, stages, row_groups, &groups, stream, cta_threads));
     if (rc) return rc;
   }
   *groups_out = groups;
@@ -1092,7 +1095,9 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int lean, const bf16* x, c
 // The library's rms_norm forward_cta (bf16, no residual) at the library's shape for n
 // (cta_shape, else cta_split) with the weights loaded after the reduction (wl 0: the
 // library), before it into registers (1; FULL rows only) or prefetched into L1 (2). FULL
-// where the shape fills the row. -1 where the shape is not compiled here.
+// where the shape fills the row. wl 3 / 4: one CTA of 1024 x 8 a row (65536 columns),
+// FULL, w after the reduction (3) or in registers (4), at 64 registers (1024 threads).
+// -1 where the shape is not compiled here.
 extern "C" int xpv_rms_fwd_cta(int wl, const bf16* x, const bf16* w, bf16* y, int64_t rows,
                                int n, cudaStream_t stream) {
   namespace g = xpu::ops::rms_norm_detail::gpu;
@@ -1103,8 +1108,9 @@ extern "C" int xpv_rms_fwd_cta(int wl, const bf16* x, const bf16* w, bf16* y, in
   if (!xpu::cuda::max_cluster_size(&max_cluster).ok()) return -1;
   const RowShape c = xpu::cuda::cta_shape(n, 8, g::kForwardElems, xpu::cuda::kPreferItems,
                                           xpu::cuda::kWideThreads);
-  const SplitShape s = c.items > 0 ? SplitShape{1, c.items, c.threads, 0}
-                                   : xpu::cuda::cta_split(n, 8, max_cluster);
+  SplitShape s = c.items > 0 ? SplitShape{1, c.items, c.threads, 0}
+                             : xpu::cuda::cta_split(n, 8, max_cluster);
+  if (wl >= 3) s = SplitShape{1, 8, 1024, 0};
   if (!xpu::cuda::row_fills_threads(n, s.cluster, s.threads, s.items, 8)) return -1;
   using Cta = void (*)(int64_t, const bf16*, int64_t, const bf16*, int64_t, const bf16*, bf16*,
                        bf16*, int, int, int, float);
@@ -1115,7 +1121,9 @@ extern "C" int xpv_rms_fwd_cta(int wl, const bf16* x, const bf16* w, bf16* y, in
     if (wl == 1) cta = &g::forward_cta<bf16, 8, I, false, CL, true, WL::kRegisters>;
     if (wl == 2) cta = &g::forward_cta<bf16, 8, I, false, CL, CL, WL::kPrefetchL1>;
   };
-  if (s.cluster > 1 && s.items == 8) pick.template operator()<8, true>();
+  if (wl == 3) cta = &g::forward_cta<bf16, 8, 8, false, false, true, WL::kAfter, 1024>;
+  else if (wl == 4) cta = &g::forward_cta<bf16, 8, 8, false, false, true, WL::kRegisters, 1024>;
+  else if (s.cluster > 1 && s.items == 8) pick.template operator()<8, true>();
   else if (s.cluster == 1 && s.items == 4) pick.template operator()<4, false>();
   if (!cta) return -1;
   bool launched = false;

@@ -25,8 +25,8 @@ enum class WeightLoad { kAfter, kRegisters, kPrefetchL1 };
 // one-CTA forms were not faster (8192x8192: <8, 4> at 32 registers with 4 bytes of
 // spill, 0.0710 -> 0.0719 ms).
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER, bool FULL = false,
-          WeightLoad WL = WeightLoad::kAfter>
-__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
+          WeightLoad WL = WeightLoad::kAfter, int MAX_THREADS = cuda::kCtaMaxThreads<ITEMS>>
+__global__ void __launch_bounds__(MAX_THREADS) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
     int slice, int csize, float eps) {
