@@ -355,8 +355,9 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         # The library's kernel and shape at the ring's stages given, in its tested and its
         # LEAN form (f32 weights, xhat in one FMA, no column tests; layer_norm's launcher
         # takes LEAN on full rows).
-        # One-CTA rows also split over a cluster of two CTAs of half the threads.
-        threads = [0] + ([n // 32] if n <= 8192 else [])
+        # Rows the library gives CTAs of 512 also split over a cluster of CTAs of 256 where
+        # at most 8 of them hold the row (8192: 2 x 256 x 2; 16384: 4 x 256 x 2).
+        threads = [0] + ([256] if 4096 < n <= 8 * 4096 else [])
         shapes = [(s, lean, t) for t in threads for lean in (0, 1) for s in (2, 3, 4)]
         for stages, lean, cta_threads in shapes:
             cta = cta_threads or min(512, n // 16)
