@@ -160,13 +160,12 @@ def run_rms(lib, rows, n, copy_tbs, results):
     cands = candidates(rms_variants(n), "xpv_rms", lambda *v: lib.xpv_rms(
         *v, ptr(x), ptr(w), ptr(y), ptr(rstd), ctypes.c_int64(rows), n, ctypes.c_float(1e-6),
         stream()))
-    # The library's forward_cta at its own shape, the weights loaded after the reduction (the
-    # library), before it into registers, or prefetched into L1 before it.
-    for wl, name in [(0, "library forward_cta"), (1, "forward_cta w in registers"),
-                     (2, "forward_cta w prefetch L1"), (3, "forward_cta 1024x8"),
-                     (4, "forward_cta 1024x8 w in registers")]:
-        cands.update(candidates([(name, wl)], "xpv_rms_fwd_cta", lambda wl: lib.xpv_rms_fwd_cta(
-            wl, ptr(x), ptr(w), ptr(y), ctypes.c_int64(rows), n, stream())))
+    # The library's forward_cta at its own shape, and split over a cluster (the library's
+    # choice for packed rows before run 26).
+    for form, name in [(0, "library forward_cta"), (1, "forward_cta cluster")]:
+        cands.update(candidates([(name, form)], "xpv_rms_fwd_cta",
+                                lambda form: lib.xpv_rms_fwd_cta(form, ptr(x), ptr(w), ptr(y),
+                                                                 ctypes.c_int64(rows), n, stream())))
     record("rms_norm", rows, n, 2, peers, cands, lambda: y, ref, copy_tbs, results)
 
 

@@ -29,6 +29,10 @@ def group_paths(dtype) -> None:
         err = ((y.float() - ref).norm() / ref.norm()).item()
         assert err < 1e-2, (dtype, m, n, err)
         ops.rms_norm_backward(dy, h, w)
+        # Without a residual: the FULL forms (the wide one-CTA rows, the cluster rows).
+        y = ops.rms_norm(x, w)
+        ref = torch.nn.functional.rms_norm(x.float(), (n,), w.float(), 1e-6)
+        assert ((y.float() - ref).norm() / ref.norm()).item() < 1e-2, (dtype, m, n)
         _, mean, rstd = ops.layer_norm(x, w, b, return_stats=True)
         ops.layer_norm_backward(dy, x, w, mean=mean, rstd=rstd)
         ops.softmax_backward(dy, ops.softmax(x), scale=1.0)
@@ -42,6 +46,7 @@ def main() -> None:
                 x, r, dy = (torch.randn(m, n, device="cuda", dtype=dtype) for _ in range(3))
                 w = torch.randn(n, device="cuda", dtype=dtype)
                 y, h = ops.rms_norm(x, w, residual=r, policy=policy)
+                ops.rms_norm(x, w, policy=policy)
                 dx, dw = ops.rms_norm_backward(dy, h, w, policy=policy)
                 ref = torch.nn.functional.rms_norm((x + r).float(), (n,), w.float(), 1e-6)
                 err = ((y.float() - ref).norm() / ref.norm()).item()

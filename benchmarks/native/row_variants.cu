@@ -1092,39 +1092,26 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int lean, int cta_threads,
   return int(cudaGetLastError());
 }
 
-// The library's rms_norm forward_cta (bf16, no residual) at the library's shape for n
-// (cta_shape, else cta_split) with the weights loaded after the reduction (wl 0: the
-// library), before it into registers (1; FULL rows only) or prefetched into L1 (2). FULL
-// where the shape fills the row. wl 3 / 4: one CTA of 1024 x 8 a row (65536 columns),
-// FULL, w after the reduction (3) or in registers (4), at 64 registers (1024 threads).
-// -1 where the shape is not compiled here.
-extern "C" int xpv_rms_fwd_cta(int wl, const bf16* x, const bf16* w, bf16* y, int64_t rows,
+// The library's rms_norm forward_cta (bf16, no residual, rows forward_cta covers whole):
+// form 0 at the library's shape for n (forward_shape: one CTA, a wide CTA of up to 1024 x
+// 8, or a cluster), form 1 split over the cluster whatever the shape (cta_split, the
+// library's choice for packed rows before run 26). -1 where the shape is not compiled here.
+// (Run 26a timed w loaded before the reduction, into registers or by an L1 prefetch: slower.)
+extern "C" int xpv_rms_fwd_cta(int form, const bf16* x, const bf16* w, bf16* y, int64_t rows,
                                int n, cudaStream_t stream) {
   namespace g = xpu::ops::rms_norm_detail::gpu;
-  using WL = g::WeightLoad;
-  using xpu::cuda::RowShape;
-  using xpu::cuda::SplitShape;
   int max_cluster = 1;
   if (!xpu::cuda::max_cluster_size(&max_cluster).ok()) return -1;
-  const RowShape c = xpu::cuda::cta_shape(n, 8, g::kForwardElems, xpu::cuda::kPreferItems,
-                                          xpu::cuda::kWideThreads);
-  SplitShape s = c.items > 0 ? SplitShape{1, c.items, c.threads, 0}
-                             : xpu::cuda::cta_split(n, 8, max_cluster);
-  if (wl >= 3) s = SplitShape{1, 8, 1024, 0};
+  g::ForwardShape shape = g::forward_shape(n, 8, false, max_cluster);
+  if (form == 1) shape = {xpu::cuda::cta_split(n, 8, max_cluster), false};
+  const xpu::cuda::SplitShape s = shape.split;
   if (!xpu::cuda::row_fills_threads(n, s.cluster, s.threads, s.items, 8)) return -1;
   using Cta = void (*)(int64_t, const bf16*, int64_t, const bf16*, int64_t, const bf16*, bf16*,
                        bf16*, int, int, int, float);
   Cta cta = nullptr;
-  // The library's forms: FULL for cluster rows, tested for one-CTA rows.
-  auto pick = [&]<int I, bool CL>() {
-    if (wl == 0) cta = &g::forward_cta<bf16, 8, I, false, CL, CL>;
-    if (wl == 1) cta = &g::forward_cta<bf16, 8, I, false, CL, true, WL::kRegisters>;
-    if (wl == 2) cta = &g::forward_cta<bf16, 8, I, false, CL, CL, WL::kPrefetchL1>;
-  };
-  if (wl == 3) cta = &g::forward_cta<bf16, 8, 8, false, false, true, WL::kAfter, 1024>;
-  else if (wl == 4) cta = &g::forward_cta<bf16, 8, 8, false, false, true, WL::kRegisters, 1024>;
-  else if (s.cluster > 1 && s.items == 8) pick.template operator()<8, true>();
-  else if (s.cluster == 1 && s.items == 4) pick.template operator()<4, false>();
+  if (shape.wide) cta = &g::forward_cta<bf16, 8, 8, false, false, true, 1024>;
+  else if (s.cluster > 1 && s.items == 8) cta = &g::forward_cta<bf16, 8, 8, false, true, true>;
+  else if (s.cluster == 1 && s.items == 4) cta = &g::forward_cta<bf16, 8, 4, false, false>;
   if (!cta) return -1;
   bool launched = false;
   const xpu::Status st = xpu::cuda::launch_rows(cta, rows, s.threads, s.cluster, stream, "x",

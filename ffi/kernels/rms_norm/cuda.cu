@@ -147,19 +147,18 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     using Kernel = void (*)(const T*, int64_t, const T*, int64_t, const T*, T*, T*, int64_t, int,
                             int, int, float);
     const int64_t res_stride = res ? p.residual_stride : 0;
-    // 16-byte rows that one CTA holds (at most 4 vectors a thread in up to 1024
-    // threads, or a packed row of 256 x 8), else a cluster of packed CTAs: forward_cta.
+    // 16-byte rows: forward_cta, one CTA or one cluster a row (forward_shape).
     if (vec == kVec) {
-      const cuda::RowShape c =
-          cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
-      const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
-                                             : cuda::cta_split(p.n, vec, max_cluster);
+      constexpr int kI = cuda::kPackedItems;
+      const ForwardShape shape = forward_shape(p.n, vec, res != nullptr, max_cluster);
+      const cuda::SplitShape s = shape.split;
       using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*, int,
                            int, int, float);
       Cta cta = nullptr;
-      if (s.cluster > 1) {
+      if (shape.wide) {
+        cta = &forward_cta<T, kVec, kI, false, false, true, cuda::kMaxCtaThreads>;
+      } else if (s.cluster > 1) {
         const bool full = cuda::row_fills_threads(p.n, s.cluster, s.threads, s.items, kVec);
-        constexpr int kI = cuda::kPackedItems;
         cta = res ? &forward_cta<T, kVec, kI, true, true>
                   : (full ? &forward_cta<T, kVec, kI, false, true, true>
                           : &forward_cta<T, kVec, kI, false, true>);

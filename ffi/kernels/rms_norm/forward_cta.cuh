@@ -9,9 +9,27 @@
 
 namespace xpu::ops::rms_norm_detail::gpu {
 
-// When the weights are asked for: after the row's reduction (kAfter), or before it, into
-// registers (kRegisters; FULL rows only) or as an L1 prefetch (kPrefetchL1).
-enum class WeightLoad { kAfter, kRegisters, kPrefetchL1 };
+// The forward's launch for 16-byte rows of n elements: one CTA a row where cta_shape fits
+// (at most 4 vectors a thread in up to 1024 threads); a packed row without a residual that
+// one CTA of up to kMaxCtaThreads x kPackedItems fills exactly (`wide`: the FULL form at
+// 1024 threads, 64 registers); else a cluster of packed CTAs (cta_split; cluster 0: none).
+// 4096x65536 bf16: the cluster of 4 x 256 x 8 0.2740 ms, one CTA of 1024 x 8 0.2626
+// (row_variants, H200 run 26b); the tested one-CTA form had run 0.291 (run 22a), its y
+// stores each waiting on their own load of w.
+struct ForwardShape {
+  cuda::SplitShape split;
+  bool wide;
+};
+inline ForwardShape forward_shape(int64_t n, int vec, bool residual, int max_cluster) {
+  constexpr int kI = cuda::kPackedItems;
+  const cuda::RowShape c = cuda::cta_shape(n, vec, kForwardElems, cuda::kPreferItems,
+                                           cuda::kWideThreads);
+  if (c.items > 0) return {{1, c.items, c.threads, 0}, false};
+  const cuda::RowShape w = cuda::resident_shape(n, vec, kI * vec, cuda::kMaxCtaThreads, kI, kI);
+  if (!residual && w.items == kI && cuda::row_fills_threads(n, 1, w.threads, kI, vec))
+    return {{1, kI, w.threads, 0}, true};
+  return {cuda::cta_split(n, vec, max_cluster), false};
+}
 
 // One CTA a row, or with CLUSTER a cluster of csize CTAs a row (cta_row.cuh), for
 // 16-byte rows: ITEMS vectors a thread at row_slice's columns, one reduction (one
@@ -24,8 +42,9 @@ enum class WeightLoad { kAfter, kRegisters, kPrefetchL1 };
 // the loads of w go out together: 4096x65536 bf16 0.281 -> 0.274 ms (H200 run 25b). The
 // one-CTA forms were not faster (8192x8192: <8, 4> at 32 registers with 4 bytes of
 // spill, 0.0710 -> 0.0719 ms).
+// MAX_THREADS: the launch bound (forward_shape's wide rows: kMaxCtaThreads).
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER, bool FULL = false,
-          WeightLoad WL = WeightLoad::kAfter, int MAX_THREADS = cuda::kCtaMaxThreads<ITEMS>>
+          int MAX_THREADS = cuda::kCtaMaxThreads<ITEMS>>
 __global__ void __launch_bounds__(MAX_THREADS) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
@@ -34,21 +53,11 @@ __global__ void __launch_bounds__(MAX_THREADS) forward_cta(
   using cuda::load_vec;
   using cuda::to_f;
   using cuda::Vec;
-  static_assert(WL != WeightLoad::kRegisters || FULL, "weights ahead in registers: FULL rows");
   __shared__ cuda::RowReduceShared<float> shared;
   cuda::RowReducer<CLUSTER> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<CLUSTER, VEC>(row0, slice, csize);
   Vec<T, VEC> v[ITEMS];
   cuda::load_row_clamped<T, VEC, ITEMS, FULL>(v, x + row * x_stride, c, n);
-  Vec<T, VEC> wv[WL == WeightLoad::kRegisters ? ITEMS : 1];
-  if constexpr (WL == WeightLoad::kRegisters) {
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k) wv[k] = load_vec<T, VEC>(w + c.col(k));
-  } else if constexpr (WL == WeightLoad::kPrefetchL1) {
-#pragma unroll
-    for (int k = 0; k < ITEMS; ++k)
-      if (FULL || c.col(k) < n) asm volatile("prefetch.global.L1 [%0];" ::"l"(w + c.col(k)));
-  }
   float sumsq = 0.f;
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
@@ -72,9 +81,7 @@ __global__ void __launch_bounds__(MAX_THREADS) forward_cta(
   for (int k = 0; k < ITEMS; ++k) {
     const int col = c.col(k);
     if (FULL || col < n) {
-      Vec<T, VEC> wk;
-      if constexpr (WL == WeightLoad::kRegisters) wk = wv[k];
-      else wk = load_vec<T, VEC>(w + col);
+      const Vec<T, VEC> wk = load_vec<T, VEC>(w + col);
       Vec<T, VEC> out;
 #pragma unroll
       for (int j = 0; j < VEC; ++j) out.v[j] = from_f<T>(to_f(v[k].v[j]) * rstd * to_f(wk.v[j]));
