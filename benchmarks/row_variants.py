@@ -96,6 +96,13 @@ def rms_variants(n: int):
         if threads * items == vecs:
             for ld, st in [(0, 0), (2, 1)]:
                 out.append((f"pers {threads}x{items} ld{ld} st{st}", 2, threads, items, ld, st))
+    # Two passes, the row read again from L2 (Inductor's looped reductions): U vectors a
+    # thread an iteration, any n that is a multiple of 8.
+    # (32 registers, 2048 threads an SM; U 4 spills at that cap and is not timed.)
+    for threads, u, st in [(256, 1, 0), (256, 2, 0), (512, 1, 0), (512, 2, 0), (1024, 1, 0),
+                           (1024, 2, 0), (256, 2, 1)]:
+        if threads * u <= vecs:
+            out.append((f"loop {threads}x{u} st{st}", 3, threads, u, 0, st))
     return out
 
 

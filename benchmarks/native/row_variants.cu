@@ -195,6 +195,53 @@ __global__ void __launch_bounds__(THREADS) rms_pers(const bf16* __restrict__ x,
   }
 }
 
+// Two passes over the row, as Inductor's looped reductions (triton_red_*): U vectors a
+// thread an iteration summed, the row reduced, then read again (from L2) and scaled; only the
+// sum lives across the reduction; capped at 32 registers, so 2048 threads an SM (session 17).
+template <int THREADS, int U, int LD, int ST>
+__global__ void __launch_bounds__(THREADS, 2048 / THREADS) rms_loop(const bf16* __restrict__ x,
+                                                    const bf16* __restrict__ w,
+                                                    bf16* __restrict__ y, float* __restrict__ rstd,
+                                                    int n, float eps) {
+  __shared__ float buf[THREADS / 32];
+  const int64_t row = blockIdx.x;
+  const uint4* x4 = reinterpret_cast<const uint4*>(x + row * n);
+  const int nv = n / 8;
+  float s = 0.f;
+  for (int i = threadIdx.x; i < nv; i += THREADS * U) {
+    uint4 v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      v[u] = i + u * THREADS < nv ? ld16<LD>(x4 + i + u * THREADS) : make_uint4(0, 0, 0, 0);
+    s += sumsq(v);
+  }
+  const float r = rsqrtf(block_reduce<THREADS>(s, buf) / n + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+  const uint4* w4 = reinterpret_cast<const uint4*>(w);
+  uint4* y4 = reinterpret_cast<uint4*>(y + row * n);
+  for (int i = threadIdx.x; i < nv; i += THREADS * U) {
+    uint4 v[U], g[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (i + u * THREADS < nv) {
+        v[u] = ld16<LD>(x4 + i + u * THREADS);
+        g[u] = __ldg(w4 + i + u * THREADS);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (i + u * THREADS < nv) {
+        float f[8], h[8];
+        unpack(v[u], f);
+        unpack(g[u], h);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) f[j] = f[j] * r * h[j];
+        st16<ST>(y4 + i + u * THREADS, pack(f));
+      }
+    }
+  }
+}
+
 // ---- softmax ------------------------------------------------------------------------------
 
 template <int THREADS, int ITEMS, int LD, int ST>
@@ -800,6 +847,11 @@ int resident(K kernel, int threads) {
         x, w, y, rstd, rows, n, eps);                                                        \
     return int(cudaGetLastError());                                                          \
   }
+#define XPU_RMS_LOOP(T, U, L, S)                                                             \
+  if (kind == 3 && threads == T && items == U && ld == L && st == S) {                       \
+    rms_loop<T, U, L, S><<<unsigned(rows), T, 0, stream>>>(x, w, y, rstd, n, eps);           \
+    return int(cudaGetLastError());                                                          \
+  }
 
 extern "C" int xpv_rms(int kind, int threads, int items, int ld, int st, const bf16* x,
                        const bf16* w, bf16* y, float* rstd, int64_t rows, int n, float eps,
@@ -819,6 +871,10 @@ extern "C" int xpv_rms(int kind, int threads, int items, int ld, int st, const b
   XPU_RMS_WARP(2, 16, 2, 1) XPU_RMS_WARP(4, 32, 2, 1)
   XPU_RMS_PERS(256, 2, 0, 0) XPU_RMS_PERS(256, 2, 2, 1) XPU_RMS_PERS(128, 4, 2, 1)
   XPU_RMS_PERS(512, 2, 2, 1) XPU_RMS_PERS(256, 4, 2, 1)
+  XPU_RMS_LOOP(256, 1, 0, 0) XPU_RMS_LOOP(256, 2, 0, 0) XPU_RMS_LOOP(256, 4, 0, 0)
+  XPU_RMS_LOOP(512, 1, 0, 0) XPU_RMS_LOOP(512, 2, 0, 0) XPU_RMS_LOOP(128, 4, 0, 0)
+  XPU_RMS_LOOP(1024, 1, 0, 0) XPU_RMS_LOOP(1024, 2, 0, 0) XPU_RMS_LOOP(1024, 4, 0, 0)
+  XPU_RMS_LOOP(256, 2, 0, 1)
   return -1;
 }
 
