@@ -6,10 +6,10 @@ Goal (reported, not asserted): xpuruntime <= 1.2x the jnp function."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -18,6 +18,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import xpuruntime.jax as xj  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import write_and_print  # noqa: E402
 
 
 def per_call_us(fn, *args, calls: int = 2000) -> float:
@@ -55,13 +58,9 @@ def main() -> None:
     dev = jax.devices()[0]
     report = {"device": f"{dev.platform}: {dev.device_kind}", "jax": jax.__version__,
               "python": platform.python_version(), "rows": rows}
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"\nper-call time, 1 x 128 f32, {report['device']}")
-    print(f"{'op':<12}{'xpuruntime us':>15}{'jnp us':>10}{'ratio':>8}")
-    for r in rows:
-        print(f"{r['op']:<12}{r['xpuruntime_us']:>15.1f}{r['jnp_us']:>10.1f}{r['ratio']:>8.2f}")
+    write_and_print(args.out, report, f"per-call time, 1 x 128 f32, {report['device']}",
+                    [("op", "op", "<12"), ("xpuruntime us", "xpuruntime_us", ">15.1f"),
+                     ("jnp us", "jnp_us", ">10.1f"), ("ratio", "ratio", ">8.2f")])
 
 
 if __name__ == "__main__":
