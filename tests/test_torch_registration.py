@@ -148,3 +148,23 @@ def test_backward_op_names_carry_the_spec_revision():
     for spec in _spec.all_specs():
         backward_rev = spec.direction == _spec.BACKWARD and spec.revision > 1
         assert _registration.op_name(spec).endswith(f"_v{spec.revision}" if backward_rev else "")
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_memoized_call_rules_follow_each_call(device):
+    """The attribute rule and the real kernel's allocation are memoized; a memo must not
+    answer for another call: 1 and True are one dict key but not one attribute, and each
+    shape and dtype gets its own outputs."""
+    x, w = torch.randn(3, 8, device=device), torch.randn(8, device=device)
+    xt.rms_norm(x, w, 1)  # an int eps is a float
+    with pytest.raises(Exception, match="eps.*bool"):
+        xt.rms_norm(x, w, True)
+    with pytest.raises(Exception, match="eps"):
+        xt.rms_norm(x, w, [1e-6])  # unhashable: parsed afresh, still refused
+    for shape, dtype in (((3, 8), "float32"), ((5, 8), "float32"), ((5, 8), "bfloat16")):
+        xs = torch.randn(shape, device=device).to(getattr(torch, dtype))
+        y = xt.rms_norm(xs, w.to(xs.dtype))
+        assert y.shape == shape and y.dtype == xs.dtype
+        xd, wd = xs.double(), w.to(xs.dtype).double()
+        assert_close(to_numpy(y), to_numpy(xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-6) * wd),
+                     dtype)

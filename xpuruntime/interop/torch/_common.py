@@ -3,6 +3,7 @@ CUDA stream of a call and the DLPack hand-off."""
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -20,9 +21,26 @@ def policy_for_call(policy: Optional[str]) -> str:
     return policy if policy is not None else _traced_policy()
 
 
+def _normalized(op: str, items: tuple, policy) -> tuple:
+    return tuple(_spec.normalize_attrs(_spec.get(op), {**dict(items), "policy": policy}).items())
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized_cached(op: str, key: tuple, policy_key: tuple) -> tuple:
+    return _normalized(op, tuple((name, value) for name, _, value in key), policy_key[1])
+
+
 @torch.compiler.assume_constant_result
 def _parsed(op: str, items: tuple, policy) -> tuple:
-    return tuple(_spec.normalize_attrs(_spec.get(op), {**dict(items), "policy": policy}).items())
+    # Memoized by value and type (1, 1.0 and True are one dict key, not one attribute);
+    # values that cannot be hashed (a list: a wrong type the rule names) are parsed afresh.
+    key = tuple((name, type(value), value) for name, value in items)
+    policy_key = (type(policy), policy)
+    try:
+        hash((key, policy_key))
+    except TypeError:
+        return _normalized(op, items, policy)
+    return _normalized_cached(op, key, policy_key)
 
 
 def attributes(op: str, items: tuple, policy) -> dict:
@@ -55,5 +73,8 @@ def dlpack(t: Optional[torch.Tensor]):
     """A DLPack capsule of ``t`` (zero-copy; None stays None). ``to_dlpack`` rather than
     ``__dlpack__``: the kernel runs on torch's current stream, so the stream handshake
     of ``__dlpack__`` (an event per tensor) is not needed. The autograd graph is
-    handled by torch.library, so the detached view is safe."""
-    return None if t is None else torch.utils.dlpack.to_dlpack(t.detach())
+    handled by torch.library, so the detached view is safe (taken only where the tensor
+    requires grad: a detach costs a view a call)."""
+    if t is None:
+        return None
+    return torch.utils.dlpack.to_dlpack(t.detach() if t.requires_grad else t)

@@ -39,7 +39,9 @@ def for_kernel(t: Optional[torch.Tensor], spec: InputSpec) -> Optional[torch.Ten
     if spec.strided:
         ok = _last_axis_contiguous(t)
     elif spec.role in ("rows", "table"):
-        ok = walkable_as_rows(t)
+        # A contiguous tensor is its own contiguous copy: the core's rule is asked only
+        # about the others (it costs a native call a tensor).
+        ok = t.is_contiguous() or walkable_as_rows(t)
     else:  # parameter, labels, row_stat, scalar: read as flat dense arrays
         ok = t.is_contiguous()
     return t if ok else t.contiguous()

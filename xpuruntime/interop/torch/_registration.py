@@ -15,6 +15,7 @@ One schema rule, one real kernel and one fake kernel serve every op:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import torch
@@ -76,18 +77,46 @@ def _returned(outs: list[torch.Tensor]):
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+def _plan(spec: _spec.OpSpec):
+    """What the real kernel allocates for given input shapes, dtypes and attribute values
+    (``None``: an absent input): ((shape, dtype) or None per output, whether each output
+    is present, workspace bytes). By the spec's rules, memoized: the rules are pure, and
+    an eager call should not pay for them every time (bench_torch_overhead.py)."""
+    names = tuple(a.name for a in spec.attrs)
+
+    @functools.lru_cache(maxsize=512)
+    def plan(shapes: tuple, dtypes: tuple, values: tuple):
+        attrs = dict(zip(names, values))
+        out_shapes = _spec.output_shapes(spec, shapes, attrs)
+        out_dtypes = _spec.output_dtypes(spec, dtypes, f32=torch.float32, i32=torch.int32)
+        outs = tuple(None if shape is None else (shape, dtype)
+                     for shape, dtype in zip(out_shapes, out_dtypes))
+        present = tuple(o.present_if is None or shapes[o.present_if] is not None
+                        for o in spec.outputs)
+        return outs, present, _spec.workspace_bytes(spec, shapes, attrs)
+    return plan
+
+
 def _real_kernel(spec: _spec.OpSpec):
+    plan = _plan(spec)
+    n = len(spec.inputs)
+
     def kernel(*args):
-        inputs, attrs, policy = _split(spec, args)
-        inputs = [for_kernel(t, i) for t, i in zip(inputs, spec.inputs)]
-        outs = _allocate(spec, inputs, attrs)
-        present = [o.present_if is None or inputs[o.present_if] is not None for o in spec.outputs]
+        inputs = [for_kernel(t, i) for t, i in zip(args[:n], spec.inputs)]
+        values = args[n:-1]
+        shapes = tuple(None if t is None else tuple(t.shape) for t in inputs)
+        dtypes = tuple(None if t is None else t.dtype for t in inputs)
+        outs_plan, present, nbytes = plan(shapes, dtypes, values)
+        # new_empty: the reference input's device, without building a torch.device a call.
+        outs = [inputs[o.ref].new_empty((0,)) if p is None
+                else inputs[o.ref].new_empty(p[0], dtype=p[1])
+                for o, p in zip(spec.outputs, outs_plan)]
         ref = next(t for t in inputs if t is not None)
-        nbytes = _spec.workspace_bytes(spec, [None if t is None else t.shape for t in inputs], attrs)
-        ws = torch.empty(nbytes, dtype=torch.uint8, device=ref.device) if nbytes else None
+        ws = ref.new_empty((nbytes,), dtype=torch.uint8) if nbytes else None
+        attrs = {a.name: v for a, v in zip(spec.attrs, values)}
         core.call_op(spec.op, spec.direction, [dlpack(t) for t in inputs],
                      [dlpack(o) if p else None for o, p in zip(outs, present)], dlpack(ws), attrs,
-                     policy, stream_of(ref))
+                     args[-1], stream_of(ref))
         return _returned(outs)
     return kernel
 
