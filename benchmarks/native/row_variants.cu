@@ -1148,10 +1148,11 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int lean, int cta_threads,
   return int(cudaGetLastError());
 }
 
-// The library's rms_norm forward_cta (bf16, no residual, rows forward_cta covers whole):
-// form 0 at the library's shape for n (forward_shape: one CTA, a wide CTA of up to 1024 x
-// 8, or a cluster), form 1 split over the cluster whatever the shape (cta_split, the
-// library's choice for packed rows before run 26). -1 where the shape is not compiled here.
+// The library's rms_norm forward_cta (bf16, no residual, rows forward_cta covers whole),
+// the form the library picks for the shape (forward_kernel): form 0 at the library's shape
+// for n (forward_shape: one CTA, a wide CTA of up to 1024 x 8, or a cluster), form 1 split
+// over the cluster whatever the shape (cta_split, the library's choice for packed rows
+// before run 26). -1 where the shape is not compiled here.
 // (Run 26a timed w loaded before the reduction, into registers or by an L1 prefetch: slower.)
 extern "C" int xpv_rms_fwd_cta(int form, const bf16* x, const bf16* w, bf16* y, int64_t rows,
                                int n, cudaStream_t stream) {
@@ -1162,12 +1163,7 @@ extern "C" int xpv_rms_fwd_cta(int form, const bf16* x, const bf16* w, bf16* y, 
   if (form == 1) shape = {xpu::cuda::cta_split(n, 8, max_cluster), false};
   const xpu::cuda::SplitShape s = shape.split;
   if (!xpu::cuda::row_fills_threads(n, s.cluster, s.threads, s.items, 8)) return -1;
-  using Cta = void (*)(int64_t, const bf16*, int64_t, const bf16*, int64_t, const bf16*, bf16*,
-                       bf16*, int, int, int, float);
-  Cta cta = nullptr;
-  if (shape.wide) cta = &g::forward_cta<bf16, 8, 8, false, false, true, 1024>;
-  else if (s.cluster > 1 && s.items == 8) cta = &g::forward_cta<bf16, 8, 8, false, true, true>;
-  else if (s.cluster == 1 && s.items == 4) cta = &g::forward_cta<bf16, 8, 4, false, false>;
+  const g::ForwardCtaKernel<bf16> cta = g::forward_kernel<bf16>(shape, n, false);
   if (!cta) return -1;
   bool launched = false;
   const xpu::Status st = xpu::cuda::launch_rows(cta, rows, s.threads, s.cluster, stream, "x",

@@ -149,25 +149,9 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
     const int64_t res_stride = res ? p.residual_stride : 0;
     // 16-byte rows: forward_cta, one CTA or one cluster a row (forward_shape).
     if (vec == kVec) {
-      constexpr int kI = cuda::kPackedItems;
       const ForwardShape shape = forward_shape(p.n, vec, res != nullptr, max_cluster);
       const cuda::SplitShape s = shape.split;
-      using Cta = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*, T*, int,
-                           int, int, float);
-      Cta cta = nullptr;
-      if (shape.wide) {
-        cta = &forward_cta<T, kVec, kI, false, false, true, cuda::kMaxCtaThreads>;
-      } else if (s.cluster > 1) {
-        const bool full = cuda::row_fills_threads(p.n, s.cluster, s.threads, s.items, kVec);
-        cta = res ? &forward_cta<T, kVec, kI, true, true>
-                  : (full ? &forward_cta<T, kVec, kI, false, true, true>
-                          : &forward_cta<T, kVec, kI, false, true>);
-      } else if (s.cluster == 1) {
-        cuda::with_vec_items<kVec, kVec * cuda::kPackedItems, 16>(vec, s.items, [&]<int V, int I>() {
-          if constexpr (V == kVec)
-            cta = res ? &forward_cta<T, V, I, true, false> : &forward_cta<T, V, I, false, false>;
-        });
-      }
+      const ForwardCtaKernel<T> cta = forward_kernel<T>(shape, p.n, res != nullptr);
       bool launched = false;
       if (cta)
         XPU_RETURN_IF_ERROR(cuda::launch_rows(cta, p.rows, s.threads, s.cluster, stream, kOp,

@@ -37,7 +37,7 @@ inline ForwardShape forward_shape(int64_t n, int vec, bool residual, int max_clu
 // b / csize (no row loop: it costs registers). Packed rows (opaque) take 32
 // registers at 64 bf16 elements. FULL: every thread's ITEMS vectors lie in the row
 // (n == csize x threads x ITEMS x VEC), so nothing is tested; taken by the cluster rows
-// without a residual. With the tests, y is written a vector at a time, each behind its
+// and forward_shape's wide rows, without a residual. With the tests, y is written a vector at a time, each behind its
 // own load of w (eight L2 round trips at the end of every CTA of 256 x 8); without them
 // the loads of w go out together: 4096x65536 bf16 0.281 -> 0.274 ms (H200 run 25b). The
 // one-CTA forms were not faster (8192x8192: <8, 4> at 32 registers with 4 bytes of
@@ -88,6 +88,34 @@ __global__ void __launch_bounds__(MAX_THREADS) forward_cta(
       cuda::store_vec<T, VEC>(y + row * n + col, out);
     }
   }
+}
+
+template <typename T>
+using ForwardCtaKernel = void (*)(int64_t, const T*, int64_t, const T*, int64_t, const T*, T*,
+                                  T*, int, int, int, float);
+
+// The forward_cta form a forward_shape launches (16-byte vectors of T; nullptr: none): the
+// wide rows FULL at the 1024-thread bound, cluster rows FULL where they fill the threads
+// and have no residual, one-CTA rows tested.
+template <typename T>
+ForwardCtaKernel<T> forward_kernel(const ForwardShape& shape, int64_t n, bool residual) {
+  constexpr int kVec = 16 / sizeof(T), kI = cuda::kPackedItems;
+  const cuda::SplitShape& s = shape.split;
+  if (shape.wide) return &forward_cta<T, kVec, kI, false, false, true, cuda::kMaxCtaThreads>;
+  if (s.cluster > 1) {
+    if (residual) return &forward_cta<T, kVec, kI, true, true>;
+    return cuda::row_fills_threads(n, s.cluster, s.threads, s.items, kVec)
+               ? &forward_cta<T, kVec, kI, false, true, true>
+               : &forward_cta<T, kVec, kI, false, true>;
+  }
+  ForwardCtaKernel<T> cta = nullptr;
+  if (s.cluster == 1) {
+    cuda::with_vec_items<kVec, kVec * kI, 16>(kVec, s.items, [&]<int V, int I>() {
+      if constexpr (V == kVec)
+        cta = residual ? &forward_cta<T, V, I, true, false> : &forward_cta<T, V, I, false, false>;
+    });
+  }
+  return cta;
 }
 
 }  // namespace xpu::ops::rms_norm_detail::gpu
