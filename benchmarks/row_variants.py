@@ -358,6 +358,16 @@ def run_split_bwd(lib, rows, n, copy_tbs, results):
         lib_launch()
         torch.cuda.synchronize()
         cands = {f"launch_fused_norm_backward (G{launched.value}, library)": lib_launch}
+        # The partials' reduction alone, on the library launch's partials (so timed before
+        # the ring shapes, whose groups differ, overwrite them): its 16-byte form (max_vec
+        # 4, session 18) and the scalar one it replaced (max_vec 1).
+        for max_vec in (4, 1):
+            def reduce_alone(c=centered, v=max_vec, g=launched.value):
+                rc = lib.xpv_param_reduce(c, v, ptr(partial), ctypes.c_int64(g),
+                                          ctypes.c_int64(groups), n, ptr(dw), ptr(db), stream())
+                if rc:
+                    raise RuntimeError(f"xpv_param_reduce max_vec {v}: {rc}")
+            cands[f"param_reduce alone, max_vec {max_vec} (G{launched.value})"] = reduce_alone
         # The library's kernel and shape at the ring's stages given, in its tested and its
         # LEAN form (f32 weights, xhat in one FMA, no column tests; layer_norm's launcher
         # takes LEAN on full rows).

@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as F  # noqa: E402
+
 import xpuruntime.interop.torch as xt  # noqa: E402
 from xpuruntime import _spec  # noqa: E402
 from xpuruntime.interop.torch import _autograd, _registration  # noqa: E402
@@ -168,3 +170,24 @@ def test_memoized_call_rules_follow_each_call(device):
         xd, wd = xs.double(), w.to(xs.dtype).double()
         assert_close(to_numpy(y), to_numpy(xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-6) * wd),
                      dtype)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
+def test_kernels_run_on_torchs_current_stream():
+    """An eager call launches on the stream current on its tensors' device (the raw getter
+    of stream_of), a side stream's work ordered after what that stream waited for."""
+    from xpuruntime.interop.torch._common import stream_of
+
+    x = torch.randn(64, 256, device="cuda")
+    w = torch.randn(256, device="cuda")
+    assert stream_of(x) == torch.cuda.current_stream().cuda_stream
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        assert stream_of(x) == side.cuda_stream
+        side.wait_stream(torch.cuda.default_stream())
+        y = xt.rms_norm(x, w)
+        ref = F.rms_norm(x, (256,), w, 1e-6)
+    side.synchronize()
+    assert torch.allclose(y, ref, rtol=1e-5, atol=1e-5)
+    assert stream_of(x.cpu()) == 0

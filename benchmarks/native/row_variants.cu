@@ -1025,8 +1025,8 @@ extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf1
   if (items == 1) run(xpu::cuda::fused_norm_backward_staged<bf16, 1, false, false>);
   else if (items == 2) run(xpu::cuda::fused_norm_backward_staged<bf16, 2, false, false>);
   else return -1;
-  xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), 1), dim3(32, 16), 0, stream>>>(
-      partial, 0, g, n, dw, nullptr);
+  if (!xpu::cuda::launch_param_reduce<bf16>(partial, 0, g, n, dw, nullptr, stream, "x").ok())
+    return -1;
   return int(cudaGetLastError());
 }
 
@@ -1142,10 +1142,25 @@ extern "C" int xpv_bwd_ring(int centered, int stages, int lean, int cta_threads,
     if (rc) return rc;
   }
   *groups_out = groups;
-  xpu::cuda::param_reduce<bf16><<<dim3(unsigned((n + 31) / 32), centered ? 2 : 1), dim3(32, 16),
-                                  0, stream>>>(partial, bias_offset, groups, n, dw,
-                                               centered ? db : nullptr);
-  return int(cudaGetLastError());
+  return xpu::cuda::launch_param_reduce<bf16>(partial, bias_offset, groups, n, dw,
+                                              centered ? db : nullptr, stream, "x")
+                 .ok()
+             ? 0
+             : -1;
+}
+
+// The library's reduction of `groups` rows of partials alone (launch_param_reduce), its
+// 16-byte form where max_vec is 4 and the rows allow it, else the scalar one (the only form
+// before session 18); dbias too where centered.
+extern "C" int xpv_param_reduce(int centered, int max_vec, const float* partial, int64_t groups,
+                                int64_t row_groups, int n, bf16* dw, bf16* db,
+                                cudaStream_t stream) {
+  const int64_t bias_offset = centered ? row_groups * n : 0;
+  return xpu::cuda::launch_param_reduce<bf16>(partial, bias_offset, groups, n, dw,
+                                              centered ? db : nullptr, stream, "x", max_vec)
+                 .ok()
+             ? 0
+             : -1;
 }
 
 // The library's rms_norm forward_cta (bf16, no residual, rows forward_cta covers whole),

@@ -64,9 +64,19 @@ def dtypes_fit(op: str, *tensors: Optional[torch.Tensor]) -> bool:
                                   for t in tensors)) is None
 
 
+# The current stream's handle without building a torch.cuda.Stream object on every eager
+# call (the raw getter that Inductor's generated code calls); the public API where a torch
+# build lacks it.
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def stream_of(t: torch.Tensor) -> int:
     """torch's current CUDA stream on ``t``'s device (0 on the CPU): kernels run there."""
-    return torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
+    if not t.is_cuda:
+        return 0
+    if _raw_stream is not None:
+        return _raw_stream(t.device.index)
+    return torch.cuda.current_stream(t.device).cuda_stream
 
 
 def dlpack(t: Optional[torch.Tensor]):
