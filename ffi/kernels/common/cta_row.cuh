@@ -108,26 +108,30 @@ __device__ __forceinline__ V cta_reduce(V v, V* buf) {
 // so a row's reduction waits on one shared-memory round trip after the barrier (the
 // staged norm backward: its rows reduce once each on the walk's critical path). The
 // same bits in every thread; same buffer rule as cta_reduce; buf 16-byte aligned.
-template <typename Op, typename V>
+// WARPS: the CTA's warps where the caller knows them at compile time (no test a warp;
+// 0: blockDim's).
+template <typename Op, int WARPS = 0, typename V>
 __device__ __forceinline__ V cta_reduce_flat(V v, V* buf) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   v = Op::warp(v);
-  if (blockDim.x == 32) return v;
+  if constexpr (WARPS == 1) return v;
+  if (WARPS == 0 && blockDim.x == 32) return v;
   if (lane == 0) buf[warp] = v;
   __syncthreads();
   // 16 bytes a load (buf 16-byte aligned): 4 floats or 2 float2 at a time, in warp order.
   constexpr int kPer = 16 / sizeof(V);
-  const int warps = static_cast<int>(blockDim.x >> 5);
+  const int warps = WARPS > 0 ? WARPS : static_cast<int>(blockDim.x >> 5);
+  constexpr int kMaxWarps = WARPS > 0 ? WARPS : kMaxCtaThreads / 32;
   V acc = buf[0];
 #pragma unroll
-  for (int q = 0; q < kMaxCtaThreads / 32 / kPer; ++q) {
-    if (q * kPer >= warps) break;
+  for (int q = 0; q < (kMaxWarps + kPer - 1) / kPer; ++q) {
+    if (WARPS == 0 && q * kPer >= warps) break;
     V part[kPer];
     *reinterpret_cast<float4*>(part) = reinterpret_cast<const float4*>(buf)[q];
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
       const int w = q * kPer + i;
-      if (w > 0 && w < warps) acc = Op{}(acc, part[i]);
+      if (w > 0 && (w < kMaxWarps && (WARPS > 0 || w < warps))) acc = Op{}(acc, part[i]);
     }
   }
   return acc;

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/common/cluster.cuh"
 #include "kernels/common/cluster_push.cuh"
@@ -243,12 +244,26 @@ inline constexpr int kNormBackwardMinBlocks = (!CENTERED && ITEMS <= 2) ? 2 : 1;
 // cycle to keep up with its 48 KB a row (docs/kernels/layer_norm.md, session 15). Taken
 // by layer_norm (run 25a, 4096x65536 bf16: 0.502 -> 0.442 ms, 86% of the floor); rms_norm
 // keeps the tested form (0.426 -> 0.443: its 64-register cap spills the f32 weights).
+//
+// FULL (implied by LEAN): no column tests or clamps, alone, for rms_norm, whose f32 weights
+// would spill. WARPS: the CTA's warps known at compile time (0: blockDim's), so the row
+// reduction reads the warps' sums without a test each (cta_reduce_flat). Why: rms_norm's
+// one-CTA row loop compiled to 566 instructions where run 17a's experiment kernel
+// (row_variants.cu's rms_bwd_tma, same ring and shape) has 390, 39 ISETP and 31 BRA
+// against 2 and 8, and the experiment ran 0.1096 ms at 8192x8192 against the library's
+// 0.1219 (run 27a).
 template <bool CENTERED>
 inline constexpr bool kNormLean = CENTERED;
+// rms_norm's f16 rows keep the tested form: FULL spills 20 bytes there at the 64-register
+// cap (ptxas -v, sm_90; bf16 and f32 spill none, or one reload a row).
+template <bool CENTERED, typename T>
+inline constexpr bool kNormFull = CENTERED || !std::is_same_v<T, __half>;
 template <typename T, int ITEMS, bool DH, bool CENTERED, bool CLUSTER = false,
-          int MIN_BLOCKS = kNormBackwardMinBlocks<CENTERED, ITEMS>, bool LEAN = false>
+          int MIN_BLOCKS = kNormBackwardMinBlocks<CENTERED, ITEMS>, bool LEAN = false,
+          bool FULL = LEAN, int WARPS = 0>
 __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
     fused_norm_backward_staged(const NormBackwardArgs<T> a) {
+  static_assert(FULL || !LEAN, "LEAN rows are full rows");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int VEC = 16 / sizeof(T);
   using V = Vec<T, VEC>;
@@ -277,7 +292,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
   // Columns past n re-read the slice's last vector (inside the slice, so inside the
   // stage: an empty slice reads its first vector, which no one uses).
   auto clamped = [&](int k) {
-    if constexpr (LEAN) return sl.col(k) - begin;
+    if constexpr (FULL) return sl.col(k) - begin;
     return max(0, min(sl.col(k) - begin, cols - VEC));
   };
   float accw[ITEMS][VEC], accb[ITEMS][VEC];
@@ -317,10 +332,10 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
     {
       V x[ITEMS], dy[ITEMS];
       read(x, dy);
-      sums = norm_row_partials<CENTERED, LEAN, LEAN>(x, dy, w_at, st, sl, a.n, accw, accb);
+      sums = norm_row_partials<CENTERED, FULL, LEAN>(x, dy, w_at, st, sl, a.n, accw, accb);
     }
     const int parity = static_cast<int>(row - rows.first) & 1;
-    const Sums cta_sums = cta_reduce_flat<SumOp>(sums, buf[parity]);
+    const Sums cta_sums = cta_reduce_flat<SumOp, WARPS>(sums, buf[parity]);
     // A one-warp CTA's reduction has no barrier (shuffles only), and a lane's reads of the
     // previous row may still be in flight: the barrier orders them before the refill
     // (racecheck, 256 bf16 columns, 32 threads).
@@ -335,7 +350,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
     norm_row_means<CENTERED>(st, push.receive(cta_sums, parity, SumOp{}), inv_n, a.eps);
     V x[ITEMS], dy[ITEMS];
     read(x, dy);
-    norm_row_store_dx<CENTERED, DH, LEAN, LEAN>(a, row, x, dy, w_at, st, sl, accw);
+    norm_row_store_dx<CENTERED, DH, FULL, LEAN>(a, row, x, dy, w_at, st, sl, accw);
     ring.next();
   }
   push.finish();
@@ -444,19 +459,27 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
       split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
   if (s.cluster == 0) return Status::Ok();
   const bool cluster = s.cluster > 1;
-  // layer_norm's rows that fill every thread's vectors take the LEAN form (kNormLean).
-  const bool lean = row_fills_threads(a.n, s.cluster, s.threads, s.items, vec);
+  // Rows that fill every thread's vectors take the FULL form, layer_norm's the LEAN one
+  // (kNormLean), with the CTA's warps at compile time where it has 8 or 16.
+  const bool full =
+      kNormFull<CENTERED, T> && row_fills_threads(a.n, s.cluster, s.threads, s.items, vec);
+  const int warps = full && (s.threads == 256 || s.threads == 512) ? s.threads / 32 : 0;
   void (*kernel)(NormBackwardArgs<T>) = nullptr;
   with_vec_items<kVec, kNormFusedElems>(vec, s.items, [&]<int V, int I>() {
     if constexpr (V == kVec) {
       auto pick = [&]<bool DH>() {
-        if constexpr (kNormLean<CENTERED>) {
-          constexpr int kMin = kNormBackwardMinBlocks<CENTERED, I>;
-          if (lean) {
-            kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true, kMin, true>
-                             : &fused_norm_backward_staged<T, I, DH, CENTERED, false, kMin, true>;
-            return;
-          }
+        constexpr int kMin = kNormBackwardMinBlocks<CENTERED, I>;
+        constexpr bool kLean = kNormLean<CENTERED>;
+        auto full_form = [&]<int W>() {
+          kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true, kMin, kLean,
+                                                         true, W>
+                           : &fused_norm_backward_staged<T, I, DH, CENTERED, false, kMin, kLean,
+                                                         true, W>;
+        };
+        if constexpr (kNormFull<CENTERED, T>) {
+          if (warps == 16) return full_form.template operator()<16>();
+          if (warps == 8) return full_form.template operator()<8>();
+          if (full) return full_form.template operator()<0>();
         }
         kernel = cluster ? &fused_norm_backward_staged<T, I, DH, CENTERED, true>
                          : &fused_norm_backward_staged<T, I, DH, CENTERED>;
