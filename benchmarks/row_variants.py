@@ -277,6 +277,18 @@ def run_rms_bwd(lib, rows, n, copy_tbs, results):
             if rc:
                 raise RuntimeError(f"xpv_rms_bwd_tma: {rc}")
         cands[f"tma {threads}x{items} S{stages} {per_sm}/SM"] = tma_step
+    # The same kernel recomputing rstd as the library does (one float2 reduction by the
+    # library's cta_reduce_flat; prepared in session 18): whether the recompute or the
+    # library's ring and walk cost the 10% between them at 8192 columns (run 27b).
+    for threads, items, stages, per_sm in [t for t in tma if t[2] == 2 and t[1] == 2]:
+        def recompute_step(threads=threads, items=items, stages=stages, per_sm=per_sm):
+            rc = lib.xpv_rms_bwd_tma_recompute(threads, items, stages, ctypes.c_int64(per_sm * sms),
+                                               ptr(x), ptr(dy), ptr(w), ptr(dx), ptr(big), ptr(dw),
+                                               ctypes.c_int64(rows), n, ctypes.c_float(1e-6),
+                                               stream())
+            if rc:
+                raise RuntimeError(f"xpv_rms_bwd_tma_recompute: {rc}")
+        cands[f"tma {threads}x{items} S{stages} {per_sm}/SM recompute rstd"] = recompute_step
     record("rms_norm backward", rows, n, 3, {}, cands,
            lambda: torch.cat([dx.flatten(), dw.flatten() / rows ** 0.5]), ref, copy_tbs, results)
 

@@ -692,18 +692,23 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t phase) {
   }
 }
 
-template <int THREADS, int ITEMS, int STAGES>
+// RECOMPUTE (session 18, prepared for the bisection toward the library, whose backward
+// runs the 8192-column rows 10% slower, run 27b): rstd recomputed as the library does, one
+// float2 reduction of (x^2, g * x) by the library's cta_reduce_flat, dweight accumulated in
+// the second pass once rstd is known; `rstd` unused.
+template <int THREADS, int ITEMS, int STAGES, bool RECOMPUTE = false>
 __global__ void __launch_bounds__(THREADS) rms_bwd_tma(const bf16* __restrict__ x,
                                                        const bf16* __restrict__ dy,
                                                        const bf16* __restrict__ w,
                                                        const float* __restrict__ rstd,
                                                        bf16* __restrict__ dx,
                                                        float* __restrict__ partial, int64_t rows,
-                                                       int n) {
+                                                       int n, float eps = 0.f) {
   constexpr int kVecs = THREADS * ITEMS, kBytes = kVecs * 16;
   extern __shared__ __align__(128) uint4 ring[];  // [STAGES][2][kVecs]: x, then dy
   __shared__ alignas(8) uint64_t full[STAGES];
   __shared__ float buf[2][THREADS / 32];
+  __shared__ alignas(16) float2 buf2[2][32];
   const int64_t groups = gridDim.x, g = blockIdx.x;
   const int64_t per = (rows + groups - 1) / groups;
   const int64_t first = g * per, last = first + per < rows ? first + per : rows;
@@ -734,13 +739,13 @@ __global__ void __launch_bounds__(THREADS) rms_bwd_tma(const bf16* __restrict__ 
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[k][j] = 0.f;
   }
-  float r_next = first < last ? rstd[first] : 0.f;
+  float r_next = !RECOMPUTE && first < last ? rstd[first] : 0.f;
   int s = 0;
   uint32_t phase = 0;
 #pragma unroll 1
   for (int64_t row = first; row < last; ++row) {
-    const float r = r_next;
-    if (row + 1 < last) r_next = rstd[row + 1];
+    float r = r_next;
+    if (!RECOMPUTE && row + 1 < last) r_next = rstd[row + 1];
     mbar_wait(smem_u32(&full[s]), phase);
     const uint4* xs = ring + 2 * s * kVecs;
     const uint4* gs = xs + kVecs;
@@ -755,23 +760,41 @@ __global__ void __launch_bounds__(THREADS) rms_bwd_tma(const bf16* __restrict__ 
         f(k, fx, fg, fw);
       }
     };
-    float sgx = 0.f;
-    each_vec([&](int k, float (&fx)[8], float (&fg)[8], float (&fw)[8]) {
+    float mgx;
+    if constexpr (RECOMPUTE) {
+      float2 sums = make_float2(0.f, 0.f);
+      each_vec([&](int, float (&fx)[8], float (&fg)[8], float (&fw)[8]) {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float xhat = fx[j] * r;
-        sgx += fg[j] * fw[j] * xhat;
-        acc[k][j] += fg[j] * xhat;
-      }
-    });
-    const float mgx = block_reduce<THREADS>(sgx, buf[(row - first) & 1]) / n;
+        for (int j = 0; j < 8; ++j) {
+          sums.x += fx[j] * fx[j];
+          sums.y += fg[j] * fw[j] * fx[j];
+        }
+      });
+      sums = xpu::cuda::cta_reduce_flat<xpu::cuda::SumOp, THREADS / 32>(sums, buf2[(row - first) & 1]);
+      r = rsqrtf(sums.x / n + eps);
+      mgx = r * sums.y / n;
+    } else {
+      float sgx = 0.f;
+      each_vec([&](int k, float (&fx)[8], float (&fg)[8], float (&fw)[8]) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float xhat = fx[j] * r;
+          sgx += fg[j] * fw[j] * xhat;
+          acc[k][j] += fg[j] * xhat;
+        }
+      });
+      mgx = block_reduce<THREADS>(sgx, buf[(row - first) & 1]) / n;
+    }
     // Past this barrier no thread reads the previous row's stage: refill it.
     if (threadIdx.x == 0 && row > first && row - 1 + STAGES < last)
       issue(row - 1 + STAGES, s == 0 ? STAGES - 1 : s - 1);
     uint4* d4 = reinterpret_cast<uint4*>(dx + row * n);
     each_vec([&](int k, float (&fx)[8], float (&fg)[8], float (&fw)[8]) {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
+      for (int j = 0; j < 8; ++j) {
+        if constexpr (RECOMPUTE) acc[k][j] += fg[j] * fx[j] * r;
+        fx[j] = r * (fg[j] * fw[j] - fx[j] * r * mgx);
+      }
       d4[threadIdx.x + k * THREADS] = pack(fx);
     });
     if (++s == STAGES) {
@@ -1032,16 +1055,17 @@ extern "C" int xpv_lib_rms_bwd(int threads, int items, int64_t groups, const bf1
 
 // rms_bwd_tma with T x I vectors and S stages, `groups` CTAs, then the partials' reduction.
 // Returns 0, -1 (n is not T * I * 8, or the shape is not compiled in) or a CUDA error.
-template <int T, int I, int S>
+template <int T, int I, int S, bool RECOMPUTE = false>
 int launch_rms_bwd_tma(int64_t groups, const bf16* x, const bf16* dy, const bf16* w,
                        const float* rstd, bf16* dx, float* partial, bf16* dw, int64_t rows, int n,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, float eps = 0.f) {
   if (n != T * I * 8) return -1;
   const int smem = S * 2 * T * I * 16;
-  cudaError_t err = cudaFuncSetAttribute(rms_bwd_tma<T, I, S>,
+  cudaError_t err = cudaFuncSetAttribute(rms_bwd_tma<T, I, S, RECOMPUTE>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return int(err);
-  rms_bwd_tma<T, I, S><<<unsigned(groups), T, smem, stream>>>(x, dy, w, rstd, dx, partial, rows, n);
+  rms_bwd_tma<T, I, S, RECOMPUTE><<<unsigned(groups), T, smem, stream>>>(x, dy, w, rstd, dx,
+                                                                        partial, rows, n, eps);
   rms_bwd_reduce<<<unsigned(n / 32), dim3(32, 16), 0, stream>>>(partial, groups, n, dw);
   return int(cudaGetLastError());
 }
@@ -1058,6 +1082,21 @@ extern "C" int xpv_rms_bwd_tma(int threads, int items, int stages, int64_t group
   XPU_RMS_BWD_TMA(512, 2, 2) XPU_RMS_BWD_TMA(512, 2, 3) XPU_RMS_BWD_TMA(256, 4, 2)
   XPU_RMS_BWD_TMA(256, 4, 3)
 #undef XPU_RMS_BWD_TMA
+  return -1;
+}
+
+// rms_bwd_tma recomputing rstd as the library does (RECOMPUTE), for the shapes the library
+// takes at 4096 and 8192 bf16 columns.
+extern "C" int xpv_rms_bwd_tma_recompute(int threads, int items, int stages, int64_t groups,
+                                         const bf16* x, const bf16* dy, const bf16* w, bf16* dx,
+                                         float* partial, bf16* dw, int64_t rows, int n, float eps,
+                                         cudaStream_t stream) {
+  if (threads == 512 && items == 2 && stages == 2)
+    return launch_rms_bwd_tma<512, 2, 2, true>(groups, x, dy, w, nullptr, dx, partial, dw, rows,
+                                               n, stream, eps);
+  if (threads == 256 && items == 2 && stages == 2)
+    return launch_rms_bwd_tma<256, 2, 2, true>(groups, x, dy, w, nullptr, dx, partial, dw, rows,
+                                               n, stream, eps);
   return -1;
 }
 
