@@ -247,11 +247,12 @@ inline constexpr int kNormBackwardMinBlocks = (!CENTERED && ITEMS <= 2) ? 2 : 1;
 //
 // FULL (implied by LEAN): no column tests or clamps, alone, for rms_norm, whose f32 weights
 // would spill. WARPS: the CTA's warps known at compile time (0: blockDim's), so the row
-// reduction reads the warps' sums without a test each (cta_reduce_flat). Why: rms_norm's
-// one-CTA row loop compiled to 566 instructions where run 17a's experiment kernel
-// (row_variants.cu's rms_bwd_tma, same ring and shape) has 390, 39 ISETP and 31 BRA
-// against 2 and 8, and the experiment ran 0.1096 ms at 8192x8192 against the library's
-// 0.1219 (run 27a).
+// reduction reads the warps' sums without a test each (cta_reduce_flat). rms_norm's
+// one-CTA row loop 566 -> ~470 SASS instructions, layer_norm's cluster loop 673 -> 583.
+// H200 run 27b (backward alone with its reduction, bf16): the cluster rows at 4096x65536
+// rms_norm 0.430 -> 0.422 ms, layer_norm 0.441 -> 0.421 (90-91% of the floor); rms_norm
+// 32768x4096 0.2166 -> 0.2127; 8192x8192 unchanged (0.122 / 0.127), where run 17a's
+// experiment kernel (row_variants.cu's rms_bwd_tma, saved rstd) runs 0.110.
 template <bool CENTERED>
 inline constexpr bool kNormLean = CENTERED;
 // rms_norm's f16 rows keep the tested form: FULL spills 20 bytes there at the 64-register
@@ -362,9 +363,10 @@ __global__ void __launch_bounds__(kMaxRowThreads, MIN_BLOCKS)
 // kReduceCols columns: (kReduceCols / VEC) threads a group row, each loading VEC floats
 // (one 16-byte load where VEC is 4), and LANES rows of threads over the groups: lane y
 // sums groups y, y + LANES, ... in order; then 16 lanes' worth of threads each add
-// LANES / parts consecutive lanes, and one warp adds those parts in order. Why VEC 4 and
-// 64 lanes: at 8192 columns the fused walk leaves 132-264 groups, and the scalar form
-// (16 lanes, 4-byte loads) kept only 2 MB of the 8.6 MB of partials in flight.
+// LANES / parts consecutive lanes, and one warp adds those parts in order. VEC 4 pays on
+// long rows: at 4096x65536 bf16 (15-30 groups of 256 KB) 9.1 -> 4.4 us (layer_norm) and
+// 6.4 -> 3.5 (rms_norm); at 4096-8192 columns (132-396 groups) both forms take 3.1-3.4 us,
+// a launch and a DRAM round trip or two (H200 runs 27a-27b).
 // blockIdx.y picks the parameter: 0 -> dweight, 1 -> dbias (partials + bias_offset).
 inline constexpr int kReduceCols = 32;
 
