@@ -189,20 +189,44 @@ __device__ __forceinline__ void norm_row_store_dx(const NormBackwardArgs<T>& a, 
   }
 }
 
+// A thread's VEC consecutive partial floats at p: 16-byte stores when `wide`
+// (partials_wide). Why: one 4-byte store a float wrote 4 bytes of each 32-byte sector
+// a warp's store touched, 8x the partials' bytes through L2 (8.6 MB at 8192x8192 bf16,
+// 264 groups), all in the walk's tail, where no row's loads hide it; 16-byte stores
+// halve each sector instead (the layout of run 17a's experiment kernel, rms_bwd_tma).
+template <int VEC>
+__device__ __forceinline__ void store_partial(float* p, const float (&acc)[VEC], bool wide) {
+  if (wide) {
+    Vec<float, VEC> v;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v.v[j] = acc[j];
+    store_vec<float, VEC>(p, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) p[j] = acc[j];
+  }
+}
+// Whether every thread's partials at partial[g * n + col] (and bias_offset past them),
+// col a multiple of VEC, are 16-byte aligned.
+template <int VEC>
+__device__ __forceinline__ bool partials_wide(const float* partial, int n, int64_t bias_offset) {
+  return VEC % 4 == 0 && n % 4 == 0 && bias_offset % 4 == 0 &&
+         reinterpret_cast<uintptr_t>(partial) % 16 == 0;
+}
+
 // The group's dweight (and dbias) partials: partial[group * n + col ...].
 template <bool CENTERED, typename T, int VEC, int ITEMS>
 __device__ __forceinline__ void norm_store_partials(const NormBackwardArgs<T>& a, int64_t group,
                                                     RowSlice sl, const float (&accw)[ITEMS][VEC],
                                                     const float (&accb)[ITEMS][VEC]) {
+  const bool wide = partials_wide<VEC>(a.partial, a.n, a.bias_offset);
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = sl.col(k);
-    if (col < a.n) {
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) {
-        a.partial[group * a.n + col + j] = accw[k][j];
-        if constexpr (CENTERED) a.partial[a.bias_offset + group * a.n + col + j] = accb[k][j];
-      }
+    if (col < a.n) {  // and so col + VEC <= n: the rows are whole vectors
+      store_partial<VEC>(a.partial + group * a.n + col, accw[k], wide);
+      if constexpr (CENTERED)
+        store_partial<VEC>(a.partial + a.bias_offset + group * a.n + col, accb[k], wide);
     }
   }
 }

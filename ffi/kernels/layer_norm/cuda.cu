@@ -22,8 +22,10 @@ using cuda::block_sum2;
 using cuda::from_f;
 using cuda::load_vec;
 using cuda::looped_threads;
+using cuda::partials_wide;
 using cuda::resident_shape;
 using cuda::Shape;
+using cuda::store_partial;
 using cuda::store_vec;
 using cuda::to_f;
 using cuda::Vec;
@@ -104,15 +106,13 @@ __global__ void __launch_bounds__(kMaxThreads) backward_resident(
   if constexpr (ACC) {
     float* pw = partial + int64_t(blockIdx.x) * n;
     float* pb = partial + bias_offset + int64_t(blockIdx.x) * n;
+    const bool wide = partials_wide<VEC>(partial, n, bias_offset);
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = (k * blockDim.x + threadIdx.x) * VEC;
       if (col < n) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-          pw[col + j] = accw[k][j];
-          pb[col + j] = accb[k][j];
-        }
+        store_partial<VEC>(pw + col, accw[k], wide);
+        store_partial<VEC>(pb + col, accb[k], wide);
       }
     }
   }

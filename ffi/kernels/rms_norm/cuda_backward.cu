@@ -140,13 +140,11 @@ __global__ void __launch_bounds__(kMaxThreads, (ACC && VEC * ITEMS <= 4) ? 2 : 1
   }
   cluster_exit(csize);
   if constexpr (ACC) {
+    const bool wide = cuda::partials_wide<VEC>(partial, n, 0);
 #pragma unroll
     for (int k = 0; k < ITEMS; ++k) {
       const int col = first + k * stride;
-      if (col < n) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) partial[group * n + col + j] = acc[k][j];
-      }
+      if (col < n) cuda::store_partial<VEC>(partial + group * n + col, acc[k], wide);
     }
   }
 }
