@@ -465,28 +465,27 @@ Status launch_param_reduce(const float* partial, int64_t bias_offset, int64_t gr
   return launch_status(op);
 }
 
-// Launches the fused backward when the rows take 16-byte vectors (vec > 1) on an sm_90
-// device (TMA, clusters) and a split of at most the device's cluster size fits
-// kNormFusedElems a thread (kNormItems vectors where the row has work for them): the
-// staged walk, one CTA or one cluster a row group. *groups: the row groups
-// launched, at most row_groups (the workspace's partial rows); 0 when nothing was
-// launched and the caller takes its other path.
+// One staged walk the fused backward can launch: its kernel, split, ring stages and
+// dynamic shared memory, CTAs resident an SM, and groups (CTAs, or clusters) resident at
+// once. kernel is null where the split does not compile or fit.
+template <typename T>
+struct NormBackwardPlan {
+  void (*kernel)(NormBackwardArgs<T>) = nullptr;
+  SplitShape s{};
+  int stages = 0, smem = 0, per_sm = 0;
+  int64_t resident_groups = 0;
+};
+
+// The plan for split s: the FULL form where the row fills every thread's vectors
+// (layer_norm's LEAN one, kNormLean), the CTA's warps at compile time where it has 8 or
+// 16; CTAs an SM as two stages allow, then the stages that keep `ahead` bytes in flight an
+// SM (a cluster's CTAs each stage their slice of the row).
 template <bool CENTERED, typename T>
-Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_groups,
-                                  cudaStream_t stream, const char* op, int64_t* groups) {
-  *groups = 0;
+Status plan_fused_norm_backward(const NormBackwardArgs<T>& a, int vec, SplitShape s,
+                                int64_t ahead, int sms, NormBackwardPlan<T>* plan) {
+  *plan = {};
   constexpr int kVec = 16 / sizeof(T);
-  if (vec != kVec || a.rows == 0) return Status::Ok();
-  int max_cluster = 1, sms = 1;
-  XPU_RETURN_IF_ERROR(max_cluster_size(&max_cluster));
-  if (max_cluster <= 1) return Status::Ok();  // before sm_90: no TMA, no clusters
-  XPU_RETURN_IF_ERROR(multiprocessor_count(&sms));
-  const SplitShape s =
-      split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
-  if (s.cluster == 0) return Status::Ok();
   const bool cluster = s.cluster > 1;
-  // Rows that fill every thread's vectors take the FULL form, layer_norm's the LEAN one
-  // (kNormLean), with the CTA's warps at compile time where it has 8 or 16.
   const bool full =
       kNormFull<CENTERED, T> && row_fills_threads(a.n, s.cluster, s.threads, s.items, vec);
   const int warps = full && (s.threads == 256 || s.threads == 512) ? s.threads / 32 : 0;
@@ -518,13 +517,6 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   });
   if (!kernel) return Status::Ok();
   const void* fn = reinterpret_cast<const void*>(kernel);
-  int resident = 0, smem = 0;
-  int64_t target = 0;
-  a.slice = s.slice;
-  a.csize = s.cluster;
-  a.stages = 0;
-  // CTAs an SM as two stages allow, then the stages that keep kNormAheadBytes in flight
-  // an SM; a cluster's CTAs each stage their slice of the row.
   using Ring = StagedRows<T, 2>;
   const int cols = cluster ? s.slice : a.n;
   const int64_t row_bytes = 2 * int64_t{Ring::slot_bytes(cols)};
@@ -533,23 +525,74 @@ Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_gr
   if (!fits) return Status::Ok();
   // resident: CTAs, or with a cluster clusters (which GPCs may leave some SMs without:
   // 15 clusters of 8 on the H200's 132 SMs), resident at once.
+  int resident = 0;
   XPU_RETURN_IF_ERROR(
       resident_count(fn, s.threads, s.cluster, &resident, Ring::smem_bytes(cols, 2)));
   if (resident <= 0) return Status::Ok();
   const int64_t ctas = int64_t{resident} * s.cluster;
   const int per_sm = static_cast<int>(
       std::clamp<int64_t>(cluster ? (ctas + sms - 1) / sms : ctas / sms, 1, kNormStagedCtasPerSm));
-  a.stages = ring_stages(per_sm, row_bytes, cluster ? kNormClusterAheadBytes : kNormAheadBytes,
-                         kNormRingSmemPerSm);
-  smem = Ring::smem_bytes(cols, a.stages);
+  const int stages = ring_stages(per_sm, row_bytes, ahead, kNormRingSmemPerSm);
+  const int smem = Ring::smem_bytes(cols, stages);
   XPU_RETURN_IF_ERROR(resident_count(fn, s.threads, s.cluster, &resident, smem));
-  // All resident at once: a persistent walk.
-  target = cluster ? resident : std::min<int64_t>(resident, int64_t{per_sm} * sms);
   if (resident <= 0) return Status::Ok();
-  const int64_t g = std::min<int64_t>({row_groups, a.rows, target});
+  // All resident at once: a persistent walk.
+  plan->resident_groups = cluster ? resident : std::min<int64_t>(resident, int64_t{per_sm} * sms);
+  plan->kernel = kernel;
+  plan->s = s;
+  plan->stages = stages;
+  plan->smem = smem;
+  plan->per_sm = per_sm;
+  return Status::Ok();
+}
+
+// Launches the fused backward when the rows take 16-byte vectors (vec > 1) on an sm_90
+// device (TMA, clusters) and a split of at most the device's cluster size fits
+// kNormFusedElems a thread (kNormItems vectors where the row has work for them): the
+// staged walk, one CTA or one cluster a row group. *groups: the row groups
+// launched, at most row_groups (the workspace's partial rows); 0 when nothing was
+// launched and the caller takes its other path.
+//
+// A row one CTA of 512 holds, where that CTA is resident once an SM, is split over a
+// cluster of two CTAs of 256 instead when those are resident twice an SM: one CTA an SM
+// idles its SM at every row's barrier, and two overlap each other's (H200 run 28b, layer_norm
+// 8192x8192 bf16 backward with its reduction: 1 x 512 x 2, 0.1131 ms; 2 x 256 x 2, 0.1104).
+// Such a split keeps the one-CTA walk's kNormAheadBytes: its CTAs wait on one peer, not on
+// the seven of a 65536-column row (run 28b: 2 x 256 x 2 at three stages, 64 KB ahead an
+// SM, 0.1104 ms; at four, 96 KB, 0.1196).
+template <bool CENTERED, typename T>
+Status launch_fused_norm_backward(NormBackwardArgs<T> a, int vec, int64_t row_groups,
+                                  cudaStream_t stream, const char* op, int64_t* groups) {
+  *groups = 0;
+  constexpr int kVec = 16 / sizeof(T);
+  if (vec != kVec || a.rows == 0) return Status::Ok();
+  int max_cluster = 1, sms = 1;
+  XPU_RETURN_IF_ERROR(max_cluster_size(&max_cluster));
+  if (max_cluster <= 1) return Status::Ok();  // before sm_90: no TMA, no clusters
+  XPU_RETURN_IF_ERROR(multiprocessor_count(&sms));
+  const SplitShape s =
+      split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads, max_cluster, kNormItems);
+  if (s.cluster == 0) return Status::Ok();
+  NormBackwardPlan<T> plan;
+  XPU_RETURN_IF_ERROR(plan_fused_norm_backward<CENTERED>(
+      a, vec, s, s.cluster > 1 ? kNormClusterAheadBytes : kNormAheadBytes, sms, &plan));
+  if (plan.kernel && s.cluster == 1 && s.threads == kMaxRowThreads && plan.per_sm == 1) {
+    const SplitShape halves =
+        split_shape(a.n, vec, kNormFusedElems, kMaxRowThreads / 2, max_cluster, kNormItems);
+    NormBackwardPlan<T> paired;
+    if (halves.cluster == 2)
+      XPU_RETURN_IF_ERROR(
+          plan_fused_norm_backward<CENTERED>(a, vec, halves, kNormAheadBytes, sms, &paired));
+    if (paired.kernel && paired.per_sm >= 2) plan = paired;
+  }
+  if (!plan.kernel) return Status::Ok();
+  a.slice = plan.s.slice;
+  a.csize = plan.s.cluster;
+  a.stages = plan.stages;
+  const int64_t g = std::min<int64_t>({row_groups, a.rows, plan.resident_groups});
   XPU_RETURN_IF_ERROR(cuda_status(
-      launch_clustered_smem(kernel, static_cast<unsigned>(g * s.cluster), s.threads, s.cluster,
-                            smem, stream, a),
+      launch_clustered_smem(plan.kernel, static_cast<unsigned>(g * plan.s.cluster),
+                            plan.s.threads, plan.s.cluster, plan.smem, stream, a),
       op, "fused backward launch"));
   *groups = g;
   return Status::Ok();
