@@ -103,6 +103,14 @@ def rms_variants(n: int):
                            (1024, 2, 0), (256, 2, 1)]:
         if threads * u <= vecs:
             out.append((f"loop {threads}x{u} st{st}", 3, threads, u, 0, st))
+    # Inductor's eviction hints (run 28e), ld as in LoopHints / ld16 of row_variants.cu.
+    for threads, u, ld in [(512, 2, 6), (512, 2, 7), (512, 2, 8), (512, 2, 9), (512, 1, 6),
+                           (256, 2, 6)]:
+        if threads * u <= vecs:
+            out.append((f"loop {threads}x{u} hints{ld}", 3, threads, u, ld, 0))
+    for threads, items, ld in [(512, 2, 10), (256, 4, 10), (512, 2, 7)]:
+        if threads * items == vecs:
+            out.append((f"cta {threads}x{items} ld{ld} st0", 0, threads, items, ld, 0))
     return out
 
 

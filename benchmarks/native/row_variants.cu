@@ -33,8 +33,28 @@ using xpu::cuda::warp_sum;
 template <int LD>
 __device__ __forceinline__ uint4 ld16(const uint4* p) {
   uint4 v;
-  if constexpr (LD == 0 || LD >= 4) {
+  if constexpr (LD == 0 || LD == 4 || LD == 5 || LD == 8) {
     v = *p;
+  } else if constexpr (LD == 6 || LD == 7 || LD == 10) {
+    // Inductor's eviction hints (triton_red_*, run 28e): L1 and L2 priorities, the L2 one
+    // through a createpolicy; 6 evict_last, 7 evict_first, 10 L1 no_allocate + L2 evict_first.
+    uint64_t pol;
+    if constexpr (LD == 6) {
+      asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(pol));
+      asm volatile("ld.global.L1::evict_last.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "l"(pol));
+    } else if constexpr (LD == 7) {
+      asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+      asm volatile("ld.global.L1::evict_first.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "l"(pol));
+    } else {
+      asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+      asm volatile("ld.global.L1::no_allocate.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p), "l"(pol));
+    }
+  } else if constexpr (LD == 9) {
+    asm volatile("ld.global.L1::evict_last.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   } else if constexpr (LD == 1) {
     v = __ldg(p);
   } else if constexpr (LD == 2) {
@@ -198,6 +218,15 @@ __global__ void __launch_bounds__(THREADS) rms_pers(const bf16* __restrict__ x,
 // Two passes over the row, as Inductor's looped reductions (triton_red_*): U vectors a
 // thread an iteration summed, the row reduced, then read again (from L2) and scaled; only the
 // sum lives across the reduction; capped at 32 registers, so 2048 threads an SM (session 17).
+// LD picks the hints of (first pass, second pass, w): 0 (plain, plain, __ldg); 6 Inductor's
+// (evict_last, evict_first, evict_last); 7 (evict_last, plain, __ldg); 8 (plain, evict_first,
+// __ldg); 9 (L1 evict_last without an L2 policy, plain, __ldg).
+template <int LD> struct LoopHints {
+  static constexpr int first = LD == 6 || LD == 7 ? 6 : LD == 9 ? 9 : LD == 8 ? 0 : LD;
+  static constexpr int second = LD == 6 || LD == 8 ? 7 : LD >= 6 ? 0 : LD;
+  static constexpr int weight = LD == 6 ? 6 : 1;
+};
+
 template <int THREADS, int U, int LD, int ST>
 __global__ void __launch_bounds__(THREADS, 2048 / THREADS) rms_loop(const bf16* __restrict__ x,
                                                     const bf16* __restrict__ w,
@@ -212,7 +241,7 @@ __global__ void __launch_bounds__(THREADS, 2048 / THREADS) rms_loop(const bf16* 
     uint4 v[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      v[u] = i + u * THREADS < nv ? ld16<LD>(x4 + i + u * THREADS) : make_uint4(0, 0, 0, 0);
+      v[u] = i + u * THREADS < nv ? ld16<LoopHints<LD>::first>(x4 + i + u * THREADS) : make_uint4(0, 0, 0, 0);
     s += sumsq(v);
   }
   const float r = rsqrtf(block_reduce<THREADS>(s, buf) / n + eps);
@@ -224,8 +253,8 @@ __global__ void __launch_bounds__(THREADS, 2048 / THREADS) rms_loop(const bf16* 
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if (i + u * THREADS < nv) {
-        v[u] = ld16<LD>(x4 + i + u * THREADS);
-        g[u] = __ldg(w4 + i + u * THREADS);
+        v[u] = ld16<LoopHints<LD>::second>(x4 + i + u * THREADS);
+        g[u] = ld16<LoopHints<LD>::weight>(w4 + i + u * THREADS);
       }
     }
 #pragma unroll
@@ -898,6 +927,9 @@ extern "C" int xpv_rms(int kind, int threads, int items, int ld, int st, const b
   XPU_RMS_LOOP(512, 1, 0, 0) XPU_RMS_LOOP(512, 2, 0, 0) XPU_RMS_LOOP(128, 4, 0, 0)
   XPU_RMS_LOOP(1024, 1, 0, 0) XPU_RMS_LOOP(1024, 2, 0, 0) XPU_RMS_LOOP(1024, 4, 0, 0)
   XPU_RMS_LOOP(256, 2, 0, 1)
+  XPU_RMS_LOOP(512, 2, 6, 0) XPU_RMS_LOOP(512, 2, 7, 0) XPU_RMS_LOOP(512, 2, 8, 0)
+  XPU_RMS_LOOP(512, 2, 9, 0) XPU_RMS_LOOP(512, 1, 6, 0) XPU_RMS_LOOP(256, 2, 6, 0)
+  XPU_RMS_CTA(512, 2, 10, 0) XPU_RMS_CTA(256, 4, 10, 0) XPU_RMS_CTA(512, 2, 7, 0)
   return -1;
 }
 
