@@ -180,30 +180,7 @@ __device__ __forceinline__ CtaRowFrame cta_row_frame(int64_t row0, int slice, in
           row0 + (CLUSTER ? blockIdx.x / csize : blockIdx.x)};
 }
 
-// base + offset with the offset hidden from the compiler, so that a second read of a row
-// (a REREAD form) is issued as loads after the reduction instead of being merged with the
-// first read's values (which would hold the row in registers across it again). The base
-// stays visible: the loads remain global ones (a hidden pointer gives generic loads).
-template <typename T>
-__device__ __forceinline__ const T* reread_ptr(const T* base, int64_t offset) {
-  asm volatile("" : "+l"(offset));
-  return base + offset;
-}
-
 // ---- host ----------------------------------------------------------------------------------
-
-// Rows of exactly kRereadThreads x kRereadItems 16-byte vectors (16 KB: 8192 bf16 or
-// 4096 f32 columns) take one CTA of 512 threads x 2 vectors that reads its row twice,
-// the second time from L1 after the reduction, capped at 32 registers (kRereadBlocks =
-// 4 CTAs, 2048 threads an SM; layer_norm caps its own). This is the shape and form of the kernel torch.compile's
-// Inductor writes for these rows (benchmarks/capture_inductor.py). 8192x8192 bf16
-// rms_norm (H200 run 28e, row_variants): that loop 0.0670 ms against torch.compile's
-// 0.0662 and the one-CTA register form 0.0682.
-inline constexpr int kRereadThreads = 512, kRereadItems = 2, kRereadBlocks = 4;
-// vec: the elements of a 16-byte vector of the row's dtype (callers test 16-byte rows).
-inline bool reread_row(int64_t n, int vec) {
-  return n == int64_t{kRereadThreads} * kRereadItems * vec;
-}
 
 // Threads of a CTA holding a packed row (128 bytes a thread) before the row is
 // split over a cluster (cta_split): 256 x 8 vectors, as QuACK's Hopper heuristic (a

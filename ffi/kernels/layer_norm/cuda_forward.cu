@@ -2,9 +2,7 @@
 // fast / deterministic: the row is held in registers as 16-byte vectors (or
 //   scalars for odd or unaligned rows). 16-byte rows that one CTA holds (up to 1024
 //   threads at 4 vectors, or a packed row of 256 x 8: 16384 bf16 elements) take
-//   forward_cta (cta_row.cuh: two plain reductions, no row loop; rows of 16 KB, 512 x 2
-//   vectors, in its REREAD form: the row read three times, the last two from L1); longer
-//   16-byte rows
+//   forward_cta (cta_row.cuh: two plain reductions, no row loop); longer 16-byte rows
 //   are split over clusters walking their rows persistently, each CTA holding its
 //   slice of w and b in registers and staging its slice of x through a TMA ring
 //   (forward_walk, sm_90). Other rows too long for one CTA are split over
@@ -89,11 +87,6 @@ constexpr int kForwardMinBlocks = forward_min_blocks<T, VEC, ITEMS>();
 // 44 -> 52 (five CTAs of 256 an SM -> four) ran 16384x4096 in 0.135 ms either way (run 24b).
 template <typename T, int ITEMS>
 constexpr bool kCtaFull = std::is_same_v<T, __nv_bfloat16> && ITEMS == 4;
-
-// CTAs of 512 an SM that forward_cta's REREAD form is capped at: 3 (40 registers; ptxas -v,
-// sm_90). At rms_norm's 4 (32 registers) it spilled 8 (f32) to 36 (bf16) bytes: the output
-// pass holds x, w and b.
-constexpr int kRereadBlocks = 3;
 
 // forward_walk's CTAs: cta_split's packed slice (up to kWideThreads x kPackedItems
 // vectors) in twice the threads at half the vectors each (run 23a, 4096x65536 bf16: 4 x 512
@@ -352,35 +345,23 @@ __global__ void __launch_bounds__(kMaxThreads, (kForwardMinBlocks<T, VEC, ITEMS>
 // it costs registers). The loads keep their `col < n` predicates: unconditional ones
 // (load_row_clamped) made ptxas spill <float, 4, 4> at 32 registers (run 16a:
 // 16384x4096 f32 0.135 -> 0.148 ms). FULL: every thread's ITEMS vectors lie in the row
-// (n == threads x ITEMS x VEC; kCtaFull), so nothing is tested. REREAD (cuda::reread_row's
-// rows, FULL): nothing is held; each of the three passes loads the row (the second and
-// third from L1), at the register cap of kRereadBlocks CTAs an SM.
-template <typename T, int VEC, int ITEMS, bool FULL, bool REREAD = false>
-__global__ void __launch_bounds__(REREAD ? cuda::kRereadThreads : cuda::kCtaMaxThreads<ITEMS>,
-                                  REREAD ? kRereadBlocks : 0) forward_cta(
+// (n == threads x ITEMS x VEC; kCtaFull), so nothing is tested.
+template <typename T, int VEC, int ITEMS, bool FULL>
+__global__ void __launch_bounds__(cuda::kCtaMaxThreads<ITEMS>) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
     const T* __restrict__ b, T* __restrict__ y, float* __restrict__ mean_out,
     float* __restrict__ rstd_out, int n, int slice, int csize, float eps) {
-  static_assert(FULL || !REREAD);
   __shared__ cuda::RowReduceShared<float> shared;
   cuda::RowReducer<false> reducer(shared, csize);
   const auto [rank, c, row] = cuda::cta_row_frame<false, VEC>(row0, slice, csize);
   const float inv_n = __frcp_rn(static_cast<float>(n));
   Vec<T, VEC> v[ITEMS];
-  if constexpr (!REREAD) cuda::load_row<T, VEC, ITEMS, FULL>(v, x + row * x_stride, c, n);
+  cuda::load_row<T, VEC, ITEMS, FULL>(v, x + row * x_stride, c, n);
   centred_row<T, VEC, ITEMS, FULL>(
-      reducer,
-      [&](int k) {
-        if constexpr (REREAD)
-          return load_vec<T, VEC>(cuda::reread_ptr(x, row * x_stride) + c.col(k));
-        else
-          return v[k];
-      },
+      reducer, [&](int k) { return v[k]; },
       [&](int) {
-        if constexpr (!REREAD) {
 #pragma unroll
-          for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-        }
+        for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
       },
       c, [&](int k) { return load_vec<T, VEC>(w + c.col(k)); },
       [&](int k) { return load_vec<T, VEC>(b + c.col(k)); }, y, mean_out, rstd_out, row, n,
@@ -588,18 +569,14 @@ Status forward(const ForwardProblem& p, const ExecContext& ctx) {
   // threads, or a packed row of 256 x 8): forward_cta; else a cluster of packed CTAs,
   // walked persistently, x staged through shared memory by TMA (sm_90; forward_walk).
   if (vec == kVec) {
-    const bool reread = cuda::reread_row(p.n, vec);
     const cuda::RowShape c =
-        reread ? cuda::RowShape{cuda::kRereadItems, cuda::kRereadThreads}
-               : cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
+        cuda::cta_shape(p.n, vec, kForwardElems, cuda::kPreferItems, cuda::kWideThreads);
     const cuda::SplitShape s = c.items > 0 ? cuda::SplitShape{1, c.items, c.threads, 0}
                                            : cuda::cta_split(p.n, vec, max_cluster);
     void (*cta)(int64_t, const T*, int64_t, const T*, const T*, T*, float*, float*, int, int, int,
                 float) = nullptr;
     bool launched = false;
-    if (reread) {
-      cta = &forward_cta<T, kVec, cuda::kRereadItems, true, true>;
-    } else if (s.cluster > 1) {
+    if (s.cluster > 1) {
       XPU_RETURN_IF_ERROR(launch_walk<T>(s, p.rows, stream, &launched, x, p.x_stride, w, b, y,
                                          mean, rstd, n, a.eps));
     } else if (s.cluster == 1) {

@@ -1,8 +1,7 @@
 // rms_norm forward on CUDA, and the registration of both directions.
 // fast / deterministic: the row is held in registers as 16-byte vectors: one
 //   CTA a row of up to 1024 threads for 16-byte rows (forward_cta, cta_row.cuh;
-//   65536 bf16 elements at 8 vectors a thread; rows of 16 KB, 512 x 2 vectors, in its
-//   REREAD form, which loads the row again after the reduction), else forward_resident. A row
+//   65536 bf16 elements at 8 vectors a thread), else forward_resident. A row
 //   too long for one CTA is split over a thread-block cluster of 2-8 CTAs, each
 //   holding a slice; the slices' sums of squares meet through DSMEM in rank
 //   order. One read of x, one write of y, no re-read, at any row length up to 8

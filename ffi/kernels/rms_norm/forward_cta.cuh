@@ -16,16 +16,12 @@ namespace xpu::ops::rms_norm_detail::gpu {
 // 4096x65536 bf16: the cluster of 4 x 256 x 8 0.2740 ms, one CTA of 1024 x 8 0.2626
 // (row_variants, H200 run 26b); the tested one-CTA form had run 0.291 (run 22a), its y
 // stores each waiting on their own load of w.
-// `reread`: a row of cuda::reread_row's shape without a residual (forward_cta's REREAD form).
 struct ForwardShape {
   cuda::SplitShape split;
   bool wide;
-  bool reread = false;
 };
 inline ForwardShape forward_shape(int64_t n, int vec, bool residual, int max_cluster) {
   constexpr int kI = cuda::kPackedItems;
-  if (!residual && cuda::reread_row(n, vec))
-    return {{1, cuda::kRereadItems, cuda::kRereadThreads, 0}, false, true};
   const cuda::RowShape c = cuda::cta_shape(n, vec, kForwardElems, cuda::kPreferItems,
                                            cuda::kWideThreads);
   if (c.items > 0) return {{1, c.items, c.threads, 0}, false};
@@ -46,13 +42,10 @@ inline ForwardShape forward_shape(int64_t n, int vec, bool residual, int max_clu
 // the loads of w go out together: 4096x65536 bf16 0.281 -> 0.274 ms (H200 run 25b). The
 // one-CTA forms were not faster (8192x8192: <8, 4> at 32 registers with 4 bytes of
 // spill, 0.0710 -> 0.0719 ms).
-// MAX_THREADS: the launch bound (forward_shape's wide rows: kMaxCtaThreads). REREAD
-// (cuda::reread_row's rows, FULL, one CTA, no residual): the row is not held across the
-// reduction but loaded again after it, from L1, at the register cap of
-// cuda::kRereadBlocks CTAs an SM.
+// MAX_THREADS: the launch bound (forward_shape's wide rows: kMaxCtaThreads).
 template <typename T, int VEC, int ITEMS, bool RES, bool CLUSTER, bool FULL = false,
-          int MAX_THREADS = cuda::kCtaMaxThreads<ITEMS>, bool REREAD = false>
-__global__ void __launch_bounds__(MAX_THREADS, REREAD ? cuda::kRereadBlocks : 0) forward_cta(
+          int MAX_THREADS = cuda::kCtaMaxThreads<ITEMS>>
+__global__ void __launch_bounds__(MAX_THREADS) forward_cta(
     int64_t row0, const T* __restrict__ x, int64_t x_stride, const T* __restrict__ res,
     int64_t res_stride, const T* __restrict__ w, T* __restrict__ y, T* __restrict__ h, int n,
     int slice, int csize, float eps) {
@@ -80,16 +73,10 @@ __global__ void __launch_bounds__(MAX_THREADS, REREAD ? cuda::kRereadBlocks : 0)
       for (int j = 0; j < VEC; ++j) sumsq += to_f(v[k].v[j]) * to_f(v[k].v[j]);
     }
   }
-  if constexpr (!REREAD) {
 #pragma unroll
-    for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
-  }
+  for (int k = 0; k < ITEMS; ++k) cuda::opaque(v[k]);
   const float total = reducer.template reduce<cuda::SumOp>(sumsq, 0);
   const float rstd = rsqrtf(total * __frcp_rn(static_cast<float>(n)) + eps);
-  if constexpr (REREAD) {
-    static_assert(FULL && !RES && !CLUSTER);
-    cuda::load_row<T, VEC, ITEMS, true>(v, cuda::reread_ptr(x, row * x_stride), c, n);
-  }
 #pragma unroll
   for (int k = 0; k < ITEMS; ++k) {
     const int col = c.col(k);
@@ -109,14 +96,11 @@ using ForwardCtaKernel = void (*)(int64_t, const T*, int64_t, const T*, int64_t,
 
 // The forward_cta form a forward_shape launches (16-byte vectors of T; nullptr: none): the
 // wide rows FULL at the 1024-thread bound, cluster rows FULL where they fill the threads
-// and have no residual, one-CTA rows tested; reread rows REREAD.
+// and have no residual, one-CTA rows tested.
 template <typename T>
 ForwardCtaKernel<T> forward_kernel(const ForwardShape& shape, int64_t n, bool residual) {
   constexpr int kVec = 16 / sizeof(T), kI = cuda::kPackedItems;
   const cuda::SplitShape& s = shape.split;
-  if (shape.reread)
-    return &forward_cta<T, kVec, cuda::kRereadItems, false, false, true, cuda::kRereadThreads,
-                        true>;
   if (shape.wide) return &forward_cta<T, kVec, kI, false, false, true, cuda::kMaxCtaThreads>;
   if (s.cluster > 1) {
     if (residual) return &forward_cta<T, kVec, kI, true, true>;
