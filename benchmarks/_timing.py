@@ -33,6 +33,21 @@ def jax_median_ms(fn, *args, batch: int = 20, repeats: int = 15) -> float:
     return statistics.median(times)
 
 
+def sized_copy_tbs(nbytes: int) -> float:
+    """Rate in TB/s of a device copy that moves ``nbytes`` (half read, half written),
+    timed as the torch rows are: a CUDA-graph replay of one copy, do_bench's median.
+    The ceiling of a kernel moving that many bytes, launch and tail included (a 1 GiB
+    copy_bandwidth_tbs hides both)."""
+    import torch
+    src = torch.empty(max(nbytes // 2, 16), dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    graph = capture_graph(lambda: dst.copy_(src))
+    ms = torch_median_ms(graph.replay)
+    del graph, src, dst
+    torch.cuda.empty_cache()
+    return nbytes / (ms * 1e-3) / 1e12
+
+
 def capture_graph(step, calls: int = 1):
     """``calls`` runs of ``step`` captured into one CUDA graph (torch.cuda.CUDAGraph).
 
