@@ -34,18 +34,12 @@ def jax_median_ms(fn, *args, batch: int = 20, repeats: int = 15) -> float:
 
 
 def sized_copy_tbs(nbytes: int) -> float:
-    """Rate in TB/s of a device copy that moves ``nbytes`` (half read, half written),
-    timed as the torch rows are: a CUDA-graph replay of one copy, do_bench's median.
-    The ceiling of a kernel moving that many bytes, launch and tail included (a 1 GiB
-    copy_bandwidth_tbs hides both)."""
-    import torch
-    src = torch.empty(max(nbytes // 2, 16), dtype=torch.uint8, device="cuda").random_()
-    dst = torch.empty_like(src)
-    graph = capture_graph(lambda: dst.copy_(src))
-    ms = torch_median_ms(graph.replay)
-    del graph, src, dst
-    torch.cuda.empty_cache()
-    return nbytes / (ms * 1e-3) / 1e12
+    """Rate in TB/s of the device copy of copy_bandwidth_tbs (torch's copy_, do_bench's
+    median) moving ``nbytes`` in all (half read, half written): the reference ceiling at
+    a row's own bytes, where a copy pays its ramp and its last wave, which 1 GiB hides.
+    Not a CUDA-graph replay: captured, copy_ becomes a memcpy node, which ran at 2.7 TB/s
+    at 1 GB and above against 4.25 eagerly (H200, benchmarks/bench_copy.py)."""
+    return copy_bandwidth_tbs(max(nbytes // 2, 16))
 
 
 def capture_graph(step, calls: int = 1):

@@ -4,9 +4,9 @@ jnp under jax.jit and Liger-Kernel (when installed and it has the op).
 
 Rates are TB/s of minimal bytes (each input read once, each output written
 once) and fractions of a device copy measured in the same run: of a 1 GiB copy
-(``fraction_of_copy``) and of a copy moving the row's own bytes, timed the same
-way (``fraction_of_sized_copy``: at 268 MB a copy itself pays its launch and its
-last wave, which a 1 GiB copy hides). Torch
+(``fraction_of_copy``) and of the same copy moving the row's own bytes
+(``fraction_of_sized_copy``: at 268 MB a copy itself pays its ramp and its last
+wave, which a 1 GiB copy hides). Torch
 implementations are timed twice: eagerly dispatched (``ms``) and as a CUDA-graph
 replay of the same step (``graph_ms``, the device alone); rates use the graph
 time where capture worked. ``--ops rms_norm,softmax`` picks ops.
