@@ -122,8 +122,9 @@ def run_group(name: str, shape, dtype: str, copy: float) -> tuple[list[dict], li
         pass_ = "fwd+bwd" if backward else "fwd"
         try:  # the ceiling at these bytes; a failure costs the column, not the run
             sized = sized_copy_tbs(nbytes)
-        except Exception:
+        except Exception as e:
             sized = None
+            errors.append({**key, "pass": pass_, "impl": "sized copy", "error": _short_error(e)})
             torch.cuda.empty_cache()
         impls = [(impl, fn, bench_torch, inputs, dy) for impl, fn in spec.torch_impls().items()]
         impls += [(impl, fn, bench_jax, jin, jdy) for impl, fn in spec.jax_impls().items()]
