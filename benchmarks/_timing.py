@@ -37,8 +37,8 @@ def sized_copy_tbs(nbytes: int) -> float:
     """Rate in TB/s of the device copy of copy_bandwidth_tbs (torch's copy_, do_bench's
     median) moving ``nbytes`` in all (half read, half written): the reference ceiling at
     a row's own bytes, where a copy pays its ramp and its last wave, which 1 GiB hides.
-    Not a CUDA-graph replay: captured, copy_ becomes a memcpy node, which ran at 2.7 TB/s
-    at 1 GB and above against 4.25 eagerly (H200, benchmarks/bench_copy.py)."""
+    Not a CUDA-graph replay: captured, copy_ becomes a memcpy node, which ran at 2.4-2.8
+    TB/s at most sizes from 95 MB up against 4.1-4.26 eagerly (H200, bench_copy.py)."""
     return copy_bandwidth_tbs(max(nbytes // 2, 16))
 
 

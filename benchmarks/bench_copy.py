@@ -5,8 +5,8 @@ half the bytes (read once, written once):
 - ``copy_``: torch's ``dst.copy_(src)`` dispatched eagerly, do_bench's median (the
   reference of bench_ops' ``fraction_of_copy``, there at 1 GiB each way);
 - ``copy_ graph``: the same step replayed from a CUDA graph (a memcpy node);
-- ``neg graph``: ``torch.neg(src, out=dst)`` in bfloat16 replayed from a graph: an
-  elementwise kernel, 16-byte vectors, the form of the row kernels.
+- ``neg graph``: ``torch.neg(src, out=dst)`` in bfloat16 replayed from a graph: a
+  plain elementwise kernel (torch's vectorized loop), the nearest a kernel's own copy.
 
     python3 benchmarks/bench_copy.py --out copy.json   (table in copy.txt)
 """
